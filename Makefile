@@ -1,0 +1,44 @@
+# Two entry points for a fresh Debian bookworm machine:
+#   make demo   install what is missing, build (Release), run the quickstart campaign
+#   make test   install what is missing, build (Release), run the test suite through ctest
+# Other targets: build, test-slow (the tests labelled slow), bench, deps, clean.
+
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+DEBIAN_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
+  libcaf-dev capnproto libcapnp-dev liblmdb-dev lmdb-utils libfaiss-dev libspdlog-dev \
+  catch2 libcli11-dev libtomlplusplus-dev libssl-dev libbenchmark-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: demo test test-slow build deps bench clean
+
+demo: build
+	rm -rf runs/quickstart
+	$(BUILD_DIR)/tools/asiarch run scenarios/sim-smoke.toml --out runs/quickstart
+	$(BUILD_DIR)/tools/asiarch replay runs/quickstart
+
+test: build
+	cd $(BUILD_DIR) && ctest -L default --output-on-failure -j $(JOBS)
+
+test-slow: build
+	cd $(BUILD_DIR) && ctest -L slow --output-on-failure
+
+bench: build
+	$(BUILD_DIR)/tools/asiarch bench sim
+
+# Installs only the packages that are missing, so a prepared machine makes no apt calls.
+deps:
+	@missing=$$(for p in $(DEBIAN_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q "install ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD_DIR)/build.ninja: | deps
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD_DIR)/build.ninja
+	cmake --build $(BUILD_DIR) -j $(JOBS)
+
+clean:
+	rm -rf $(BUILD_DIR)

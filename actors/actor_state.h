@@ -1,0 +1,26 @@
+#pragma once
+// What every actor of the loop is, apart from CAF: a plain state object that handles one event
+// and writes what it sends into an outbox. Tests construct and drive these directly; the
+// campaign wraps each in a CAF actor (actors/coordinator.cpp).
+#include "messages/codec.h"
+
+namespace asiarch {
+
+class ActorState {
+ public:
+  virtual ~ActorState() = default;
+  // Handles `event` (delivered at event.getVtimeNs()) and sends its answers through `out`.
+  virtual void handle(msg::Event::Reader event, msg::OutboxWriter& out) = 0;
+};
+
+// Actor names, as they appear in the log's `from` and `to`.
+namespace actor_name {
+inline constexpr const char* kCoordinator = "coordinator";
+inline constexpr const char* kResearcher = "researcher";
+inline constexpr const char* kEngineer = "engineer";
+inline constexpr const char* kAnalyst = "analyst";
+inline constexpr const char* kCognition = "cognition";
+inline std::string gpu_slot(uint32_t index) { return "gpu-slot-" + std::to_string(index); }
+}  // namespace actor_name
+
+}  // namespace asiarch

@@ -1,0 +1,56 @@
+#pragma once
+// Running, replaying and reading campaigns: the public face of the actors library.
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <string>
+
+#include "actors/scenario.h"
+
+namespace asiarch {
+
+struct CampaignSummary {
+  std::string scenario_name;
+  uint64_t seed = 0;
+  uint64_t events = 0;
+  uint64_t experiments = 0;  // explore results (trained or failed)
+  uint64_t proposals = 0;
+  uint64_t rejections = 0;
+  uint32_t breakthroughs = 0;
+  double gpu_hours = 0;      // summed over finished jobs
+  uint64_t vtime_ns = 0;
+  std::string digest;        // hex chain head
+  bool finished = false;
+  std::string stop_reason;
+};
+
+using ProgressFn = std::function<void(const CampaignSummary&)>;
+
+// Runs a campaign into the new run directory `out` (refused if it already holds a run): the
+// event log, chain, lineage tables, a copy of the scenario and an empty report/ folder.
+CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out,
+                             const ProgressFn& progress = {});
+
+// Runs a campaign without a run directory: with the hash chain kept in memory (the digest is
+// the same as a recorded run's), or with no log at all (the benchmark's reference).
+enum class LogMode { None, ChainOnly };
+CampaignSummary simulate_campaign(const Scenario& scenario, uint64_t seed, LogMode mode = LogMode::ChainOnly);
+
+struct ReplayReport {
+  bool identical = false;
+  uint64_t events = 0;        // events compared
+  std::string digest;         // recomputed chain head
+  uint64_t divergence_seq = 0;
+  std::string recorded_kind, replayed_kind;
+  std::string diff;           // readable, line by line
+  std::string note;           // build or version differences worth knowing
+};
+
+// Recomputes the campaign in `dir` from its recorded scenario and seed and compares every event
+// and chain link with the log.
+ReplayReport replay_campaign(const std::filesystem::path& dir);
+
+// The run's summary as of its last commit; works while the campaign is still running.
+CampaignSummary read_summary(const std::filesystem::path& dir);
+
+}  // namespace asiarch

@@ -1,0 +1,20 @@
+#pragma once
+// The cognition actor: answers top-k queries over the research knowledge base (a faiss index,
+// retrieval/cognition.h) and adds the insights the analyst writes during the campaign.
+//
+// Accepts: insightQuery, insight.  Sends: insightReply (to the asker).
+#include "actors/actor_state.h"
+#include "retrieval/cognition.h"
+
+namespace asiarch {
+
+class CognitionState : public ActorState {
+ public:
+  CognitionState();
+  void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
+
+ private:
+  retrieval::CognitionIndex index_;
+};
+
+}  // namespace asiarch

@@ -1,0 +1,53 @@
+#pragma once
+// The coordinator owns a campaign: the virtual clock, the event queue, the GPU slots and the
+// stop rule. It appends every message to the event sink (the log) when it is sent, then delivers
+// messages one at a time in (virtual time, seq) order and waits until the receiving actor has
+// handled it and handed back what it sends. CAF's thread scheduling cannot change any outcome.
+#include <deque>
+#include <memory>
+#include <set>
+#include <string>
+
+#include <capnp/message.h>
+
+#include "actors/actor_state.h"
+#include "actors/campaign.h"
+#include "actors/event_queue.h"
+#include "actors/scenario.h"
+
+namespace asiarch {
+
+// Where the coordinator writes the log: the run store, a replay comparison, or memory.
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  virtual void begin(const std::string& header_bytes) = 0;
+  // Records event `seq` (canonical bytes, and the same decoded). False stops the campaign.
+  virtual bool append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) = 0;
+  // Called every few thousand events and once at the end, with the summary so far.
+  virtual void checkpoint(const CampaignSummary&) {}
+  virtual std::string digest_hex() const = 0;
+};
+
+// The coordinator's own part of the loop: scheduling jobs onto free GPU slots.
+// Accepts: trainJob (queued until a slot is free), slotIdle.  Sends: dispatch (gpu-slot-N).
+class CoordinatorState : public ActorState {
+ public:
+  explicit CoordinatorState(uint32_t gpu_slots);
+  void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
+
+ private:
+  void dispatch(uint32_t slot, msg::TrainJob::Reader job, msg::OutboxWriter& out);
+  std::set<uint32_t> free_slots_;  // lowest index first
+  std::deque<std::unique_ptr<capnp::MallocMessageBuilder>> waiting_jobs_;
+};
+
+// The canonical RunHeader of a campaign: h_0 of its chain is the SHA-256 of these bytes.
+std::string run_header_bytes(const Scenario& scenario, uint64_t seed);
+
+// Runs the campaign's loop over CAF actors, writing every event to `sink`. The chain starts
+// from `header_bytes` (a replay passes the recorded header, which names the recording binary).
+CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::string& header_bytes, EventSink& sink,
+                         const ProgressFn& progress);
+
+}  // namespace asiarch

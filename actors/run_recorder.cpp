@@ -1,0 +1,170 @@
+#include "actors/run_recorder.h"
+
+#include <fstream>
+
+namespace asiarch {
+namespace {
+
+uint8_t fidelity_key(msg::Fidelity fidelity) { return fidelity == msg::Fidelity::VERIFY ? 1 : 0; }
+
+}  // namespace
+
+void ChainSink::begin(const std::string& header_bytes) { head_ = storage::sha256(header_bytes); }
+
+bool ChainSink::append(uint64_t seq, const std::string& canonical, msg::Event::Reader) {
+  head_ = storage::chain_next(head_, seq, canonical);
+  return true;
+}
+
+void RunRecorder::begin(const std::string& header_bytes) {
+  store_.put_meta(meta_key::kHeader, header_bytes);
+  store_.begin_chain(header_bytes);
+  store_.commit();
+}
+
+bool RunRecorder::append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) {
+  store_.append_event(seq, canonical);
+  project(event);
+  return true;
+}
+
+// The lineage tables are projections of the log: what was proposed, and what came of it.
+void RunRecorder::project(msg::Event::Reader event) {
+  auto payload = event.getPayload();
+  capnp::MallocMessageBuilder message;
+  switch (payload.which()) {
+    case msg::Payload::PROPOSAL: {
+      auto p = payload.getProposal();
+      auto record = message.initRoot<msg::ArchRecord>();
+      record.setId(p.getArchId());
+      record.setParentIds(p.getParentIds());
+      record.setProgram(p.getProgram());
+      record.setOperator(p.getOperator());
+      record.setMotivation(p.getMotivation());
+      record.setVtimeNs(event.getVtimeNs());
+      store_.put_arch(p.getArchId(), msg::canonical_bytes(record.asReader()));
+      break;
+    }
+    case msg::Payload::REJECTION: {
+      auto r = payload.getRejection();
+      auto record = message.initRoot<msg::ResultRecord>();
+      record.setArchId(r.getArchId());
+      record.setFidelity(msg::Fidelity::EXPLORE);
+      record.setOutcome(msg::Outcome::REJECTED);
+      record.setReason(std::string(r.getCheck().cStr()) + ": " + r.getReason().cStr());
+      record.setVtimeNs(event.getVtimeNs());
+      store_.put_result(r.getArchId(), 0, msg::canonical_bytes(record.asReader()));
+      break;
+    }
+    case msg::Payload::TRAIN_RESULT: {
+      auto r = payload.getTrainResult();
+      auto record = message.initRoot<msg::ResultRecord>();
+      record.setArchId(r.getRef().getArchId());
+      record.setFidelity(r.getRef().getFidelity());
+      record.setOutcome(r.getStatus() == msg::TrainStatus::OK ? msg::Outcome::SCORED : msg::Outcome::FAILED);
+      record.setReason(r.getFailure());
+      record.setLoss(r.getLoss());
+      record.setAccuracy(r.getAccuracy());
+      record.setGpuHours(r.getGpuHours());
+      record.setVtimeNs(event.getVtimeNs());
+      store_.put_result(r.getRef().getArchId(), fidelity_key(r.getRef().getFidelity()), msg::canonical_bytes(record.asReader()));
+      break;
+    }
+    case msg::Payload::POOL_UPDATE: {
+      auto u = payload.getPoolUpdate();
+      if (u.getOutcome() != msg::Outcome::SCORED) break;
+      const uint8_t key = fidelity_key(u.getFidelity());
+      auto stored = store_.result(u.getArchId(), key);
+      if (!stored) break;
+      msg::CanonicalView<msg::ResultRecord> view(*stored);
+      message.setRoot(view.root());
+      auto record = message.getRoot<msg::ResultRecord>();
+      record.setFitness(u.getFitness());
+      record.setBreakthrough(u.getBreakthrough());
+      store_.put_result(u.getArchId(), key, msg::canonical_bytes(record.asReader()));
+      break;
+    }
+    case msg::Payload::INSIGHT: {
+      auto i = payload.getInsight();
+      auto record = message.initRoot<msg::InsightRecord>();
+      record.setId(i.getInsightId());
+      record.setArchId(i.getArchId());
+      record.setText(i.getText());
+      store_.put_insight(i.getInsightId(), msg::canonical_bytes(record.asReader()));
+      break;
+    }
+    default:
+      break;
+  }
+}
+
+void RunRecorder::checkpoint(const CampaignSummary& summary) {
+  capnp::MallocMessageBuilder message;
+  auto s = message.initRoot<msg::RunSummary>();
+  s.setScenarioName(summary.scenario_name);
+  s.setSeed(summary.seed);
+  s.setEvents(summary.events);
+  s.setExperiments(summary.experiments);
+  s.setBreakthroughs(summary.breakthroughs);
+  s.setGpuHours(summary.gpu_hours);
+  s.setVtimeNs(summary.vtime_ns);
+  s.setDigest(summary.digest);
+  s.setFinished(summary.finished);
+  s.setStopReason(summary.stop_reason);
+  s.setProposals(summary.proposals);
+  s.setRejections(summary.rejections);
+  store_.put_meta(meta_key::kSummary, msg::canonical_bytes(s.asReader()));
+  store_.commit();
+}
+
+CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out, const ProgressFn& progress) {
+  auto store = storage::RunStore::create(out);
+  {
+    std::ofstream copy(out / "scenario.toml", std::ios::binary);
+    copy << scenario.bytes;
+    if (!copy) throw storage::StorageError("cannot write " + (out / "scenario.toml").string() + "; check the disk and permissions");
+  }
+  std::filesystem::create_directories(out / "report");
+  RunRecorder recorder(*store);
+  return run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress);
+}
+
+namespace {
+class NullSink : public EventSink {
+ public:
+  void begin(const std::string&) override {}
+  bool append(uint64_t, const std::string&, msg::Event::Reader) override { return true; }
+  std::string digest_hex() const override { return "(no log)"; }
+};
+}  // namespace
+
+CampaignSummary simulate_campaign(const Scenario& scenario, uint64_t seed, LogMode mode) {
+  ChainSink chain;
+  NullSink none;
+  EventSink& sink = mode == LogMode::ChainOnly ? static_cast<EventSink&>(chain) : none;
+  return run_loop(scenario, seed, run_header_bytes(scenario, seed), sink, {});
+}
+
+CampaignSummary read_summary(const std::filesystem::path& dir) {
+  auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
+  auto bytes = store->meta(meta_key::kSummary);
+  if (!bytes) throw storage::StorageError(dir.string() + " has no summary yet: the campaign has not reached its first checkpoint; try again in a moment");
+  msg::CanonicalView<msg::RunSummary> view(*bytes);
+  auto s = view.root();
+  CampaignSummary summary;
+  summary.scenario_name = s.getScenarioName();
+  summary.seed = s.getSeed();
+  summary.events = s.getEvents();
+  summary.experiments = s.getExperiments();
+  summary.breakthroughs = s.getBreakthroughs();
+  summary.gpu_hours = s.getGpuHours();
+  summary.vtime_ns = s.getVtimeNs();
+  summary.digest = s.getDigest();
+  summary.finished = s.getFinished();
+  summary.stop_reason = s.getStopReason();
+  summary.proposals = s.getProposals();
+  summary.rejections = s.getRejections();
+  return summary;
+}
+
+}  // namespace asiarch

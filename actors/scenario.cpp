@@ -1,0 +1,283 @@
+#include "actors/scenario.h"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <fstream>
+#include <limits>
+#include <set>
+#include <sstream>
+
+#include "kernels/program.h"
+
+namespace asiarch {
+namespace {
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+std::string closest(const std::string& word, const std::vector<std::string>& options) {
+  std::string best;
+  size_t best_distance = 3;  // only suggest near misses
+  for (const auto& option : options) {
+    const size_t d = edit_distance(word, option);
+    if (d < best_distance) best_distance = d, best = option;
+  }
+  return best;
+}
+
+const char* toml_type_name(const toml::node& node) {
+  switch (node.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date or time";
+  }
+}
+
+// Reads the keys of one TOML table into typed fields, checking type and range, and then
+// rejects every key it was not asked for.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string section, const std::string& file)
+      : table_(table), section_(std::move(section)), file_(file) {}
+
+  [[noreturn]] void fail(const toml::source_region& where, const std::string& message) const {
+    throw ScenarioError(file_ + ":" + std::to_string(where.begin.line) + ": " + message);
+  }
+
+  const toml::node* find(const char* key) {
+    known_.push_back(key);
+    return table_.get(key);
+  }
+
+  std::string where() const { return section_.empty() ? "at the top level" : "in [" + section_ + "]"; }
+
+  template <typename T>
+  void number(const char* key, T& out, T min, T max, const char* example) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    double value;
+    if (auto i = node->as_integer()) {
+      value = static_cast<double>(i->get());
+    } else if (auto f = node->as_floating_point(); f && std::is_floating_point_v<T>) {
+      value = f->get();
+    } else {
+      fail(node->source(), std::string("'") + key + "' " + where() + " must be " +
+                               (std::is_floating_point_v<T> ? "a number" : "an integer") + ", not " +
+                               toml_type_name(*node) + "; write for example " + key + " = " + example);
+    }
+    if (!(value >= static_cast<double>(min) && value <= static_cast<double>(max))) {
+      std::ostringstream range;
+      range << min << " to " << max;
+      fail(node->source(), std::string("'") + key + "' " + where() + " is out of range; it takes " + range.str() +
+                               ", for example " + key + " = " + example);
+    }
+    out = static_cast<T>(value);
+  }
+
+  void text(const char* key, std::string& out, const char* example) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    auto s = node->as_string();
+    if (!s) fail(node->source(), std::string("'") + key + "' " + where() + " must be a string, not " +
+                                     toml_type_name(*node) + "; write for example " + key + " = " + example);
+    out = s->get();
+  }
+
+  void text_list(const char* key, std::vector<std::string>& out, const char* example) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    auto array = node->as_array();
+    std::vector<std::string> values;
+    if (array) {
+      for (const auto& item : *array) {
+        if (auto s = item.as_string()) values.push_back(s->get());
+        else array = nullptr;
+      }
+    }
+    if (!array) fail(node->source(), std::string("'") + key + "' " + where() + " must be an array of strings; write for example " + key + " = " + example);
+    out = std::move(values);
+  }
+
+  const toml::table* subtable(const char* key) {
+    const toml::node* node = find(key);
+    if (!node) return nullptr;
+    if (!node->as_table()) fail(node->source(), std::string("'") + key + "' " + where() + " must be a table; write it as [" +
+                                                    (section_.empty() ? "" : section_ + ".") + key + "]");
+    return node->as_table();
+  }
+
+  const toml::source_region& source_of(const char* key) const { return table_.get(key)->source(); }
+
+  // Every key not read above is an error: a typo must not silently fall back to a default.
+  void reject_unknown_keys() const {
+    for (const auto& [key, node] : table_) {
+      const std::string name(key.str());
+      if (std::find(known_.begin(), known_.end(), name) != known_.end()) continue;
+      const std::string suggestion = closest(name, known_);
+      std::string message = "unknown key '" + name + "' " + where() + "; ";
+      if (!suggestion.empty()) message += "did you mean '" + suggestion + "'?";
+      else {
+        message += "the keys here are";
+        for (const auto& k : known_) message += " " + k;
+      }
+      fail(key.source(), message + " (see scenarios/README.md)");
+    }
+  }
+
+ private:
+  const toml::table& table_;
+  std::string section_;
+  const std::string& file_;
+  std::vector<std::string> known_;
+};
+
+void read_fidelity(TableReader& parent, const char* key, FidelitySpec& spec, const std::string& file) {
+  const toml::table* table = parent.subtable(key);
+  if (!table) return;
+  TableReader r(*table, std::string("fidelity.") + key, file);
+  r.number<int64_t>("d_model", spec.d_model, 8, 1 << 16, "512");
+  r.number<int64_t>("layers", spec.layers, 1, 1024, "8");
+  r.number<double>("tokens", spec.tokens, 1.0, 1e15, "1.0e9");
+  r.reject_unknown_keys();
+}
+
+}  // namespace
+
+Scenario parse_scenario(const std::string& text, const std::string& file) {
+  toml::table root;
+  try {
+    root = toml::parse(text, file);
+  } catch (const toml::parse_error& e) {
+    throw ScenarioError(file + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " +
+                        std::string(e.description()) + "; see scenarios/README.md for the format");
+  }
+  Scenario s;
+  s.file = file;
+  s.bytes = text;
+  constexpr auto kMaxU64 = std::numeric_limits<int64_t>::max();
+  constexpr double kHuge = 1e300;
+
+  TableReader top(root, "", file);
+  top.text("name", s.name, "\"my-campaign\"");
+  if (s.name.empty()) throw ScenarioError(file + ":1: the scenario has no name; add a line name = \"my-campaign\" at the top");
+  top.text("mode", s.mode, "\"simulation\"");
+  if (s.mode != "simulation") {
+    throw ScenarioError(file + ":" + std::to_string(top.source_of("mode").begin.line) + ": mode \"" + s.mode +
+                        "\" is not available in this build; write mode = \"simulation\" (live training comes with the kernels issue)");
+  }
+  top.number<uint64_t>("seed", s.seed, 0, kMaxU64, "1");
+
+  if (const toml::table* t = top.subtable("campaign")) {
+    TableReader r(*t, "campaign", file);
+    r.number<uint64_t>("max_experiments", s.max_experiments, 1, 100000000, "100");
+    r.number<double>("max_gpu_hours", s.max_gpu_hours, 0.0, kHuge, "20000.0");
+    r.number<uint32_t>("gpu_slots", s.gpu_slots, 1, 100000, "4");
+    r.text_list("start", s.start, "[\"deltanet\", \"gated_deltanet\"]");
+    r.text("reference", s.reference, "\"deltanet\"");
+    r.number<uint32_t>("pool_size", s.pool_size, 1, 100000, "50");
+    r.number<uint64_t>("max_events", s.max_events, 0, kMaxU64, "100000");
+    r.reject_unknown_keys();
+    auto check_name = [&](const std::string& name, const char* key) {
+      const lang::Baseline* b = lang::find_baseline(name);
+      if (b && !b->reference_only) return;
+      std::string known;
+      for (const auto& baseline : lang::baselines()) {
+        if (!baseline.reference_only) known += (known.empty() ? "" : ", ") + baseline.name;
+      }
+      throw ScenarioError(file + ":" + std::to_string(r.source_of(key).begin.line) + ": '" + name +
+                          (b ? "' is a reference only (it fails the complexity check)" : "' is not a shipped program") +
+                          "; use one of " + known + " (see `asiarch arch list`)");
+    };
+    if (s.start.empty()) throw ScenarioError(file + ":" + std::to_string(r.source_of("start").begin.line) + ": 'start' is empty; name at least one program, e.g. start = [\"deltanet\"]");
+    for (const auto& name : s.start) check_name(name, "start");
+    if (t->get("reference")) check_name(s.reference, "reference");
+    if (std::find(s.start.begin(), s.start.end(), s.reference) == s.start.end()) {
+      const char* key = t->get("reference") ? "reference" : "start";
+      throw ScenarioError(file + ":" + std::to_string(r.source_of(key).begin.line) + ": the reference baseline '" + s.reference +
+                          "' is not in 'start'; add it to start or set reference to one of the start programs");
+    }
+  } else {
+    throw ScenarioError(file + ":1: the scenario has no [campaign] table; add one with at least max_experiments and start (see scenarios/README.md)");
+  }
+
+  if (const toml::table* t = top.subtable("model")) {
+    TableReader r(*t, "model", file);
+    r.number<int64_t>("d_model", s.d_model, 8, 1 << 16, "256");
+    r.number<int64_t>("context", s.context, 16, 1 << 24, "2048");
+    r.number<int64_t>("param_target", s.param_target, 0, kMaxU64, "0");
+    r.number<double>("param_tolerance", s.param_tolerance, 0.0, 100.0, "0.5");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("fidelity")) {
+    TableReader r(*t, "fidelity", file);
+    read_fidelity(r, "explore", s.explore, file);
+    read_fidelity(r, "verify", s.verify, file);
+    r.number<uint32_t>("promote_top", s.promote_top, 0, 1000000, "10");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("researcher")) {
+    TableReader r(*t, "researcher", file);
+    r.number<double>("insight_probability", s.insight_probability, 0.0, 1.0, "0.5");
+    r.number<uint32_t>("insights_k", s.insights_k, 1, 100, "3");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("oracle")) {
+    TableReader r(*t, "oracle", file);
+    r.text("kind", s.oracle, "\"synthetic\"");
+    if (s.oracle != "synthetic") {
+      throw ScenarioError(file + ":" + std::to_string(r.source_of("kind").begin.line) + ": oracle kind \"" + s.oracle +
+                          "\" is not available; write kind = \"synthetic\"");
+    }
+    r.number<uint64_t>("world_seed", s.world_seed, 0, kMaxU64, "1");
+    r.number<double>("noise", s.noise, 0.0, 10.0, "0.01");
+    r.number<double>("failure_rate", s.failure_rate, 0.0, 1.0, "0.05");
+    r.number<double>("prior_noise", s.prior_noise, 0.0, 10.0, "0.5");
+    r.number<double>("interaction_scale", s.interaction_scale, 0.0, 10.0, "0.15");
+    r.number<double>("transfer_noise", s.transfer_noise, 0.0, 10.0, "0.3");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("cost")) {
+    TableReader r(*t, "cost", file);
+    r.number<double>("gpu_flops_per_second", s.gpu_flops_per_second, 1.0, kHuge, "1.0e14");
+    r.number<double>("overhead_gpu_hours", s.overhead_gpu_hours, 0.0, 1e6, "0.5");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("fitness")) {
+    TableReader r(*t, "fitness", file);
+    r.number<double>("loss_scale", s.loss_scale, 0.0, 1e6, "50.0");
+    r.number<double>("accuracy_scale", s.accuracy_scale, 0.0, 1e6, "10.0");
+    r.reject_unknown_keys();
+  }
+  top.reject_unknown_keys();
+  if (s.max_events == 0) s.max_events = 400 * s.max_experiments;
+  return s;
+}
+
+Scenario load_scenario(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ScenarioError(path.string() + ":0: cannot read the scenario file (missing or unreadable); check the path, e.g. scenarios/sim-smoke.toml");
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  return parse_scenario(text.str(), path.string());
+}
+
+}  // namespace asiarch

@@ -1,0 +1,79 @@
+#pragma once
+// A campaign file (TOML): what to search, with what budget, against which world. Every key is
+// documented in scenarios/README.md; unknown keys and wrong types are errors that name the
+// file and line.
+#include <cstdint>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace asiarch {
+
+// A bad scenario: what() is "FILE:LINE: what is wrong; what to write instead".
+class ScenarioError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct FidelitySpec {
+  int64_t d_model = 256;  // model width at this fidelity
+  int64_t layers = 4;
+  double tokens = 1e8;    // training tokens
+};
+
+struct Scenario {
+  std::string file;   // path as given
+  std::string bytes;  // the file's exact contents
+  std::string name;
+  std::string mode = "simulation";
+  uint64_t seed = 1;
+
+  // [campaign]
+  uint64_t max_experiments = 100;  // explore results after which the campaign stops
+  double max_gpu_hours = 0;        // 0: no limit
+  uint32_t gpu_slots = 4;
+  std::vector<std::string> start = {"deltanet"};
+  std::string reference = "deltanet";  // fitness is measured against this baseline
+  uint32_t pool_size = 50;
+  uint64_t max_events = 0;  // 0: 400 events per experiment, a guard against a loop that stalls
+
+  // [model]
+  int64_t d_model = 256;  // the width programs are checked at
+  int64_t context = 2048;
+  int64_t param_target = 0;  // mixer parameters; 0: the reference baseline's
+  double param_tolerance = 0.5;
+
+  // [fidelity.explore] and [fidelity.verify]
+  FidelitySpec explore{512, 8, 1e9};
+  FidelitySpec verify{1024, 24, 15e9};
+  uint32_t promote_top = 10;  // an explore result within the best this many is verified
+
+  // [researcher]
+  double insight_probability = 0.5;  // use a retrieved insight's rewrite rather than a random one
+  uint32_t insights_k = 3;
+
+  // [oracle]
+  std::string oracle = "synthetic";
+  uint64_t world_seed = 1;
+  double noise = 0.01;
+  double failure_rate = 0.05;
+  double prior_noise = 0.5;         // per-world perturbation of the literature's effects
+  double interaction_scale = 0.15;  // pairwise motif interactions
+  double transfer_noise = 0.3;      // how imperfectly explore predicts verify
+
+  // [cost]
+  double gpu_flops_per_second = 1e14;
+  double overhead_gpu_hours = 0.5;  // per job: set-up, evaluation
+
+  // [fitness]
+  double loss_scale = 50.0;      // sigmoid slope on relative loss improvement
+  double accuracy_scale = 10.0;  // sigmoid slope on accuracy improvement
+};
+
+// Parses and validates; throws ScenarioError. `file` is used in messages and recorded.
+Scenario parse_scenario(const std::string& text, const std::string& file);
+// Reads the file and parses it; a missing or unreadable file is a ScenarioError too.
+Scenario load_scenario(const std::filesystem::path& path);
+
+}  // namespace asiarch

@@ -1,0 +1,67 @@
+#pragma once
+// The simulated world (DESIGN.md, Simulation): a seeded hidden landscape over program features
+// that says what training a program would give, and a cost model that says how long it takes.
+//
+// Landscape. A program is reduced to motif features f_i (kernel kinds, short convolutions,
+// normalisations, gates, multiple paths, feature maps). Each feature has an effect on loss and
+// on recall (a logit). Effects the literature reports (the priors below, the same claims as the
+// cognition base) are perturbed at random per world seed; motifs the literature says nothing
+// about get random effects. Sparse pairwise interactions add to both. Improvements saturate
+// (tanh caps: diminishing returns), every job adds noise, and risky motifs fail to train with
+// some probability. Verify-fidelity effects are the explore effects times a per-world transfer
+// factor, so explore results predict verify results imperfectly.
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "actors/rng.h"
+#include "actors/scenario.h"
+#include "kernels/program.h"
+#include "messages/asiarch.capnp.h"
+
+namespace asiarch {
+
+struct OracleOutcome {
+  bool ok = true;
+  std::string failure;  // when !ok
+  double loss = 0;
+  double accuracy = 0;
+};
+
+class SyntheticOracle {
+ public:
+  explicit SyntheticOracle(const Scenario& scenario);
+
+  // `noise` is the job's own stream, so a result does not depend on which slot runs it.
+  OracleOutcome evaluate(const lang::Program& program, const lang::ModelShape& shape, msg::Fidelity fidelity, bool baseline,
+                         Rng& noise) const;
+
+  static const std::vector<std::string>& feature_names();
+  static std::vector<double> features(const lang::Program& program, const lang::ModelShape& shape);
+
+ private:
+  struct Effects {
+    std::vector<double> loss;    // per feature, negative is better
+    std::vector<double> recall;  // per feature, logit change
+    std::vector<double> loss_pairs, recall_pairs;  // i < j, row-major upper triangle
+  };
+  double quality(const Effects& effects, const std::vector<double>& f, bool recall) const;
+
+  std::array<Effects, 2> effects_;  // indexed by msg::Fidelity
+  double noise_;
+  double failure_rate_;
+};
+
+struct JobCost {
+  double gpu_hours = 0;
+  double tokens_per_second = 0;
+  uint64_t peak_memory_bytes = 0;
+};
+
+// Training cost of the whole model (embedding, `layers` blocks of mixer and SwiGLU MLP, tied
+// head) at one fidelity: 3x the forward FLOPs per token (forward and backward), at the GPU's
+// sustained rate, plus a fixed overhead per job.
+JobCost job_cost(const lang::Program& program, const FidelitySpec& fidelity, const Scenario& scenario);
+
+}  // namespace asiarch

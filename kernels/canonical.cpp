@@ -1,0 +1,121 @@
+// The canonical form and the structural hash (kernels/LANGUAGE.md).
+#include <openssl/evp.h>
+
+#include <algorithm>
+#include <numeric>
+
+#include "kernels/program_analysis.h"
+
+namespace asiarch::lang {
+namespace {
+
+using detail::kInput;
+
+// Same value, one spelling: D*2/4 becomes D/2, attributes are sorted by key.
+std::vector<Attr> canonical_attrs(std::vector<Attr> attrs) {
+  for (Attr& attr : attrs) {
+    if (Dim* dim = std::get_if<Dim>(&attr.value); dim && dim->of_model_width) {
+      const int64_t divisor = std::gcd(dim->num, dim->den);
+      if (divisor > 1) {
+        dim->num /= divisor;
+        dim->den /= divisor;
+      }
+    }
+  }
+  std::stable_sort(attrs.begin(), attrs.end(), [](const Attr& a, const Attr& b) { return a.key < b.key; });
+  return attrs;
+}
+
+class Canonicalizer {
+ public:
+  explicit Canonicalizer(const Program& program) : program_(program), graph_(detail::resolve(program, "<program>")) {
+    input_text_ = print(rooted_at(kInput));
+    // Arguments come before their uses, so every sub-expression's text is ready when it is needed.
+    subexpression_text_.resize(program.body.size());
+    for (size_t i = 0; i < program.body.size(); ++i) {
+      if (graph_.live[i]) subexpression_text_[i] = print(rooted_at(static_cast<int>(i)));
+    }
+  }
+
+  Program result() const { return rooted_at(graph_.result); }
+
+ private:
+  const std::string& text_of(int index) const {
+    return index == kInput ? input_text_ : subexpression_text_[static_cast<size_t>(index)];
+  }
+
+  // The arguments of statement `index` in canonical order: commutative ones sorted by the
+  // canonical text of their sub-expressions (ties keep their order).
+  std::vector<int> ordered_args(int index) const {
+    std::vector<int> args = graph_.args[static_cast<size_t>(index)];
+    const detail::OperatorRules* rules = detail::find_rules(program_.body[static_cast<size_t>(index)].op);
+    if (rules && rules->commutative) {
+      std::stable_sort(args.begin(), args.end(), [&](int a, int b) { return text_of(a) < text_of(b); });
+    }
+    return args;
+  }
+
+  // The canonical program of the sub-expression rooted at `root`: its statements in the order of
+  // a depth-first walk (arguments before their use), named v0, v1, ...
+  Program rooted_at(int root) const {
+    Program out;
+    out.name = "canonical";
+    std::vector<std::string> names(program_.body.size());
+    auto name_of = [&](int index) { return index == kInput ? std::string("x") : names[static_cast<size_t>(index)]; };
+    struct Frame {
+      int index;
+      std::vector<int> args;
+      size_t next = 0;
+    };
+    std::vector<Frame> stack;
+    auto enter = [&](int index) {
+      if (index != kInput && names[static_cast<size_t>(index)].empty()) stack.push_back(Frame{index, ordered_args(index)});
+    };
+    enter(root);
+    while (!stack.empty()) {
+      Frame& frame = stack.back();
+      if (frame.next < frame.args.size()) {
+        enter(frame.args[frame.next++]);  // may reallocate the stack: `frame` is not used after this
+        continue;
+      }
+      const Statement& source = program_.body[static_cast<size_t>(frame.index)];
+      Statement s;
+      s.name = std::string("v").append(std::to_string(out.body.size()));
+      s.op = source.op;
+      for (int arg : frame.args) s.args.push_back(name_of(arg));
+      s.attrs = canonical_attrs(source.attrs);
+      names[static_cast<size_t>(frame.index)] = s.name;
+      out.body.push_back(std::move(s));
+      stack.pop_back();
+    }
+    out.result = name_of(root);
+    return out;
+  }
+
+  const Program& program_;
+  detail::ProgramGraph graph_;
+  std::string input_text_;
+  std::vector<std::string> subexpression_text_;
+};
+
+}  // namespace
+
+Program canonical(const Program& program) { return Canonicalizer(program).result(); }
+
+std::string structural_hash(const Program& program) {
+  const std::string text = print(canonical(program));
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
+    throw std::runtime_error("SHA-256 failed in OpenSSL");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+}  // namespace asiarch::lang

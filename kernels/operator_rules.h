@@ -1,0 +1,78 @@
+#pragma once
+// Internal to kernels/: the typing and cost rules behind operators(). Each operator has one
+// row in the table of kernels/operators.cpp; the checker, the figures and the canonical form
+// all read that row, so an operator is described in one place.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernels/program.h"
+
+namespace asiarch::lang::detail {
+
+enum class AttrKind { Dimension, Real };
+
+struct AttrSpec {
+  std::string key;
+  AttrKind kind;
+};
+
+// One statement's operands after checking: argument types and evaluated attributes.
+struct Operands {
+  std::vector<Type> args;
+  std::vector<std::string> arg_names;   // for messages
+  std::map<std::string, int64_t> dims;  // dimension attributes, evaluated at shape.d_model
+  std::map<std::string, double> reals;  // real attributes
+  ModelShape shape;
+
+  int64_t dim(const std::string& key) const { return dims.at(key); }
+};
+
+// Thrown by a typing rule; the message says what is wrong and what to write instead. The
+// checker adds the file, the line and the operator.
+struct RuleError {
+  std::string message;
+};
+
+// What one statement costs, per layer.
+struct Cost {
+  int64_t params = 0;
+  double flops_per_token = 0.0;
+  int64_t state = 0;  // floats per sequence kept between tokens
+};
+
+using TypeRule = Type (*)(const Operands&);
+// `context` is the sequence length T the figures are taken at.
+using CostRule = Cost (*)(const Operands&, const Type& result, int64_t context);
+
+inline constexpr int kVariadic = -1;
+
+struct OperatorRules {
+  std::string name;
+  OpClass op_class;
+  std::string usage;    // how a call is written, e.g. "linear(a, out=N)"
+  std::string meaning;  // what it computes, one line
+  int min_args;
+  int max_args;                 // kVariadic: no upper bound
+  std::vector<AttrSpec> attrs;  // all required
+  TypeRule result_type;
+  CostRule cost;
+  bool causal = true;
+  bool commutative = false;  // arguments may be swapped (add, mul): the canonical form sorts them
+};
+
+const std::vector<OperatorRules>& operator_rules();  // in the order of operators()
+const OperatorRules* find_rules(std::string_view name);
+
+// Floats per token of a value of type t.
+int64_t elements(const Type& t);
+
+// The largest divisor of n that is at most `limit` (at least 1), to suggest a size that fits.
+int64_t divisor_at_most(int64_t n, int64_t limit);
+
+// The candidate closest to `word` by edit distance, or "" if none is close enough to suggest.
+std::string closest(std::string_view word, const std::vector<std::string>& candidates);
+
+}  // namespace asiarch::lang::detail

@@ -1,0 +1,438 @@
+// The operator table: one row per operator of kernels/LANGUAGE.md with its typing rule, its
+// arity and attributes, and its cost (parameters, FLOPs per token, state). Rules shared by
+// several operators are written once below and named by the rows that use them.
+#include <algorithm>
+#include <initializer_list>
+
+#include "kernels/operator_rules.h"
+
+namespace asiarch::lang {
+namespace detail {
+namespace {
+
+std::string kind_pattern(Kind kind) {
+  switch (kind) {
+    case Kind::Seq: return "seq[n]";
+    case Kind::Heads: return "heads[h, d]";
+    case Kind::Scalars: return "scalars[h]";
+  }
+  return "";
+}
+
+std::string describe_arg(const Operands& in, size_t i) {
+  return "argument " + std::to_string(i + 1) + " ('" + in.arg_names[i] + "')";
+}
+
+// How to turn a value of type `from` into one of kind `to`, as advice appended to a message.
+std::string conversion_hint(const Type& from, Kind to, const std::string& name) {
+  if (from.kind == Kind::Heads && to == Kind::Seq) return "; merge its heads first: merge_heads(" + name + ")";
+  if (from.kind == Kind::Seq && to == Kind::Heads) return "; split it into heads first: split_heads(" + name + ", h=4)";
+  if (from.kind == Kind::Seq && to == Kind::Scalars) {
+    return "; make one channel per head with linear(" + name + ", out=H), then head_scalars of that";
+  }
+  if (to == Kind::Scalars) return "; make per-head scalars with head_scalars(linear(..., out=H)) or retnet_decay";
+  return "; per-head scalars only combine with heads[h, d] through add, sub or mul";
+}
+
+const Type& arg_of_kind(const Operands& in, size_t i, std::initializer_list<Kind> kinds) {
+  const Type& t = in.args[i];
+  if (std::find(kinds.begin(), kinds.end(), t.kind) != kinds.end()) return t;
+  std::string wanted;
+  for (Kind k : kinds) wanted += (wanted.empty() ? "" : " or ") + kind_pattern(k);
+  throw RuleError{describe_arg(in, i) + " must be " + wanted + ", got " + to_string(t) +
+                  conversion_hint(t, *kinds.begin(), in.arg_names[i])};
+}
+
+// All arguments from `first` on must have one type; returns it.
+const Type& same_type_from(const Operands& in, size_t first) {
+  for (size_t i = first + 1; i < in.args.size(); ++i) {
+    if (in.args[i] != in.args[first]) {
+      throw RuleError{describe_arg(in, i) + " is " + to_string(in.args[i]) + " but " + describe_arg(in, first) +
+                      " is " + to_string(in.args[first]) + "; these arguments must have one type: project or reshape them to match"};
+    }
+  }
+  return in.args[first];
+}
+
+// ---- typing rules ----
+
+Type same_as_argument(const Operands& in) { return in.args[0]; }
+
+Type linear_type(const Operands& in) {
+  arg_of_kind(in, 0, {Kind::Seq});
+  return Type{Kind::Seq, 0, in.dim("out")};
+}
+
+Type split_heads_type(const Operands& in) {
+  const int64_t n = arg_of_kind(in, 0, {Kind::Seq}).dim;
+  const int64_t h = in.dim("h");
+  if (n % h != 0) {
+    throw RuleError{"seq[" + std::to_string(n) + "] does not split into " + std::to_string(h) + " heads (" + std::to_string(n) +
+                    " is not divisible by " + std::to_string(h) + "); choose h that divides " + std::to_string(n) +
+                    ", e.g. h=" + std::to_string(divisor_at_most(n, h))};
+  }
+  return Type{Kind::Heads, h, n / h};
+}
+
+Type merge_heads_type(const Operands& in) {
+  const Type& a = arg_of_kind(in, 0, {Kind::Heads});
+  return Type{Kind::Seq, 0, a.heads * a.dim};
+}
+
+Type head_scalars_type(const Operands& in) {
+  return Type{Kind::Scalars, arg_of_kind(in, 0, {Kind::Seq}).dim, 0};
+}
+
+Type concat_type(const Operands& in) {
+  const int64_t n = arg_of_kind(in, 0, {Kind::Seq}).dim;
+  const int64_t m = arg_of_kind(in, 1, {Kind::Seq}).dim;
+  return Type{Kind::Seq, 0, n + m};
+}
+
+// add, sub, mul: one type, or per-head vectors with per-head scalars broadcast over the vector
+// (either order, so that the canonical form may sort the arguments of add and mul).
+Type broadcast_type(const Operands& in) {
+  const Type& a = in.args[0];
+  const Type& b = in.args[1];
+  if (a == b) return a;
+  if (a.kind == Kind::Heads && b.kind == Kind::Scalars && a.heads == b.heads) return a;
+  if (a.kind == Kind::Scalars && b.kind == Kind::Heads && a.heads == b.heads) return b;
+  throw RuleError{"cannot combine " + to_string(a) + " ('" + in.arg_names[0] + "') with " + to_string(b) + " ('" +
+                  in.arg_names[1] + "'); use two values of one type, or heads[h, d] with scalars[h] of the same h"};
+}
+
+Type norm_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Seq, Kind::Heads}); }
+
+Type gated_norm_type(const Operands& in) {
+  arg_of_kind(in, 0, {Kind::Seq, Kind::Heads});
+  return same_type_from(in, 0);
+}
+
+Type conv_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Seq}); }
+
+struct QkvShape {
+  int64_t heads;
+  int64_t dk;
+  int64_t dv;
+};
+
+// q, k : heads[h, dk] and v : heads[h, dv], the first three arguments of every kernel.
+QkvShape qkv_shape(const Operands& in) {
+  const Type& q = arg_of_kind(in, 0, {Kind::Heads});
+  const Type& k = arg_of_kind(in, 1, {Kind::Heads});
+  const Type& v = arg_of_kind(in, 2, {Kind::Heads});
+  if (k != q) {
+    throw RuleError{"q ('" + in.arg_names[0] + "') is " + to_string(q) + " but k ('" + in.arg_names[1] + "') is " +
+                    to_string(k) + "; queries and keys must have one type: project and split them alike"};
+  }
+  if (v.heads != q.heads) {
+    throw RuleError{"v ('" + in.arg_names[2] + "') has " + std::to_string(v.heads) + " heads but q and k have " +
+                    std::to_string(q.heads) + "; split q, k and v with the same h"};
+  }
+  return QkvShape{q.heads, q.dim, v.dim};
+}
+
+// Argument i must be scalars[h]: one value per head and token (beta, a scalar decay).
+void expect_head_scalars(const Operands& in, size_t i, const std::string& role, int64_t heads) {
+  const Type wanted{Kind::Scalars, heads, 0};
+  if (in.args[i] != wanted) {
+    throw RuleError{role + ", " + describe_arg(in, i) + ", must be " + to_string(wanted) + ", got " + to_string(in.args[i]) +
+                    "; make it with head_scalars(linear(..., out=" + std::to_string(heads) + ")) on two lines"};
+  }
+}
+
+Type kernel_output(const QkvShape& s) { return Type{Kind::Heads, s.heads, s.dv}; }
+
+Type attention_type(const Operands& in) { return kernel_output(qkv_shape(in)); }
+
+Type decay_attn_type(const Operands& in) {
+  const QkvShape s = qkv_shape(in);
+  const Type& g = in.args[3];
+  const Type scalar_decay{Kind::Scalars, s.heads, 0};
+  const Type vector_decay{Kind::Heads, s.heads, s.dk};
+  if (g != scalar_decay && g != vector_decay) {
+    throw RuleError{"the decay g, " + describe_arg(in, 3) + ", must be " + to_string(scalar_decay) + " (one decay per head) or " +
+                    to_string(vector_decay) + " (one per key channel, as q and k), got " + to_string(g) +
+                    "; e.g. logsigmoid of head_scalars(linear(x, out=" + std::to_string(s.heads) + ")), on three lines"};
+  }
+  return kernel_output(s);
+}
+
+Type delta_rule_type(const Operands& in) {
+  const QkvShape s = qkv_shape(in);
+  expect_head_scalars(in, 3, "the writing strength beta", s.heads);
+  return kernel_output(s);
+}
+
+Type gated_delta_rule_type(const Operands& in) {
+  const QkvShape s = qkv_shape(in);
+  expect_head_scalars(in, 3, "the writing strength beta", s.heads);
+  expect_head_scalars(in, 4, "the decay g", s.heads);
+  return kernel_output(s);
+}
+
+Type retnet_decay_type(const Operands& in) {
+  arg_of_kind(in, 0, {Kind::Seq});
+  return Type{Kind::Scalars, in.dim("h"), 0};
+}
+
+Type gated_fuse_type(const Operands& in) { return same_type_from(in, 0); }
+
+Type route_type(const Operands& in) {
+  const int64_t paths = static_cast<int64_t>(in.args.size()) - 1;
+  const Type logits{Kind::Seq, 0, paths};
+  if (in.args[0] != logits) {
+    throw RuleError{"the logits, " + describe_arg(in, 0) + ", must be " + to_string(logits) + ", one per path, got " +
+                    to_string(in.args[0]) + "; make them with linear(..., out=" + std::to_string(paths) + ")"};
+  }
+  return same_type_from(in, 1);
+}
+
+Type path_stats_type(const Operands& in) {
+  same_type_from(in, 0);
+  return Type{Kind::Seq, 0, 2 * static_cast<int64_t>(in.args.size())};
+}
+
+// ---- cost rules ----
+
+Cost no_cost(const Operands&, const Type&, int64_t) { return {}; }
+
+// Elementwise work on the result: kFlops FLOPs per element, no parameters, no state.
+template <int kFlops>
+Cost per_element(const Operands&, const Type& result, int64_t) {
+  return Cost{0, static_cast<double>(kFlops) * static_cast<double>(elements(result)), 0};
+}
+
+Cost linear_cost(const Operands& in, const Type& result, int64_t) {
+  const int64_t weights = in.args[0].dim * result.dim;
+  return Cost{weights, 2.0 * static_cast<double>(weights), 0};
+}
+
+// scale: one weight per channel of a seq, per head of heads and scalars.
+Cost scale_cost(const Operands&, const Type& result, int64_t) {
+  return Cost{result.kind == Kind::Seq ? result.dim : result.heads, static_cast<double>(elements(result)), 0};
+}
+
+// temperature: one for a seq, one per head of heads and scalars.
+Cost temperature_cost(const Operands&, const Type& result, int64_t) {
+  return Cost{result.kind == Kind::Seq ? 1 : result.heads, static_cast<double>(elements(result)), 0};
+}
+
+// RMSNorms: a gain over the last dimension.
+template <int kFlops>
+Cost rmsnorm_cost(const Operands&, const Type& result, int64_t) {
+  return Cost{result.dim, static_cast<double>(kFlops) * static_cast<double>(elements(result)), 0};
+}
+
+// Depthwise convolutions: K taps per channel; a causal one keeps its last K-1 inputs as state.
+template <bool kCausal>
+Cost conv_cost(const Operands& in, const Type& result, int64_t) {
+  const int64_t taps = result.dim * in.dim("k");
+  return Cost{taps, 2.0 * static_cast<double>(taps), kCausal ? result.dim * (in.dim("k") - 1) : 0};
+}
+
+// State recurrences: an h x dk x dv state read and written once per token, kFlops per entry.
+template <int kFlops>
+Cost recurrence_cost(const Operands& in, const Type& result, int64_t) {
+  const int64_t state = result.heads * in.args[0].dim * result.dim;
+  return Cost{0, static_cast<double>(kFlops) * static_cast<double>(state), state};
+}
+
+// Softmax attention over `span` cached tokens of keys and values.
+Cost cached_attention_cost(const Operands& in, const Type& result, int64_t span) {
+  const int64_t cache = result.heads * span * (in.args[0].dim + result.dim);
+  return Cost{0, 2.0 * static_cast<double>(cache), cache};
+}
+
+Cost swa_cost(const Operands& in, const Type& result, int64_t) {
+  return cached_attention_cost(in, result, in.dim("window"));
+}
+
+// route: a softmax over k paths (about 3 FLOPs each) and a weighted sum of the paths.
+Cost route_cost(const Operands& in, const Type& result, int64_t) {
+  const auto paths = static_cast<double>(in.args.size() - 1);
+  return Cost{0, 3.0 * paths + 2.0 * paths * static_cast<double>(elements(result)), 0};
+}
+
+// path_stats: mean (1 FLOP per element) and standard deviation (3 per element) of each path.
+Cost path_stats_cost(const Operands& in, const Type&, int64_t) {
+  int64_t inputs = 0;
+  for (const Type& t : in.args) inputs += elements(t);
+  return Cost{0, 4.0 * static_cast<double>(inputs), 0};
+}
+
+// ---- the table ----
+
+constexpr AttrKind kDim = AttrKind::Dimension;
+constexpr AttrKind kReal = AttrKind::Real;
+
+OperatorRules unary(std::string name, std::string meaning) {
+  std::string usage = name + "(a)";
+  return {std::move(name), OpClass::Elementwise, std::move(usage), std::move(meaning), 1, 1, {}, same_as_argument, per_element<1>};
+}
+
+OperatorRules binary(std::string name, std::string meaning, bool commutative) {
+  std::string usage = name + "(a, b)";
+  return {std::move(name), OpClass::Binary, std::move(usage), std::move(meaning), 2, 2, {}, broadcast_type, per_element<1>, true, commutative};
+}
+
+std::vector<OperatorRules> build_table() {
+  return {
+      {"linear", OpClass::Projection, "linear(a, out=N)", "seq[n] -> seq[N], learned projection without bias", 1, 1,
+       {{"out", kDim}}, linear_type, linear_cost},
+      {"split_heads", OpClass::Reshape, "split_heads(a, h=H)", "seq[n] -> heads[H, n/H]", 1, 1, {{"h", kDim}},
+       split_heads_type, no_cost},
+      {"merge_heads", OpClass::Reshape, "merge_heads(a)", "heads[h, d] -> seq[h*d]", 1, 1, {}, merge_heads_type, no_cost},
+      {"head_scalars", OpClass::Reshape, "head_scalars(a)", "seq[h] -> scalars[h], one channel per head", 1, 1, {},
+       head_scalars_type, no_cost},
+      {"concat", OpClass::Reshape, "concat(a, b)", "seq[n], seq[m] -> seq[n+m]", 2, 2, {}, concat_type, no_cost},
+      unary("silu", "a * sigmoid(a)"),
+      unary("sigmoid", "1 / (1 + exp(-a))"),
+      unary("softplus", "log(1 + exp(a))"),
+      unary("logsigmoid", "log(sigmoid(a)) <= 0, a decay in log space"),
+      unary("elu1", "elu(a) + 1 > 0, the linear-attention feature map"),
+      unary("relu", "max(a, 0)"),
+      unary("exp", "exp(a)"),
+      unary("tanh", "tanh(a)"),
+      unary("neg", "-a"),
+      binary("add", "a + b (heads[h, d] with scalars[h] broadcasts)", true),
+      binary("sub", "a - b (heads[h, d] with scalars[h] broadcasts)", false),
+      binary("mul", "a * b (heads[h, d] with scalars[h] broadcasts)", true),
+      {"scale", OpClass::Learned, "scale(a)", "learned scale per channel (seq) or per head (heads, scalars)", 1, 1, {},
+       same_as_argument, scale_cost},
+      {"temperature", OpClass::Learned, "temperature(a)",
+       "divides by a learned positive temperature, one for seq, one per head for heads and scalars", 1, 1, {},
+       same_as_argument, temperature_cost},
+      {"l2norm", OpClass::Norm, "l2norm(a)", "L2 normalisation over the last dimension (seq, heads)", 1, 1, {}, norm_type,
+       per_element<3>},
+      {"rmsnorm", OpClass::Norm, "rmsnorm(a)", "RMSNorm with a learned gain over the last dimension (seq, heads)", 1, 1, {},
+       norm_type, rmsnorm_cost<4>},
+      {"gated_rmsnorm", OpClass::Norm, "gated_rmsnorm(a, g)", "rmsnorm(a) * silu(g), a and g of one type (seq, heads)", 2, 2,
+       {}, gated_norm_type, rmsnorm_cost<6>},
+      {"short_conv", OpClass::LocalMix, "short_conv(a, k=K)", "causal depthwise convolution over the last K tokens", 1, 1,
+       {{"k", kDim}}, conv_type, conv_cost<true>},
+      {"noncausal_conv", OpClass::LocalMix, "noncausal_conv(a, k=K)",
+       "centred depthwise convolution, looks K/2 tokens ahead: not causal", 1, 1, {{"k", kDim}}, conv_type, conv_cost<false>,
+       false},
+      {"seq_mean", OpClass::LocalMix, "seq_mean(a)", "mean over the whole sequence at every position: not causal", 1, 1, {},
+       same_as_argument, per_element<1>, false},
+      {"linear_attn", OpClass::Recurrence, "linear_attn(q, k, v)", "S_t = S_{t-1} + k_t v_t^T, o_t = S_t^T q_t", 3, 3, {},
+       attention_type, recurrence_cost<4>},
+      {"decay_attn", OpClass::Recurrence, "decay_attn(q, k, v, g)",
+       "S_t = diag(exp g_t) S_{t-1} + k_t v_t^T, g scalars[h] or heads[h, dk] in log space", 4, 4, {}, decay_attn_type,
+       recurrence_cost<4>},
+      {"delta_rule", OpClass::Recurrence, "delta_rule(q, k, v, beta)",
+       "S_t = S_{t-1} - beta_t k_t (k_t^T S_{t-1} - v_t^T), beta scalars[h] in (0, 1)", 4, 4, {}, delta_rule_type,
+       recurrence_cost<6>},
+      {"gated_delta_rule", OpClass::Recurrence, "gated_delta_rule(q, k, v, beta, g)",
+       "S_t = exp(g_t) S_{t-1} - beta_t k_t (exp(g_t) k_t^T S_{t-1} - v_t^T), beta and g scalars[h]", 5, 5, {},
+       gated_delta_rule_type, recurrence_cost<6>},
+      {"swa", OpClass::Recurrence, "swa(q, k, v, window=W)", "softmax attention over the last W tokens", 3, 3,
+       {{"window", kDim}}, attention_type, swa_cost},
+      {"softmax_attn", OpClass::Recurrence, "softmax_attn(q, k, v)",
+       "causal full softmax attention: quadratic, reference only", 3, 3, {}, attention_type, cached_attention_cost},
+      {"retnet_decay", OpClass::Recurrence, "retnet_decay(a, h=H)",
+       "seq[n] -> scalars[H], the fixed RetNet log decays log(1 - 2^(-5-i))", 1, 1, {{"h", kDim}}, retnet_decay_type,
+       no_cost},
+      {"gated_fuse", OpClass::Routing, "gated_fuse(a, b, g)", "sigmoid(g) * a + (1 - sigmoid(g)) * b, all of one type", 3, 3,
+       {}, gated_fuse_type, per_element<4>},
+      {"route", OpClass::Routing, "route(logits, p1, ..., pk, temp=T)",
+       "per-token softmax over k >= 2 paths of one type, weights softmax(logits / temp), logits seq[k]", 3, kVariadic,
+       {{"temp", kReal}}, route_type, route_cost},
+      {"path_stats", OpClass::Routing, "path_stats(p1, ..., pk)",
+       "seq[2k]: per-token mean and standard deviation of each path over its channels", 1, kVariadic, {}, path_stats_type,
+       path_stats_cost},
+  };
+}
+
+size_t edit_distance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+}  // namespace
+
+const std::vector<OperatorRules>& operator_rules() {
+  static const std::vector<OperatorRules> table = build_table();
+  return table;
+}
+
+const OperatorRules* find_rules(std::string_view name) {
+  for (const auto& rules : operator_rules()) {
+    if (rules.name == name) return &rules;
+  }
+  return nullptr;
+}
+
+int64_t elements(const Type& t) {
+  switch (t.kind) {
+    case Kind::Seq: return t.dim;
+    case Kind::Heads: return t.heads * t.dim;
+    case Kind::Scalars: return t.heads;
+  }
+  return 0;
+}
+
+int64_t divisor_at_most(int64_t n, int64_t limit) {
+  for (int64_t d = std::min(n, limit); d > 1; --d) {
+    if (n % d == 0) return d;
+  }
+  return 1;
+}
+
+std::string closest(std::string_view word, const std::vector<std::string>& candidates) {
+  // Close enough: at most two edits, and fewer edits than the word has letters.
+  size_t best_distance = std::min<size_t>(3, word.size());
+  std::string best;
+  for (const auto& candidate : candidates) {
+    const size_t d = edit_distance(word, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+}  // namespace detail
+
+const std::vector<OpInfo>& operators() {
+  static const std::vector<OpInfo> infos = [] {
+    std::vector<OpInfo> out;
+    for (const auto& rules : detail::operator_rules()) {
+      std::vector<std::string> keys;
+      for (const auto& attr : rules.attrs) keys.push_back(attr.key);
+      out.push_back(OpInfo{rules.name, rules.op_class, rules.causal, std::move(keys), rules.usage + ": " + rules.meaning});
+    }
+    return out;
+  }();
+  return infos;
+}
+
+const OpInfo* find_operator(std::string_view name) {
+  for (const auto& info : operators()) {
+    if (info.name == name) return &info;
+  }
+  return nullptr;
+}
+
+std::string to_string(const Type& t) {
+  switch (t.kind) {
+    case Kind::Seq: return "seq[" + std::to_string(t.dim) + "]";
+    case Kind::Heads: return "heads[" + std::to_string(t.heads) + ", " + std::to_string(t.dim) + "]";
+    case Kind::Scalars: return "scalars[" + std::to_string(t.heads) + "]";
+  }
+  return "";
+}
+
+}  // namespace asiarch::lang

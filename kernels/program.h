@@ -1,0 +1,130 @@
+#pragma once
+// The architecture language: typed SSA programs that describe a token mixer. The text form,
+// the types and every operator are specified in kernels/LANGUAGE.md. This header is torch-free.
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+namespace asiarch::lang {
+
+// An error in a program, located in its text. what() is "FILE:LINE: message".
+class ProgramError : public std::runtime_error {
+ public:
+  ProgramError(std::string file, int line, const std::string& message);
+  const std::string& file() const { return file_; }
+  int line() const { return line_; }
+  const std::string& message() const { return message_; }
+
+ private:
+  std::string file_;
+  int line_;
+  std::string message_;
+};
+
+// A dimension attribute: an integer, or D times num/den.
+struct Dim {
+  bool of_model_width = false;  // true: D*num/den; false: num
+  int64_t num = 0;
+  int64_t den = 1;
+  bool operator==(const Dim&) const = default;
+};
+
+using AttrValue = std::variant<Dim, double>;
+
+struct Attr {
+  std::string key;
+  AttrValue value;
+  bool operator==(const Attr&) const = default;
+};
+
+struct Statement {
+  std::string name;                   // the value this statement defines
+  std::string op;                     // operator name, see LANGUAGE.md
+  std::vector<std::string> args;      // names of earlier values or "x"
+  std::vector<Attr> attrs;            // in source order
+  std::vector<std::string> comments;  // full comment lines above it, text after "# "
+  int line = 0;                       // 1-based line in the source text, 0 if built in code
+  bool operator==(const Statement& o) const {  // line is where it came from, not what it is
+    return name == o.name && op == o.op && args == o.args && attrs == o.attrs && comments == o.comments;
+  }
+};
+
+struct Program {
+  std::string name;
+  std::vector<std::string> comments;         // comment lines before `program`
+  std::vector<Statement> body;
+  std::string result;                        // the returned value
+  std::vector<std::string> return_comments;  // comment lines above `return`
+  int return_line = 0;
+  bool operator==(const Program& o) const {
+    return name == o.name && comments == o.comments && body == o.body && result == o.result &&
+           return_comments == o.return_comments;
+  }
+};
+
+enum class Kind { Seq, Heads, Scalars };
+
+struct Type {
+  Kind kind = Kind::Seq;
+  int64_t heads = 0;  // heads and scalars
+  int64_t dim = 0;    // seq width, or per-head vector size
+  bool operator==(const Type&) const = default;
+};
+std::string to_string(const Type& t);  // "seq[256]", "heads[4, 64]", "scalars[4]"
+
+// The concrete sizes a program is checked and measured at.
+struct ModelShape {
+  int64_t d_model = 256;  // D
+  int64_t context = 2048; // T
+};
+
+// Parses the text form. Throws ProgramError naming `file` and the line.
+Program parse(std::string_view text, std::string_view file = "<program>");
+// Prints the text form of LANGUAGE.md; print(parse(t)) == t for text in that layout.
+std::string print(const Program& program);
+
+// Type-checks against a shape. Returns the type of each statement's value, in body order.
+// Throws ProgramError naming the statement's line, the problem and what to write instead.
+std::vector<Type> check(const Program& program, const ModelShape& shape, std::string_view file = "<program>");
+
+// Derived figures of a type-checked program (throws ProgramError if it does not check).
+struct Figures {
+  int64_t params = 0;            // per layer
+  double flops_per_token = 0.0;  // per layer, at shape.context
+  int64_t state_size = 0;        // floats per sequence per layer
+  bool causal = true;            // static: no non-causal op reaches the result
+  bool subquadratic = true;      // flops at 4T < 2x flops at T
+};
+Figures derive(const Program& program, const ModelShape& shape);
+
+// Canonical form (LANGUAGE.md) and the structural hash (64 hex chars, SHA-256 of its text).
+Program canonical(const Program& program);
+std::string structural_hash(const Program& program);
+
+// The operator table, for tools and mutation operators.
+enum class OpClass { Projection, Reshape, Elementwise, Binary, Learned, Norm, LocalMix, Recurrence, Routing };
+struct OpInfo {
+  std::string name;
+  OpClass op_class;
+  bool causal;                     // false for ops that look at the whole sequence
+  std::vector<std::string> attrs;  // attribute keys it takes, e.g. {"out"}, {"k"}, {"temp"}
+  std::string summary;             // one line for `asiarch arch ops`
+};
+const std::vector<OpInfo>& operators();             // in a fixed order
+const OpInfo* find_operator(std::string_view name); // nullptr if unknown
+
+// Shipped programs: the baselines of DESIGN.md (kernels/baselines/*.arch), by name.
+struct Baseline {
+  std::string name;        // e.g. "gated_deltanet"
+  std::string text;        // the program's text form
+  bool reference_only;     // softmax_attention: fails the complexity check by design
+};
+const std::vector<Baseline>& baselines();  // sorted by name
+const Baseline* find_baseline(std::string_view name);
+
+}  // namespace asiarch::lang

@@ -1,0 +1,99 @@
+// Name resolution: SSA scoping of a program, shared by parse(), check() and canonical().
+#include <cctype>
+#include <map>
+
+#include "kernels/program_analysis.h"
+
+namespace asiarch::lang::detail {
+
+bool valid_name(std::string_view name) {
+  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
+  for (char c : name) {
+    if (!(c == '_' || std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)))) return false;
+  }
+  return true;
+}
+
+std::string suggested_name(std::string_view name) {
+  std::string out;
+  for (char c : name) {
+    const auto u = static_cast<unsigned char>(c);
+    out += std::isalnum(u) ? static_cast<char>(std::tolower(u)) : '_';
+  }
+  if (out.empty() || std::isdigit(static_cast<unsigned char>(out[0]))) out = "v_" + out;
+  return out;
+}
+
+namespace {
+
+std::string where(int line) { return line > 0 ? "on line " + std::to_string(line) : "by an earlier statement"; }
+
+// " (did you mean 'q_act'?)" when a defined name is close to `name`.
+std::string did_you_mean(const std::string& name, const std::map<std::string, int>& defined) {
+  std::vector<std::string> names;
+  for (const auto& [defined_name, index] : defined) names.push_back(defined_name);
+  const std::string guess = closest(name, names);
+  return guess.empty() ? "" : " (did you mean '" + guess + "'?)";
+}
+
+}  // namespace
+
+ProgramGraph resolve(const Program& program, std::string_view file) {
+  const std::string file_name(file);
+  if (!valid_name(program.name)) {
+    throw ProgramError(file_name, 0,
+                       "program name '" + program.name + "' is not valid; use lowercase letters, digits and '_', e.g. '" +
+                           suggested_name(program.name) + "'");
+  }
+  // Every definition, for telling "defined later" from "never defined".
+  std::map<std::string, int> definitions;
+  for (size_t i = 0; i < program.body.size(); ++i) definitions.emplace(program.body[i].name, static_cast<int>(i));
+
+  ProgramGraph graph;
+  std::map<std::string, int> defined = {{"x", kInput}};
+  auto lookup = [&](const std::string& name, int line, const std::string& role) {
+    if (auto it = defined.find(name); it != defined.end()) return it->second;
+    if (auto later = definitions.find(name); later != definitions.end()) {
+      throw ProgramError(file_name, line,
+                         role + " '" + name + "' is used before it is defined; define it on an earlier line (it is defined " +
+                             where(program.body[static_cast<size_t>(later->second)].line) + ")");
+    }
+    throw ProgramError(file_name, line,
+                       role + " '" + name + "' is not defined; define it on an earlier line" + did_you_mean(name, defined));
+  };
+
+  for (size_t i = 0; i < program.body.size(); ++i) {
+    const Statement& s = program.body[i];
+    std::vector<int> args;
+    for (const auto& arg : s.args) args.push_back(lookup(arg, s.line, "value"));
+    graph.args.push_back(std::move(args));
+    if (!valid_name(s.name)) {
+      throw ProgramError(file_name, s.line,
+                         "'" + s.name + "' is not a valid value name; use lowercase letters, digits and '_', e.g. '" +
+                             suggested_name(s.name) + "'");
+    }
+    if (s.name == "x") {
+      throw ProgramError(file_name, s.line, "'x' is the program input and cannot be redefined; choose a new name");
+    }
+    if (auto it = defined.find(s.name); it != defined.end()) {
+      throw ProgramError(file_name, s.line,
+                         "'" + s.name + "' is already defined " + where(program.body[static_cast<size_t>(it->second)].line) +
+                             "; SSA values are defined once: choose a new name");
+    }
+    defined.emplace(s.name, static_cast<int>(i));
+  }
+  graph.result = lookup(program.result, program.return_line, "returned value");
+
+  graph.live.assign(program.body.size(), false);
+  if (graph.result != kInput) graph.live[static_cast<size_t>(graph.result)] = true;
+  // Arguments are defined before their use, so one backward pass marks everything the result needs.
+  for (size_t i = program.body.size(); i-- > 0;) {
+    if (!graph.live[i]) continue;
+    for (int arg : graph.args[i]) {
+      if (arg != kInput) graph.live[static_cast<size_t>(arg)] = true;
+    }
+  }
+  return graph;
+}
+
+}  // namespace asiarch::lang::detail

@@ -1,0 +1,162 @@
+// The `asiarch` command line as a user drives it: exit codes, the digest line, replay after a
+// one-byte change made with the standard LMDB tools, and errors that name file and line.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Result {
+  int code;
+  std::string output;  // stdout and stderr
+};
+
+Result sh(const std::string& command) {
+  Result r{-1, ""};
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  REQUIRE(pipe);
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) r.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+std::string asiarch(const std::string& args) { return std::string(ASIARCH_BIN) + " " + args; }
+std::string source(const std::string& path) { return std::string(ASIARCH_SOURCE_DIR) + "/" + path; }
+
+fs::path fresh_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("asiarch-cli-" + name + "-" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  return dir;
+}
+
+std::string last_line(const std::string& text) {
+  std::string trimmed = text;
+  while (!trimmed.empty() && trimmed.back() == '\n') trimmed.pop_back();
+  return trimmed.substr(trimmed.rfind('\n') + 1);
+}
+
+std::string write_file(const fs::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+}  // namespace
+
+TEST_CASE("run ends with the digest; the same seed repeats it; inspect reads it", "[cli]") {
+  const fs::path a = fresh_dir("run-a"), b = fresh_dir("run-b"), c = fresh_dir("run-c");
+  const Result first = sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --out " + a.string()));
+  REQUIRE(first.code == 0);
+  const std::regex digest_line("digest: [0-9a-f]{64}");
+  REQUIRE(std::regex_match(last_line(first.output), digest_line));
+  const Result second = sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --out " + b.string()));
+  CHECK(last_line(second.output) == last_line(first.output));
+  const Result other = sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --seed 2 --out " + c.string()));
+  CHECK(last_line(other.output) != last_line(first.output));
+
+  const Result inspect = sh(asiarch("inspect " + a.string() + " --json"));
+  CHECK(inspect.code == 0);
+  CHECK(inspect.output.find("\"experiments\": 100") != std::string::npos);
+  CHECK(inspect.output.find(last_line(first.output).substr(8)) != std::string::npos);
+  CHECK(sh("mdb_stat -a " + a.string()).code == 0);
+  for (const auto& d : {a, b, c}) fs::remove_all(d);
+}
+
+TEST_CASE("replay is identical until one byte of one event changes, then names that seq", "[cli][replay]") {
+  const fs::path dir = fresh_dir("tamper");
+  REQUIRE(sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --out " + dir.string())).code == 0);
+  const Result clean = sh(asiarch("replay " + dir.string()));
+  CHECK(clean.code == 0);
+  CHECK(clean.output.find("replay identical") != std::string::npos);
+
+  // Change one byte of event 40 with the standard tools: dump, edit the value's hex, load.
+  const fs::path dump = dir / "events.dump";
+  REQUIRE(sh("mdb_dump -s events " + dir.string() + " > " + dump.string()).code == 0);
+  std::ifstream in(dump);
+  std::stringstream edited;
+  const std::string key_40 = " 0000000000000028";
+  bool changed = false;
+  for (std::string line; std::getline(in, line);) {
+    edited << line << "\n";
+    if (line == key_40 && std::getline(in, line)) {
+      const size_t at = line.size() - 20;  // inside the payload's text, away from the header
+      line[at] = line[at] == '0' ? '1' : '0';
+      edited << line << "\n";
+      changed = true;
+    }
+  }
+  REQUIRE(changed);
+  write_file(dump, edited.str());
+  REQUIRE(sh("mdb_load -s events -f " + dump.string() + " " + dir.string()).code == 0);
+
+  const Result tampered = sh(asiarch("replay " + dir.string()));
+  CHECK(tampered.code == 1);
+  CHECK(tampered.output.find("first divergence at seq 40") != std::string::npos);
+  CHECK(tampered.output.find("recorded kind:") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a malformed scenario exits 2 naming file, line and fix, and creates no run", "[cli][scenario]") {
+  const fs::path scratch = fresh_dir("scenarios");
+  fs::create_directories(scratch);
+  const fs::path out = scratch / "never";
+  std::ifstream smoke(source("scenarios/sim-smoke.toml"));
+  std::stringstream text;
+  text << smoke.rdbuf();
+  const std::string good = text.str();
+
+  struct Case {
+    std::string name, contents, expect;
+  };
+  std::string typo = good;
+  typo.replace(typo.find("gpu_slots"), 9, "gpu_slot");
+  std::string wrong_type = good;
+  wrong_type.replace(wrong_type.find("gpu_slots = 4"), 13, "gpu_slots = \"four\"");
+  const std::vector<Case> cases = {
+      {"typo.toml", typo, "did you mean 'gpu_slots'"},
+      {"type.toml", wrong_type, "must be an integer"},
+      {"syntax.toml", "name = \"x\"\n[campaign\n", "not valid TOML"},
+  };
+  for (const auto& c : cases) {
+    const std::string file = write_file(scratch / c.name, c.contents);
+    const Result r = sh(asiarch("run " + file + " --out " + out.string()));
+    INFO(r.output);
+    CHECK(r.code == 2);
+    CHECK(r.output.find(file + ":") != std::string::npos);
+    CHECK(r.output.find(c.expect) != std::string::npos);
+    CHECK_FALSE(fs::exists(out));
+  }
+  const Result missing = sh(asiarch("run " + (scratch / "absent.toml").string() + " --out " + out.string()));
+  CHECK(missing.code == 2);
+  CHECK_FALSE(fs::exists(out));
+  fs::remove_all(scratch);
+}
+
+TEST_CASE("arch list, show and check", "[cli][arch]") {
+  const Result list = sh(asiarch("arch list"));
+  REQUIRE(list.code == 0);
+  for (const char* name : {"linear_attention", "retnet", "gla", "mamba2", "deltanet", "gated_deltanet", "softmax_attention"}) {
+    CHECK(list.output.find(name) != std::string::npos);
+  }
+  CHECK(sh(asiarch("arch show gated_deltanet")).code == 0);
+  CHECK(sh(asiarch("arch check deltanet")).code == 0);
+
+  const fs::path scratch = fresh_dir("programs");
+  fs::create_directories(scratch);
+  const std::string bad = write_file(scratch / "bad.arch", "program bad\n  q = linear(x, out=D)\n  y = silu(k)\n  return y\n");
+  const Result r = sh(asiarch("arch check " + bad));
+  CHECK(r.code == 2);
+  CHECK(r.output.find(bad + ":3:") != std::string::npos);
+  CHECK(sh(asiarch("arch check no_such_program")).code == 2);
+  CHECK(sh(asiarch("arch")).code == 2);  // a subcommand is required
+  fs::remove_all(scratch);
+}

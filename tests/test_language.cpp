@@ -1,0 +1,433 @@
+// The architecture language: text form, type checking, derived figures, canonical form and the
+// shipped baselines (kernels/LANGUAGE.md).
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "kernels/program.h"
+
+using namespace asiarch::lang;
+
+namespace {
+
+const ModelShape kShape{256, 2048};
+
+// Parses and type-checks `text`, expecting a ProgramError; returns it.
+ProgramError error_of(const std::string& text, const ModelShape& shape = kShape) {
+  try {
+    check(parse(text, "test.arch"), shape, "test.arch");
+  } catch (const ProgramError& e) {
+    return e;
+  }
+  FAIL("expected a ProgramError for:\n" << text);
+  throw std::logic_error("unreachable");
+}
+
+Program checked(const std::string& text, const ModelShape& shape = kShape) {
+  Program p = parse(text);
+  check(p, shape);
+  return p;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream buffer;
+  buffer << in.rdbuf();
+  return buffer.str();
+}
+
+}  // namespace
+
+TEST_CASE("the shipped baselines are exactly the seven published mixers") {
+  std::vector<std::string> names;
+  for (const auto& b : baselines()) names.push_back(b.name);
+  CHECK(names == std::vector<std::string>{"deltanet", "gated_deltanet", "gla", "linear_attention", "mamba2", "retnet",
+                                          "softmax_attention"});
+  for (const auto& b : baselines()) CHECK(b.reference_only == (b.name == "softmax_attention"));
+  REQUIRE(find_baseline("gated_deltanet") != nullptr);
+  CHECK(find_baseline("gated_deltanet")->name == "gated_deltanet");
+  CHECK(find_baseline("gated_delta") == nullptr);
+}
+
+TEST_CASE("the embedded baselines are the files in kernels/baselines") {
+  for (const auto& b : baselines()) {
+    INFO(b.name);
+    CHECK(read_file(std::string(ASIARCH_SOURCE_DIR) + "/kernels/baselines/" + b.name + ".arch") == b.text);
+  }
+}
+
+TEST_CASE("every baseline round-trips exactly, type-checks and has the right figures") {
+  for (const auto& b : baselines()) {
+    INFO(b.name);
+    const Program p = parse(b.text, b.name + ".arch");
+    CHECK(p.name == b.name);
+    CHECK(print(p) == b.text);
+    CHECK(parse(print(p)) == p);
+    CHECK_FALSE(p.comments.empty());  // the header citing the paper
+    CHECK(b.text.find("arXiv:") != std::string::npos);
+    for (const ModelShape shape : {ModelShape{256, 2048}, ModelShape{64, 2048}}) {
+      REQUIRE_NOTHROW(check(p, shape));
+      const Figures f = derive(p, shape);
+      CHECK(f.causal);
+      CHECK(f.subquadratic == !b.reference_only);
+      CHECK(f.params > 0);
+      CHECK(f.state_size > 0);
+    }
+  }
+  // softmax attention's cost grows with the context; the others' does not.
+  const Program softmax = parse(find_baseline("softmax_attention")->text);
+  CHECK(derive(softmax, {256, 8192}).flops_per_token > derive(softmax, {256, 2048}).flops_per_token);
+  CHECK_FALSE(derive(softmax, kShape).subquadratic);
+}
+
+TEST_CASE("parse(print(p)) == p for programs built in code") {
+  Program p;
+  p.name = "built";
+  p.comments = {"a header", "", "  indented text"};
+  p.body.push_back(Statement{"a", "linear", {"x"}, {Attr{"out", Dim{true, 2, 1}}}, {"widen"}, 0});
+  p.body.push_back(Statement{"b", "linear", {"a"}, {Attr{"out", Dim{true, 1, 4}}}, {}, 0});
+  p.body.push_back(Statement{"c", "short_conv", {"b"}, {Attr{"k", Dim{false, 4, 1}}}, {}, 0});
+  p.body.push_back(Statement{"d", "linear", {"c"}, {Attr{"out", Dim{true, 1, 1}}}, {}, 0});
+  p.body.push_back(Statement{"r1", "linear", {"x"}, {Attr{"out", Dim{false, 2, 1}}}, {}, 0});
+  p.body.push_back(Statement{"e", "route", {"r1", "d", "x"}, {Attr{"temp", 0.5}}, {"two paths", "routed"}, 0});
+  p.body.push_back(Statement{"f", "route", {"r1", "e", "x"}, {Attr{"temp", 1.0}}, {}, 0});
+  p.body.push_back(Statement{"g", "route", {"r1", "f", "x"}, {Attr{"temp", 1e-3}}, {}, 0});
+  p.body.push_back(Statement{"h", "route", {"r1", "g", "x"}, {Attr{"temp", 2.5e20}}, {}, 0});
+  p.body.push_back(Statement{"i", "route", {"r1", "h", "x"}, {Attr{"temp", 0.1}}, {}, 0});
+  p.result = "i";
+  p.return_comments = {"the output"};
+
+  const std::string text = print(p);
+  CHECK(text ==
+        "# a header\n"
+        "#\n"
+        "#   indented text\n"
+        "program built\n"
+        "  # widen\n"
+        "  a = linear(x, out=D*2)\n"
+        "  b = linear(a, out=D/4)\n"
+        "  c = short_conv(b, k=4)\n"
+        "  d = linear(c, out=D)\n"
+        "  r1 = linear(x, out=2)\n"
+        "  # two paths\n"
+        "  # routed\n"
+        "  e = route(r1, d, x, temp=0.5)\n"
+        "  f = route(r1, e, x, temp=1.0)\n"
+        "  g = route(r1, f, x, temp=0.001)\n"
+        "  h = route(r1, g, x, temp=2.5e+20)\n"
+        "  i = route(r1, h, x, temp=0.1)\n"
+        "  # the output\n"
+        "  return i\n");
+  const Program back = parse(text);
+  CHECK(back == p);
+  CHECK(back.body[0].line == 6);
+  CHECK(back.return_line == 19);
+  CHECK_NOTHROW(check(back, kShape));
+}
+
+TEST_CASE("parsing accepts free spacing and blank lines and prints the canonical layout") {
+  const Program p = parse("\n# head\n\nprogram   spaced\n    a=silu( x )\n\n\treturn a\n\n");
+  CHECK(print(p) == "# head\nprogram spaced\n  a = silu(x)\n  return a\n");
+  CHECK(p.body.at(0).line == 5);
+  CHECK(p.return_line == 7);
+  const Program reals = parse("program r\n  a = route(x, x, x, temp=1e-3)\n  return a\n");
+  CHECK(std::get<double>(reals.body[0].attrs[0].value) == 1e-3);
+  CHECK(print(reals).find("temp=0.001") != std::string::npos);
+}
+
+TEST_CASE("ProgramError::what() is FILE:LINE: message") {
+  const ProgramError e("dir/f.arch", 7, "something is wrong; do this instead");
+  CHECK(std::string(e.what()) == "dir/f.arch:7: something is wrong; do this instead");
+  CHECK(e.file() == "dir/f.arch");
+  CHECK(e.line() == 7);
+  CHECK(e.message() == "something is wrong; do this instead");
+}
+
+TEST_CASE("errors name the line, what is wrong and what to write instead") {
+  struct Case {
+    const char* what;
+    std::string text;
+    int line;
+    std::vector<std::string> fragments;
+  };
+  const std::string head = "# header\nprogram p\n";
+  const std::vector<Case> cases = {
+      {"unknown operator", head + "  a = linear(x, out=D)\n  b = slu(a)\n  return b\n", 4,
+       {"unknown operator 'slu'", "did you mean 'silu'?", "asiarch arch ops"}},
+      {"use before definition", head + "  a = silu(q)\n  q = silu(x)\n  return a\n", 3,
+       {"'q' is used before it is defined", "define it on an earlier line"}},
+      {"undefined value", head + "  q_act = silu(x)\n  a = silu(q_ac)\n  return a\n", 4,
+       {"'q_ac' is not defined", "did you mean 'q_act'?"}},
+      {"redefinition", head + "  a = silu(x)\n  q = silu(a)\n  q = tanh(a)\n  return q\n", 5,
+       {"'q' is already defined on line 4", "choose a new name"}},
+      {"redefining x", head + "  x = silu(x)\n  return x\n", 3, {"'x' is the program input", "choose a new name"}},
+      {"comment after code", head + "  a = silu(x)  # why\n  return a\n", 3,
+       {"comment after code", "onto its own line above"}},
+      {"no return", head + "  a = silu(x)\n", 3, {"has no `return`", "return NAME"}},
+      {"statement after return", head + "  a = silu(x)\n  return a\n  b = silu(a)\n", 5,
+       {"ends with `return` on line 4", "move this line above `return`"}},
+      {"no program line", "# only a comment\n  a = silu(x)\n", 2, {"`program NAME`"}},
+      {"argument after attribute", head + "  a = linear(x, out=D, x)\n  return a\n", 3,
+       {"follows the attribute 'out'", "put all arguments before"}},
+      {"missing parenthesis", head + "  a = silu(x\n  return a\n", 3, {"expected ',' or ')'", "close the call with ')'"}},
+      {"bad value name", head + "  Q = silu(x)\n  return Q\n", 3, {"'Q' is not a valid value name", "'q'"}},
+      {"bad attribute value", head + "  a = linear(x, out=E)\n  return a\n", 3, {"D, D*k, D/k"}},
+      {"arity", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=4)\n  o = linear_attn(b, b)\n  return a\n", 5,
+       {"linear_attn: takes 3 arguments, got 2", "write linear_attn(q, k, v)"}},
+      {"missing attribute", head + "  a = linear(x)\n  return a\n", 3,
+       {"linear: needs the attribute 'out'", "write linear(a, out=N)"}},
+      {"unknown attribute", head + "  a = linear(x, outt=D)\n  return a\n", 3,
+       {"unknown attribute 'outt'", "did you mean 'out'?"}},
+      {"attribute on an operator without any", head + "  a = silu(x, k=4)\n  return a\n", 3,
+       {"silu: takes no attributes", "remove 'k=4'"}},
+      {"real where a dimension belongs", head + "  a = short_conv(x, k=4.0)\n  return a\n", 3,
+       {"k=4.0 is a real number", "takes a dimension", "write an integer"}},
+      {"dimension where a real belongs", head + "  r = linear(x, out=2)\n  a = route(r, x, x, temp=2)\n  return a\n", 4,
+       {"temp=2 is a dimension", "takes a real number", "temp=1.0"}},
+      {"non-positive dimension", head + "  a = linear(x, out=0)\n  return a\n", 3, {"out=0 must be positive"}},
+      {"non-positive real", head + "  r = linear(x, out=2)\n  a = route(r, x, x, temp=-1.0)\n  return a\n", 4,
+       {"temp=-1.0 must be a positive number"}},
+      {"attribute given twice", head + "  a = linear(x, out=D, out=D)\n  return a\n", 3, {"given twice", "give it once"}},
+      {"D/3 at D=256", head + "  a = linear(x, out=D/3)\n  b = linear(a, out=D)\n  return b\n", 3,
+       {"out=D/3 is not a whole number at D=256", "e.g. out=D/2"}},
+      {"heads do not divide", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=3)\n  c = merge_heads(b)\n  return c\n", 4,
+       {"does not split into 3 heads", "choose h that divides 256, e.g. h=2"}},
+      {"wrong kind of argument", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=4)\n  c = linear(b, out=D)\n  return c\n",
+       5, {"must be seq[n], got heads[4, 64]", "merge_heads(b)"}},
+      {"no broadcast between these", head + "  a = linear(x, out=D/2)\n  b = add(a, x)\n  return b\n", 4,
+       {"cannot combine seq[128] ('a') with seq[256] ('x')", "heads[h, d] with scalars[h]"}},
+      {"beta of the wrong type", head +
+                                     "  a = linear(x, out=D)\n  q = split_heads(a, h=4)\n  bp = linear(x, out=2)\n"
+                                     "  beta = head_scalars(bp)\n  o = delta_rule(q, q, q, beta)\n  m = merge_heads(o)\n  return m\n",
+       7, {"beta", "must be scalars[4], got scalars[2]", "out=4"}},
+      {"return not seq[D]", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=4)\n  # the result\n  return b\n", 6,
+       {"returns 'b' of type heads[4, 64]", "seq[D] = seq[256]", "merge_heads(b)", "linear(b_seq, out=D)"}},
+      {"return of an unknown value", head + "  a = silu(x)\n  return y\n", 4, {"'y' is not defined"}},
+  };
+  for (const auto& c : cases) {
+    INFO(c.what);
+    const ProgramError e = error_of(c.text);
+    CHECK(e.file() == "test.arch");
+    CHECK(e.line() == c.line);
+    CHECK(std::string(e.what()).rfind("test.arch:" + std::to_string(c.line) + ": ", 0) == 0);
+    for (const auto& fragment : c.fragments) CHECK_THAT(e.message(), Catch::Matchers::Contains(fragment));
+  }
+}
+
+TEST_CASE("scoping errors are found by parse, typing errors by check") {
+  CHECK_THROWS_AS(parse("program p\n  a = silu(q)\n  return a\n"), ProgramError);
+  const Program unknown_op = parse("program p\n  a = slu(x)\n  return a\n");  // parses: operators are checked by check()
+  CHECK_THROWS_AS(check(unknown_op, kShape), ProgramError);
+}
+
+TEST_CASE("D/3 is a type error only where it does not divide D") {
+  const std::string text = "program third\n  a = linear(x, out=D/3)\n  b = linear(a, out=D)\n  return b\n";
+  CHECK_THROWS_AS(check(parse(text), ModelShape{256, 2048}), ProgramError);
+  const std::vector<Type> types = check(parse(text), ModelShape{255, 2048});
+  CHECK(types == std::vector<Type>{Type{Kind::Seq, 0, 85}, Type{Kind::Seq, 0, 255}});
+  CHECK(to_string(types[0]) == "seq[85]");
+}
+
+TEST_CASE("check returns the type of every statement, with broadcasts in either order") {
+  const Program p = checked(
+      "program types\n"
+      "  a = linear(x, out=D)\n"
+      "  h = split_heads(a, h=4)\n"
+      "  s_proj = linear(x, out=4)\n"
+      "  s = head_scalars(s_proj)\n"
+      "  left = mul(h, s)\n"
+      "  right = mul(s, h)\n"
+      "  diff = sub(s, h)\n"
+      "  both = concat(a, a)\n"
+      "  stats = path_stats(left, right, diff)\n"
+      "  m = merge_heads(right)\n"
+      "  return m\n");
+  const std::vector<Type> types = check(p, kShape);
+  REQUIRE(types.size() == 10);
+  CHECK(to_string(types[1]) == "heads[4, 64]");
+  CHECK(to_string(types[3]) == "scalars[4]");
+  CHECK(types[4] == types[1]);
+  CHECK(types[5] == types[1]);
+  CHECK(types[6] == types[1]);
+  CHECK(to_string(types[7]) == "seq[512]");
+  CHECK(to_string(types[8]) == "seq[6]");
+}
+
+TEST_CASE("hand-computed parameters, FLOPs and state of a tiny program") {
+  // D = 8, T = 16.
+  //   a = linear(x, out=D)      params 8*8 = 64, FLOPs 2*8*8 = 128
+  //   c = short_conv(a, k=3)    params 8*3 = 24, FLOPs 2*8*3 = 48, state 8*(3-1) = 16
+  //   h = split_heads(c, h=2)   heads[2, 4], free
+  //   o = linear_attn(h, h, h)  FLOPs 4*2*4*4 = 128, state 2*4*4 = 32
+  //   m = merge_heads(o)        free
+  //   g = silu(m)               FLOPs 8 (one per element)
+  //   y = linear(g, out=D)      params 64, FLOPs 128
+  //   unused = linear(x, ...)   dead: not counted
+  const Program p = checked(
+      "program tiny\n"
+      "  a = linear(x, out=D)\n"
+      "  c = short_conv(a, k=3)\n"
+      "  h = split_heads(c, h=2)\n"
+      "  o = linear_attn(h, h, h)\n"
+      "  m = merge_heads(o)\n"
+      "  g = silu(m)\n"
+      "  unused = linear(x, out=D*4)\n"
+      "  y = linear(g, out=D)\n"
+      "  return y\n",
+      ModelShape{8, 16});
+  const Figures f = derive(p, ModelShape{8, 16});
+  CHECK(f.params == 64 + 24 + 64);
+  CHECK(f.flops_per_token == Approx(128 + 48 + 128 + 8 + 128));
+  CHECK(f.state_size == 16 + 32);
+  CHECK(f.causal);
+  CHECK(f.subquadratic);
+
+  // Softmax attention at T = 16: FLOPs 2*h*T*(dk+dv) = 2*2*16*8 = 512, state h*T*(dk+dv) = 256.
+  const Program softmax = checked(
+      "program tiny_softmax\n"
+      "  h = split_heads(x, h=2)\n"
+      "  o = softmax_attn(h, h, h)\n"
+      "  m = merge_heads(o)\n"
+      "  return m\n",
+      ModelShape{8, 16});
+  const Figures fs = derive(softmax, ModelShape{8, 16});
+  CHECK(fs.params == 0);
+  CHECK(fs.flops_per_token == Approx(512));
+  CHECK(fs.state_size == 256);
+  CHECK_FALSE(fs.subquadratic);  // 4T costs 2048 >= 2 * 512
+
+  // Sliding-window attention at W = 4: FLOPs 2*h*W*(dk+dv) = 128 at any T.
+  const Program swa = checked(
+      "program tiny_swa\n"
+      "  h = split_heads(x, h=2)\n"
+      "  o = swa(h, h, h, window=4)\n"
+      "  m = merge_heads(o)\n"
+      "  return m\n",
+      ModelShape{8, 16});
+  CHECK(derive(swa, ModelShape{8, 16}).flops_per_token == Approx(128));
+  CHECK(derive(swa, ModelShape{8, 16}).subquadratic);
+}
+
+TEST_CASE("learned scales and norms count their parameters per channel or per head") {
+  const Program p = checked(
+      "program learned\n"
+      "  h = split_heads(x, h=2)\n"
+      "  hs = scale(h)\n"
+      "  ht = temperature(hs)\n"
+      "  hn = rmsnorm(ht)\n"
+      "  m = merge_heads(hn)\n"
+      "  ms = scale(m)\n"
+      "  mt = temperature(ms)\n"
+      "  mn = rmsnorm(mt)\n"
+      "  return mn\n",
+      ModelShape{8, 16});
+  // scale: 2 heads + 8 channels; temperature: 2 heads + 1; rmsnorm: last dimension 4 + 8.
+  CHECK(derive(p, ModelShape{8, 16}).params == 2 + 2 + 4 + 8 + 1 + 8);
+}
+
+TEST_CASE("a non-causal operator reaching the result makes the program non-causal") {
+  const Program mean = checked("program m\n  a = seq_mean(x)\n  b = add(a, x)\n  return b\n");
+  CHECK_FALSE(derive(mean, kShape).causal);
+  const Program conv = checked("program c\n  a = noncausal_conv(x, k=3)\n  return a\n");
+  CHECK_FALSE(derive(conv, kShape).causal);
+  const Program dead = checked("program d\n  a = seq_mean(x)\n  b = silu(x)\n  return b\n");
+  CHECK(derive(dead, kShape).causal);
+  const Program causal_conv = checked("program s\n  a = short_conv(x, k=3)\n  return a\n");
+  CHECK(derive(causal_conv, kShape).causal);
+}
+
+TEST_CASE("canonical form ignores names, comments, dead code, statement order and commutative order") {
+  const Program original = parse(
+      "# first spelling\n"
+      "program one\n"
+      "  q = linear(x, out=D)\n"
+      "  k = linear(x, out=D/2)\n"
+      "  kk = linear(k, out=D)\n"
+      "  # a sum\n"
+      "  s = add(q, kk)\n"
+      "  p = mul(s, x)\n"
+      "  return p\n");
+  const Program renamed = parse(
+      "program two\n"
+      "  # keys first this time\n"
+      "  key = linear(x, out=D/2)\n"
+      "  unused = silu(x)\n"
+      "  key_up = linear(key, out=D)\n"
+      "  query = linear(x, out=D)\n"
+      "  total = add(key_up, query)\n"
+      "  prod = mul(x, total)\n"
+      "  return prod\n");
+  CHECK(canonical(original) == canonical(renamed));
+  CHECK(structural_hash(original) == structural_hash(renamed));
+  CHECK(print(canonical(original)) ==
+        "program canonical\n"
+        "  v0 = linear(x, out=D)\n"
+        "  v1 = linear(x, out=D/2)\n"
+        "  v2 = linear(v1, out=D)\n"
+        "  v3 = add(v0, v2)\n"
+        "  v4 = mul(x, v3)\n"
+        "  return v4\n");
+  CHECK(canonical(canonical(original)) == canonical(original));
+  CHECK(derive(original, kShape).params == derive(canonical(original), kShape).params);
+
+  // Real changes: another operator, another attribute, swapped arguments of sub.
+  const Program other_op = parse(
+      "program three\n  q = linear(x, out=D)\n  k = linear(x, out=D/2)\n  kk = linear(k, out=D)\n"
+      "  s = sub(q, kk)\n  p = mul(s, x)\n  return p\n");
+  const Program other_attr = parse(
+      "program four\n  q = linear(x, out=D)\n  k = linear(x, out=D/4)\n  kk = linear(k, out=D)\n"
+      "  s = add(q, kk)\n  p = mul(s, x)\n  return p\n");
+  const Program swapped_sub = parse(
+      "program five\n  q = linear(x, out=D)\n  k = linear(x, out=D/2)\n  kk = linear(k, out=D)\n"
+      "  s = sub(kk, q)\n  p = mul(s, x)\n  return p\n");
+  CHECK(structural_hash(other_op) != structural_hash(original));
+  CHECK(structural_hash(other_attr) != structural_hash(original));
+  CHECK(structural_hash(swapped_sub) != structural_hash(other_op));
+}
+
+TEST_CASE("canonical form keeps shared values shared") {
+  const Program shared = parse("program s\n  a = linear(x, out=D)\n  b = add(a, a)\n  return b\n");
+  const Program separate = parse("program t\n  a = linear(x, out=D)\n  c = linear(x, out=D)\n  b = add(a, c)\n  return b\n");
+  CHECK(print(canonical(shared)) == "program canonical\n  v0 = linear(x, out=D)\n  v1 = add(v0, v0)\n  return v1\n");
+  CHECK(structural_hash(shared) != structural_hash(separate));
+}
+
+TEST_CASE("structural hashes are 64 lowercase hex digits and tell the baselines apart") {
+  std::set<std::string> hashes;
+  for (const auto& b : baselines()) {
+    const std::string hash = structural_hash(parse(b.text));
+    CHECK(hash.size() == 64);
+    CHECK(hash.find_first_not_of("0123456789abcdef") == std::string::npos);
+    hashes.insert(hash);
+  }
+  CHECK(hashes.size() == baselines().size());
+  // SHA-256 of the canonical text of `return x`, computed independently (sha256sum).
+  CHECK(structural_hash(parse("program identity\n  return x\n")) ==
+        "feed957556f391133e1f9670be32faff132a35d360c158cd28546c8be07d5ab2");
+}
+
+TEST_CASE("the operator table lists every operator of LANGUAGE.md once") {
+  const std::vector<std::string> expected = {
+      "linear",     "split_heads", "merge_heads", "head_scalars", "concat",         "silu",         "sigmoid",
+      "softplus",   "logsigmoid",  "elu1",        "relu",         "exp",            "tanh",         "neg",
+      "add",        "sub",         "mul",         "scale",        "temperature",    "l2norm",       "rmsnorm",
+      "gated_rmsnorm", "short_conv", "noncausal_conv", "seq_mean", "linear_attn", "decay_attn", "delta_rule",
+      "gated_delta_rule", "swa",  "softmax_attn", "retnet_decay", "gated_fuse",     "route",        "path_stats"};
+  std::vector<std::string> names;
+  for (const auto& op : operators()) names.push_back(op.name);
+  CHECK(std::set<std::string>(names.begin(), names.end()) == std::set<std::string>(expected.begin(), expected.end()));
+  CHECK(names.size() == expected.size());
+  for (const auto& op : operators()) {
+    INFO(op.name);
+    CHECK(op.causal == (op.name != "noncausal_conv" && op.name != "seq_mean"));
+    CHECK(op.summary.rfind(op.name + "(", 0) == 0);
+  }
+  REQUIRE(find_operator("linear") != nullptr);
+  CHECK(find_operator("linear")->attrs == std::vector<std::string>{"out"});
+  CHECK(find_operator("linear")->op_class == OpClass::Projection);
+  CHECK(find_operator("route")->attrs == std::vector<std::string>{"temp"});
+  CHECK(find_operator("gated_delta_rule")->op_class == OpClass::Recurrence);
+  CHECK(find_operator("slu") == nullptr);
+}

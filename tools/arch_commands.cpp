@@ -1,0 +1,116 @@
+// asiarch arch list | show | check | ops
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+#include "kernels/program.h"
+#include "tools/commands.h"
+
+namespace asiarch::tools {
+namespace {
+
+struct ShapeArgs {
+  int64_t d_model = lang::ModelShape{}.d_model;
+  int64_t context = lang::ModelShape{}.context;
+  lang::ModelShape shape() const { return {d_model, context}; }
+};
+
+void add_shape_options(CLI::App* cmd, ShapeArgs& shape) {
+  cmd->add_option("--d-model", shape.d_model, "Model width D the program is checked at")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--context", shape.context, "Context length T for FLOPs and state")->check(CLI::PositiveNumber)->capture_default_str();
+}
+
+struct Source {
+  std::string text;
+  std::string file;  // for messages
+};
+
+// A shipped program by name, or a file. Throws std::invalid_argument when it is neither.
+Source load_program(const std::string& name_or_file) {
+  if (const lang::Baseline* b = lang::find_baseline(name_or_file)) return {b->text, b->name};
+  if (std::filesystem::is_regular_file(name_or_file)) {
+    std::ifstream in(name_or_file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return {text.str(), name_or_file};
+  }
+  throw std::invalid_argument("'" + name_or_file + "' is neither a shipped program nor a file; see `asiarch arch list`, or give a path to a program file");
+}
+
+void print_figures(const lang::Figures& f, const lang::ModelShape& shape) {
+  std::cout << "at D=" << shape.d_model << ", T=" << shape.context << ":\n"
+            << "  parameters:       " << grouped(static_cast<uint64_t>(f.params)) << " per layer\n"
+            << "  FLOPs per token:  " << grouped(f.flops_per_token, 0) << " per layer\n"
+            << "  recurrent state:  " << grouped(static_cast<uint64_t>(f.state_size)) << " floats per sequence per layer\n"
+            << "  causal:           " << (f.causal ? "yes" : "NO: an operator looks at future tokens") << "\n"
+            << "  sub-quadratic:    " << (f.subquadratic ? "yes" : "NO: cost per token grows with the context") << "\n";
+}
+
+int list(const ShapeArgs& args) {
+  std::printf("%-20s %12s %16s %14s  %s\n", "name", "params", "FLOPs/token", "state", "notes");
+  for (const auto& b : lang::baselines()) {
+    const lang::Figures f = lang::derive(lang::parse(b.text, b.name), args.shape());
+    std::printf("%-20s %12s %16s %14s  %s\n", b.name.c_str(), grouped(static_cast<uint64_t>(f.params)).c_str(),
+                grouped(f.flops_per_token, 0).c_str(), grouped(static_cast<uint64_t>(f.state_size)).c_str(),
+                b.reference_only ? "reference only (quadratic)" : "");
+  }
+  std::cout << "(per layer, at D=" << args.d_model << ", T=" << args.context << ")" << std::endl;
+  return 0;
+}
+
+int show_or_check(const std::string& what, const ShapeArgs& args, bool show) {
+  try {
+    const Source source = load_program(what);
+    const lang::Program program = lang::parse(source.text, source.file);
+    lang::check(program, args.shape(), source.file);
+    const lang::Figures figures = lang::derive(program, args.shape());
+    if (show) std::cout << lang::print(program) << "\n";
+    else std::cout << source.file << ": ok, the program type-checks\n";
+    print_figures(figures, args.shape());
+    std::cout << "structural hash:    " << lang::structural_hash(program) << std::endl;
+    return 0;
+  } catch (const lang::ProgramError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  }
+}
+
+int ops() {
+  for (const auto& op : lang::operators()) {
+    std::string attrs;
+    for (const auto& a : op.attrs) attrs += (attrs.empty() ? "" : ", ") + a + "=";
+    std::printf("%-18s %-14s %s%s\n", op.name.c_str(), attrs.c_str(), op.summary.c_str(), op.causal ? "" : " [not causal]");
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_arch_commands(CLI::App& app, int& exit_code) {
+  auto* arch = app.add_subcommand("arch", "The architecture language: shipped programs, checks and derived figures");
+  arch->require_subcommand(1);
+
+  auto list_shape = std::make_shared<ShapeArgs>();
+  auto* list_cmd = arch->add_subcommand("list", "List the shipped programs (the baselines) with their figures");
+  add_shape_options(list_cmd, *list_shape);
+  list_cmd->callback([list_shape, &exit_code] { exit_code = list(*list_shape); });
+
+  for (const bool show : {true, false}) {
+    auto target = std::make_shared<std::string>();
+    auto shape = std::make_shared<ShapeArgs>();
+    auto* cmd = show ? arch->add_subcommand("show", "Print a program with its parameter count, FLOPs, state size and hash")
+                     : arch->add_subcommand("check", "Type-check a program: exit 0 when valid, 2 with FILE:LINE and the fix when not");
+    cmd->add_option("program", *target, "A shipped program's name (see `arch list`) or a program file")->required();
+    add_shape_options(cmd, *shape);
+    cmd->callback([target, shape, show, &exit_code] { exit_code = show_or_check(*target, *shape, show); });
+  }
+
+  auto* ops_cmd = arch->add_subcommand("ops", "List the operators of the language (kernels/LANGUAGE.md has the details)");
+  ops_cmd->callback([&exit_code] { exit_code = ops(); });
+}
+
+}  // namespace asiarch::tools

@@ -1,0 +1,131 @@
+// asiarch run | replay | inspect
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "actors/campaign.h"
+#include "storage/run_store.h"
+#include "tools/commands.h"
+
+namespace asiarch::tools {
+namespace {
+
+struct RunArgs {
+  std::string scenario;
+  std::string out;
+  int64_t seed = -1;
+};
+
+void print_summary(const CampaignSummary& s, const std::string& dir) {
+  std::cout << "campaign:      " << s.scenario_name << " (seed " << s.seed << ")\n"
+            << "run directory: " << dir << "\n"
+            << "status:        " << (s.finished ? "finished" : "running") << (s.stop_reason.empty() ? "" : ": " + s.stop_reason) << "\n"
+            << "events:        " << grouped(s.events) << "\n"
+            << "experiments:   " << grouped(s.experiments) << " (" << grouped(s.proposals) << " proposals, "
+            << grouped(s.rejections) << " rejected before training)\n"
+            << "breakthroughs: " << s.breakthroughs << "\n"
+            << "GPU hours:     " << grouped(s.gpu_hours, 1) << " (simulated)\n"
+            << "virtual time:  " << grouped(static_cast<double>(s.vtime_ns) / 3.6e12, 1) << " h\n"
+            << "digest: " << s.digest << std::endl;
+}
+
+void print_summary_json(const CampaignSummary& s, const std::string& dir) {
+  std::cout << "{\"scenario\": " << json_string(s.scenario_name) << ", \"seed\": " << s.seed
+            << ", \"run_directory\": " << json_string(dir) << ", \"finished\": " << (s.finished ? "true" : "false")
+            << ", \"stop_reason\": " << json_string(s.stop_reason) << ", \"events\": " << s.events
+            << ", \"experiments\": " << s.experiments << ", \"proposals\": " << s.proposals
+            << ", \"rejections\": " << s.rejections << ", \"breakthroughs\": " << s.breakthroughs
+            << ", \"gpu_hours\": " << s.gpu_hours << ", \"vtime_ns\": " << s.vtime_ns
+            << ", \"digest\": " << json_string(s.digest) << "}" << std::endl;
+}
+
+int run(const RunArgs& args) {
+  Scenario scenario;
+  try {
+    scenario = load_scenario(args.scenario);
+  } catch (const ScenarioError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  }
+  const uint64_t seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : scenario.seed;
+  const std::string out = args.out.empty() ? "runs/" + scenario.name + "-seed" + std::to_string(seed) : args.out;
+  spdlog::info("campaign {} (seed {}): up to {} experiments on {} simulated GPU slots -> {}", scenario.name, seed,
+               scenario.max_experiments, scenario.gpu_slots, out);
+  try {
+    const CampaignSummary summary = run_campaign(scenario, seed, out, [&](const CampaignSummary& s) {
+      spdlog::info("[{:3}%] {} experiments, {} breakthroughs, {} GPU hours", s.experiments * 100 / scenario.max_experiments,
+                   grouped(s.experiments), s.breakthroughs, grouped(s.gpu_hours, 0));
+    });
+    print_summary(summary, out);
+    return 0;
+  } catch (const storage::StorageError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  }
+}
+
+int replay(const std::string& dir) {
+  ReplayReport report;
+  try {
+    report = replay_campaign(dir);
+  } catch (const storage::StorageError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  } catch (const ScenarioError& e) {
+    std::cerr << "the recorded scenario does not load in this build: " << e.what() << std::endl;
+    return 1;
+  }
+  if (!report.note.empty()) spdlog::warn("{}", report.note);
+  if (report.identical) {
+    std::cout << "replay identical: " << grouped(report.events) << " events recomputed and matched byte for byte\n"
+              << "digest: " << report.digest << std::endl;
+    return 0;
+  }
+  if (report.divergence_seq != 0) {
+    std::cout << "first divergence at seq " << report.divergence_seq << "\n"
+              << "  recorded kind: " << report.recorded_kind << "\n"
+              << "  replayed kind: " << report.replayed_kind << "\n"
+              << report.diff;
+  } else {
+    std::cout << "replay differs: " << report.note << "\n";
+  }
+  return 1;
+}
+
+int inspect(const std::string& dir, bool json) {
+  try {
+    const CampaignSummary summary = read_summary(dir);
+    if (json) print_summary_json(summary, dir);
+    else print_summary(summary, dir);
+    return 0;
+  } catch (const storage::StorageError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  }
+}
+
+}  // namespace
+
+void add_campaign_commands(CLI::App& app, int& exit_code) {
+  auto args = std::make_shared<RunArgs>();
+  auto* run_cmd = app.add_subcommand("run", "Run a campaign from a scenario file; prints a summary whose last line is the digest");
+  run_cmd->add_option("scenario", args->scenario, "Scenario file (TOML), e.g. scenarios/sim-smoke.toml")->required();
+  run_cmd->add_option("--out", args->out, "Run directory to create (default: runs/<name>-seed<seed>); must not hold a run");
+  run_cmd->add_option("--seed", args->seed, "Campaign seed (default: the scenario's seed)")->check(CLI::NonNegativeNumber);
+  run_cmd->callback([args, &exit_code] { exit_code = run(*args); });
+
+  auto dir = std::make_shared<std::string>();
+  auto* replay_cmd = app.add_subcommand(
+      "replay", "Recompute a campaign from its run directory and compare every event with the log (exit 1 on a difference)");
+  replay_cmd->add_option("dir", *dir, "Run directory written by `asiarch run`")->required();
+  replay_cmd->callback([dir, &exit_code] { exit_code = replay(*dir); });
+
+  auto inspect_dir = std::make_shared<std::string>();
+  auto json = std::make_shared<bool>(false);
+  auto* inspect_cmd = app.add_subcommand("inspect", "Print a run's summary; works while the campaign is running");
+  inspect_cmd->add_option("dir", *inspect_dir, "Run directory")->required();
+  inspect_cmd->add_flag("--json", *json, "One JSON object instead of text");
+  inspect_cmd->callback([inspect_dir, json, &exit_code] { exit_code = inspect(*inspect_dir, *json); });
+}
+
+}  // namespace asiarch::tools

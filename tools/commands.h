@@ -1,0 +1,18 @@
+#pragma once
+// The `asiarch` subcommands. Each add_* registers its subcommands on the app; their callbacks
+// set `exit_code` (0 success, 1 the work failed, 2 bad usage or bad input).
+#include <CLI/CLI.hpp>
+
+namespace asiarch::tools {
+
+void add_campaign_commands(CLI::App& app, int& exit_code);  // run, replay, inspect
+void add_arch_commands(CLI::App& app, int& exit_code);      // arch list|show|check|ops
+void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim
+
+// Human-readable numbers for summaries: 12,345 and 1,234.5.
+std::string grouped(uint64_t value);
+std::string grouped(double value, int decimals);
+// A JSON string literal.
+std::string json_string(const std::string& text);
+
+}  // namespace asiarch::tools

@@ -1,0 +1,69 @@
+// asiarch: autonomous discovery of linear-attention token mixers.
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include <iostream>
+
+#include "tools/commands.h"
+
+namespace asiarch::tools {
+
+std::string grouped(uint64_t value) {
+  std::string digits = std::to_string(value), out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
+    out += digits[i];
+  }
+  return out;
+}
+
+std::string grouped(double value, int decimals) {
+  char fraction[32];
+  std::snprintf(fraction, sizeof fraction, "%.*f", decimals, value - std::floor(value));
+  return grouped(static_cast<uint64_t>(std::floor(value))) + (decimals > 0 ? std::string(fraction + 1) : "");
+}
+
+std::string json_string(const std::string& text) {
+  std::string out = "\"";
+  for (unsigned char c : text) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          char buffer[8];
+          std::snprintf(buffer, sizeof buffer, "\\u%04x", c);
+          out += buffer;
+        } else {
+          out += static_cast<char>(c);
+        }
+    }
+  }
+  return out + "\"";
+}
+
+}  // namespace asiarch::tools
+
+int main(int argc, char** argv) {
+  // Progress and diagnostics go to stderr, so stdout carries only results.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("asiarch"));
+  spdlog::set_pattern("%^[%l]%$ %v");
+
+  CLI::App app{
+      "asiarch: an engine that proposes linear-attention token mixers, trains and checks them, learns from\n"
+      "the results, and records every step so that a campaign replays bit for bit."};
+  app.require_subcommand(1);
+  int exit_code = 0;
+  asiarch::tools::add_campaign_commands(app, exit_code);
+  asiarch::tools::add_arch_commands(app, exit_code);
+  asiarch::tools::add_bench_commands(app, exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    const int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  }
+  return exit_code;
+}
