@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <string>
 
 #include "actors/scenario.h"
@@ -16,6 +17,7 @@ struct CampaignSummary {
   uint64_t experiments = 0;  // explore results (trained or failed)
   uint64_t proposals = 0;
   uint64_t rejections = 0;
+  std::map<std::string, uint64_t> rejections_by_check;  // engineer's check name -> count
   uint32_t breakthroughs = 0;
   double gpu_hours = 0;      // summed over finished jobs
   uint64_t vtime_ns = 0;

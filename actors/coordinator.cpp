@@ -2,8 +2,8 @@
 
 #include <caf/all.hpp>
 
-#include <cmath>
 #include <map>
+#include <optional>
 
 #include "actors/analyst.h"
 #include "actors/cognition.h"
@@ -92,109 +92,57 @@ std::string run_header_bytes(const Scenario& scenario, uint64_t seed) {
   return msg::canonical_bytes(header.asReader());
 }
 
-CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::string& header_bytes, EventSink& sink,
-                         const ProgressFn& progress) {
-  caf::actor_system_config config;
-  // One event is in flight at a time, so one scheduler thread is all the loop can use.
-  config.set("scheduler.max-threads", 1);
-  caf::actor_system system{config};
+namespace {
+
+// The state of one campaign's loop, owned by the coordinator actor.
+class Loop {
+ public:
+  Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress)
+      : scenario_(scenario), sink_(sink), progress_(progress), coordinator_(scenario.gpu_slots) {}
 
   std::map<std::string, loop_actor> actors;
-  actors[actor_name::kResearcher] = system.spawn(serve, std::shared_ptr<ActorState>(new ResearcherState(scenario, seed)));
-  actors[actor_name::kEngineer] = system.spawn(serve, std::shared_ptr<ActorState>(new EngineerState(scenario)));
-  actors[actor_name::kAnalyst] = system.spawn(serve, std::shared_ptr<ActorState>(new AnalystState(scenario)));
-  actors[actor_name::kCognition] = system.spawn(serve, std::shared_ptr<ActorState>(new CognitionState()));
-  auto oracle = std::make_shared<const SyntheticOracle>(scenario);
-  for (uint32_t i = 0; i < scenario.gpu_slots; ++i) {
-    actors[actor_name::gpu_slot(i)] =
-        system.spawn(serve, std::shared_ptr<ActorState>(new SimulatedGpuSlotState(scenario, seed, i, oracle)));
-  }
-  CoordinatorState coordinator(scenario.gpu_slots);
-  caf::scoped_actor self{system};
-
   CampaignSummary summary;
-  summary.scenario_name = scenario.name;
-  summary.seed = seed;
-  EventQueue queue;
-  bool stopped = false;
+  std::string failure;  // set when an actor or the loop itself failed
 
-  sink.begin(header_bytes);
-  sink.checkpoint(summary);  // readers see the run from its first moment
-
-  // Logs one message and queues it for delivery.
-  auto send = [&](uint64_t vtime_ns, const std::string& from, const std::string& to, msg::Payload::Reader payload) {
-    capnp::MallocMessageBuilder message;
-    auto event = message.initRoot<msg::Event>();
-    const uint64_t seq = ++summary.events;
-    event.setSeq(seq);
-    event.setVtimeNs(vtime_ns);
-    event.setFrom(from);
-    event.setTo(to);
-    event.setInput(false);
-    event.setPayload(payload);
-    std::string bytes = msg::canonical_bytes(event.asReader());
-    switch (payload.which()) {
-      case msg::Payload::PROPOSAL: ++summary.proposals; break;
-      case msg::Payload::REJECTION: ++summary.rejections; break;
-      default: break;
-    }
-    if (!sink.append(seq, bytes, event.asReader())) stopped = true;
-    if (seq % kCheckpointEvery == 0) {
-      summary.digest = sink.digest_hex();
-      sink.checkpoint(summary);
-    }
-    queue.push(QueuedEvent{vtime_ns, seq, to, std::move(bytes)});
-  };
-  auto stop = [&](uint64_t vtime_ns, const std::string& reason) {
-    summary.stop_reason = reason;
-    capnp::MallocMessageBuilder message;
-    auto payload = message.initRoot<msg::Payload>();
-    auto s = payload.initStop();
-    s.setReason(reason);
-    s.setExperiments(summary.experiments);
-    s.setBreakthroughs(summary.breakthroughs);
-    send(vtime_ns, actor_name::kCoordinator, actor_name::kCoordinator, payload.asReader());
-    stopped = true;
-  };
-
-  {
+  void begin(const std::string& header_bytes) {
+    sink_.begin(header_bytes);
+    sink_.checkpoint(summary);  // readers see the run from its first moment
     capnp::MallocMessageBuilder message;
     auto payload = message.initRoot<msg::Payload>();
     auto start = payload.initStart();
-    auto names = start.initStartPrograms(static_cast<unsigned>(scenario.start.size()));
-    for (unsigned i = 0; i < scenario.start.size(); ++i) names.set(i, scenario.start[i]);
-    start.setGpuSlots(scenario.gpu_slots);
+    auto names = start.initStartPrograms(static_cast<unsigned>(scenario_.start.size()));
+    for (unsigned i = 0; i < scenario_.start.size(); ++i) names.set(i, scenario_.start[i]);
+    start.setGpuSlots(scenario_.gpu_slots);
     send(0, actor_name::kCoordinator, actor_name::kResearcher, payload.asReader());
   }
 
-  uint64_t next_progress = 1;
-  while (!stopped) {
-    if (queue.empty()) {
-      stop(summary.vtime_ns, "nothing left to do: no event is queued");
-      break;
-    }
-    QueuedEvent next = queue.pop();
-    // Virtual time never runs backwards: the queue is ordered and delays are unsigned.
-    if (next.vtime_ns < summary.vtime_ns) throw std::logic_error("coordinator: virtual time ran backwards");
-    summary.vtime_ns = next.vtime_ns;
-
-    msg::CanonicalView<msg::Event> event(next.bytes);
-    std::string outbox_bytes;
-    if (next.to == actor_name::kCoordinator) {
+  // Delivers events addressed to the coordinator itself until the next one belongs to another
+  // actor; returns that one, or nothing when the campaign is over.
+  std::optional<QueuedEvent> next_for_actor() {
+    while (!stopped_) {
+      if (queue_.empty()) {
+        stop("nothing left to do: no event is queued");
+        break;
+      }
+      QueuedEvent next = queue_.pop();
+      // Virtual time never runs backwards: the queue is ordered and delays are unsigned.
+      if (next.vtime_ns < summary.vtime_ns) throw std::logic_error("coordinator: virtual time ran backwards");
+      summary.vtime_ns = next.vtime_ns;
+      if (next.to != actor_name::kCoordinator) {
+        if (!actors.count(next.to)) throw std::logic_error("coordinator: message to unknown actor " + next.to);
+        return next;
+      }
+      msg::CanonicalView<msg::Event> event(next.bytes);
       msg::OutboxWriter out;
-      coordinator.handle(event.root(), out);
-      outbox_bytes = out.finish();
-    } else {
-      auto actor = actors.find(next.to);
-      if (actor == actors.end()) throw std::logic_error("coordinator: message to unknown actor " + next.to);
-      self->request(actor->second, caf::infinite, deliver_atom::value, next.bytes)
-          .receive([&](std::string& reply) { outbox_bytes = std::move(reply); },
-                   [&](caf::error& error) {
-                     throw std::runtime_error(next.to + " failed on event " + std::to_string(next.seq) + ": " +
-                                              system.render(error));
-                   });
+      coordinator_.handle(event.root(), out);
+      delivered(next, out.finish());
     }
+    return std::nullopt;
+  }
 
+  // Accounts for a handled event and sends what its receiver answered.
+  void delivered(const QueuedEvent& event_bytes, const std::string& outbox_bytes) {
+    msg::CanonicalView<msg::Event> event(event_bytes.bytes);
     auto payload = event.root().getPayload();
     if (payload.which() == msg::Payload::TRAIN_RESULT) {
       auto result = payload.getTrainResult();
@@ -205,26 +153,150 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
 
     msg::CanonicalView<msg::Outbox> outbox(outbox_bytes);
     for (auto outgoing : outbox.root().getMessages()) {
-      send(summary.vtime_ns + outgoing.getDelayNs(), next.to, outgoing.getTo(), outgoing.getPayload());
+      send(summary.vtime_ns + outgoing.getDelayNs(), event_bytes.to, outgoing.getTo(), outgoing.getPayload());
     }
-
-    if (progress && summary.experiments * 10 >= next_progress * scenario.max_experiments) {
-      while (summary.experiments * 10 >= next_progress * scenario.max_experiments) ++next_progress;
-      progress(summary);
+    if (progress_ && summary.experiments * 10 >= next_progress_ * scenario_.max_experiments) {
+      while (summary.experiments * 10 >= next_progress_ * scenario_.max_experiments) ++next_progress_;
+      progress_(summary);
     }
-    if (stopped) break;
-    if (summary.experiments >= scenario.max_experiments) {
-      stop(summary.vtime_ns, "reached max_experiments (" + std::to_string(scenario.max_experiments) + ")");
-    } else if (scenario.max_gpu_hours > 0 && summary.gpu_hours >= scenario.max_gpu_hours) {
-      stop(summary.vtime_ns, "reached max_gpu_hours");
-    } else if (summary.events >= scenario.max_events) {
-      stop(summary.vtime_ns, "reached max_events (" + std::to_string(scenario.max_events) + "): the loop is not finishing experiments");
+    if (stopped_) return;
+    if (summary.experiments >= scenario_.max_experiments) {
+      stop("reached max_experiments (" + std::to_string(scenario_.max_experiments) + ")");
+    } else if (scenario_.max_gpu_hours > 0 && summary.gpu_hours >= scenario_.max_gpu_hours) {
+      stop("reached max_gpu_hours");
+    } else if (summary.events >= scenario_.max_events) {
+      stop("reached max_events (" + std::to_string(scenario_.max_events) + "): the loop is not finishing experiments");
     }
   }
-  summary.finished = true;
-  summary.digest = sink.digest_hex();
-  sink.checkpoint(summary);
-  return summary;
+
+  // The last checkpoint: what was logged is committed whether the campaign finished or failed.
+  void finish() {
+    summary.finished = failure.empty();
+    if (!failure.empty()) summary.stop_reason = "failed: " + failure;
+    summary.digest = sink_.digest_hex();
+    sink_.checkpoint(summary);
+  }
+
+ private:
+  // Logs one message and queues it for delivery.
+  void send(uint64_t vtime_ns, const std::string& from, const std::string& to, msg::Payload::Reader payload) {
+    capnp::MallocMessageBuilder message;
+    auto event = message.initRoot<msg::Event>();
+    const uint64_t seq = ++summary.events;
+    event.setSeq(seq);
+    event.setVtimeNs(vtime_ns);
+    event.setFrom(from);
+    event.setTo(to);
+    event.setInput(false);
+    event.setPayload(payload);
+    std::string bytes = msg::canonical_bytes(event.asReader());
+    if (payload.which() == msg::Payload::PROPOSAL) ++summary.proposals;
+    if (payload.which() == msg::Payload::REJECTION) {
+      ++summary.rejections;
+      ++summary.rejections_by_check[payload.getRejection().getCheck().cStr()];
+    }
+    if (!sink_.append(seq, bytes, event.asReader())) stopped_ = true;
+    if (seq % kCheckpointEvery == 0) {
+      summary.digest = sink_.digest_hex();
+      sink_.checkpoint(summary);
+    }
+    queue_.push(QueuedEvent{vtime_ns, seq, to, std::move(bytes)});
+  }
+
+  void stop(const std::string& reason) {
+    summary.stop_reason = reason;
+    capnp::MallocMessageBuilder message;
+    auto payload = message.initRoot<msg::Payload>();
+    auto s = payload.initStop();
+    s.setReason(reason);
+    s.setExperiments(summary.experiments);
+    s.setBreakthroughs(summary.breakthroughs);
+    send(summary.vtime_ns, actor_name::kCoordinator, actor_name::kCoordinator, payload.asReader());
+    stopped_ = true;
+  }
+
+  const Scenario& scenario_;
+  EventSink& sink_;
+  const ProgressFn& progress_;
+  CoordinatorState coordinator_;
+  EventQueue queue_;
+  bool stopped_ = false;
+  uint64_t next_progress_ = 1;
+};
+
+// Ends the campaign: the final checkpoint, then every actor of the loop exits.
+void shut_down(caf::event_based_actor* self, Loop* loop) {
+  try {
+    loop->finish();
+  } catch (const std::exception& e) {
+    loop->failure += std::string(loop->failure.empty() ? "" : "; then ") + "the final checkpoint failed: " + e.what();
+  }
+  for (auto& [name, actor] : loop->actors) self->send_exit(actor, caf::exit_reason::user_shutdown);
+  self->quit();
+}
+
+// Hands the next event to its actor and continues when the answer comes back. Everything runs
+// on the scheduler's one thread, so a delivery costs no operating-system hand-off.
+void pump(caf::event_based_actor* self, Loop* loop) {
+  std::optional<QueuedEvent> next;
+  try {
+    if (loop->failure.empty()) next = loop->next_for_actor();
+  } catch (const std::exception& e) {
+    loop->failure = e.what();
+  }
+  if (!next) return shut_down(self, loop);
+  auto target = loop->actors.at(next->to);
+  auto event = std::make_shared<QueuedEvent>(std::move(*next));
+  self->request(target, caf::infinite, deliver_atom::value, event->bytes)
+      .then(
+          [self, loop, event](std::string& outbox) {
+            try {
+              loop->delivered(*event, outbox);
+            } catch (const std::exception& e) {
+              loop->failure = e.what();
+            }
+            pump(self, loop);
+          },
+          [self, loop, event](caf::error& error) {
+            loop->failure = event->to + " failed on event " + std::to_string(event->seq) + ": " + self->system().render(error);
+            shut_down(self, loop);
+          });
+}
+
+}  // namespace
+
+CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::string& header_bytes, EventSink& sink,
+                         const ProgressFn& progress) {
+  caf::actor_system_config config;
+  // One event is in flight at a time: one scheduler thread runs every actor, with no hand-offs.
+  config.set("scheduler.max-threads", 1);
+  caf::actor_system system{config};
+
+  Loop loop(scenario, sink, progress);
+  loop.summary.scenario_name = scenario.name;
+  loop.summary.seed = seed;
+  loop.actors[actor_name::kResearcher] = system.spawn(serve, std::shared_ptr<ActorState>(new ResearcherState(scenario, seed)));
+  loop.actors[actor_name::kEngineer] = system.spawn(serve, std::shared_ptr<ActorState>(new EngineerState(scenario)));
+  loop.actors[actor_name::kAnalyst] = system.spawn(serve, std::shared_ptr<ActorState>(new AnalystState(scenario)));
+  loop.actors[actor_name::kCognition] = system.spawn(serve, std::shared_ptr<ActorState>(new CognitionState()));
+  auto oracle = std::make_shared<const SyntheticOracle>(scenario);
+  for (uint32_t i = 0; i < scenario.gpu_slots; ++i) {
+    loop.actors[actor_name::gpu_slot(i)] =
+        system.spawn(serve, std::shared_ptr<ActorState>(new SimulatedGpuSlotState(scenario, seed, i, oracle)));
+  }
+  // The coordinator runs the sink on the scheduler's thread only: an LMDB write transaction
+  // belongs to the thread that began it.
+  system.spawn([&loop, &header_bytes](caf::event_based_actor* self) {
+    try {
+      loop.begin(header_bytes);
+    } catch (const std::exception& e) {
+      loop.failure = e.what();
+    }
+    pump(self, &loop);
+  });
+  system.await_all_actors_done();
+  if (!loop.failure.empty()) throw std::runtime_error("campaign failed: " + loop.failure);
+  return loop.summary;
 }
 
 }  // namespace asiarch

@@ -41,6 +41,7 @@ void ResearcherState::propose_baselines(msg::CampaignStart::Reader start, msg::O
     if (!baseline) throw std::invalid_argument("researcher: unknown start program " + std::string(name.cStr()));
     const uint64_t id = next_arch_id_++;
     candidates_[id] = Candidate{baseline->text, baseline->name, ""};
+    proposed_hashes_.insert(lang::structural_hash(lang::parse(baseline->text, baseline->name)));
     start_ids_.push_back(id);
     auto proposal = out.send(actor_name::kEngineer).initProposal();
     proposal.setArchId(id);
@@ -102,30 +103,42 @@ void ResearcherState::propose_child(uint64_t parent_id, msg::InsightReply::Reade
     insight_ids.push_back("");
   }
 
-  const uint64_t id = next_arch_id_++;
+  // A child whose structure was proposed before would only be rejected as a duplicate: take the
+  // first operator that makes a new one, or else the first that applies at all.
+  std::optional<Mutation> chosen;
+  size_t chosen_index = 0;
   for (size_t i = 0; i < order.size(); ++i) {
     std::optional<Mutation> mutation = mutate(order[i], parent_program, shape_, rng_);
     if (!mutation) continue;
-    mutation->child.name = "arch_" + std::to_string(id);
-    mutation->child.comments = {"arch " + std::to_string(id) + ": " + order[i] + " of " + parent.label};
-    const std::string text = lang::print(mutation->child);
-    candidates_[id] = Candidate{text, "arch " + std::to_string(id), ""};
-    auto proposal = out.send(actor_name::kEngineer).initProposal();
-    proposal.setArchId(id);
-    proposal.initParentIds(1).set(0, parent_id);
-    proposal.setProgram(text);
-    proposal.setOperator(order[i]);
-    std::string motivation = mutation->description + " of " + parent.label + "; ";
-    if (!insight_of[i].empty()) {
-      motivation += "following the insight \"" + insight_of[i] + "\"";
-      proposal.initInsightIds(1).set(0, insight_ids[i]);
-    } else {
-      motivation += parent.diagnosis.empty() ? "exploring around a start program" : "exploring after: " + parent.diagnosis;
+    const bool is_new = !proposed_hashes_.count(lang::structural_hash(mutation->child));
+    if (!chosen || is_new) {
+      chosen = std::move(mutation);
+      chosen_index = i;
     }
-    proposal.setMotivation(motivation);
-    return;
+    if (is_new) break;
   }
-  throw std::logic_error("researcher: no mutation operator applies to " + parent.label);
+  if (!chosen) throw std::logic_error("researcher: no mutation operator applies to " + parent.label);
+  proposed_hashes_.insert(lang::structural_hash(chosen->child));
+
+  const uint64_t id = next_arch_id_++;
+  const std::string& op = order[chosen_index];
+  chosen->child.name = "arch_" + std::to_string(id);
+  chosen->child.comments = {"arch " + std::to_string(id) + ": " + op + " of " + parent.label};
+  const std::string text = lang::print(chosen->child);
+  candidates_[id] = Candidate{text, "arch " + std::to_string(id), ""};
+  auto proposal = out.send(actor_name::kEngineer).initProposal();
+  proposal.setArchId(id);
+  proposal.initParentIds(1).set(0, parent_id);
+  proposal.setProgram(text);
+  proposal.setOperator(op);
+  std::string motivation = chosen->description + " of " + parent.label + "; ";
+  if (!insight_of[chosen_index].empty()) {
+    motivation += "following the insight \"" + insight_of[chosen_index] + "\"";
+    proposal.initInsightIds(1).set(0, insight_ids[chosen_index]);
+  } else {
+    motivation += parent.diagnosis.empty() ? "exploring around a start program" : "exploring after: " + parent.diagnosis;
+  }
+  proposal.setMotivation(motivation);
 }
 
 void ResearcherState::record(msg::PoolUpdate::Reader update) {

@@ -5,6 +5,7 @@
 //
 // Accepts: start, poolUpdate, insightReply.  Sends: proposal (engineer), insightQuery (cognition).
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,6 +45,7 @@ class ResearcherState : public ActorState {
   std::vector<uint64_t> start_ids_;
   std::vector<PoolEntry> pool_;               // best first; at most pool_size entries
   std::map<uint64_t, uint64_t> waiting_for_insight_;  // request id -> parent arch id
+  std::set<std::string> proposed_hashes_;              // structural hashes of every proposal
   uint64_t next_arch_id_ = 1;
   uint64_t next_request_id_ = 1;
   uint32_t in_flight_ = 0;  // proposals whose explore outcome has not come back

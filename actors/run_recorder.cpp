@@ -113,6 +113,12 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
   s.setStopReason(summary.stop_reason);
   s.setProposals(summary.proposals);
   s.setRejections(summary.rejections);
+  auto checks = s.initRejectionsByCheck(static_cast<unsigned>(summary.rejections_by_check.size()));
+  unsigned i = 0;
+  for (const auto& [check, count] : summary.rejections_by_check) {
+    checks[i].setCheck(check);
+    checks[i++].setCount(count);
+  }
   store_.put_meta(meta_key::kSummary, msg::canonical_bytes(s.asReader()));
   store_.commit();
 }
@@ -164,6 +170,7 @@ CampaignSummary read_summary(const std::filesystem::path& dir) {
   summary.stop_reason = s.getStopReason();
   summary.proposals = s.getProposals();
   summary.rejections = s.getRejections();
+  for (auto c : s.getRejectionsByCheck()) summary.rejections_by_check[c.getCheck().cStr()] = c.getCount();
   return summary;
 }
 

@@ -33,11 +33,11 @@ const std::vector<FeatureSpec>& feature_specs() {
 }
 
 constexpr double kBaseLoss[2] = {3.0, 2.6};    // explore, verify
-constexpr double kBaseRecallLogit = -1.0;
+constexpr double kBaseRecallLogit = -2.0;
 constexpr double kLossCap = 0.12;              // at most 12% better than a plain linear attention
-constexpr double kRecallCap = 3.5;
+constexpr double kRecallCap = 8.0;
 constexpr double kUnknownLoss = 0.008;         // spread of effects the literature is silent on
-constexpr double kUnknownRecall = 0.3;
+constexpr double kUnknownRecall = 0.5;
 constexpr double kComplexityPenalty = 0.0004;  // relative loss per statement beyond 30
 
 double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }

@@ -2,6 +2,7 @@
 #include <openssl/evp.h>
 
 #include <algorithm>
+#include <cstring>
 #include <numeric>
 
 #include "kernels/program_analysis.h"
@@ -29,28 +30,64 @@ std::vector<Attr> canonical_attrs(std::vector<Attr> attrs) {
 class Canonicalizer {
  public:
   explicit Canonicalizer(const Program& program) : program_(program), graph_(detail::resolve(program, "<program>")) {
-    input_text_ = print(rooted_at(kInput));
-    // Arguments come before their uses, so every sub-expression's text is ready when it is needed.
-    subexpression_text_.resize(program.body.size());
+    // Arguments come before their uses, so every argument's fingerprint is ready when needed.
+    fingerprint_.resize(program.body.size());
     for (size_t i = 0; i < program.body.size(); ++i) {
-      if (graph_.live[i]) subexpression_text_[i] = print(rooted_at(static_cast<int>(i)));
+      if (graph_.live[i]) fingerprint_[i] = fingerprint(static_cast<int>(i));
     }
   }
 
   Program result() const { return rooted_at(graph_.result); }
 
  private:
-  const std::string& text_of(int index) const {
-    return index == kInput ? input_text_ : subexpression_text_[static_cast<size_t>(index)];
+  static uint64_t mix(uint64_t hash, uint64_t value) {
+    uint64_t z = hash ^ (value + 0x9e3779b97f4a7c15ULL + (hash << 6) + (hash >> 2));
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+  }
+  static uint64_t mix(uint64_t hash, std::string_view text) {
+    for (unsigned char c : text) hash = mix(hash, c);
+    return mix(hash, text.size());
   }
 
-  // The arguments of statement `index` in canonical order: commutative ones sorted by the
-  // canonical text of their sub-expressions (ties keep their order).
+  uint64_t fingerprint_of(int index) const {
+    return index == kInput ? 0x6a09e667f3bcc908ULL : fingerprint_[static_cast<size_t>(index)];
+  }
+
+  // A 64-bit structural fingerprint of the sub-expression rooted at `index`: operator,
+  // canonical attributes and the arguments' fingerprints (sorted for commutative operators), so
+  // it is independent of value names and statement order. It only orders commutative arguments;
+  // the structural hash itself is SHA-256 of the canonical text.
+  uint64_t fingerprint(int index) const {
+    const Statement& s = program_.body[static_cast<size_t>(index)];
+    uint64_t hash = mix(0, s.op);
+    for (const Attr& attr : canonical_attrs(s.attrs)) {
+      hash = mix(hash, attr.key);
+      if (const Dim* dim = std::get_if<Dim>(&attr.value)) {
+        hash = mix(mix(mix(hash, dim->of_model_width ? 1u : 0u), static_cast<uint64_t>(dim->num)), static_cast<uint64_t>(dim->den));
+      } else {
+        uint64_t bits;
+        const double real = std::get<double>(attr.value);
+        std::memcpy(&bits, &real, sizeof bits);
+        hash = mix(hash, bits);
+      }
+    }
+    std::vector<uint64_t> args;
+    for (int arg : graph_.args[static_cast<size_t>(index)]) args.push_back(fingerprint_of(arg));
+    const detail::OperatorRules* rules = detail::find_rules(s.op);
+    if (rules && rules->commutative) std::sort(args.begin(), args.end());
+    for (uint64_t arg : args) hash = mix(hash, arg);
+    return hash;
+  }
+
+  // The arguments of statement `index` in canonical order: commutative ones sorted by their
+  // sub-expressions' fingerprints (ties keep their order).
   std::vector<int> ordered_args(int index) const {
     std::vector<int> args = graph_.args[static_cast<size_t>(index)];
     const detail::OperatorRules* rules = detail::find_rules(program_.body[static_cast<size_t>(index)].op);
     if (rules && rules->commutative) {
-      std::stable_sort(args.begin(), args.end(), [&](int a, int b) { return text_of(a) < text_of(b); });
+      std::stable_sort(args.begin(), args.end(), [&](int a, int b) { return fingerprint_of(a) < fingerprint_of(b); });
     }
     return args;
   }
@@ -94,8 +131,7 @@ class Canonicalizer {
 
   const Program& program_;
   detail::ProgramGraph graph_;
-  std::string input_text_;
-  std::vector<std::string> subexpression_text_;
+  std::vector<uint64_t> fingerprint_;
 };
 
 }  // namespace

@@ -202,6 +202,12 @@ struct RunSummary {
   stopReason @9 :Text;
   proposals @10 :UInt64;
   rejections @11 :UInt64;
+  rejectionsByCheck @12 :List(CheckCount);
+}
+
+struct CheckCount {
+  check @0 :Text;
+  count @1 :UInt64;
 }
 
 struct ArchRecord {

@@ -39,7 +39,8 @@ std::string remedy(int rc) {
     case MDB_CORRUPTED:
     case MDB_PAGE_NOTFOUND:
     case MDB_VERSION_MISMATCH:
-    case MDB_INVALID: return "; the run store is damaged or was not written by asiarch";
+    case MDB_INVALID:
+    case MDB_NOTFOUND: return "; the run store is damaged or was not written by asiarch";
     default: return "";
   }
 }

@@ -74,6 +74,11 @@ TEST_CASE("every baseline round-trips exactly, type-checks and has the right fig
       CHECK(f.subquadratic == !b.reference_only);
       CHECK(f.params > 0);
       CHECK(f.state_size > 0);
+      // Sorting commutative arguments keeps the program well typed and its figures unchanged.
+      const Figures canonical_figures = derive(canonical(p), shape);
+      CHECK(canonical_figures.params == f.params);
+      CHECK(canonical_figures.flops_per_token == f.flops_per_token);
+      CHECK(canonical_figures.state_size == f.state_size);
     }
   }
   // softmax attention's cost grows with the context; the others' does not.
@@ -363,10 +368,10 @@ TEST_CASE("canonical form ignores names, comments, dead code, statement order an
   CHECK(structural_hash(original) == structural_hash(renamed));
   CHECK(print(canonical(original)) ==
         "program canonical\n"
-        "  v0 = linear(x, out=D)\n"
-        "  v1 = linear(x, out=D/2)\n"
-        "  v2 = linear(v1, out=D)\n"
-        "  v3 = add(v0, v2)\n"
+        "  v0 = linear(x, out=D/2)\n"
+        "  v1 = linear(v0, out=D)\n"
+        "  v2 = linear(x, out=D)\n"
+        "  v3 = add(v1, v2)\n"
         "  v4 = mul(x, v3)\n"
         "  return v4\n");
   CHECK(canonical(canonical(original)) == canonical(original));

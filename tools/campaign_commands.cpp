@@ -16,13 +16,19 @@ struct RunArgs {
   int64_t seed = -1;
 };
 
+std::string rejection_breakdown(const CampaignSummary& s) {
+  std::string out;
+  for (const auto& [check, count] : s.rejections_by_check) out += (out.empty() ? "" : ", ") + check + " " + grouped(count);
+  return out.empty() ? "" : " (" + out + ")";
+}
+
 void print_summary(const CampaignSummary& s, const std::string& dir) {
   std::cout << "campaign:      " << s.scenario_name << " (seed " << s.seed << ")\n"
             << "run directory: " << dir << "\n"
             << "status:        " << (s.finished ? "finished" : "running") << (s.stop_reason.empty() ? "" : ": " + s.stop_reason) << "\n"
             << "events:        " << grouped(s.events) << "\n"
-            << "experiments:   " << grouped(s.experiments) << " (" << grouped(s.proposals) << " proposals, "
-            << grouped(s.rejections) << " rejected before training)\n"
+            << "experiments:   " << grouped(s.experiments) << " (from " << grouped(s.proposals) << " proposals)\n"
+            << "rejected:      " << grouped(s.rejections) << " before training" << rejection_breakdown(s) << "\n"
             << "breakthroughs: " << s.breakthroughs << "\n"
             << "GPU hours:     " << grouped(s.gpu_hours, 1) << " (simulated)\n"
             << "virtual time:  " << grouped(static_cast<double>(s.vtime_ns) / 3.6e12, 1) << " h\n"
@@ -34,7 +40,13 @@ void print_summary_json(const CampaignSummary& s, const std::string& dir) {
             << ", \"run_directory\": " << json_string(dir) << ", \"finished\": " << (s.finished ? "true" : "false")
             << ", \"stop_reason\": " << json_string(s.stop_reason) << ", \"events\": " << s.events
             << ", \"experiments\": " << s.experiments << ", \"proposals\": " << s.proposals
-            << ", \"rejections\": " << s.rejections << ", \"breakthroughs\": " << s.breakthroughs
+            << ", \"rejections\": " << s.rejections << ", \"rejections_by_check\": {";
+  bool first = true;
+  for (const auto& [check, count] : s.rejections_by_check) {
+    std::cout << (first ? "" : ", ") << json_string(check) << ": " << count;
+    first = false;
+  }
+  std::cout << "}, \"breakthroughs\": " << s.breakthroughs
             << ", \"gpu_hours\": " << s.gpu_hours << ", \"vtime_ns\": " << s.vtime_ns
             << ", \"digest\": " << json_string(s.digest) << "}" << std::endl;
 }
