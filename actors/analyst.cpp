@@ -44,6 +44,7 @@ void AnalystState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
       update.setFidelity(msg::Fidelity::EXPLORE);
       update.setOutcome(msg::Outcome::REJECTED);
       update.setDiagnosis("rejected by the " + std::string(rejection.getCheck().cStr()) + " check: " + rejection.getReason().cStr());
+      update.setBreakthroughs(breakthroughs_);
       break;
     }
     default:

@@ -55,6 +55,10 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
     return reject("parse", e.what());
   }
   try {
+    // It must also check at the widths the fidelities train at, or it could not be trained.
+    for (const FidelitySpec* fidelity : {&scenario_.explore, &scenario_.verify}) {
+      lang::check(program, lang::ModelShape{fidelity->d_model, scenario_.context}, file + " at D=" + std::to_string(fidelity->d_model));
+    }
     lang::check(program, shape_, file);
     figures = lang::derive(program, shape_);
   } catch (const lang::ProgramError& e) {
@@ -63,11 +67,13 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
   if (!figures.causal) return reject("causality", "an operator looks at future tokens (seq_mean or noncausal_conv)");
   if (!figures.subquadratic) return reject("complexity", "FLOPs per token grow with the context length");
   if (!baseline) {
-    const double ratio = static_cast<double>(figures.params) / static_cast<double>(param_target_);
-    if (std::abs(ratio - 1.0) > scenario_.param_tolerance) {
-      return reject("parameters", std::to_string(figures.params) + " mixer parameters, outside " +
-                                      std::to_string(param_target_) + " +/- " +
-                                      std::to_string(static_cast<int>(std::lround(scenario_.param_tolerance * 100))) + "%");
+    // A multiplicative band: as far below the target as above it.
+    const double high = static_cast<double>(param_target_) * (1.0 + scenario_.param_tolerance);
+    const double low = static_cast<double>(param_target_) / (1.0 + scenario_.param_tolerance);
+    const double params = static_cast<double>(figures.params);
+    if (params < low || params > high) {
+      return reject("parameters", std::to_string(figures.params) + " mixer parameters per layer, outside the budget " +
+                                      std::to_string(std::llround(low)) + " to " + std::to_string(std::llround(high)));
     }
   }
   const std::string hash = lang::structural_hash(program);

@@ -1,7 +1,8 @@
 #pragma once
 // The engineer: turns a proposal into a training job, or rejects it with the name of the check
-// it failed: parse, type, causality, complexity (FLOPs per token must not grow with context),
-// parameters (within the scenario's tolerance of the target; baselines are exempt), duplicate
+// it failed: parse, type (also at the fidelities' widths), causality, complexity (FLOPs per
+// token must not grow with context), parameters (within target / (1 + tolerance) and
+// target * (1 + tolerance); baselines are exempt), duplicate
 // (same structural hash as an earlier program). Also submits verify jobs for promotions.
 //
 // Accepts: proposal, promotion.  Sends: trainJob (coordinator), rejection (analyst).

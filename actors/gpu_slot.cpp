@@ -15,13 +15,22 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
   auto ref = job.getRef();
   const bool verify = ref.getFidelity() == msg::Fidelity::VERIFY;
   const FidelitySpec& fidelity = verify ? scenario_.verify : scenario_.explore;
-  const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(ref.getJobId()));
   const lang::ModelShape shape{fidelity.d_model, scenario_.context};
 
   // One noise stream per job: the result does not depend on which slot runs it, or when.
   Rng noise(seed_, "oracle/job/" + std::to_string(ref.getJobId()));
-  const OracleOutcome outcome = oracle_->evaluate(program, shape, ref.getFidelity(), ref.getBaseline(), noise);
-  const JobCost cost = job_cost(program, fidelity, scenario_);
+  OracleOutcome outcome;
+  JobCost cost;
+  try {
+    const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(ref.getJobId()));
+    outcome = oracle_->evaluate(program, shape, ref.getFidelity(), ref.getBaseline(), noise);
+    cost = job_cost(program, fidelity, scenario_);
+  } catch (const lang::ProgramError& e) {
+    // A model that cannot be built at this fidelity fails like a crashed training job.
+    outcome.ok = false;
+    outcome.failure = std::string("the model cannot be built: ") + e.what();
+    cost.gpu_hours = scenario_.overhead_gpu_hours;
+  }
   // A failed job stops part-way through its budget.
   const double hours = outcome.ok ? cost.gpu_hours : cost.gpu_hours * (0.1 + 0.8 * noise.uniform());
   const uint64_t delay_ns = static_cast<uint64_t>(std::llround(hours * 3600.0 * 1e9));

@@ -110,6 +110,14 @@ void set_int_attr(Statement& s, const std::string& key, int64_t value) {
   s.attrs.push_back(Attr{key, Dim{false, value, 1}});
 }
 
+// A width written in terms of D where it is a multiple or a divisor of D, so that the program
+// keeps type-checking at other model widths (the fidelities train at other D).
+Dim relative_to_model_width(int64_t width, int64_t d_model) {
+  if (width % d_model == 0) return Dim{true, width / d_model, 1};
+  if (d_model % width == 0) return Dim{true, 1, d_model / width};
+  return Dim{false, width, 1};
+}
+
 template <typename T>
 const T& pick(const std::vector<T>& options, Rng& rng) {
   return options[rng.below(options.size())];
@@ -224,8 +232,7 @@ std::optional<std::string> add_output_gate(Editor& e, const lang::ModelShape& sh
   if (sites.empty()) return std::nullopt;
   const size_t site = pick(sites, rng);
   const std::string merged = e.program.body[site].name;
-  const int64_t width = e.types[site].dim;
-  const Dim out = width == shape.d_model ? Dim{true, 1, 1} : Dim{false, width, 1};
+  const Dim out = relative_to_model_width(e.types[site].dim, shape.d_model);
   const std::string gate = e.fresh_name("out_gate");
   e.insert(site + 1, Statement{gate, "linear", {"x"}, {Attr{"out", out}}, {}, 0});
   const std::string gated = e.fresh_name(merged + "_gated");

@@ -8,35 +8,11 @@
 #include <set>
 #include <sstream>
 
+#include "common/suggest.h"
 #include "kernels/program.h"
 
 namespace asiarch {
 namespace {
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
-std::string closest(const std::string& word, const std::vector<std::string>& options) {
-  std::string best;
-  size_t best_distance = 3;  // only suggest near misses
-  for (const auto& option : options) {
-    const size_t d = edit_distance(word, option);
-    if (d < best_distance) best_distance = d, best = option;
-  }
-  return best;
-}
 
 const char* toml_type_name(const toml::node& node) {
   switch (node.type()) {
@@ -130,7 +106,7 @@ class TableReader {
     for (const auto& [key, node] : table_) {
       const std::string name(key.str());
       if (std::find(known_.begin(), known_.end(), name) != known_.end()) continue;
-      const std::string suggestion = closest(name, known_);
+      const std::string suggestion = closest_match(name, known_);
       std::string message = "unknown key '" + name + "' " + where() + "; ";
       if (!suggestion.empty()) message += "did you mean '" + suggestion + "'?";
       else {

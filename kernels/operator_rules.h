@@ -72,7 +72,5 @@ int64_t elements(const Type& t);
 // The largest divisor of n that is at most `limit` (at least 1), to suggest a size that fits.
 int64_t divisor_at_most(int64_t n, int64_t limit);
 
-// The candidate closest to `word` by edit distance, or "" if none is close enough to suggest.
-std::string closest(std::string_view word, const std::vector<std::string>& candidates);
 
 }  // namespace asiarch::lang::detail

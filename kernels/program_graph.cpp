@@ -2,6 +2,7 @@
 #include <cctype>
 #include <map>
 
+#include "common/suggest.h"
 #include "kernels/program_analysis.h"
 
 namespace asiarch::lang::detail {
@@ -32,7 +33,7 @@ std::string where(int line) { return line > 0 ? "on line " + std::to_string(line
 std::string did_you_mean(const std::string& name, const std::map<std::string, int>& defined) {
   std::vector<std::string> names;
   for (const auto& [defined_name, index] : defined) names.push_back(defined_name);
-  const std::string guess = closest(name, names);
+  const std::string guess = closest_match(name, names);
   return guess.empty() ? "" : " (did you mean '" + guess + "'?)";
 }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <set>
 
+#include "common/suggest.h"
 #include "kernels/program_analysis.h"
 
 namespace asiarch::lang {
@@ -29,7 +30,7 @@ const OperatorRules& known_operator(const std::string& op) {
   if (const OperatorRules* rules = find_rules(op)) return *rules;
   std::vector<std::string> names;
   for (const auto& rules : operator_rules()) names.push_back(rules.name);
-  const std::string guess = closest(op, names);
+  const std::string guess = closest_match(op, names);
   throw RuleError{"unknown operator '" + op + "'; " + (guess.empty() ? "use one of the operators" : "did you mean '" + guess + "'?") +
                   " (see `asiarch arch ops`)"};
 }
@@ -73,7 +74,7 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
       if (rules.attrs.empty()) throw RuleError{"takes no attributes; remove '" + attr_text(attr) + "'"};
       std::vector<std::string> keys;
       for (const auto& candidate : rules.attrs) keys.push_back(candidate.key);
-      const std::string guess = closest(attr.key, keys);
+      const std::string guess = closest_match(attr.key, keys);
       throw RuleError{"unknown attribute '" + attr.key + "'" + (guess.empty() ? "" : "; did you mean '" + guess + "'?") + " " +
                       usage_hint(rules)};
     }

@@ -86,7 +86,7 @@ TEST_CASE("a recorded campaign has the in-memory digest, a readable summary and 
   // Invariants over the log: seqs are contiguous, each dispatched job ends exactly once (or is
   // still in flight at the stop), every proposal names a new architecture.
   std::set<uint64_t> dispatched, ended, proposed;
-  uint64_t archs = 0;
+  uint64_t archs = 0, breakthroughs = 0, last_count = 0;
   for (uint64_t seq = 1; seq <= store->last_seq(); ++seq) {
     auto bytes = store->event(seq);
     REQUIRE(bytes);
@@ -97,7 +97,15 @@ TEST_CASE("a recorded campaign has the in-memory digest, a readable summary and 
     if (payload.which() == msg::Payload::DISPATCH) CHECK(dispatched.insert(payload.getDispatch().getJob().getRef().getJobId()).second);
     if (payload.which() == msg::Payload::TRAIN_RESULT) CHECK(ended.insert(payload.getTrainResult().getRef().getJobId()).second);
     if (payload.which() == msg::Payload::PROPOSAL) CHECK(proposed.insert(payload.getProposal().getArchId()).second);
+    if (payload.which() == msg::Payload::POOL_UPDATE) {
+      // Every pool update carries the running count, and the count only grows.
+      breakthroughs += payload.getPoolUpdate().getBreakthrough() ? 1 : 0;
+      CHECK(payload.getPoolUpdate().getBreakthroughs() == breakthroughs);
+      CHECK(payload.getPoolUpdate().getBreakthroughs() >= last_count);
+      last_count = payload.getPoolUpdate().getBreakthroughs();
+    }
   }
+  CHECK(recorded.breakthroughs == breakthroughs);
   for (uint64_t job : ended) CHECK(dispatched.count(job) == 1);
   CHECK(dispatched.size() - ended.size() <= scenario.gpu_slots);
   store->for_each_arch([&](uint64_t, std::string_view) { ++archs; });

@@ -28,13 +28,9 @@ double best_seconds(int repeat, F&& body) {
 }
 
 int bench_sim(const BenchArgs& args) {
-  Scenario scenario;
-  try {
-    scenario = load_scenario(args.scenario);
-  } catch (const ScenarioError& e) {
-    std::cerr << e.what() << std::endl;
-    return 2;
-  }
+  const std::optional<Scenario> loaded = load_scenario_or_report(args.scenario);
+  if (!loaded) return 2;
+  const Scenario& scenario = *loaded;
   spdlog::info("benchmarking {} ({} experiments), best of {} runs per variant", scenario.name, scenario.max_experiments, args.repeat);
   CampaignSummary summary;
   // The reference, measured in the same process: the same campaign with no log at all.

@@ -52,13 +52,9 @@ void print_summary_json(const CampaignSummary& s, const std::string& dir) {
 }
 
 int run(const RunArgs& args) {
-  Scenario scenario;
-  try {
-    scenario = load_scenario(args.scenario);
-  } catch (const ScenarioError& e) {
-    std::cerr << e.what() << std::endl;
-    return 2;
-  }
+  const std::optional<Scenario> loaded = load_scenario_or_report(args.scenario);
+  if (!loaded) return 2;
+  const Scenario& scenario = *loaded;
   const uint64_t seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : scenario.seed;
   const std::string out = args.out.empty() ? "runs/" + scenario.name + "-seed" + std::to_string(seed) : args.out;
   spdlog::info("campaign {} (seed {}): up to {} experiments on {} simulated GPU slots -> {}", scenario.name, seed,
@@ -73,6 +69,9 @@ int run(const RunArgs& args) {
   } catch (const storage::StorageError& e) {
     std::cerr << e.what() << std::endl;
     return 2;
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << "\nwhat was logged before the failure is committed in " << out << std::endl;
+    return 1;
   }
 }
 
@@ -85,6 +84,9 @@ int replay(const std::string& dir) {
     return 2;
   } catch (const ScenarioError& e) {
     std::cerr << "the recorded scenario does not load in this build: " << e.what() << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "replay failed: " << e.what() << std::endl;
     return 1;
   }
   if (!report.note.empty()) spdlog::warn("{}", report.note);
@@ -117,6 +119,15 @@ int inspect(const std::string& dir, bool json) {
 }
 
 }  // namespace
+
+std::optional<Scenario> load_scenario_or_report(const std::string& path) {
+  try {
+    return load_scenario(path);
+  } catch (const ScenarioError& e) {
+    std::cerr << e.what() << std::endl;
+    return std::nullopt;
+  }
+}
 
 void add_campaign_commands(CLI::App& app, int& exit_code) {
   auto args = std::make_shared<RunArgs>();

@@ -3,11 +3,19 @@
 // set `exit_code` (0 success, 1 the work failed, 2 bad usage or bad input).
 #include <CLI/CLI.hpp>
 
+#include <optional>
+#include <string>
+
+#include "actors/scenario.h"
+
 namespace asiarch::tools {
 
 void add_campaign_commands(CLI::App& app, int& exit_code);  // run, replay, inspect
 void add_arch_commands(CLI::App& app, int& exit_code);      // arch list|show|check|ops
 void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim
+
+// Loads a scenario; on a bad one prints its FILE:LINE error and returns nothing (exit 2).
+std::optional<Scenario> load_scenario_or_report(const std::string& path);
 
 // Human-readable numbers for summaries: 12,345 and 1,234.5.
 std::string grouped(uint64_t value);
