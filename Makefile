@@ -25,6 +25,7 @@ test-slow: build
 
 bench: build
 	$(BUILD_DIR)/tools/asiarch bench sim
+	$(BUILD_DIR)/bench/asiarch_bench
 
 # Installs only the packages that are missing, so a prepared machine makes no apt calls.
 deps:

@@ -104,9 +104,13 @@ class Loop {
   CampaignSummary summary;
   std::string failure;  // set when an actor or the loop itself failed
 
-  void begin(const std::string& header_bytes) {
+  // The header and a first checkpoint, before any actor starts: readers see the run at once.
+  void open_log(const std::string& header_bytes) {
     sink_.begin(header_bytes);
-    sink_.checkpoint(summary);  // readers see the run from its first moment
+    sink_.checkpoint(summary);
+  }
+
+  void begin() {
     capnp::MallocMessageBuilder message;
     auto payload = message.initRoot<msg::Payload>();
     auto start = payload.initStart();
@@ -275,6 +279,7 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   Loop loop(scenario, sink, progress);
   loop.summary.scenario_name = scenario.name;
   loop.summary.seed = seed;
+  loop.open_log(header_bytes);
   loop.actors[actor_name::kResearcher] = system.spawn(serve, std::shared_ptr<ActorState>(new ResearcherState(scenario, seed)));
   loop.actors[actor_name::kEngineer] = system.spawn(serve, std::shared_ptr<ActorState>(new EngineerState(scenario)));
   loop.actors[actor_name::kAnalyst] = system.spawn(serve, std::shared_ptr<ActorState>(new AnalystState(scenario)));
@@ -284,11 +289,11 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
     loop.actors[actor_name::gpu_slot(i)] =
         system.spawn(serve, std::shared_ptr<ActorState>(new SimulatedGpuSlotState(scenario, seed, i, oracle)));
   }
-  // The coordinator runs the sink on the scheduler's thread only: an LMDB write transaction
-  // belongs to the thread that began it.
-  system.spawn([&loop, &header_bytes](caf::event_based_actor* self) {
+  // From here the sink is used on the scheduler's thread only: an LMDB write transaction
+  // belongs to the thread that began it (open_log committed its own before this).
+  system.spawn([&loop](caf::event_based_actor* self) {
     try {
-      loop.begin(header_bytes);
+      loop.begin();
     } catch (const std::exception& e) {
       loop.failure = e.what();
     }

@@ -154,10 +154,14 @@ CampaignSummary simulate_campaign(const Scenario& scenario, uint64_t seed, LogMo
 CampaignSummary read_summary(const std::filesystem::path& dir) {
   auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
   auto bytes = store->meta(meta_key::kSummary);
-  if (!bytes) throw storage::StorageError(dir.string() + " has no summary yet: the campaign has not reached its first checkpoint; try again in a moment");
+  CampaignSummary summary;
+  if (!bytes) {
+    // A run in its first moment: the store exists, its first checkpoint is not committed yet.
+    summary.stop_reason = "starting: no checkpoint committed yet";
+    return summary;
+  }
   msg::CanonicalView<msg::RunSummary> view(*bytes);
   auto s = view.root();
-  CampaignSummary summary;
   summary.scenario_name = s.getScenarioName();
   summary.seed = s.getSeed();
   summary.events = s.getEvents();

@@ -249,7 +249,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
 Scenario load_scenario(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) {
-    throw ScenarioError(path.string() + ":0: cannot read the scenario file (missing or unreadable); check the path, e.g. scenarios/sim-smoke.toml");
+    throw ScenarioError(path.string() + ": cannot read the scenario file (missing or unreadable); check the path, e.g. scenarios/sim-smoke.toml");
   }
   std::ostringstream text;
   text << in.rdbuf();

@@ -10,7 +10,8 @@
 
 namespace asiarch {
 
-// A bad scenario: what() is "FILE:LINE: what is wrong; what to write instead".
+// A bad scenario: what() is "FILE:LINE: what is wrong; what to write instead" (just "FILE: ..."
+// when the file cannot be read).
 class ScenarioError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

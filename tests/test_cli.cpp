@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <filesystem>
@@ -69,6 +70,34 @@ TEST_CASE("run ends with the digest; the same seed repeats it; inspect reads it"
   CHECK(inspect.output.find(last_line(first.output).substr(8)) != std::string::npos);
   CHECK(sh("mdb_stat -a " + a.string()).code == 0);
   for (const auto& d : {a, b, c}) fs::remove_all(d);
+}
+
+TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]") {
+  const fs::path dir = fresh_dir("live");
+  const std::string command = asiarch("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string());
+  const pid_t campaign = ::fork();
+  REQUIRE(campaign >= 0);
+  if (campaign == 0) {
+    ::execl("/bin/sh", "sh", "-c", (command + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  bool saw_running = false, saw_error = false;
+  int status = 0;
+  // Poll until the campaign's process ends: every read must succeed once the store exists.
+  while (::waitpid(campaign, &status, WNOHANG) == 0) {
+    if (!fs::exists(dir / "data.mdb")) {
+      ::usleep(2000);
+      continue;
+    }
+    const Result r = sh(asiarch("inspect " + dir.string() + " --json"));
+    if (r.code != 0) saw_error = true;
+    if (r.output.find("\"finished\": false") != std::string::npos) saw_running = true;
+  }
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+  CHECK(saw_running);
+  CHECK_FALSE(saw_error);
+  fs::remove_all(dir);
 }
 
 TEST_CASE("replay is identical until one byte of one event changes, then names that seq", "[cli][replay]") {

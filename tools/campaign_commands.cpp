@@ -22,10 +22,17 @@ std::string rejection_breakdown(const CampaignSummary& s) {
   return out.empty() ? "" : " (" + out + ")";
 }
 
+// "finished: <why it stopped>", "running", or what an unfinished run says of itself
+// ("starting: ...", "failed: ...").
+std::string status_text(const CampaignSummary& s) {
+  if (s.finished) return "finished: " + s.stop_reason;
+  return s.stop_reason.empty() ? "running" : s.stop_reason;
+}
+
 void print_summary(const CampaignSummary& s, const std::string& dir) {
   std::cout << "campaign:      " << s.scenario_name << " (seed " << s.seed << ")\n"
             << "run directory: " << dir << "\n"
-            << "status:        " << (s.finished ? "finished" : "running") << (s.stop_reason.empty() ? "" : ": " + s.stop_reason) << "\n"
+            << "status:        " << status_text(s) << "\n"
             << "events:        " << grouped(s.events) << "\n"
             << "experiments:   " << grouped(s.experiments) << " (from " << grouped(s.proposals) << " proposals)\n"
             << "rejected:      " << grouped(s.rejections) << " before training" << rejection_breakdown(s) << "\n"
