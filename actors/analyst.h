@@ -28,8 +28,6 @@ class AnalystState : public ActorState {
   explicit AnalystState(const Scenario& scenario);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
-  uint32_t breakthroughs() const { return breakthroughs_; }
-
  private:
   struct Measured {
     uint64_t arch_id;

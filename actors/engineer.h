@@ -20,8 +20,6 @@ class EngineerState : public ActorState {
   explicit EngineerState(const Scenario& scenario);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
-  int64_t param_target() const { return param_target_; }
-
  private:
   struct Accepted {
     std::string program;

@@ -2,7 +2,7 @@
 // The coordinator's queue: events ordered by (virtual time, sequence number). The sequence
 // number is unique, so the order is total and independent of how events were produced.
 #include <cstdint>
-#include <queue>
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -17,13 +17,17 @@ struct QueuedEvent {
 
 class EventQueue {
  public:
-  void push(QueuedEvent event) { heap_.push(std::move(event)); }
+  void push(QueuedEvent event) {
+    heap_.push_back(std::move(event));
+    std::push_heap(heap_.begin(), heap_.end(), Later{});
+  }
   bool empty() const { return heap_.empty(); }
-  size_t size() const { return heap_.size(); }
+  // The earliest event, moved out of the queue.
   QueuedEvent pop() {
-    QueuedEvent top = heap_.top();
-    heap_.pop();
-    return top;
+    std::pop_heap(heap_.begin(), heap_.end(), Later{});
+    QueuedEvent earliest = std::move(heap_.back());
+    heap_.pop_back();
+    return earliest;
   }
 
  private:
@@ -32,7 +36,7 @@ class EventQueue {
       return a.vtime_ns != b.vtime_ns ? a.vtime_ns > b.vtime_ns : a.seq > b.seq;
     }
   };
-  std::priority_queue<QueuedEvent, std::vector<QueuedEvent>, Later> heap_;
+  std::vector<QueuedEvent> heap_;  // a min-heap on (vtime, seq)
 };
 
 }  // namespace asiarch

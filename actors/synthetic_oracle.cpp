@@ -53,8 +53,7 @@ const std::vector<std::string>& SyntheticOracle::feature_names() {
   return names;
 }
 
-std::vector<double> SyntheticOracle::features(const lang::Program& program, const lang::ModelShape& shape) {
-  const lang::Program canonical = lang::canonical(program);
+std::vector<double> SyntheticOracle::features(const lang::Program& canonical, const lang::ModelShape& shape) {
   std::map<std::string, double> count;
   int recurrences = 0;
   for (const auto& s : canonical.body) {
@@ -147,7 +146,8 @@ double SyntheticOracle::quality(const Effects& effects, const std::vector<double
 
 OracleOutcome SyntheticOracle::evaluate(const lang::Program& program, const lang::ModelShape& shape, msg::Fidelity fidelity,
                                         bool baseline, Rng& noise) const {
-  const std::vector<double> f = features(program, shape);
+  const lang::Program canonical = lang::canonical(program);
+  const std::vector<double> f = features(canonical, shape);
   const auto& names = feature_names();
   auto has = [&](const char* name) { return f[std::find(names.begin(), names.end(), name) - names.begin()] > 0; };
 
@@ -165,7 +165,7 @@ OracleOutcome SyntheticOracle::evaluate(const lang::Program& program, const lang
   const Effects& effects = effects_[f_index];
   const double loss_gain = -quality(effects, f, false);
   const double recall_gain = quality(effects, f, true);
-  const double statements = static_cast<double>(lang::canonical(program).body.size());
+  const double statements = static_cast<double>(canonical.body.size());
   const double base = kBaseLoss[f_index];
   out.loss = base * (1.0 - kLossCap * std::tanh(loss_gain / kLossCap) + kComplexityPenalty * std::max(0.0, statements - 30.0)) +
              base * noise_ * noise.normal();

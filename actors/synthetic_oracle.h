@@ -38,7 +38,8 @@ class SyntheticOracle {
                          Rng& noise) const;
 
   static const std::vector<std::string>& feature_names();
-  static std::vector<double> features(const lang::Program& program, const lang::ModelShape& shape);
+  // The motif features of a program in canonical form (lang::canonical), in feature_names() order.
+  static std::vector<double> features(const lang::Program& canonical, const lang::ModelShape& shape);
 
  private:
   struct Effects {

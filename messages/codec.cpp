@@ -16,12 +16,10 @@ std::string kind_name(Payload::Which which) {
   return "unknown(" + std::to_string(static_cast<int>(which)) + ")";
 }
 
-std::string pretty(Event::Reader event) { return capnp::prettyPrint(event).flatten().cStr(); }
-
 std::string pretty_event_bytes(std::string_view canonical) {
   try {
     CanonicalView<Event> view(canonical);
-    return pretty(view.root());
+    return capnp::prettyPrint(view.root()).flatten().cStr();
   } catch (const kj::Exception& e) {
     return "(" + std::to_string(canonical.size()) + " bytes that do not decode as an Event: " +
            std::string(e.getDescription().cStr()) + ")";

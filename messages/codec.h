@@ -45,9 +45,8 @@ class CanonicalView {
 
 // The kind of an event: its payload's union tag, as written in the schema ("trainResult").
 std::string kind_name(Payload::Which which);
-// A readable multi-line text of a message (capnp's pretty printer), for diffs and `inspect`.
-std::string pretty(Event::Reader event);
-// Same, or a note that the bytes do not decode, for bytes of unknown health.
+// A readable multi-line text of an event's canonical bytes (capnp's pretty printer), or a note
+// that the bytes do not decode: for diffs of bytes of unknown health.
 std::string pretty_event_bytes(std::string_view canonical);
 
 // Collects the messages an actor sends while handling one event; finish() gives the canonical

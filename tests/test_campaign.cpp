@@ -128,9 +128,24 @@ TEST_CASE("a run directory is not overwritten", "[campaign]") {
   const fs::path dir = fresh_dir("twice");
   Scenario scenario = smoke();
   scenario.max_experiments = 5;
-  run_campaign(scenario, 1, dir);
+  const CampaignSummary first = run_campaign(scenario, 1, dir);
   CHECK_THROWS_AS(run_campaign(scenario, 1, dir), storage::StorageError);
+  CHECK(read_summary(dir).digest == first.digest);  // the refused second run changed nothing
+  CHECK(simulate_campaign(scenario, 1).digest == first.digest);
   fs::remove_all(dir);
+}
+
+TEST_CASE("the event queue delivers in (virtual time, seq) order", "[actors][coordinator]") {
+  EventQueue queue;
+  const std::vector<std::pair<uint64_t, uint64_t>> pushed = {{5, 1}, {3, 2}, {5, 3}, {0, 4}, {3, 5}, {9, 6}, {0, 7}};
+  for (const auto& [vtime, seq] : pushed) queue.push(QueuedEvent{vtime, seq, "x", std::to_string(seq)});
+  std::vector<std::pair<uint64_t, uint64_t>> popped;
+  while (!queue.empty()) {
+    QueuedEvent e = queue.pop();
+    CHECK(e.bytes == std::to_string(e.seq));
+    popped.emplace_back(e.vtime_ns, e.seq);
+  }
+  CHECK(popped == std::vector<std::pair<uint64_t, uint64_t>>{{0, 4}, {0, 7}, {3, 2}, {3, 5}, {5, 1}, {5, 3}, {9, 6}});
 }
 
 TEST_CASE("the engineer rejects with the failed check's name", "[actors][engineer]") {

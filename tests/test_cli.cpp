@@ -11,6 +11,8 @@
 #include <regex>
 #include <sstream>
 
+#include "actors/campaign.h"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -31,7 +33,7 @@ Result sh(const std::string& command) {
   return r;
 }
 
-std::string asiarch(const std::string& args) { return std::string(ASIARCH_BIN) + " " + args; }
+std::string cli(const std::string& args) { return std::string(ASIARCH_BIN) + " " + args; }
 std::string source(const std::string& path) { return std::string(ASIARCH_SOURCE_DIR) + "/" + path; }
 
 fs::path fresh_dir(const std::string& name) {
@@ -55,16 +57,16 @@ std::string write_file(const fs::path& path, const std::string& text) {
 
 TEST_CASE("run ends with the digest; the same seed repeats it; inspect reads it", "[cli]") {
   const fs::path a = fresh_dir("run-a"), b = fresh_dir("run-b"), c = fresh_dir("run-c");
-  const Result first = sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --out " + a.string()));
+  const Result first = sh(cli("run " + source("scenarios/sim-smoke.toml") + " --out " + a.string()));
   REQUIRE(first.code == 0);
   const std::regex digest_line("digest: [0-9a-f]{64}");
   REQUIRE(std::regex_match(last_line(first.output), digest_line));
-  const Result second = sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --out " + b.string()));
+  const Result second = sh(cli("run " + source("scenarios/sim-smoke.toml") + " --out " + b.string()));
   CHECK(last_line(second.output) == last_line(first.output));
-  const Result other = sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --seed 2 --out " + c.string()));
+  const Result other = sh(cli("run " + source("scenarios/sim-smoke.toml") + " --seed 2 --out " + c.string()));
   CHECK(last_line(other.output) != last_line(first.output));
 
-  const Result inspect = sh(asiarch("inspect " + a.string() + " --json"));
+  const Result inspect = sh(cli("inspect " + a.string() + " --json"));
   CHECK(inspect.code == 0);
   CHECK(inspect.output.find("\"experiments\": 100") != std::string::npos);
   CHECK(inspect.output.find(last_line(first.output).substr(8)) != std::string::npos);
@@ -74,7 +76,7 @@ TEST_CASE("run ends with the digest; the same seed repeats it; inspect reads it"
 
 TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]") {
   const fs::path dir = fresh_dir("live");
-  const std::string command = asiarch("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string());
+  const std::string command = cli("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string());
   const pid_t campaign = ::fork();
   REQUIRE(campaign >= 0);
   if (campaign == 0) {
@@ -89,12 +91,15 @@ TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]")
       ::usleep(2000);
       continue;
     }
-    const Result r = sh(asiarch("inspect " + dir.string() + " --json"));
+    const Result r = sh(cli("inspect " + dir.string() + " --json"));
     if (r.code != 0) saw_error = true;
     if (r.output.find("\"finished\": false") != std::string::npos) saw_running = true;
   }
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+  // The run that was read from outside is the same run as one nobody watched.
+  const asiarch::Scenario scenario = asiarch::load_scenario(source("scenarios/paper-scale.toml"));
+  CHECK(asiarch::read_summary(dir).digest == asiarch::simulate_campaign(scenario, scenario.seed).digest);
   CHECK(saw_running);
   CHECK_FALSE(saw_error);
   fs::remove_all(dir);
@@ -102,8 +107,8 @@ TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]")
 
 TEST_CASE("replay is identical until one byte of one event changes, then names that seq", "[cli][replay]") {
   const fs::path dir = fresh_dir("tamper");
-  REQUIRE(sh(asiarch("run " + source("scenarios/sim-smoke.toml") + " --out " + dir.string())).code == 0);
-  const Result clean = sh(asiarch("replay " + dir.string()));
+  REQUIRE(sh(cli("run " + source("scenarios/sim-smoke.toml") + " --out " + dir.string())).code == 0);
+  const Result clean = sh(cli("replay " + dir.string()));
   CHECK(clean.code == 0);
   CHECK(clean.output.find("replay identical") != std::string::npos);
 
@@ -127,7 +132,7 @@ TEST_CASE("replay is identical until one byte of one event changes, then names t
   write_file(dump, edited.str());
   REQUIRE(sh("mdb_load -s events -f " + dump.string() + " " + dir.string()).code == 0);
 
-  const Result tampered = sh(asiarch("replay " + dir.string()));
+  const Result tampered = sh(cli("replay " + dir.string()));
   CHECK(tampered.code == 1);
   CHECK(tampered.output.find("first divergence at seq 40") != std::string::npos);
   CHECK(tampered.output.find("recorded kind:") != std::string::npos);
@@ -157,35 +162,35 @@ TEST_CASE("a malformed scenario exits 2 naming file, line and fix, and creates n
   };
   for (const auto& c : cases) {
     const std::string file = write_file(scratch / c.name, c.contents);
-    const Result r = sh(asiarch("run " + file + " --out " + out.string()));
+    const Result r = sh(cli("run " + file + " --out " + out.string()));
     INFO(r.output);
     CHECK(r.code == 2);
     CHECK(r.output.find(file + ":") != std::string::npos);
     CHECK(r.output.find(c.expect) != std::string::npos);
     CHECK_FALSE(fs::exists(out));
   }
-  const Result missing = sh(asiarch("run " + (scratch / "absent.toml").string() + " --out " + out.string()));
+  const Result missing = sh(cli("run " + (scratch / "absent.toml").string() + " --out " + out.string()));
   CHECK(missing.code == 2);
   CHECK_FALSE(fs::exists(out));
   fs::remove_all(scratch);
 }
 
 TEST_CASE("arch list, show and check", "[cli][arch]") {
-  const Result list = sh(asiarch("arch list"));
+  const Result list = sh(cli("arch list"));
   REQUIRE(list.code == 0);
   for (const char* name : {"linear_attention", "retnet", "gla", "mamba2", "deltanet", "gated_deltanet", "softmax_attention"}) {
     CHECK(list.output.find(name) != std::string::npos);
   }
-  CHECK(sh(asiarch("arch show gated_deltanet")).code == 0);
-  CHECK(sh(asiarch("arch check deltanet")).code == 0);
+  CHECK(sh(cli("arch show gated_deltanet")).code == 0);
+  CHECK(sh(cli("arch check deltanet")).code == 0);
 
   const fs::path scratch = fresh_dir("programs");
   fs::create_directories(scratch);
   const std::string bad = write_file(scratch / "bad.arch", "program bad\n  q = linear(x, out=D)\n  y = silu(k)\n  return y\n");
-  const Result r = sh(asiarch("arch check " + bad));
+  const Result r = sh(cli("arch check " + bad));
   CHECK(r.code == 2);
   CHECK(r.output.find(bad + ":3:") != std::string::npos);
-  CHECK(sh(asiarch("arch check no_such_program")).code == 2);
-  CHECK(sh(asiarch("arch")).code == 2);  // a subcommand is required
+  CHECK(sh(cli("arch check no_such_program")).code == 2);
+  CHECK(sh(cli("arch")).code == 2);  // a subcommand is required
   fs::remove_all(scratch);
 }
