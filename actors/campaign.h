@@ -15,6 +15,7 @@ struct CampaignSummary {
   uint64_t seed = 0;
   uint64_t events = 0;
   uint64_t experiments = 0;  // explore results (trained or failed)
+  uint64_t target_experiments = 0;  // the scenario's max_experiments
   uint64_t proposals = 0;
   uint64_t rejections = 0;
   std::map<std::string, uint64_t> rejections_by_check;  // engineer's check name -> count
@@ -32,6 +33,14 @@ using ProgressFn = std::function<void(const CampaignSummary&)>;
 // event log, chain, lineage tables, a copy of the scenario and an empty report/ folder.
 CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out,
                              const ProgressFn& progress = {});
+
+// Continues a campaign whose process ended before it finished (killed, power lost): the loop
+// runs again from the recorded header and seed; the events already logged are checked byte for
+// byte rather than written again, and the rest is recorded. In simulation the resumed campaign
+// ends with the digest of an uninterrupted one. A finished run is returned as it is. Throws
+// storage::StorageError when DIR is not a run or another process is writing it, and
+// std::runtime_error when the log does not match what this binary computes.
+CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress = {});
 
 // Runs a campaign without a run directory: with the hash chain kept in memory (the digest is
 // the same as a recorded run's), or with no log at all (the benchmark's reference).

@@ -279,6 +279,7 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   Loop loop(scenario, sink, progress);
   loop.summary.scenario_name = scenario.name;
   loop.summary.seed = seed;
+  loop.summary.target_experiments = scenario.max_experiments;
   loop.open_log(header_bytes);
   loop.actors[actor_name::kResearcher] = system.spawn(serve, std::shared_ptr<ActorState>(new ResearcherState(scenario, seed)));
   loop.actors[actor_name::kEngineer] = system.spawn(serve, std::shared_ptr<ActorState>(new EngineerState(scenario)));

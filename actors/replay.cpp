@@ -96,20 +96,13 @@ class ReplayComparer : public ChainSink {
 
 ReplayReport replay_campaign(const std::filesystem::path& dir) {
   auto recorded = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
-  auto header_bytes = recorded->meta(meta_key::kHeader);
-  if (!header_bytes) throw storage::StorageError(dir.string() + " has no run header; it is not a complete run directory");
-  msg::CanonicalView<msg::RunHeader> header(*header_bytes);
-  auto h = header.root();
-  const auto scenario_bytes = h.getScenario();
-  const Scenario scenario = parse_scenario(std::string(reinterpret_cast<const char*>(scenario_bytes.begin()), scenario_bytes.size()),
-                                           h.getScenarioFile().cStr());
+  const RecordedRun run = read_recorded_run(*recorded);
   ReplayComparer comparer(*recorded);
-  const CampaignSummary summary = run_loop(scenario, h.getSeed(), *header_bytes, comparer, {});
+  const CampaignSummary summary = run_loop(run.scenario, run.seed, run.header_bytes, comparer, {});
   ReplayReport report = comparer.finish(summary);
-  const std::string recorded_build = std::string(h.getVersion().cStr()) + ", " + h.getBuildFlags().cStr();
   const std::string this_build = std::string(ASIARCH_VERSION) + ", " + ASIARCH_BUILD_FLAGS;
-  if (recorded_build != this_build) {
-    report.note += (report.note.empty() ? "" : "; ") + std::string("recorded by asiarch ") + recorded_build +
+  if (run.build != this_build) {
+    report.note += (report.note.empty() ? "" : "; ") + std::string("recorded by asiarch ") + run.build +
                    ", replayed by " + this_build + ": a different binary may decide differently";
   }
   return report;

@@ -2,6 +2,8 @@
 
 #include <fstream>
 
+#include "storage/run_lock.h"
+
 namespace asiarch {
 namespace {
 
@@ -17,15 +19,36 @@ bool ChainSink::append(uint64_t seq, const std::string& canonical, msg::Event::R
 }
 
 void RunRecorder::begin(const std::string& header_bytes) {
+  if (const auto h0 = store_.chain_link(0)) {  // resuming: the chain exists
+    if (*h0 != storage::sha256(header_bytes)) {
+      throw std::runtime_error("the run's chain does not start from its header (h_0 differs); `asiarch check` shows more");
+    }
+    head_ = *h0;
+    return;
+  }
   store_.put_meta(meta_key::kHeader, header_bytes);
-  store_.begin_chain(header_bytes);
+  head_ = store_.begin_chain(header_bytes);
   store_.commit();
 }
 
 bool RunRecorder::append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) {
-  store_.append_event(seq, canonical);
+  if (seq <= recorded_events_) {
+    verify_recorded(seq, canonical);
+    return true;
+  }
+  head_ = store_.append_event(seq, canonical);
   project(event);
   return true;
+}
+
+void RunRecorder::verify_recorded(uint64_t seq, const std::string& canonical) {
+  const std::optional<storage::Bytes> stored = store_.event(seq);
+  const storage::Digest link = storage::chain_next(head_, seq, canonical);
+  if (!stored || *stored != canonical || store_.chain_link(seq) != link) {
+    throw std::runtime_error("the recorded log differs from this binary's campaign at seq " + std::to_string(seq) +
+                             ", so it cannot be continued; `asiarch replay` shows the difference");
+  }
+  head_ = link;
 }
 
 // The lineage tables are projections of the log: what was proposed, and what came of it.
@@ -105,6 +128,7 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
   s.setSeed(summary.seed);
   s.setEvents(summary.events);
   s.setExperiments(summary.experiments);
+  s.setTargetExperiments(summary.target_experiments);
   s.setBreakthroughs(summary.breakthroughs);
   s.setGpuHours(summary.gpu_hours);
   s.setVtimeNs(summary.vtime_ns);
@@ -124,6 +148,8 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
 }
 
 CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out, const ProgressFn& progress) {
+  std::filesystem::create_directories(out);
+  const auto lock = storage::RunLock::acquire(out);
   auto store = storage::RunStore::create(out);
   {
     std::ofstream copy(out / "scenario.toml", std::ios::binary);
@@ -133,6 +159,37 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   std::filesystem::create_directories(out / "report");
   RunRecorder recorder(*store);
   return run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress);
+}
+
+CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress) {
+  if (!std::filesystem::exists(dir / "data.mdb")) {
+    throw storage::StorageError("not a run directory: " + dir.string() + " has no data.mdb; pass the directory that `asiarch run` wrote");
+  }
+  const auto lock = storage::RunLock::acquire(dir);
+  auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadWrite);
+  const RecordedRun run = read_recorded_run(*store);
+  if (const auto summary = store->meta(meta_key::kSummary)) {
+    msg::CanonicalView<msg::RunSummary> view(*summary);
+    if (view.root().getFinished()) {
+      store.reset();
+      return read_summary(dir);
+    }
+  }
+  RunRecorder recorder(*store);
+  return run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress);
+}
+
+RecordedRun read_recorded_run(const storage::RunStore& store) {
+  const auto header_bytes = store.meta(meta_key::kHeader);
+  if (!header_bytes) {
+    throw storage::StorageError(store.dir().string() + " has no run header: its campaign ended before it logged anything; start it again with `asiarch run`");
+  }
+  msg::CanonicalView<msg::RunHeader> view(*header_bytes);
+  auto header = view.root();
+  const auto scenario = header.getScenario();
+  return RecordedRun{*header_bytes,
+                     parse_scenario(std::string(reinterpret_cast<const char*>(scenario.begin()), scenario.size()), header.getScenarioFile().cStr()),
+                     header.getSeed(), std::string(header.getVersion().cStr()) + ", " + header.getBuildFlags().cStr()};
 }
 
 namespace {
@@ -166,6 +223,7 @@ CampaignSummary read_summary(const std::filesystem::path& dir) {
   summary.seed = s.getSeed();
   summary.events = s.getEvents();
   summary.experiments = s.getExperiments();
+  summary.target_experiments = s.getTargetExperiments();
   summary.breakthroughs = s.getBreakthroughs();
   summary.gpu_hours = s.getGpuHours();
   summary.vtime_ns = s.getVtimeNs();

@@ -203,6 +203,7 @@ struct RunSummary {
   proposals @10 :UInt64;
   rejections @11 :UInt64;
   rejectionsByCheck @12 :List(CheckCount);
+  targetExperiments @13 :UInt64;  # the scenario's max_experiments
 }
 
 struct CheckCount {

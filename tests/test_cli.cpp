@@ -2,58 +2,17 @@
 // one-byte change made with the standard LMDB tools, and errors that name file and line.
 #include <catch2/catch.hpp>
 
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <regex>
 #include <sstream>
 
 #include "actors/campaign.h"
+#include "tests/cli_helpers.h"
 
 namespace fs = std::filesystem;
 
-namespace {
-
-struct Result {
-  int code;
-  std::string output;  // stdout and stderr
-};
-
-Result sh(const std::string& command) {
-  Result r{-1, ""};
-  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
-  REQUIRE(pipe);
-  char buffer[4096];
-  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) r.output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
-}
-
-std::string cli(const std::string& args) { return std::string(ASIARCH_BIN) + " " + args; }
-std::string source(const std::string& path) { return std::string(ASIARCH_SOURCE_DIR) + "/" + path; }
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("asiarch-cli-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
-
-std::string last_line(const std::string& text) {
-  std::string trimmed = text;
-  while (!trimmed.empty() && trimmed.back() == '\n') trimmed.pop_back();
-  return trimmed.substr(trimmed.rfind('\n') + 1);
-}
-
-std::string write_file(const fs::path& path, const std::string& text) {
-  std::ofstream(path) << text;
-  return path.string();
-}
-
-}  // namespace
+using namespace asiarch::testing;
 
 TEST_CASE("run ends with the digest; the same seed repeats it; inspect reads it", "[cli]") {
   const fs::path a = fresh_dir("run-a"), b = fresh_dir("run-b"), c = fresh_dir("run-c");
@@ -76,13 +35,7 @@ TEST_CASE("run ends with the digest; the same seed repeats it; inspect reads it"
 
 TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]") {
   const fs::path dir = fresh_dir("live");
-  const std::string command = cli("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string());
-  const pid_t campaign = ::fork();
-  REQUIRE(campaign >= 0);
-  if (campaign == 0) {
-    ::execl("/bin/sh", "sh", "-c", (command + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
-    ::_exit(127);
-  }
+  const pid_t campaign = start(cli("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string()));
   bool saw_running = false, saw_error = false;
   int status = 0;
   // Poll until the campaign's process ends: every read must succeed once the store exists.

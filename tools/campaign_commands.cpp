@@ -34,7 +34,7 @@ void print_summary(const CampaignSummary& s, const std::string& dir) {
             << "run directory: " << dir << "\n"
             << "status:        " << status_text(s) << "\n"
             << "events:        " << grouped(s.events) << "\n"
-            << "experiments:   " << grouped(s.experiments) << " (from " << grouped(s.proposals) << " proposals)\n"
+            << "experiments:   " << grouped(s.experiments) << " of " << grouped(s.target_experiments) << " (from " << grouped(s.proposals) << " proposals)\n"
             << "rejected:      " << grouped(s.rejections) << " before training" << rejection_breakdown(s) << "\n"
             << "breakthroughs: " << s.breakthroughs << "\n"
             << "GPU hours:     " << grouped(s.gpu_hours, 1) << " (simulated)\n"
@@ -46,7 +46,8 @@ void print_summary_json(const CampaignSummary& s, const std::string& dir) {
   std::cout << "{\"scenario\": " << json_string(s.scenario_name) << ", \"seed\": " << s.seed
             << ", \"run_directory\": " << json_string(dir) << ", \"finished\": " << (s.finished ? "true" : "false")
             << ", \"stop_reason\": " << json_string(s.stop_reason) << ", \"events\": " << s.events
-            << ", \"experiments\": " << s.experiments << ", \"proposals\": " << s.proposals
+            << ", \"experiments\": " << s.experiments << ", \"target_experiments\": " << s.target_experiments
+            << ", \"proposals\": " << s.proposals
             << ", \"rejections\": " << s.rejections << ", \"rejections_by_check\": {";
   bool first = true;
   for (const auto& [check, count] : s.rejections_by_check) {
@@ -58,6 +59,11 @@ void print_summary_json(const CampaignSummary& s, const std::string& dir) {
             << ", \"digest\": " << json_string(s.digest) << "}" << std::endl;
 }
 
+void log_progress(const CampaignSummary& s) {
+  spdlog::info("[{:3}%] {} experiments, {} breakthroughs, {} GPU hours", s.experiments * 100 / std::max<uint64_t>(1, s.target_experiments),
+               grouped(s.experiments), s.breakthroughs, grouped(s.gpu_hours, 0));
+}
+
 int run(const RunArgs& args) {
   const std::optional<Scenario> loaded = load_scenario_or_report(args.scenario);
   if (!loaded) return 2;
@@ -67,17 +73,27 @@ int run(const RunArgs& args) {
   spdlog::info("campaign {} (seed {}): up to {} experiments on {} simulated GPU slots -> {}", scenario.name, seed,
                scenario.max_experiments, scenario.gpu_slots, out);
   try {
-    const CampaignSummary summary = run_campaign(scenario, seed, out, [&](const CampaignSummary& s) {
-      spdlog::info("[{:3}%] {} experiments, {} breakthroughs, {} GPU hours", s.experiments * 100 / scenario.max_experiments,
-                   grouped(s.experiments), s.breakthroughs, grouped(s.gpu_hours, 0));
-    });
-    print_summary(summary, out);
+    print_summary(run_campaign(scenario, seed, out, log_progress), out);
     return 0;
   } catch (const storage::StorageError& e) {
     std::cerr << e.what() << std::endl;
     return 2;
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\nwhat was logged before the failure is committed in " << out << std::endl;
+    return 1;
+  }
+}
+
+int resume(const std::string& dir) {
+  try {
+    spdlog::info("resuming {}: the logged events are recomputed and checked, then the campaign goes on", dir);
+    print_summary(resume_campaign(dir, log_progress), dir);
+    return 0;
+  } catch (const storage::StorageError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << std::endl;
     return 1;
   }
 }
@@ -143,6 +159,12 @@ void add_campaign_commands(CLI::App& app, int& exit_code) {
   run_cmd->add_option("--out", args->out, "Run directory to create (default: runs/<name>-seed<seed>); must not hold a run");
   run_cmd->add_option("--seed", args->seed, "Campaign seed (default: the scenario's seed)")->check(CLI::NonNegativeNumber);
   run_cmd->callback([args, &exit_code] { exit_code = run(*args); });
+
+  auto resume_dir = std::make_shared<std::string>();
+  auto* resume_cmd = app.add_subcommand(
+      "resume", "Continue a campaign whose process was killed; in simulation it ends with the uninterrupted digest");
+  resume_cmd->add_option("dir", *resume_dir, "Run directory written by `asiarch run`")->required();
+  resume_cmd->callback([resume_dir, &exit_code] { exit_code = resume(*resume_dir); });
 
   auto dir = std::make_shared<std::string>();
   auto* replay_cmd = app.add_subcommand(

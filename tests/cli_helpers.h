@@ -1,0 +1,65 @@
+#pragma once
+// Driving the `asiarch` binary from tests as a user would: run a command line, read its exit
+// code and output. ASIARCH_BIN and ASIARCH_SOURCE_DIR come from tests/CMakeLists.txt.
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <stdexcept>
+#include <string>
+
+namespace asiarch::testing {
+
+struct Result {
+  int code;            // exit code, -1 when killed by a signal
+  std::string output;  // stdout and stderr
+};
+
+inline Result sh(const std::string& command) {
+  Result r{-1, ""};
+  FILE* pipe = ::popen((command + " 2>&1").c_str(), "r");
+  if (!pipe) throw std::runtime_error("popen failed for: " + command);
+  char buffer[4096];
+  while (size_t n = std::fread(buffer, 1, sizeof buffer, pipe)) r.output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
+// `asiarch ARGS` as a command line.
+inline std::string cli(const std::string& args) { return std::string(ASIARCH_BIN) + " " + args; }
+// A path in the source tree, e.g. source("scenarios/sim-smoke.toml").
+inline std::string source(const std::string& path) { return std::string(ASIARCH_SOURCE_DIR) + "/" + path; }
+
+// A temporary path unique to this test process, removed if it exists.
+inline std::filesystem::path fresh_dir(const std::string& name) {
+  const auto dir = std::filesystem::temp_directory_path() / ("asiarch-test-" + name + "-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  return dir;
+}
+
+inline std::string last_line(const std::string& text) {
+  std::string trimmed = text;
+  while (!trimmed.empty() && trimmed.back() == '\n') trimmed.pop_back();
+  return trimmed.substr(trimmed.rfind('\n') + 1);
+}
+
+inline std::string write_file(const std::filesystem::path& path, const std::string& text) {
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+// Starts a command line in the background (its output discarded); returns its pid.
+inline pid_t start(const std::string& command) {
+  const pid_t pid = ::fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  return pid;
+}
+
+}  // namespace asiarch::testing

@@ -1,0 +1,121 @@
+// A campaign killed at any moment continues from its log with `asiarch resume` and ends with the
+// digest of an uninterrupted run; a run directory has one writer at a time.
+#include <catch2/catch.hpp>
+
+#include <signal.h>
+
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "actors/campaign.h"
+#include "storage/run_lock.h"
+#include "storage/run_store.h"
+#include "tests/cli_helpers.h"
+
+namespace fs = std::filesystem;
+using namespace asiarch;
+using namespace asiarch::testing;
+
+namespace {
+
+// Starts `asiarch run` (or resume), kills it with SIGKILL after `delay`, and reaps it.
+void kill_after(const std::string& command, std::chrono::microseconds delay) {
+  const pid_t pid = start(command);
+  std::this_thread::sleep_for(delay);
+  ::kill(pid, SIGKILL);
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+}
+
+bool has_header(const fs::path& dir) {
+  if (!fs::exists(dir / "data.mdb")) return false;
+  return storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly)->meta("header").has_value();
+}
+
+}  // namespace
+
+TEST_CASE("a simulated campaign killed at 20 random points resumes to the uninterrupted digest", "[resume]") {
+  const std::string scenario_file = source("scenarios/paper-scale.toml");
+  const Scenario scenario = load_scenario(scenario_file);
+  const std::string expected = simulate_campaign(scenario, scenario.seed).digest;
+  REQUIRE(simulate_campaign(scenario, scenario.seed).digest == expected);
+
+  std::mt19937_64 random(20261123);
+  std::uniform_int_distribution<int> delay_ms(30, 1500);
+  int killed_mid_run = 0;
+  for (int attempt = 0; attempt < 60 && killed_mid_run < 20; ++attempt) {
+    const fs::path dir = fresh_dir("resume");
+    kill_after(cli("run " + scenario_file + " --out " + dir.string()), std::chrono::milliseconds(delay_ms(random)));
+    if (!has_header(dir)) continue;  // killed before the run logged anything: nothing to resume
+    const CampaignSummary before = read_summary(dir);
+    if (before.finished) continue;  // the kill came too late
+    ++killed_mid_run;
+    // Every other time, the resume is killed too, and resumed again.
+    if (killed_mid_run % 2 == 0) kill_after(cli("resume " + dir.string()), std::chrono::milliseconds(delay_ms(random) / 2));
+    const Result resumed = sh(cli("resume " + dir.string()));
+    INFO("killed after " << before.events << " committed events\n" << resumed.output);
+    CHECK(resumed.code == 0);
+    CHECK(last_line(resumed.output) == "digest: " + expected);
+    fs::remove_all(dir);
+  }
+  CHECK(killed_mid_run == 20);
+}
+
+TEST_CASE("a run directory has one writer at a time", "[resume]") {
+  const fs::path dir = fresh_dir("locked");
+  Scenario scenario = load_scenario(source("scenarios/sim-smoke.toml"));
+  scenario.max_experiments = 10;
+  const CampaignSummary first = run_campaign(scenario, 1, dir);
+  CHECK(simulate_campaign(scenario, 1).digest == first.digest);
+  {
+    const auto held = storage::RunLock::acquire(dir);
+    const Result refused = sh(cli("resume " + dir.string()));
+    CHECK(refused.code == 2);
+    CHECK(refused.output.find("in use by another asiarch process (pid " + std::to_string(::getpid()) + ")") != std::string::npos);
+  }
+  // Released with its holder: a finished run resumes to itself.
+  const Result finished = sh(cli("resume " + dir.string()));
+  CHECK(finished.code == 0);
+  CHECK(last_line(finished.output) == "digest: " + first.digest);
+  CHECK(sh(cli("resume " + fresh_dir("nothing").string())).code == 2);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a log that this binary does not reproduce is not continued", "[resume]") {
+  const fs::path dir = fresh_dir("foreign-log");
+  const std::string scenario_file = source("scenarios/paper-scale.toml");
+  const Scenario scenario = load_scenario(scenario_file);
+  std::string expected;
+  // Kill a run mid-way, then change one stored event: resuming must refuse, not build on it.
+  for (int delay = 400; delay < 3000 && expected.empty(); delay += 300) {
+    fs::remove_all(dir);
+    kill_after(cli("run " + scenario_file + " --out " + dir.string()), std::chrono::milliseconds(delay));
+    if (has_header(dir) && !read_summary(dir).finished && storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly)->last_seq() > 100) {
+      expected = simulate_campaign(scenario, scenario.seed).digest;
+    }
+  }
+  REQUIRE_FALSE(expected.empty());
+  {
+    auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadWrite);
+    std::string event = *store->event(50);
+    event[event.size() - 3] ^= 0x01;
+    const uint64_t last = store->last_seq();
+    // Rewrite the log from seq 50 on through a fresh store with the changed event.
+    std::vector<std::string> events;
+    for (uint64_t seq = 1; seq <= last; ++seq) events.push_back(seq == 50 ? event : *store->event(seq));
+    const std::string header = *store->meta("header");
+    store.reset();
+    fs::remove(dir / "data.mdb");
+    fs::remove(dir / "lock.mdb");
+    auto rewritten = storage::RunStore::create(dir);
+    rewritten->put_meta("header", header);
+    rewritten->begin_chain(header);
+    for (uint64_t seq = 1; seq <= last; ++seq) rewritten->append_event(seq, events[seq - 1]);
+    rewritten->commit();
+  }
+  const Result refused = sh(cli("resume " + dir.string()));
+  CHECK(refused.code == 1);
+  CHECK(refused.output.find("differs from this binary's campaign at seq 50") != std::string::npos);
+  fs::remove_all(dir);
+}
