@@ -30,7 +30,8 @@ struct CampaignSummary {
 using ProgressFn = std::function<void(const CampaignSummary&)>;
 
 // Runs a campaign into the new run directory `out` (refused if it already holds a run): the
-// event log, chain, lineage tables, a copy of the scenario and an empty report/ folder.
+// event log, chain, lineage tables, a copy of the scenario and an empty report/ folder. The
+// scenario must be what parse_scenario made of scenario.bytes (std::invalid_argument if not).
 CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out,
                              const ProgressFn& progress = {});
 

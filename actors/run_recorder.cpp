@@ -148,6 +148,11 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
 }
 
 CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out, const ProgressFn& progress) {
+  // The run header records the scenario's text: a struct changed after parsing would make the
+  // log unreplayable, so it is refused before anything is written.
+  if (parse_scenario(scenario.bytes, scenario.file) != scenario) {
+    throw std::invalid_argument("the scenario differs from its own text; edit the text and parse it again (the run records the text)");
+  }
   std::filesystem::create_directories(out);
   const auto lock = storage::RunLock::acquire(out);
   auto store = storage::RunStore::create(out);
@@ -168,12 +173,15 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
   const auto lock = storage::RunLock::acquire(dir);
   auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadWrite);
   const RecordedRun run = read_recorded_run(*store);
-  if (const auto summary = store->meta(meta_key::kSummary)) {
-    msg::CanonicalView<msg::RunSummary> view(*summary);
-    if (view.root().getFinished()) {
-      store.reset();
-      return read_summary(dir);
-    }
+  bool finished = false;
+  try {
+    if (const auto summary = store->meta(meta_key::kSummary)) finished = msg::CanonicalView<msg::RunSummary>(*summary).root().getFinished();
+  } catch (const kj::Exception&) {
+    // A damaged summary does not stop a resume: the log is what counts, and the run rewrites it.
+  }
+  if (finished) {
+    store.reset();
+    return read_summary(dir);
   }
   RunRecorder recorder(*store);
   return run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress);
@@ -184,12 +192,17 @@ RecordedRun read_recorded_run(const storage::RunStore& store) {
   if (!header_bytes) {
     throw storage::StorageError(store.dir().string() + " has no run header: its campaign ended before it logged anything; start it again with `asiarch run`");
   }
-  msg::CanonicalView<msg::RunHeader> view(*header_bytes);
-  auto header = view.root();
-  const auto scenario = header.getScenario();
-  return RecordedRun{*header_bytes,
-                     parse_scenario(std::string(reinterpret_cast<const char*>(scenario.begin()), scenario.size()), header.getScenarioFile().cStr()),
-                     header.getSeed(), std::string(header.getVersion().cStr()) + ", " + header.getBuildFlags().cStr()};
+  try {
+    msg::CanonicalView<msg::RunHeader> view(*header_bytes);
+    auto header = view.root();
+    const auto scenario = header.getScenario();
+    return RecordedRun{*header_bytes,
+                       parse_scenario(std::string(reinterpret_cast<const char*>(scenario.begin()), scenario.size()), header.getScenarioFile().cStr()),
+                       header.getSeed(), std::string(header.getVersion().cStr()) + ", " + header.getBuildFlags().cStr()};
+  } catch (const kj::Exception& e) {
+    throw storage::StorageError(store.dir().string() + ": the run header (meta \"header\") is damaged: " + e.getDescription().cStr() +
+                                "; the campaign cannot be recomputed from it");
+  }
 }
 
 namespace {
@@ -217,22 +230,27 @@ CampaignSummary read_summary(const std::filesystem::path& dir) {
     summary.stop_reason = "starting: no checkpoint committed yet";
     return summary;
   }
-  msg::CanonicalView<msg::RunSummary> view(*bytes);
-  auto s = view.root();
-  summary.scenario_name = s.getScenarioName();
-  summary.seed = s.getSeed();
-  summary.events = s.getEvents();
-  summary.experiments = s.getExperiments();
-  summary.target_experiments = s.getTargetExperiments();
-  summary.breakthroughs = s.getBreakthroughs();
-  summary.gpu_hours = s.getGpuHours();
-  summary.vtime_ns = s.getVtimeNs();
-  summary.digest = s.getDigest();
-  summary.finished = s.getFinished();
-  summary.stop_reason = s.getStopReason();
-  summary.proposals = s.getProposals();
-  summary.rejections = s.getRejections();
-  for (auto c : s.getRejectionsByCheck()) summary.rejections_by_check[c.getCheck().cStr()] = c.getCount();
+  try {
+    msg::CanonicalView<msg::RunSummary> view(*bytes);
+    auto s = view.root();
+    summary.scenario_name = s.getScenarioName();
+    summary.seed = s.getSeed();
+    summary.events = s.getEvents();
+    summary.experiments = s.getExperiments();
+    summary.target_experiments = s.getTargetExperiments();
+    summary.breakthroughs = s.getBreakthroughs();
+    summary.gpu_hours = s.getGpuHours();
+    summary.vtime_ns = s.getVtimeNs();
+    summary.digest = s.getDigest();
+    summary.finished = s.getFinished();
+    summary.stop_reason = s.getStopReason();
+    summary.proposals = s.getProposals();
+    summary.rejections = s.getRejections();
+    for (auto c : s.getRejectionsByCheck()) summary.rejections_by_check[c.getCheck().cStr()] = c.getCount();
+  } catch (const kj::Exception& e) {
+    throw storage::StorageError(dir.string() + ": the run's summary (meta \"summary\") is damaged: " + e.getDescription().cStr() +
+                                "; `asiarch check` and `asiarch replay` still read the log");
+  }
   return summary;
 }
 

@@ -21,6 +21,7 @@ struct FidelitySpec {
   int64_t d_model = 256;  // model width at this fidelity
   int64_t layers = 4;
   double tokens = 1e8;    // training tokens
+  bool operator==(const FidelitySpec&) const = default;
 };
 
 struct Scenario {
@@ -70,6 +71,8 @@ struct Scenario {
   // [fitness]
   double loss_scale = 50.0;      // sigmoid slope on relative loss improvement
   double accuracy_scale = 10.0;  // sigmoid slope on accuracy improvement
+
+  bool operator==(const Scenario&) const = default;
 };
 
 // Parses and validates; throws ScenarioError. `file` is used in messages and recorded.

@@ -40,6 +40,7 @@ std::string remedy(int rc) {
     case MDB_PAGE_NOTFOUND:
     case MDB_VERSION_MISMATCH:
     case MDB_INVALID:
+    case MDB_INCOMPATIBLE:
     case MDB_NOTFOUND: return "; the run store is damaged or was not written by asiarch";
     default: return "";
   }
@@ -106,6 +107,7 @@ struct RunStore::Impl {
     // MDB_NOTLS: read transactions are not bound to threads, so a read may nest in a for_each visit.
     const unsigned int flags = MDB_NOTLS | (mode == Mode::ReadOnly ? MDB_RDONLY : 0);
     check(mdb_env_open(env, dir.c_str(), flags, 0644), "opening the LMDB environment");
+    require_whole_file();
 
     MDB_txn* txn = nullptr;
     check(mdb_txn_begin(env, nullptr, mode == Mode::ReadOnly ? MDB_RDONLY : 0, &txn), "beginning a transaction");
@@ -120,6 +122,23 @@ struct RunStore::Impl {
     // Committing keeps the table handles open for the life of the environment.
     check(mdb_txn_commit(txn), "committing the table catalogue");
     if (mode == Mode::ReadWrite) end = read_log_end();
+  }
+
+  // LMDB maps data.mdb and trusts its meta page: reading a page past the end of a truncated file
+  // would kill the process with SIGBUS, so a file shorter than its pages is refused here.
+  void require_whole_file() const {
+    MDB_envinfo info{};
+    MDB_stat stat{};
+    check(mdb_env_info(env, &info), "reading the environment's size");
+    check(mdb_env_stat(env, &stat), "reading the environment's page size");
+    const uint64_t needed = (uint64_t{info.me_last_pgno} + 1) * stat.ms_psize;
+    std::error_code error;
+    const uint64_t size = std::filesystem::file_size(dir / "data.mdb", error);
+    if (error) throw StorageError("run store " + dir.string() + ": cannot read the size of data.mdb: " + error.message());
+    if (size < needed) {
+      throw StorageError("run store " + dir.string() + ": data.mdb has " + std::to_string(size) + " bytes where its pages need " +
+                         std::to_string(needed) + "; the file was truncated (an interrupted copy?) and the run store is damaged");
+    }
   }
 
   // A transaction to read in: the open write transaction, whose uncommitted writes a ReadWrite
@@ -306,6 +325,10 @@ Digest RunStore::append_event(uint64_t seq, std::string_view canonical_event) {
   end.last_seq = seq;
   end.head = link;
   return link;
+}
+
+void RunStore::for_each_event(const std::function<void(uint64_t seq, std::string_view canonical_event)>& visit) const {
+  impl_->for_each(kEvents, [&](std::string_view key, std::string_view value) { visit(from_be64(key), value); });
 }
 
 uint64_t RunStore::last_seq() const { return impl_->log_end().last_seq; }

@@ -77,6 +77,8 @@ class RunStore {
   std::optional<Bytes> event(uint64_t seq) const;    // nullopt past the end
   std::optional<Digest> chain_link(uint64_t n) const;  // h_n; n = 0 is the header hash
   Digest head() const;                               // h_{last_seq}; all zero before begin_chain
+  // Every stored event in key order, with the key as stored: a checker compares them with 1, 2, 3, ...
+  void for_each_event(const std::function<void(uint64_t seq, std::string_view canonical_event)>& visit) const;
 
   // ---- lineage tables and meta ----
   void put_arch(uint64_t id, std::string_view value);

@@ -11,6 +11,7 @@
 #include "actors/run_recorder.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
+#include "tests/test_helpers.h"
 
 namespace fs = std::filesystem;
 using namespace asiarch;
@@ -126,12 +127,20 @@ TEST_CASE("replay of an untouched run is identical", "[campaign][replay]") {
 
 TEST_CASE("a run directory is not overwritten", "[campaign]") {
   const fs::path dir = fresh_dir("twice");
-  Scenario scenario = smoke();
-  scenario.max_experiments = 5;
+  const Scenario scenario = testing::edited_scenario("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = 5");
   const CampaignSummary first = run_campaign(scenario, 1, dir);
   CHECK_THROWS_AS(run_campaign(scenario, 1, dir), storage::StorageError);
   CHECK(read_summary(dir).digest == first.digest);  // the refused second run changed nothing
   CHECK(simulate_campaign(scenario, 1).digest == first.digest);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a scenario changed after parsing is refused before anything is written", "[campaign]") {
+  Scenario scenario = smoke();
+  scenario.max_experiments = 5;  // the header would record 100: replay would recompute another run
+  const fs::path dir = fresh_dir("edited-struct");
+  CHECK_THROWS_AS(run_campaign(scenario, 1, dir), std::invalid_argument);
+  CHECK_FALSE(fs::exists(dir / "data.mdb"));
   fs::remove_all(dir);
 }
 

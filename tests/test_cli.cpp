@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "actors/campaign.h"
-#include "tests/cli_helpers.h"
+#include "tests/test_helpers.h"
 
 namespace fs = std::filesystem;
 

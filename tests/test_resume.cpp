@@ -11,7 +11,7 @@
 #include "actors/campaign.h"
 #include "storage/run_lock.h"
 #include "storage/run_store.h"
-#include "tests/cli_helpers.h"
+#include "tests/test_helpers.h"
 
 namespace fs = std::filesystem;
 using namespace asiarch;
@@ -64,8 +64,7 @@ TEST_CASE("a simulated campaign killed at 20 random points resumes to the uninte
 
 TEST_CASE("a run directory has one writer at a time", "[resume]") {
   const fs::path dir = fresh_dir("locked");
-  Scenario scenario = load_scenario(source("scenarios/sim-smoke.toml"));
-  scenario.max_experiments = 10;
+  const Scenario scenario = edited_scenario("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = 10");
   const CampaignSummary first = run_campaign(scenario, 1, dir);
   CHECK(simulate_campaign(scenario, 1).digest == first.digest);
   {
@@ -117,5 +116,26 @@ TEST_CASE("a log that this binary does not reproduce is not continued", "[resume
   const Result refused = sh(cli("resume " + dir.string()));
   CHECK(refused.code == 1);
   CHECK(refused.output.find("differs from this binary's campaign at seq 50") != std::string::npos);
+  fs::remove_all(dir);
+}
+
+TEST_CASE("a damaged summary is reported, not crashed on, and resume rewrites it", "[resume]") {
+  const fs::path dir = fresh_dir("damaged-summary");
+  const Scenario scenario = edited_scenario("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = 10");
+  const CampaignSummary first = run_campaign(scenario, 1, dir);
+  CHECK(simulate_campaign(scenario, 1).digest == first.digest);
+  {
+    auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadWrite);
+    store->put_meta("summary", std::string(40, '\xff'));
+    store->commit();
+  }
+  const Result inspect = sh(cli("inspect " + dir.string()));
+  CHECK(inspect.code == 2);
+  CHECK(inspect.output.find("summary") != std::string::npos);
+  CHECK(inspect.output.find("damaged") != std::string::npos);
+  const Result resumed = sh(cli("resume " + dir.string()));
+  CHECK(resumed.code == 0);
+  CHECK(last_line(resumed.output) == "digest: " + first.digest);
+  CHECK(read_summary(dir).digest == first.digest);
   fs::remove_all(dir);
 }

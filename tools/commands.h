@@ -10,9 +10,11 @@
 
 namespace asiarch::tools {
 
-void add_campaign_commands(CLI::App& app, int& exit_code);  // run, replay, inspect
+void add_campaign_commands(CLI::App& app, int& exit_code);  // run, resume, replay, inspect
 void add_arch_commands(CLI::App& app, int& exit_code);      // arch list|show|check|ops
 void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim
+void add_check_commands(CLI::App& app, int& exit_code);     // check
+void add_cognition_commands(CLI::App& app, int& exit_code); // cognition list|query
 
 // Loads a scenario; on a bad one prints its FILE:LINE error and returns nothing (exit 2).
 std::optional<Scenario> load_scenario_or_report(const std::string& path);

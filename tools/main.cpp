@@ -2,6 +2,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <kj/exception.h>
+
 #include <iostream>
 
 #include "tools/commands.h"
@@ -59,11 +61,17 @@ int main(int argc, char** argv) {
   asiarch::tools::add_campaign_commands(app, exit_code);
   asiarch::tools::add_arch_commands(app, exit_code);
   asiarch::tools::add_bench_commands(app, exit_code);
+  asiarch::tools::add_check_commands(app, exit_code);
+  asiarch::tools::add_cognition_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     const int code = app.exit(e);
     return code == 0 ? 0 : 2;
+  } catch (const kj::Exception& e) {
+    // Commands turn damaged messages into clear errors; this is the net under them.
+    std::cerr << "a stored message could not be decoded: " << e.getDescription().cStr() << std::endl;
+    return 1;
   }
   return exit_code;
 }

@@ -1,6 +1,7 @@
 #pragma once
-// Driving the `asiarch` binary from tests as a user would: run a command line, read its exit
-// code and output. ASIARCH_BIN and ASIARCH_SOURCE_DIR come from tests/CMakeLists.txt.
+// Shared by the tests: driving the `asiarch` binary as a user would (run a command line, read
+// its exit code and output), and scenarios made by editing a shipped scenario's text.
+// ASIARCH_BIN and ASIARCH_SOURCE_DIR come from tests/CMakeLists.txt.
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -8,7 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <stdexcept>
+#include <sstream>
 #include <string>
+
+#include "actors/scenario.h"
 
 namespace asiarch::testing {
 
@@ -49,6 +53,20 @@ inline std::string last_line(const std::string& text) {
 inline std::string write_file(const std::filesystem::path& path, const std::string& text) {
   std::ofstream(path) << text;
   return path.string();
+}
+
+// A shipped scenario with one piece of its text replaced, e.g.
+// edited_scenario("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = 10").
+// Runs record the text, so a test changes the text, never the parsed struct.
+inline Scenario edited_scenario(const std::string& file, const std::string& from, const std::string& to) {
+  std::ifstream in(source(file));
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string edited = text.str();
+  const size_t at = edited.find(from);
+  if (at == std::string::npos) throw std::runtime_error(file + " does not contain '" + from + "'");
+  edited.replace(at, from.size(), to);
+  return parse_scenario(edited, source(file));
 }
 
 // Starts a command line in the background (its output discarded); returns its pid.

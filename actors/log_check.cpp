@@ -1,0 +1,309 @@
+// The invariant checker over a run's event log (log_check.h). One walk over the events in seq
+// order feeds every invariant; the first violation ends the walk.
+#include "actors/log_check.h"
+
+#include <kj/exception.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+#include <utility>
+
+#include "actors/actor_state.h"
+#include "actors/event_queue.h"
+#include "actors/run_recorder.h"
+#include "messages/codec.h"
+#include "storage/run_store.h"
+
+namespace asiarch {
+namespace {
+
+using Found = std::optional<LogViolation>;
+
+constexpr const char* kChain = "chain";
+constexpr const char* kTime = "time";
+constexpr const char* kJobs = "jobs";
+constexpr const char* kPool = "pool";
+constexpr const char* kSummary = "summary";
+
+std::string str(uint64_t value) { return std::to_string(value); }
+
+std::string event_name(uint64_t seq, msg::Event::Reader event) {
+  return "event " + str(seq) + " (" + msg::kind_name(event.getPayload().which()) + ")";
+}
+
+std::string fidelity_name(msg::Fidelity fidelity) { return fidelity == msg::Fidelity::VERIFY ? "verify" : "explore"; }
+
+// chain: h_0 against the header, then each stored link against the stored link before it and
+// the stored event, then the event's own decoding.
+class ChainCheck {
+ public:
+  ChainCheck(const storage::RunStore& store, const std::string& header_bytes) : store_(store) {
+    const std::optional<storage::Digest> h0 = store.chain_link(0);
+    if (!h0) {
+      problem_at_start_ = LogViolation{0, kChain, "the chain table has no h_0: the chain was never begun or its first row was removed"};
+    } else if (*h0 != storage::sha256(header_bytes)) {
+      problem_at_start_ = LogViolation{0, kChain, "h_0 is not the SHA-256 of the run header: the header or the chain table was changed"};
+    } else {
+      previous_ = *h0;
+    }
+  }
+
+  const Found& problem_at_start() const { return problem_at_start_; }
+  // The last link checked: the log's digest once the walk is over.
+  const storage::Digest& head() const { return previous_; }
+  uint64_t last_seq() const { return next_seq_ - 1; }
+
+  Found link(uint64_t key, std::string_view canonical_event) {
+    const uint64_t seq = next_seq_++;
+    if (key == 0) return LogViolation{seq, kChain, "the events table holds a key 0; event keys start at 1"};
+    if (key != seq) {
+      return LogViolation{seq, kChain, "event " + str(seq) + " is missing: the events table goes from seq " + str(seq - 1) + " to " + str(key)};
+    }
+    const std::optional<storage::Digest> stored = store_.chain_link(seq);
+    if (!stored) return LogViolation{seq, kChain, "event " + str(seq) + " has no chain link h_" + str(seq)};
+    if (*stored != storage::chain_next(previous_, seq, canonical_event)) {
+      return LogViolation{seq, kChain, "the chain link h_" + str(seq) + " is not SHA-256(h_" + str(seq - 1) + " || be64(" + str(seq) +
+                                           ") || event " + str(seq) + "): event " + str(seq) + " or its chain link was changed"};
+    }
+    previous_ = *stored;
+    return std::nullopt;
+  }
+
+  // The event must decode in full (totalSize() follows every pointer, so a malformed message
+  // throws here rather than in a later check) and name its own seq.
+  static Found decodes(uint64_t seq, msg::CanonicalView<msg::Event>& view) {
+    try {
+      auto event = view.root();
+      event.totalSize();
+      if (event.getSeq() != seq) return LogViolation{seq, kChain, "event " + str(seq) + " says it is seq " + str(event.getSeq())};
+    } catch (const kj::Exception& e) {
+      return LogViolation{seq, kChain, "event " + str(seq) + " does not decode as an Event: " + e.getDescription().cStr()};
+    }
+    return std::nullopt;
+  }
+
+ private:
+  const storage::RunStore& store_;
+  Found problem_at_start_;
+  storage::Digest previous_{};
+  uint64_t next_seq_ = 1;
+};
+
+// time: the coordinator delivers queued events one at a time in (vtime, seq) order, and logs what
+// the receiver sends in answer right after that delivery. The log does not say which delivery an
+// event answers, so this check replays the queue: an event answers the delivery in progress when
+// its sender is that delivery's receiver; otherwise that delivery is over and the next queued
+// event is delivered, until one fits. The coordinator's stop follows the delivery it comes after,
+// at its vtime.
+//
+// An actor may answer with nothing; then the answers of a later delivery to the same actor are
+// attributed to the silent one (the log reads the same either way). That never reports a false
+// violation. The later delivery was already queued, as nothing was logged between the two, and it
+// precedes everything it sends in (vtime, seq) order (a larger seq, due no earlier), so answers
+// queued early are never delivered before it: the replayed queue still delivers in the
+// coordinator's order. And each such answer is due no earlier than its real delivery, which is
+// delivered no earlier than the silent one it is checked against.
+class TimeCheck {
+ public:
+  Found on_event(uint64_t seq, msg::Event::Reader event, std::string_view canonical_event) {
+    const std::string from = event.getFrom().cStr();
+    const bool stop = event.getPayload().which() == msg::Payload::STOP && from == actor_name::kCoordinator;
+    while (from != current_.to && !stop) {
+      if (queue_.empty()) {
+        return LogViolation{seq, kTime, event_name(seq, event) + " from " + from + " answers no delivery: no message to " + from +
+                                            " is left in the coordinator's queue after " + delivery_name(current_)};
+      }
+      QueuedEvent next = queue_.pop();
+      if (next.vtime_ns < current_.vtime_ns) {
+        return LogViolation{next.seq, kTime, delivery_name(next) + " comes after " + delivery_name(current_) + ": virtual time ran backwards"};
+      }
+      current_ = std::move(next);
+    }
+    if (event.getVtimeNs() < current_.vtime_ns) {
+      return LogViolation{seq, kTime, event_name(seq, event) + " from " + from + " answers " + delivery_name(current_) + " but is due at vtime " +
+                                          str(event.getVtimeNs()) + " ns, before it was sent"};
+    }
+    queue_.push(QueuedEvent{event.getVtimeNs(), seq, event.getTo().cStr(), std::string(canonical_event)});
+    return std::nullopt;
+  }
+
+ private:
+  static std::string delivery_name(const QueuedEvent& delivery) {
+    if (delivery.seq == 0) return "the campaign's beginning at vtime 0";
+    msg::CanonicalView<msg::Event> view(delivery.bytes);
+    return event_name(delivery.seq, view.root()) + " delivered to " + delivery.to + " at vtime " + str(delivery.vtime_ns) + " ns";
+  }
+
+  // The delivery whose answers the walk is reading. The campaign begins in the coordinator at
+  // vtime 0: it sends the first event.
+  QueuedEvent current_{0, 0, actor_name::kCoordinator, {}};
+  EventQueue queue_;
+};
+
+// jobs: every job is sent (trainJob), dispatched to a free slot, and ended by that slot's
+// trainResult once. A slot frees only when its slotIdle, sent with the result, is delivered, so
+// at every point of the log no more jobs are dispatched-but-unfinished than there are slots.
+class JobsCheck {
+ public:
+  Found on_event(uint64_t seq, msg::Event::Reader event) {
+    auto payload = event.getPayload();
+    switch (payload.which()) {
+      case msg::Payload::START:
+        gpu_slots_ = payload.getStart().getGpuSlots();
+        break;
+      case msg::Payload::TRAIN_JOB:
+        sent_.insert(payload.getTrainJob().getRef().getJobId());
+        break;
+      case msg::Payload::DISPATCH: {
+        const uint64_t job = payload.getDispatch().getJob().getRef().getJobId();
+        const std::string slot = event.getTo().cStr();
+        if (!sent_.count(job)) {
+          return LogViolation{seq, kJobs, "dispatch of job " + str(job) + " to " + slot + ", but no trainJob with that id was sent before"};
+        }
+        if (auto running = running_.find(job); running != running_.end()) {
+          return LogViolation{seq, kJobs, "job " + str(job) + " is dispatched to " + slot + " while it still runs on " + running->second.slot +
+                                              " (dispatched at seq " + str(running->second.dispatched_at) + ")"};
+        }
+        running_[job] = Running{slot, seq};
+        if (running_.size() > gpu_slots_) {
+          return LogViolation{seq, kJobs, str(running_.size()) + " jobs are dispatched and unfinished, more than the " + str(gpu_slots_) +
+                                              " GPU slots of the campaign's start event"};
+        }
+        break;
+      }
+      case msg::Payload::TRAIN_RESULT: {
+        const uint64_t job = payload.getTrainResult().getRef().getJobId();
+        const std::string slot = event.getFrom().cStr();
+        if (auto ended = ended_.find(job); ended != ended_.end()) {
+          return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " from " + slot + ", but the job already ended at seq " + str(ended->second)};
+        }
+        auto running = running_.find(job);
+        if (running == running_.end()) {
+          return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " from " + slot + ", but the job was never dispatched"};
+        }
+        if (running->second.slot != slot) {
+          return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " comes from " + slot + ", but the job was dispatched to " +
+                                              running->second.slot + " at seq " + str(running->second.dispatched_at)};
+        }
+        running_.erase(running);
+        ended_[job] = seq;
+        break;
+      }
+      default:
+        break;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  struct Running {
+    std::string slot;
+    uint64_t dispatched_at;
+  };
+  uint64_t gpu_slots_ = 0;
+  std::set<uint64_t> sent_;                // job ids of the trainJobs sent so far
+  std::map<uint64_t, Running> running_;    // job id -> where and when it was dispatched
+  std::map<uint64_t, uint64_t> ended_;     // job id -> seq of its trainResult
+};
+
+// pool: what the researcher's pool and the lineage rest on.
+class PoolCheck {
+ public:
+  Found on_event(uint64_t seq, msg::Event::Reader event) {
+    auto payload = event.getPayload();
+    switch (payload.which()) {
+      case msg::Payload::PROPOSAL: {
+        const uint64_t arch = payload.getProposal().getArchId();
+        if (auto earlier = proposed_.find(arch); earlier != proposed_.end()) {
+          return LogViolation{seq, kPool, "arch " + str(arch) + " is proposed again; it was first proposed at seq " + str(earlier->second)};
+        }
+        proposed_[arch] = seq;
+        break;
+      }
+      case msg::Payload::TRAIN_JOB: {
+        auto ref = payload.getTrainJob().getRef();
+        if (!proposed_.count(ref.getArchId())) {
+          return LogViolation{seq, kPool, "trainJob " + str(ref.getJobId()) + " trains arch " + str(ref.getArchId()) + ", which was never proposed before"};
+        }
+        break;
+      }
+      case msg::Payload::TRAIN_RESULT: {
+        auto result = payload.getTrainResult();
+        if (result.getStatus() == msg::TrainStatus::OK) trained_ok_.insert({result.getRef().getArchId(), result.getRef().getFidelity()});
+        break;
+      }
+      case msg::Payload::POOL_UPDATE: {
+        auto update = payload.getPoolUpdate();
+        if (update.getOutcome() == msg::Outcome::SCORED && !trained_ok_.count({update.getArchId(), update.getFidelity()})) {
+          return LogViolation{seq, kPool, "poolUpdate scores arch " + str(update.getArchId()) + " at " + fidelity_name(update.getFidelity()) +
+                                              " fidelity, but no ok trainResult of that arch at that fidelity came before"};
+        }
+        break;
+      }
+      default:
+        break;
+    }
+    return std::nullopt;
+  }
+
+ private:
+  std::map<uint64_t, uint64_t> proposed_;                     // arch id -> seq of its proposal
+  std::set<std::pair<uint64_t, msg::Fidelity>> trained_ok_;  // (arch id, fidelity) with an ok trainResult
+};
+
+// summary: a finished run's summary describes exactly this log.
+Found check_summary(const std::optional<storage::Bytes>& summary_bytes, uint64_t last_seq, const storage::Digest& head) {
+  if (!summary_bytes) return std::nullopt;
+  try {
+    msg::CanonicalView<msg::RunSummary> view(*summary_bytes);
+    auto summary = view.root();
+    if (!summary.getFinished()) return std::nullopt;
+    if (summary.getEvents() != last_seq) {
+      return LogViolation{std::min<uint64_t>(summary.getEvents(), last_seq) + 1, kSummary,
+                          "the summary says the finished campaign logged " + str(summary.getEvents()) + " events, but the log holds " + str(last_seq)};
+    }
+    if (summary.getDigest() != storage::to_hex(head)) {
+      return LogViolation{last_seq, kSummary, "the summary's digest " + std::string(summary.getDigest().cStr()) + " is not the chain head h_" +
+                                                  str(last_seq) + " = " + storage::to_hex(head)};
+    }
+  } catch (const kj::Exception& e) {
+    return LogViolation{last_seq, kSummary, std::string("the run summary (meta \"summary\") does not decode: ") + e.getDescription().cStr()};
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+LogCheckReport check_run_log(const std::filesystem::path& dir) {
+  const auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
+  const std::optional<storage::Bytes> header = store->meta(meta_key::kHeader);
+  if (!header) throw storage::StorageError(dir.string() + " has no run header; it is not a complete run directory");
+  // Read before the events: a summary that says finished belongs to a log that no longer grows,
+  // so a run still being written is never held to a summary newer than the events read.
+  const std::optional<storage::Bytes> summary = store->meta(meta_key::kSummary);
+
+  LogCheckReport report;
+  report.invariants = {kChain, kTime, kJobs, kPool, kSummary};
+  ChainCheck chain(*store, *header);
+  report.violation = chain.problem_at_start();
+  if (report.violation) return report;
+  TimeCheck time;
+  JobsCheck jobs;
+  PoolCheck pool;
+  store->for_each_event([&](uint64_t seq, std::string_view canonical_event) {
+    if (report.violation) return;
+    ++report.events;
+    if ((report.violation = chain.link(seq, canonical_event))) return;
+    msg::CanonicalView<msg::Event> view(canonical_event);
+    if ((report.violation = ChainCheck::decodes(seq, view))) return;
+    const auto event = view.root();
+    if ((report.violation = time.on_event(seq, event, canonical_event))) return;
+    if ((report.violation = jobs.on_event(seq, event))) return;
+    report.violation = pool.on_event(seq, event);
+  });
+  if (!report.violation) report.violation = check_summary(summary, chain.last_seq(), chain.head());
+  return report;
+}
+
+}  // namespace asiarch

@@ -1,0 +1,38 @@
+#pragma once
+// `asiarch check`: the invariants every campaign's event log keeps, checked from the run
+// directory alone (no actor runs; recomputing the campaign is `asiarch replay`).
+//
+//   chain    h_0 = SHA-256(meta "header"); every link h_n = chain_next(h_{n-1}, n, event n); the
+//            event keys are exactly 1..N; every event decodes and its seq field is its key.
+//   time     virtual time never runs backwards in the delivery order, which is reconstructed by
+//            simulating the coordinator's queue (log_check.cpp says how).
+//   jobs     a dispatch names a trainJob sent earlier; a trainResult ends, exactly once, a job
+//            dispatched earlier to the slot that sends it; no more jobs run than GPU slots.
+//   pool     proposal arch ids are unique; a trainJob trains a proposed arch; a scored poolUpdate
+//            follows an ok trainResult of that arch at that fidelity.
+//   summary  a finished run's summary (meta "summary") names the log's event count and digest.
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace asiarch {
+
+struct LogViolation {
+  uint64_t seq = 0;         // the event where the log breaks the invariant; 0 is the header
+  std::string invariant;    // chain, time, jobs, pool or summary
+  std::string explanation;  // what is wrong, in words
+};
+
+struct LogCheckReport {
+  uint64_t events = 0;                    // events read (up to the violation, if there is one)
+  std::vector<std::string> invariants;    // the invariants checked, in the order above
+  std::optional<LogViolation> violation;  // the first one found, walking the log in seq order
+};
+
+// Checks the run in `dir`. Throws storage::StorageError when `dir` holds no readable run (no
+// run store, a damaged or foreign data.mdb, no run header).
+LogCheckReport check_run_log(const std::filesystem::path& dir);
+
+}  // namespace asiarch
