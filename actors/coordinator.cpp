@@ -21,6 +21,20 @@ using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 // canonical Outbox of what it sends.
 using loop_actor = caf::typed_actor<caf::replies_to<deliver_atom, std::string>::with<std::string>>;
 
+// What the exception in flight says. Every handler of the loop catches everything: an exception
+// escaping an actor would end it while the others wait for it forever.
+std::string describe_current_exception() {
+  try {
+    throw;
+  } catch (const std::exception& e) {
+    return e.what();
+  } catch (const kj::Exception& e) {
+    return std::string("a message could not be decoded: ") + e.getDescription().cStr();
+  } catch (...) {
+    return "an unknown exception";
+  }
+}
+
 loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState> state) {
   return {
       [state](deliver_atom, const std::string& event_bytes) -> caf::result<std::string> {
@@ -29,10 +43,8 @@ loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState>
           msg::OutboxWriter out;
           state->handle(event.root(), out);
           return out.finish();
-        } catch (const std::exception& e) {
-          return caf::make_error(caf::sec::runtime_error, std::string(e.what()));
-        } catch (const kj::Exception& e) {
-          return caf::make_error(caf::sec::runtime_error, std::string(e.getDescription().cStr()));
+        } catch (...) {
+          return caf::make_error(caf::sec::runtime_error, describe_current_exception());
         }
       },
   };
@@ -232,8 +244,8 @@ class Loop {
 void shut_down(caf::event_based_actor* self, Loop* loop) {
   try {
     loop->finish();
-  } catch (const std::exception& e) {
-    loop->failure += std::string(loop->failure.empty() ? "" : "; then ") + "the final checkpoint failed: " + e.what();
+  } catch (...) {
+    loop->failure += std::string(loop->failure.empty() ? "" : "; then ") + "the final checkpoint failed: " + describe_current_exception();
   }
   for (auto& [name, actor] : loop->actors) self->send_exit(actor, caf::exit_reason::user_shutdown);
   self->quit();
@@ -245,8 +257,8 @@ void pump(caf::event_based_actor* self, Loop* loop) {
   std::optional<QueuedEvent> next;
   try {
     if (loop->failure.empty()) next = loop->next_for_actor();
-  } catch (const std::exception& e) {
-    loop->failure = e.what();
+  } catch (...) {
+    loop->failure = describe_current_exception();
   }
   if (!next) return shut_down(self, loop);
   auto target = loop->actors.at(next->to);
@@ -256,8 +268,8 @@ void pump(caf::event_based_actor* self, Loop* loop) {
           [self, loop, event](std::string& outbox) {
             try {
               loop->delivered(*event, outbox);
-            } catch (const std::exception& e) {
-              loop->failure = e.what();
+            } catch (...) {
+              loop->failure = describe_current_exception();
             }
             pump(self, loop);
           },
@@ -295,8 +307,8 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   system.spawn([&loop](caf::event_based_actor* self) {
     try {
       loop.begin();
-    } catch (const std::exception& e) {
-      loop.failure = e.what();
+    } catch (...) {
+      loop.failure = describe_current_exception();
     }
     pump(self, &loop);
   });
