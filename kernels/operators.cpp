@@ -3,6 +3,7 @@
 // several operators are written once below and named by the rows that use them.
 #include <algorithm>
 #include <initializer_list>
+#include <map>
 
 #include "kernels/operator_rules.h"
 
@@ -352,12 +353,19 @@ const std::vector<OperatorRules>& operator_rules() {
   return table;
 }
 
-const OperatorRules* find_rules(std::string_view name) {
-  for (const auto& rules : operator_rules()) {
-    if (rules.name == name) return &rules;
-  }
-  return nullptr;
+// Every statement of every program is looked up here, several times: an index, built once.
+template <typename Row>
+const Row* find_by_name(const std::vector<Row>& rows, std::string_view name) {
+  static const std::map<std::string_view, const Row*, std::less<>> index = [&rows] {
+    std::map<std::string_view, const Row*, std::less<>> by_name;
+    for (const Row& row : rows) by_name.emplace(row.name, &row);
+    return by_name;
+  }();
+  auto it = index.find(name);
+  return it == index.end() ? nullptr : it->second;
 }
+
+const OperatorRules* find_rules(std::string_view name) { return find_by_name(operator_rules(), name); }
 
 int64_t elements(const Type& t) {
   switch (t.kind) {
@@ -390,12 +398,7 @@ const std::vector<OpInfo>& operators() {
   return infos;
 }
 
-const OpInfo* find_operator(std::string_view name) {
-  for (const auto& info : operators()) {
-    if (info.name == name) return &info;
-  }
-  return nullptr;
-}
+const OpInfo* find_operator(std::string_view name) { return detail::find_by_name(operators(), name); }
 
 std::string to_string(const Type& t) {
   switch (t.kind) {

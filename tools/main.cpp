@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <kj/exception.h>
+#include <malloc.h>
 
 #include <iostream>
 
@@ -49,6 +50,12 @@ std::string json_string(const std::string& text) {
 }  // namespace asiarch::tools
 
 int main(int argc, char** argv) {
+  // Keep freed memory in the heap: by default glibc hands it back to the kernel and every
+  // campaign step page-faults it in again, which made `bench sim` swing between 1.1 s and 1.8 s
+  // on these VMs (DESIGN.md, timing traps).
+  mallopt(M_TRIM_THRESHOLD, 512 << 20);
+  mallopt(M_TOP_PAD, 64 << 20);
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
   // Progress and diagnostics go to stderr, so stdout carries only results.
   spdlog::set_default_logger(spdlog::stderr_color_mt("asiarch"));
   spdlog::set_pattern("%^[%l]%$ %v");
