@@ -151,15 +151,14 @@ class Loop {
       msg::CanonicalView<msg::Event> event(next.bytes);
       msg::OutboxWriter out;
       coordinator_.handle(event.root(), out);
-      delivered(next, out.finish());
+      delivered(next.to, event.root(), out.finish());
     }
     return std::nullopt;
   }
 
-  // Accounts for a handled event and sends what its receiver answered.
-  void delivered(const QueuedEvent& event_bytes, const std::string& outbox_bytes) {
-    msg::CanonicalView<msg::Event> event(event_bytes.bytes);
-    auto payload = event.root().getPayload();
+  // Accounts for an event `receiver` has handled and sends what it answered.
+  void delivered(const std::string& receiver, msg::Event::Reader event, const std::string& outbox_bytes) {
+    auto payload = event.getPayload();
     if (payload.which() == msg::Payload::TRAIN_RESULT) {
       auto result = payload.getTrainResult();
       summary.gpu_hours += result.getGpuHours();
@@ -169,7 +168,7 @@ class Loop {
 
     msg::CanonicalView<msg::Outbox> outbox(outbox_bytes);
     for (auto outgoing : outbox.root().getMessages()) {
-      send(summary.vtime_ns + outgoing.getDelayNs(), event_bytes.to, outgoing.getTo(), outgoing.getPayload());
+      send(summary.vtime_ns + outgoing.getDelayNs(), receiver, outgoing.getTo(), outgoing.getPayload());
     }
     if (progress_ && summary.experiments * 10 >= next_progress_ * scenario_.max_experiments) {
       while (summary.experiments * 10 >= next_progress_ * scenario_.max_experiments) ++next_progress_;
@@ -267,7 +266,8 @@ void pump(caf::event_based_actor* self, Loop* loop) {
       .then(
           [self, loop, event](std::string& outbox) {
             try {
-              loop->delivered(*event, outbox);
+              msg::CanonicalView<msg::Event> view(event->bytes);
+              loop->delivered(event->to, view.root(), outbox);
             } catch (...) {
               loop->failure = describe_current_exception();
             }

@@ -54,15 +54,19 @@ class ReplayComparer : public ChainSink {
   bool append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) override {
     ChainSink::append(seq, canonical, event);
     report_.events = seq;
-    auto stored = recorded_.event(seq);
-    if (!stored) return diverge(seq, "(no event: the recorded log ends at seq " + std::to_string(seq - 1) + ")", "", canonical);
-    if (*stored != canonical) return diverge(seq, msg::pretty_event_bytes(*stored), kind_of(*stored), canonical);
-    auto link = recorded_.chain_link(seq);
-    if (!link || *link != head_) {
-      report_.note += "the event bytes match but the recorded chain link h_" + std::to_string(seq) + " does not; the chain table was changed";
-      return diverge(seq, msg::pretty_event_bytes(*stored), kind_of(*stored), canonical);
+    switch (compare_with_recorded(recorded_, seq, canonical, head_)) {
+      case RecordedMatch::Same:
+        return true;
+      case RecordedMatch::Missing:
+        return diverge(seq, "(no event: the recorded log ends at seq " + std::to_string(seq - 1) + ")", "", canonical);
+      case RecordedMatch::LinkDiffers:
+        report_.note += "the event bytes match but the recorded chain link h_" + std::to_string(seq) + " does not; the chain table was changed";
+        break;
+      case RecordedMatch::EventDiffers:
+        break;
     }
-    return true;
+    const std::string stored = *recorded_.event(seq);
+    return diverge(seq, msg::pretty_event_bytes(stored), kind_of(stored), canonical);
   }
 
   ReplayReport finish(const CampaignSummary& summary) {

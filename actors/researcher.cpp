@@ -106,19 +106,22 @@ void ResearcherState::propose_child(uint64_t parent_id, msg::InsightReply::Reade
   // A child whose structure was proposed before would only be rejected as a duplicate: take the
   // first operator that makes a new one, or else the first that applies at all.
   std::optional<Mutation> chosen;
+  std::string chosen_hash;
   size_t chosen_index = 0;
   for (size_t i = 0; i < order.size(); ++i) {
     std::optional<Mutation> mutation = mutate(order[i], parent_program, shape_, rng_);
     if (!mutation) continue;
-    const bool is_new = !proposed_hashes_.count(lang::structural_hash(mutation->child));
+    std::string hash = lang::structural_hash(mutation->child);
+    const bool is_new = !proposed_hashes_.count(hash);
     if (!chosen || is_new) {
       chosen = std::move(mutation);
+      chosen_hash = std::move(hash);
       chosen_index = i;
     }
     if (is_new) break;
   }
   if (!chosen) throw std::logic_error("researcher: no mutation operator applies to " + parent.label);
-  proposed_hashes_.insert(lang::structural_hash(chosen->child));
+  proposed_hashes_.insert(chosen_hash);
 
   const uint64_t id = next_arch_id_++;
   const std::string& op = order[chosen_index];

@@ -41,10 +41,17 @@ bool RunRecorder::append(uint64_t seq, const std::string& canonical, msg::Event:
   return true;
 }
 
+RecordedMatch compare_with_recorded(const storage::RunStore& recorded, uint64_t seq, const std::string& canonical,
+                                    const storage::Digest& link) {
+  const std::optional<storage::Bytes> stored = recorded.event(seq);
+  if (!stored) return RecordedMatch::Missing;
+  if (*stored != canonical) return RecordedMatch::EventDiffers;
+  return recorded.chain_link(seq) == link ? RecordedMatch::Same : RecordedMatch::LinkDiffers;
+}
+
 void RunRecorder::verify_recorded(uint64_t seq, const std::string& canonical) {
-  const std::optional<storage::Bytes> stored = store_.event(seq);
   const storage::Digest link = storage::chain_next(head_, seq, canonical);
-  if (!stored || *stored != canonical || store_.chain_link(seq) != link) {
+  if (compare_with_recorded(store_, seq, canonical, link) != RecordedMatch::Same) {
     throw std::runtime_error("the recorded log differs from this binary's campaign at seq " + std::to_string(seq) +
                              ", so it cannot be continued; `asiarch replay` shows the difference");
   }

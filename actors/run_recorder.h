@@ -38,6 +38,12 @@ class RunRecorder : public EventSink {
   storage::Digest head_{};
 };
 
+// How a recomputed event and the chain link it makes compare with the recorded log at its seq:
+// the one check behind `replay` (which reports differences) and `resume` (which refuses them).
+enum class RecordedMatch { Same, Missing, EventDiffers, LinkDiffers };
+RecordedMatch compare_with_recorded(const storage::RunStore& recorded, uint64_t seq, const std::string& canonical,
+                                    const storage::Digest& link);
+
 // What a run directory says about how its campaign was started.
 struct RecordedRun {
   std::string header_bytes;  // canonical RunHeader
