@@ -1,0 +1,115 @@
+#pragma once
+// Training and measuring models built from programs: the torch-free face of kernels/ for the
+// actors and tools. Everything here is seeded and deterministic at a fixed thread count; wall
+// clock figures (seconds, tokens per second) are measurements, never inputs to a decision.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/program.h"
+
+namespace asiarch::training {
+
+// Multi-query associative recall as Zoology defines it (Arora et al., 2023, arXiv:2312.04927):
+// key-value pairs, then queries of those keys at random later positions; accuracy counts only
+// the query positions.
+struct MqarTask {
+  int64_t vocab = 256;
+  int64_t seq_len = 64;
+  int64_t kv_pairs = 8;
+  int64_t test_examples = 256;
+  bool operator==(const MqarTask&) const = default;
+};
+
+// Byte-level language modelling on a text file with a fixed held-out split; the metric is bits
+// per byte on the held-out part.
+struct LmTask {
+  std::string corpus;  // empty: the GCIDE dictionary of Debian's dict-gcide
+  int64_t seq_len = 128;
+  int64_t eval_bytes = 32768;  // held out: the corpus's last bytes
+  bool operator==(const LmTask&) const = default;
+};
+
+enum class Task { Mqar, Lm };
+
+struct TrainConfig {
+  Task task = Task::Mqar;
+  MqarTask mqar;
+  LmTask lm;
+  // The fixed model of DESIGN.md around the mixer.
+  int64_t d_model = 64;
+  int64_t layers = 2;
+  // AdamW with linear warm-up and cosine decay, gradient clipping.
+  int64_t steps = 300;
+  int64_t batch = 32;
+  double lr = 3e-3;
+  int64_t warmup_steps = 30;
+  double weight_decay = 0.1;
+  double grad_clip = 1.0;
+  int threads = 1;  // torch intra-op threads: results are bit-identical only at a fixed count
+  uint64_t seed = 1;
+  bool operator==(const TrainConfig&) const = default;
+};
+
+struct TrainMetrics {
+  bool ok = false;
+  std::string failure;        // named reason when !ok, e.g. "nan_loss: at step 12", "model: ..."
+  double loss = 0;            // held-out cross-entropy, nats per token
+  double accuracy = 0;        // MQAR: accuracy at query positions
+  double bits_per_byte = 0;   // LM: held-out bits per byte
+  double tokens_per_second = 0;
+  uint64_t peak_memory_bytes = 0;  // peak bytes of tensors alive during training
+  double seconds = 0;
+  int64_t steps = 0;          // optimiser steps taken
+  int64_t params = 0;         // parameters of the whole model
+};
+
+using TrainProgress = std::function<void(int64_t step, int64_t steps, double loss)>;
+
+// Builds the model for a type-checked program and trains it. Never throws for a program that
+// fails to build or train: the metrics say why (ok = false).
+TrainMetrics train_program(const lang::Program& program, const TrainConfig& config, const TrainProgress& progress = {});
+
+// The checks by measurement that a program passes before it may train.
+struct MeasureConfig {
+  int64_t d_model = 64;
+  int64_t context = 256;      // T; the complexity check also runs 4T
+  int64_t param_target = 0;   // mixer parameters at d_model; 0: no budget check
+  double param_tolerance = 0.5;
+  int threads = 1;
+  uint64_t seed = 1;
+};
+
+struct MeasuredCheck {
+  std::string check;   // causality, complexity, parameters, finite
+  bool passed = false;
+  std::string detail;  // what was measured
+};
+
+// Runs every check in the order above and stops at the first failure (so the last entry is the
+// failed one when any failed).
+std::vector<MeasuredCheck> measure_checks(const lang::Program& program, const MeasureConfig& config);
+
+// One experiment of a campaign at one fidelity: the measured checks, a language-model run for
+// the loss and an MQAR run for the accuracy.
+struct ExperimentConfig {
+  MeasureConfig measure;
+  TrainConfig lm;
+  TrainConfig mqar;
+};
+
+struct ExperimentMetrics {
+  bool ok = false;
+  std::string failure;         // "check causality: ...", "lm nan_loss: ...", ...
+  double loss = 0;             // LM held-out bits per byte
+  double accuracy = 0;         // MQAR accuracy
+  double tokens_per_second = 0;  // of the LM run
+  uint64_t peak_memory_bytes = 0;
+  double seconds = 0;          // the whole experiment
+};
+
+ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentConfig& config,
+                                 const std::function<void(const std::string& stage)>& progress = {});
+
+}  // namespace asiarch::training
