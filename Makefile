@@ -1,5 +1,5 @@
 # Two entry points for a fresh Debian bookworm machine:
-#   make demo   install what is missing, build (Release), run the quickstart campaign
+#   make demo   install what is missing, build (Release), run the live quickstart campaign (~10 min)
 #   make test   install what is missing, build (Release), run the test suite through ctest
 # Other targets: build, test-slow (the tests labelled slow), bench, deps, clean.
 
@@ -8,14 +8,14 @@ JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
   libcaf-dev capnproto libcapnp-dev liblmdb-dev lmdb-utils libfaiss-dev libspdlog-dev \
   catch2 libcli11-dev libtomlplusplus-dev libssl-dev libbenchmark-dev \
-  libtorch-dev libopenblas0-openmp zlib1g-dev dict-gcide
+  libtorch-dev libopenblas0-openmp zlib1g-dev dict-gcide gnuplot-nox graphviz chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: demo test test-slow build deps bench clean
 
 demo: build
 	rm -rf runs/quickstart
-	$(BUILD_DIR)/tools/asiarch run scenarios/sim-smoke.toml --out runs/quickstart
+	$(BUILD_DIR)/tools/asiarch run scenarios/quickstart.toml --out runs/quickstart
 	$(BUILD_DIR)/tools/asiarch replay runs/quickstart
 
 test: build
@@ -26,6 +26,8 @@ test-slow: build
 
 bench: build
 	$(BUILD_DIR)/tools/asiarch bench sim
+	$(BUILD_DIR)/tools/asiarch bench kernels
+	$(BUILD_DIR)/tools/asiarch bench train
 	$(BUILD_DIR)/bench/asiarch_bench
 
 # Installs only the packages that are missing, so a prepared machine makes no apt calls.

@@ -5,6 +5,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "actors/scenario.h"
 
@@ -61,6 +62,23 @@ struct ReplayReport {
 // Recomputes the campaign in `dir` from its recorded scenario and seed and compares every event
 // and chain link with the log.
 ReplayReport replay_campaign(const std::filesystem::path& dir);
+
+// `asiarch retrain`: one architecture's logged training jobs of a live run, trained again.
+struct RetrainedJob {
+  uint64_t job_id = 0;
+  std::string fidelity;            // explore or verify
+  bool identical = false;          // status, failure, loss, accuracy and peak memory all equal
+  std::string recorded, retrained; // the compared metrics, readable
+};
+struct RetrainReport {
+  uint64_t arch_id = 0;
+  std::vector<RetrainedJob> jobs;  // in log order
+  bool identical() const;
+};
+// Throws std::invalid_argument when the run is not live or holds no result for the
+// architecture, storage::StorageError when DIR is not a run.
+RetrainReport retrain_architecture(const std::filesystem::path& dir, uint64_t arch_id,
+                                   const std::function<void(const RetrainedJob&)>& on_job = {});
 
 // The run's summary as of its last commit; works while the campaign is still running.
 CampaignSummary read_summary(const std::filesystem::path& dir);

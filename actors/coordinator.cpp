@@ -2,8 +2,12 @@
 
 #include <caf/all.hpp>
 
+#include <spdlog/spdlog.h>
+
+#include <atomic>
 #include <map>
 #include <optional>
+#include <thread>
 
 #include "actors/analyst.h"
 #include "actors/cognition.h"
@@ -16,6 +20,9 @@ namespace asiarch {
 namespace {
 
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using begin_atom = caf::atom_constant<caf::atom("begin")>;
+// A live job's result (or, when !ok, why its worker failed), from a worker thread.
+using arrival_atom = caf::atom_constant<caf::atom("arrival")>;
 
 // The one interface every actor of the loop declares: take a canonical Event, answer with the
 // canonical Outbox of what it sends.
@@ -51,6 +58,24 @@ loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState>
 }
 
 constexpr uint64_t kCheckpointEvery = 4096;
+
+// A job that a live gpu-slot holds: dispatched, its result not logged yet.
+struct LiveJob {
+  uint64_t dispatch_vtime_ns = 0;
+  std::string dispatch_bytes;  // the canonical dispatch event
+  bool started = false;        // running on a worker thread in this process
+};
+
+struct Arrival {
+  uint32_t slot;
+  std::string payload_bytes;  // canonical Payload (trainResult)
+};
+
+std::optional<uint32_t> live_slot_index(const std::string& actor) {
+  const std::string prefix = actor_name::gpu_slot(0).substr(0, actor_name::gpu_slot(0).size() - 1);
+  if (actor.rfind(prefix, 0) != 0) return std::nullopt;
+  return static_cast<uint32_t>(std::stoul(actor.substr(prefix.size())));
+}
 
 }  // namespace
 
@@ -109,8 +134,20 @@ namespace {
 // The state of one campaign's loop, owned by the coordinator actor.
 class Loop {
  public:
-  Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress)
-      : scenario_(scenario), sink_(sink), progress_(progress), coordinator_(scenario.gpu_slots) {}
+  Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer)
+      : scenario_(scenario), sink_(sink), progress_(progress), trainer_(trainer), live_(scenario.mode == "live"),
+        coordinator_(scenario.gpu_slots) {}
+
+  // Training that is still running when the campaign ends is waited for: a worker thread must
+  // not outlive the loop it reports to. Its result is not logged.
+  ~Loop() {
+    cancelled_ = true;
+    if (!workers_.empty()) spdlog::info("waiting for the training jobs still running to end");
+    for (auto& worker : workers_) worker.join();
+  }
+
+  bool live() const { return live_; }
+  bool waiting_for_input = false;  // the loop is idle until a live result arrives
 
   std::map<std::string, loop_actor> actors;
   CampaignSummary summary;
@@ -132,11 +169,13 @@ class Loop {
     send(0, actor_name::kCoordinator, actor_name::kResearcher, payload.asReader());
   }
 
-  // Delivers events addressed to the coordinator itself until the next one belongs to another
-  // actor; returns that one, or nothing when the campaign is over.
+  // Delivers events addressed to the coordinator itself, and hands dispatches to live slots,
+  // until the next event belongs to an actor; returns that one, or nothing when the campaign is
+  // over or waits for an input event (awaiting_input()).
   std::optional<QueuedEvent> next_for_actor() {
     while (!stopped_) {
       if (queue_.empty()) {
+        if (!live_jobs_.empty()) break;
         stop("nothing left to do: no event is queued");
         break;
       }
@@ -144,6 +183,10 @@ class Loop {
       // Virtual time never runs backwards: the queue is ordered and delays are unsigned.
       if (next.vtime_ns < summary.vtime_ns) throw std::logic_error("coordinator: virtual time ran backwards");
       summary.vtime_ns = next.vtime_ns;
+      if (live_ && next.to != actor_name::kCoordinator && live_slot_index(next.to)) {
+        hold_live_job(std::move(next));
+        continue;
+      }
       if (next.to != actor_name::kCoordinator) {
         if (!actors.count(next.to)) throw std::logic_error("coordinator: message to unknown actor " + next.to);
         return next;
@@ -154,6 +197,60 @@ class Loop {
       delivered(next.to, event.root(), out.finish());
     }
     return std::nullopt;
+  }
+
+  bool awaiting_input() const { return !stopped_ && queue_.empty() && !live_jobs_.empty(); }
+
+  // The next logged input event, when the sink holds a recorded log that continues with one.
+  bool take_recorded_input() {
+    const auto recorded = sink_.recorded_event(summary.events + 1);
+    if (!recorded) return false;
+    msg::CanonicalView<msg::Event> view(*recorded);
+    auto event = view.root();
+    if (!event.getInput()) return false;
+    accept_input(event.getVtimeNs(), event.getFrom(), event.getPayload());
+    return true;
+  }
+
+  // The first live result that arrived, timed at its dispatch plus its measured duration.
+  bool take_arrival() {
+    if (arrivals_.empty()) return false;
+    Arrival arrival = std::move(arrivals_.front());
+    arrivals_.pop_front();
+    const auto job = live_jobs_.find(arrival.slot);
+    if (job == live_jobs_.end()) throw std::logic_error("coordinator: a result arrived from idle " + actor_name::gpu_slot(arrival.slot));
+    msg::CanonicalView<msg::Payload> payload(arrival.payload_bytes);
+    const double ns = payload.root().getTrainResult().getGpuHours() * 3.6e12;
+    const uint64_t vtime = std::max(summary.vtime_ns, job->second.dispatch_vtime_ns + static_cast<uint64_t>(std::llround(ns)));
+    accept_input(vtime, actor_name::gpu_slot(arrival.slot), payload.root());
+    return true;
+  }
+
+  void arrived(uint32_t slot, std::string payload_bytes) { arrivals_.push_back(Arrival{slot, std::move(payload_bytes)}); }
+
+  // With no trainer (a replay), a live campaign ends where its recorded inputs end.
+  bool can_train() const { return static_cast<bool>(trainer_); }
+  void stop_for_missing_input() {
+    stop("the recorded log has no result for the " + std::to_string(live_jobs_.size()) + " job(s) in flight");
+  }
+
+  // Jobs not running yet start on worker threads; each reports back with an arrival message.
+  void start_live_jobs(const caf::actor& coordinator) {
+    for (auto& [slot, job] : live_jobs_) {
+      if (job.started) continue;
+      job.started = true;
+      workers_.emplace_back([this, coordinator, slot = slot, bytes = job.dispatch_bytes] {
+        bool ok = true;
+        std::string answer;
+        try {
+          answer = trainer_(bytes, cancelled_);
+        } catch (...) {
+          ok = false;
+          answer = actor_name::gpu_slot(slot) + " failed: " + describe_current_exception();
+        }
+        caf::anon_send(coordinator, arrival_atom::value, slot, ok, std::move(answer));
+      });
+    }
   }
 
   // Accounts for an event `receiver` has handled and sends what it answered.
@@ -170,8 +267,10 @@ class Loop {
     for (auto outgoing : outbox.root().getMessages()) {
       send(summary.vtime_ns + outgoing.getDelayNs(), receiver, outgoing.getTo(), outgoing.getPayload());
     }
-    if (progress_ && summary.experiments * 10 >= next_progress_ * scenario_.max_experiments) {
-      while (summary.experiments * 10 >= next_progress_ * scenario_.max_experiments) ++next_progress_;
+    // Progress every tenth of the campaign; a live campaign, where each takes minutes, every experiment.
+    const uint64_t parts = live_ ? scenario_.max_experiments : 10;
+    if (progress_ && summary.experiments * parts >= next_progress_ * scenario_.max_experiments) {
+      while (summary.experiments * parts >= next_progress_ * scenario_.max_experiments) ++next_progress_;
       progress_(summary);
     }
     if (stopped_) return;
@@ -194,7 +293,7 @@ class Loop {
 
  private:
   // Logs one message and queues it for delivery.
-  void send(uint64_t vtime_ns, const std::string& from, const std::string& to, msg::Payload::Reader payload) {
+  void send(uint64_t vtime_ns, const std::string& from, const std::string& to, msg::Payload::Reader payload, bool input = false) {
     capnp::MallocMessageBuilder message;
     auto event = message.initRoot<msg::Event>();
     const uint64_t seq = ++summary.events;
@@ -202,7 +301,7 @@ class Loop {
     event.setVtimeNs(vtime_ns);
     event.setFrom(from);
     event.setTo(to);
-    event.setInput(false);
+    event.setInput(input);
     event.setPayload(payload);
     std::string bytes = msg::canonical_bytes(event.asReader());
     if (payload.which() == msg::Payload::PROPOSAL) ++summary.proposals;
@@ -216,6 +315,31 @@ class Loop {
       sink_.checkpoint(summary);
     }
     queue_.push(QueuedEvent{vtime_ns, seq, to, std::move(bytes)});
+  }
+
+  void hold_live_job(QueuedEvent dispatch) {
+    msg::CanonicalView<msg::Event> event(dispatch.bytes);
+    const uint32_t slot = event.root().getPayload().getDispatch().getSlot();
+    live_jobs_[slot] = LiveJob{dispatch.vtime_ns, std::move(dispatch.bytes), false};
+  }
+
+  // Logs a live job's result as an input event and commits it before anything acts on it; the
+  // slot's "idle again" follows as a derived event.
+  void accept_input(uint64_t vtime_ns, const std::string& from, msg::Payload::Reader payload) {
+    const auto slot = live_slot_index(from);
+    if (!slot || payload.which() != msg::Payload::TRAIN_RESULT || !live_jobs_.count(*slot)) {
+      throw std::logic_error("coordinator: an input event from " + from + " (" + msg::kind_name(payload.which()) +
+                             ") does not answer a job in flight");
+    }
+    if (vtime_ns < summary.vtime_ns) throw std::logic_error("coordinator: an input event is timed before the present");
+    summary.vtime_ns = vtime_ns;
+    live_jobs_.erase(*slot);
+    send(vtime_ns, from, actor_name::kAnalyst, payload, true);
+    summary.digest = sink_.digest_hex();
+    sink_.checkpoint(summary);
+    capnp::MallocMessageBuilder message;
+    message.initRoot<msg::Payload>().initSlotIdle().setSlot(*slot);
+    send(vtime_ns, from, actor_name::kCoordinator, message.getRoot<msg::Payload>().asReader());
   }
 
   void stop(const std::string& reason) {
@@ -233,9 +357,15 @@ class Loop {
   const Scenario& scenario_;
   EventSink& sink_;
   const ProgressFn& progress_;
+  const LiveTrainer& trainer_;
+  const bool live_;
   CoordinatorState coordinator_;
   EventQueue queue_;
   bool stopped_ = false;
+  std::map<uint32_t, LiveJob> live_jobs_;  // by slot
+  std::deque<Arrival> arrivals_;           // live results in the order they arrived
+  std::atomic<bool> cancelled_{false};     // tells running training jobs that nobody waits for them
+  std::vector<std::thread> workers_;
   uint64_t next_progress_ = 1;
 };
 
@@ -252,10 +382,24 @@ void shut_down(caf::event_based_actor* self, Loop* loop) {
 
 // Hands the next event to its actor and continues when the answer comes back. Everything runs
 // on the scheduler's one thread, so a delivery costs no operating-system hand-off.
+// When only live jobs are left, the next input comes from the recorded log, from a result that
+// has arrived, or, once both are exhausted, from training: the loop then idles until a result
+// arrives (an arrival message calls pump again).
 void pump(caf::event_based_actor* self, Loop* loop) {
   std::optional<QueuedEvent> next;
   try {
-    if (loop->failure.empty()) next = loop->next_for_actor();
+    while (loop->failure.empty()) {
+      next = loop->next_for_actor();
+      if (next || !loop->awaiting_input()) break;
+      if (loop->take_recorded_input() || loop->take_arrival()) continue;
+      if (!loop->can_train()) {
+        loop->stop_for_missing_input();
+        continue;
+      }
+      loop->start_live_jobs(caf::actor_cast<caf::actor>(self));
+      loop->waiting_for_input = true;
+      return;
+    }
   } catch (...) {
     loop->failure = describe_current_exception();
   }
@@ -282,13 +426,13 @@ void pump(caf::event_based_actor* self, Loop* loop) {
 }  // namespace
 
 CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::string& header_bytes, EventSink& sink,
-                         const ProgressFn& progress) {
+                         const ProgressFn& progress, const LiveTrainer& trainer) {
   caf::actor_system_config config;
   // One event is in flight at a time: one scheduler thread runs every actor, with no hand-offs.
   config.set("scheduler.max-threads", 1);
   caf::actor_system system{config};
 
-  Loop loop(scenario, sink, progress);
+  Loop loop(scenario, sink, progress, trainer);
   loop.summary.scenario_name = scenario.name;
   loop.summary.seed = seed;
   loop.summary.target_experiments = scenario.max_experiments;
@@ -298,19 +442,33 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   loop.actors[actor_name::kAnalyst] = system.spawn(serve, std::shared_ptr<ActorState>(new AnalystState(scenario)));
   loop.actors[actor_name::kCognition] = system.spawn(serve, std::shared_ptr<ActorState>(new CognitionState()));
   auto oracle = std::make_shared<const SyntheticOracle>(scenario);
-  for (uint32_t i = 0; i < scenario.gpu_slots; ++i) {
+  for (uint32_t i = 0; !loop.live() && i < scenario.gpu_slots; ++i) {
     loop.actors[actor_name::gpu_slot(i)] =
         system.spawn(serve, std::shared_ptr<ActorState>(new SimulatedGpuSlotState(scenario, seed, i, oracle)));
   }
   // From here the sink is used on the scheduler's thread only: an LMDB write transaction
   // belongs to the thread that began it (open_log committed its own before this).
-  system.spawn([&loop](caf::event_based_actor* self) {
-    try {
-      loop.begin();
-    } catch (...) {
-      loop.failure = describe_current_exception();
-    }
-    pump(self, &loop);
+  system.spawn([&loop](caf::event_based_actor* self) -> caf::behavior {
+    self->send(self, begin_atom::value);
+    return {
+        [self, &loop](begin_atom) {
+          try {
+            loop.begin();
+          } catch (...) {
+            loop.failure = describe_current_exception();
+          }
+          pump(self, &loop);
+        },
+        [self, &loop](arrival_atom, uint32_t slot, bool ok, const std::string& answer) {
+          if (ok) loop.arrived(slot, answer);
+          else loop.failure = answer;
+          // While an event is out for delivery its answer's handler pumps next.
+          if (loop.waiting_for_input) {
+            loop.waiting_for_input = false;
+            pump(self, &loop);
+          }
+        },
+    };
   });
   system.await_all_actors_done();
   if (!loop.failure.empty()) throw std::runtime_error("campaign failed: " + loop.failure);

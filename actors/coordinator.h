@@ -3,8 +3,11 @@
 // stop rule. It appends every message to the event sink (the log) when it is sent, then delivers
 // messages one at a time in (virtual time, seq) order and waits until the receiving actor has
 // handled it and handed back what it sends. CAF's thread scheduling cannot change any outcome.
+#include <atomic>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -27,7 +30,15 @@ class EventSink {
   // Called every few thousand events and once at the end, with the summary so far.
   virtual void checkpoint(const CampaignSummary&) {}
   virtual std::string digest_hex() const = 0;
+  // The recorded event at `seq` when this sink compares with (or continues) a recorded log:
+  // replay and resume take a live run's input events from here instead of training again.
+  virtual std::optional<std::string> recorded_event(uint64_t) const { return std::nullopt; }
 };
+
+// Turns a dispatch of a live campaign into its measured result: the canonical Payload bytes of
+// a trainResult. Runs on a worker thread, one job per call; `cancelled` turns true when nobody
+// waits for the result any more (the campaign ended).
+using LiveTrainer = std::function<std::string(const std::string& dispatch_event_bytes, const std::atomic<bool>& cancelled)>;
 
 // The coordinator's own part of the loop: scheduling jobs onto free GPU slots.
 // Accepts: trainJob (queued until a slot is free), slotIdle.  Sends: dispatch (gpu-slot-N).
@@ -47,7 +58,10 @@ std::string run_header_bytes(const Scenario& scenario, uint64_t seed);
 
 // Runs the campaign's loop over CAF actors, writing every event to `sink`. The chain starts
 // from `header_bytes` (a replay passes the recorded header, which names the recording binary).
+// In a live campaign the gpu-slots are not actors: a dispatched job's result is an input event,
+// taken from the sink's recorded log while it has one, and otherwise from `trainer`, which
+// runs each job on its own thread (no trainer: the loop stops when it needs a new input).
 CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::string& header_bytes, EventSink& sink,
-                         const ProgressFn& progress);
+                         const ProgressFn& progress, const LiveTrainer& trainer = {});
 
 }  // namespace asiarch

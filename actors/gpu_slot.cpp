@@ -49,3 +49,73 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
 }
 
 }  // namespace asiarch
+
+namespace asiarch {
+
+training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id) {
+  const bool verify = fidelity == msg::Fidelity::VERIFY;
+  const FidelitySpec& spec = verify ? scenario.verify : scenario.explore;
+  Rng job_seeds(seed, "train/job/" + std::to_string(job_id));
+  training::ExperimentConfig config;
+  for (auto [task, train] : {std::pair{training::Task::Lm, &config.lm}, std::pair{training::Task::Mqar, &config.mqar}}) {
+    *train = verify ? training::verify_config(task) : training::explore_config(task);
+    train->mqar = scenario.mqar;
+    train->lm = scenario.lm;
+    train->d_model = spec.d_model;
+    train->layers = spec.layers;
+    if (spec.steps > 0) train->steps = spec.steps;
+    if (spec.batch > 0) train->batch = spec.batch;
+    if (spec.lr > 0) train->lr = spec.lr;
+    train->threads = scenario.live_threads;
+    train->seed = job_seeds.next();
+  }
+  config.measure.d_model = spec.d_model;
+  config.measure.context = scenario.measure_context;
+  config.measure.threads = scenario.live_threads;
+  config.measure.seed = job_seeds.next();
+  // The engineer holds programs to the parameter budget statically; measured, the same band
+  // applies at the fidelity's width, scaled from the reference baseline there.
+  const lang::Baseline* reference = lang::find_baseline(scenario.reference);
+  const lang::Program reference_program = lang::parse(reference->text, reference->name);
+  const double at_model = static_cast<double>(lang::derive(reference_program, {scenario.d_model, scenario.context}).params);
+  const double at_fidelity = static_cast<double>(lang::derive(reference_program, {spec.d_model, scenario.context}).params);
+  const double target = scenario.param_target > 0 ? static_cast<double>(scenario.param_target) : at_model;
+  config.measure.param_target = static_cast<int64_t>(std::llround(target * at_fidelity / at_model));
+  config.measure.param_tolerance = scenario.param_tolerance;
+  return config;
+}
+
+void set_measured_result(msg::TrainResult::Builder result, const training::ExperimentMetrics& metrics) {
+  result.setStatus(metrics.ok ? msg::TrainStatus::OK : msg::TrainStatus::FAILED);
+  result.setFailure(metrics.failure);
+  result.setLoss(metrics.loss);
+  result.setAccuracy(metrics.accuracy);
+  result.setGpuHours(metrics.seconds / 3600.0);
+  result.setTokensPerSecond(metrics.tokens_per_second);
+  result.setPeakMemoryBytes(metrics.peak_memory_bytes);
+}
+
+std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::string& dispatch_event_bytes,
+                           const std::atomic<bool>& cancelled) {
+  msg::CanonicalView<msg::Event> event(dispatch_event_bytes);
+  auto dispatch = event.root().getPayload().getDispatch();
+  auto job = dispatch.getJob();
+  auto ref = job.getRef();
+  training::ExperimentMetrics metrics;
+  try {
+    const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(ref.getJobId()));
+    training::ExperimentConfig config = live_experiment_config(scenario, seed, ref.getFidelity(), ref.getJobId());
+    config.cancelled = &cancelled;
+    metrics = training::run_experiment(program, config);
+  } catch (const lang::ProgramError& e) {
+    metrics.failure = std::string("model: ") + e.what();
+  }
+  capnp::MallocMessageBuilder message;
+  auto result = message.initRoot<msg::Payload>().initTrainResult();
+  result.setRef(ref);
+  result.setSlot(dispatch.getSlot());
+  set_measured_result(result, metrics);
+  return msg::canonical_bytes(message.getRoot<msg::Payload>().asReader());
+}
+
+}  // namespace asiarch

@@ -4,11 +4,14 @@
 // the slot's "idle again" note are both sent with that duration as their delay.
 //
 // Accepts: dispatch.  Sends: trainResult (analyst), slotIdle (coordinator).
+#include <atomic>
 #include <memory>
+#include <string>
 
 #include "actors/actor_state.h"
 #include "actors/scenario.h"
 #include "actors/synthetic_oracle.h"
+#include "kernels/training.h"
 
 namespace asiarch {
 
@@ -24,5 +27,21 @@ class SimulatedGpuSlotState : public ActorState {
   uint32_t slot_;
   std::shared_ptr<const SyntheticOracle> oracle_;
 };
+
+// A live gpu-slot trains: the measured checks, then the fidelity's language-model and MQAR runs
+// (kernels/training.h). Its results are input events of the log (DESIGN.md), so this is not an
+// actor state: the coordinator runs it on a worker thread per job.
+
+// The experiment a live job runs: the scenario's tasks and fidelity, seeded by the campaign seed
+// and the job id (so `asiarch retrain` runs the same job again).
+training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id);
+
+// Trains the job of a dispatch event; returns the canonical Payload bytes of its trainResult.
+// `cancelled` stops the job early when the campaign no longer waits for it.
+std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::string& dispatch_event_bytes,
+                           const std::atomic<bool>& cancelled);
+
+// A trainResult's measured fields from an experiment's metrics (what retrain compares too).
+void set_measured_result(msg::TrainResult::Builder result, const training::ExperimentMetrics& metrics);
 
 }  // namespace asiarch

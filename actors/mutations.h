@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/rng.h"
+#include "common/rng.h"
 #include "kernels/program.h"
 
 namespace asiarch {

@@ -69,6 +69,8 @@ class ReplayComparer : public ChainSink {
     return diverge(seq, msg::pretty_event_bytes(stored), kind_of(stored), canonical);
   }
 
+  std::optional<std::string> recorded_event(uint64_t seq) const override { return recorded_.event(seq); }
+
   ReplayReport finish(const CampaignSummary& summary) {
     report_.digest = summary.digest;
     if (report_.divergence_seq == 0 && recorded_.last_seq() > summary.events) {

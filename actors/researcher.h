@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "actors/actor_state.h"
-#include "actors/rng.h"
+#include "common/rng.h"
 #include "actors/scenario.h"
 #include "kernels/program.h"
 

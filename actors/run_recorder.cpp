@@ -2,12 +2,21 @@
 
 #include <fstream>
 
+#include "actors/gpu_slot.h"
 #include "storage/run_lock.h"
 
 namespace asiarch {
 namespace {
 
 uint8_t fidelity_key(msg::Fidelity fidelity) { return fidelity == msg::Fidelity::VERIFY ? 1 : 0; }
+
+// A live campaign's gpu-slots train in this process; a simulated one's need no trainer.
+LiveTrainer live_trainer(const Scenario& scenario, uint64_t seed) {
+  if (scenario.mode != "live") return {};
+  return [scenario, seed](const std::string& dispatch, const std::atomic<bool>& cancelled) {
+    return train_live_job(scenario, seed, dispatch, cancelled);
+  };
+}
 
 }  // namespace
 
@@ -170,7 +179,7 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   }
   std::filesystem::create_directories(out / "report");
   RunRecorder recorder(*store);
-  return run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress);
+  return run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress, live_trainer(scenario, seed));
 }
 
 CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress) {
@@ -191,7 +200,7 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
     return read_summary(dir);
   }
   RunRecorder recorder(*store);
-  return run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress);
+  return run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress, live_trainer(run.scenario, run.seed));
 }
 
 RecordedRun read_recorded_run(const storage::RunStore& store) {
@@ -222,6 +231,7 @@ class NullSink : public EventSink {
 }  // namespace
 
 CampaignSummary simulate_campaign(const Scenario& scenario, uint64_t seed, LogMode mode) {
+  if (scenario.mode == "live") throw std::invalid_argument("scenario " + scenario.name + " is live: run it with `asiarch run`, which trains");
   ChainSink chain;
   NullSink none;
   EventSink& sink = mode == LogMode::ChainOnly ? static_cast<EventSink&>(chain) : none;

@@ -29,6 +29,9 @@ class RunRecorder : public EventSink {
   bool append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) override;
   void checkpoint(const CampaignSummary& summary) override;
   std::string digest_hex() const override { return storage::to_hex(head_); }
+  std::optional<std::string> recorded_event(uint64_t seq) const override {
+    return seq <= recorded_events_ ? store_.event(seq) : std::nullopt;
+  }
 
  private:
   void verify_recorded(uint64_t seq, const std::string& canonical);

@@ -131,6 +131,9 @@ void read_fidelity(TableReader& parent, const char* key, FidelitySpec& spec, con
   r.number<int64_t>("d_model", spec.d_model, 8, 1 << 16, "512");
   r.number<int64_t>("layers", spec.layers, 1, 1024, "8");
   r.number<double>("tokens", spec.tokens, 1.0, 1e15, "1.0e9");
+  r.number<int64_t>("steps", spec.steps, 0, 100000000, "300");
+  r.number<int64_t>("batch", spec.batch, 0, 1000000, "32");
+  r.number<double>("lr", spec.lr, 0.0, 10.0, "3.0e-3");
   r.reject_unknown_keys();
 }
 
@@ -154,9 +157,9 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   top.text("name", s.name, "\"my-campaign\"");
   if (s.name.empty()) throw ScenarioError(file + ":1: the scenario has no name; add a line name = \"my-campaign\" at the top");
   top.text("mode", s.mode, "\"simulation\"");
-  if (s.mode != "simulation") {
+  if (s.mode != "simulation" && s.mode != "live") {
     throw ScenarioError(file + ":" + std::to_string(top.source_of("mode").begin.line) + ": mode \"" + s.mode +
-                        "\" is not available in this build; write mode = \"simulation\" (live training comes with the kernels issue)");
+                        "\" is not a mode; write mode = \"simulation\" (an oracle, no training) or mode = \"live\" (gpu-slots train)");
   }
   top.number<uint64_t>("seed", s.seed, 0, kMaxU64, "1");
 
@@ -233,6 +236,36 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     TableReader r(*t, "cost", file);
     r.number<double>("gpu_flops_per_second", s.gpu_flops_per_second, 1.0, kHuge, "1.0e14");
     r.number<double>("overhead_gpu_hours", s.overhead_gpu_hours, 0.0, 1e6, "0.5");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("task")) {
+    TableReader r(*t, "task", file);
+    if (const toml::table* mqar = r.subtable("mqar")) {
+      TableReader m(*mqar, "task.mqar", file);
+      m.number<int64_t>("vocab", s.mqar.vocab, 8, 1 << 20, "256");
+      m.number<int64_t>("seq_len", s.mqar.seq_len, 8, 1 << 20, "64");
+      m.number<int64_t>("kv_pairs", s.mqar.kv_pairs, 1, 1 << 20, "8");
+      m.number<int64_t>("test_examples", s.mqar.test_examples, 1, 1 << 24, "256");
+      m.reject_unknown_keys();
+      if (4 * s.mqar.kv_pairs > s.mqar.seq_len || 2 * s.mqar.kv_pairs > s.mqar.vocab / 2) {
+        throw ScenarioError(file + ":" + std::to_string(r.source_of("mqar").begin.line) +
+                            ": [task.mqar] needs seq_len >= 4 * kv_pairs (pairs, then queries) and vocab >= 4 * kv_pairs; "
+                            "raise seq_len or vocab, or lower kv_pairs");
+      }
+    }
+    if (const toml::table* lm = r.subtable("lm")) {
+      TableReader l(*lm, "task.lm", file);
+      l.text("corpus", s.lm.corpus, "\"data/my-text.txt\"");
+      l.number<int64_t>("seq_len", s.lm.seq_len, 8, 1 << 20, "128");
+      l.number<int64_t>("eval_bytes", s.lm.eval_bytes, 256, int64_t{1} << 40, "32768");
+      l.reject_unknown_keys();
+    }
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("live")) {
+    TableReader r(*t, "live", file);
+    r.number<int>("threads", s.live_threads, 1, 256, "1");
+    r.number<int64_t>("measure_context", s.measure_context, 16, 1 << 20, "256");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("fitness")) {

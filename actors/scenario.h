@@ -8,6 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "kernels/training.h"
+
 namespace asiarch {
 
 // A bad scenario: what() is "FILE:LINE: what is wrong; what to write instead" (just "FILE: ..."
@@ -20,7 +22,11 @@ class ScenarioError : public std::runtime_error {
 struct FidelitySpec {
   int64_t d_model = 256;  // model width at this fidelity
   int64_t layers = 4;
-  double tokens = 1e8;    // training tokens
+  double tokens = 1e8;    // training tokens (simulation: the cost model's)
+  // Live training; 0 takes the kernels' default for this fidelity (training::explore_config).
+  int64_t steps = 0;
+  int64_t batch = 0;
+  double lr = 0;
   bool operator==(const FidelitySpec&) const = default;
 };
 
@@ -28,7 +34,7 @@ struct Scenario {
   std::string file;   // path as given
   std::string bytes;  // the file's exact contents
   std::string name;
-  std::string mode = "simulation";
+  std::string mode = "simulation";  // or "live": gpu-slots really train
   uint64_t seed = 1;
 
   // [campaign]
@@ -67,6 +73,14 @@ struct Scenario {
   // [cost]
   double gpu_flops_per_second = 1e14;
   double overhead_gpu_hours = 0.5;  // per job: set-up, evaluation
+
+  // [task.mqar], [task.lm]: what live gpu-slots train on
+  training::MqarTask mqar;
+  training::LmTask lm;
+
+  // [live]
+  int live_threads = 1;          // torch threads of each gpu-slot
+  int64_t measure_context = 256; // T of the measured checks (the complexity check also runs 4T)
 
   // [fitness]
   double loss_scale = 50.0;      // sigmoid slope on relative loss improvement

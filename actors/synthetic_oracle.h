@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/rng.h"
+#include "common/rng.h"
 #include "actors/scenario.h"
 #include "kernels/program.h"
 #include "messages/asiarch.capnp.h"

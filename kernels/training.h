@@ -2,6 +2,7 @@
 // Training and measuring models built from programs: the torch-free face of kernels/ for the
 // actors and tools. Everything here is seeded and deterministic at a fixed thread count; wall
 // clock figures (seconds, tokens per second) are measurements, never inputs to a decision.
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -15,17 +16,20 @@ namespace asiarch::training {
 // key-value pairs, then queries of those keys at random later positions; accuracy counts only
 // the query positions.
 struct MqarTask {
-  int64_t vocab = 256;
-  int64_t seq_len = 64;
+  int64_t vocab = 64;
+  int64_t seq_len = 32;
   int64_t kv_pairs = 8;
   int64_t test_examples = 256;
   bool operator==(const MqarTask&) const = default;
 };
 
+// The default corpus: the GCIDE dictionary text of Debian's dict-gcide.
+inline constexpr const char* kDefaultCorpus = "/usr/share/dictd/gcide.dict.dz";
+
 // Byte-level language modelling on a text file with a fixed held-out split; the metric is bits
 // per byte on the held-out part.
 struct LmTask {
-  std::string corpus;  // empty: the GCIDE dictionary of Debian's dict-gcide
+  std::string corpus;  // empty: kDefaultCorpus
   int64_t seq_len = 128;
   int64_t eval_bytes = 32768;  // held out: the corpus's last bytes
   bool operator==(const LmTask&) const = default;
@@ -41,14 +45,16 @@ struct TrainConfig {
   int64_t d_model = 64;
   int64_t layers = 2;
   // AdamW with linear warm-up and cosine decay, gradient clipping.
-  int64_t steps = 300;
-  int64_t batch = 32;
+  int64_t steps = 1000;
+  int64_t batch = 16;
   double lr = 3e-3;
-  int64_t warmup_steps = 30;
+  int64_t warmup_steps = 50;
   double weight_decay = 0.1;
   double grad_clip = 1.0;
   int threads = 1;  // torch intra-op threads: results are bit-identical only at a fixed count
   uint64_t seed = 1;
+  // When set and true, training stops at the next step with ok = false, failure "cancelled".
+  const std::atomic<bool>* cancelled = nullptr;
   bool operator==(const TrainConfig&) const = default;
 };
 
@@ -71,6 +77,15 @@ using TrainProgress = std::function<void(int64_t step, int64_t steps, double los
 // fails to build or train: the metrics say why (ok = false).
 TrainMetrics train_program(const lang::Program& program, const TrainConfig& config, const TrainProgress& progress = {});
 
+// The settings of the two fidelities of DESIGN.md for one task. The defaults of MqarTask, LmTask
+// and TrainConfig are the explore setting, tuned on a 2-core CPU (one thread): about half a
+// minute per experiment, and on MQAR softmax attention and DeltaNet reach near-perfect recall
+// while linear attention stays well below. The LM run takes fewer, smaller batches of longer
+// sequences. Verify is twice as wide and 2.5x as long, on sequences twice as long with twice
+// the key-value pairs.
+TrainConfig explore_config(Task task);
+TrainConfig verify_config(Task task);
+
 // The checks by measurement that a program passes before it may train.
 struct MeasureConfig {
   int64_t d_model = 64;
@@ -88,15 +103,17 @@ struct MeasuredCheck {
 };
 
 // Runs every check in the order above and stops at the first failure (so the last entry is the
-// failed one when any failed).
+// failed one when any failed). A program that does not build at d_model fails a first check
+// named `model`.
 std::vector<MeasuredCheck> measure_checks(const lang::Program& program, const MeasureConfig& config);
 
 // One experiment of a campaign at one fidelity: the measured checks, a language-model run for
 // the loss and an MQAR run for the accuracy.
 struct ExperimentConfig {
   MeasureConfig measure;
-  TrainConfig lm;
-  TrainConfig mqar;
+  TrainConfig lm = explore_config(Task::Lm);
+  TrainConfig mqar = explore_config(Task::Mqar);
+  const std::atomic<bool>* cancelled = nullptr;  // passed on to both training runs
 };
 
 struct ExperimentMetrics {

@@ -115,7 +115,15 @@ struct RunStore::Impl {
     for (size_t t = 0; t < kTableCount; ++t) {
       const int rc = mdb_dbi_open(txn, kTableNames[t], table_flags, &tables[t]);
       if (rc != MDB_SUCCESS) {
+        // No table at all: the process that created the environment ended before its first
+        // commit. That is an empty run, not a damaged one.
+        MDB_stat catalogue{};
+        const bool empty = rc == MDB_NOTFOUND && mdb_stat(txn, 0, &catalogue) == MDB_SUCCESS && catalogue.ms_entries == 0;
         mdb_txn_abort(txn);
+        if (empty) {
+          throw StorageError("run store " + dir.string() + " holds no run: the process that created it ended before its first commit; "
+                             "remove the directory and start the campaign again with `asiarch run`");
+        }
         fail(rc, "opening table", kTableNames[t]);
       }
     }

@@ -5,9 +5,22 @@
 #include <sstream>
 
 #include "kernels/program.h"
+#include "kernels/training.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {
+
+ProgramSource load_program(const std::string& name_or_file) {
+  if (const lang::Baseline* b = lang::find_baseline(name_or_file)) return {b->text, b->name};
+  if (std::filesystem::is_regular_file(name_or_file)) {
+    std::ifstream in(name_or_file, std::ios::binary);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return {text.str(), name_or_file};
+  }
+  throw std::invalid_argument("'" + name_or_file + "' is neither a shipped program nor a file; see `asiarch arch list`, or give a path to a program file");
+}
+
 namespace {
 
 struct ShapeArgs {
@@ -19,23 +32,6 @@ struct ShapeArgs {
 void add_shape_options(CLI::App* cmd, ShapeArgs& shape) {
   cmd->add_option("--d-model", shape.d_model, "Model width D the program is checked at")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--context", shape.context, "Context length T for FLOPs and state")->check(CLI::PositiveNumber)->capture_default_str();
-}
-
-struct Source {
-  std::string text;
-  std::string file;  // for messages
-};
-
-// A shipped program by name, or a file. Throws std::invalid_argument when it is neither.
-Source load_program(const std::string& name_or_file) {
-  if (const lang::Baseline* b = lang::find_baseline(name_or_file)) return {b->text, b->name};
-  if (std::filesystem::is_regular_file(name_or_file)) {
-    std::ifstream in(name_or_file, std::ios::binary);
-    std::ostringstream text;
-    text << in.rdbuf();
-    return {text.str(), name_or_file};
-  }
-  throw std::invalid_argument("'" + name_or_file + "' is neither a shipped program nor a file; see `asiarch arch list`, or give a path to a program file");
 }
 
 void print_figures(const lang::Figures& f, const lang::ModelShape& shape) {
@@ -59,9 +55,23 @@ int list(const ShapeArgs& args) {
   return 0;
 }
 
-int show_or_check(const std::string& what, const ShapeArgs& args, bool show) {
+// The checks by measurement at the explore fidelity's probe size; 1 naming the failed check.
+int measure(const lang::Program& program) {
+  const training::MeasureConfig config = training::ExperimentConfig{}.measure;
+  std::cout << "checks by measurement at D=" << config.d_model << ", T=" << config.context << ":\n";
+  for (const training::MeasuredCheck& check : training::measure_checks(program, config)) {
+    std::printf("  %-11s %-7s %s\n", check.check.c_str(), check.passed ? "passed" : "FAILED", check.detail.c_str());
+    if (!check.passed) {
+      std::cerr << "failed check: " << check.check << std::endl;
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int show_or_check(const std::string& what, const ShapeArgs& args, bool show, bool measured) {
   try {
-    const Source source = load_program(what);
+    const ProgramSource source = load_program(what);
     const lang::Program program = lang::parse(source.text, source.file);
     lang::check(program, args.shape(), source.file);
     const lang::Figures figures = lang::derive(program, args.shape());
@@ -69,7 +79,7 @@ int show_or_check(const std::string& what, const ShapeArgs& args, bool show) {
     else std::cout << source.file << ": ok, the program type-checks\n";
     print_figures(figures, args.shape());
     std::cout << "structural hash:    " << lang::structural_hash(program) << std::endl;
-    return 0;
+    return measured ? measure(program) : 0;
   } catch (const lang::ProgramError& e) {
     std::cerr << e.what() << std::endl;
     return 2;
@@ -103,10 +113,17 @@ void add_arch_commands(CLI::App& app, int& exit_code) {
     auto target = std::make_shared<std::string>();
     auto shape = std::make_shared<ShapeArgs>();
     auto* cmd = show ? arch->add_subcommand("show", "Print a program with its parameter count, FLOPs, state size and hash")
-                     : arch->add_subcommand("check", "Type-check a program: exit 0 when valid, 2 with FILE:LINE and the fix when not");
+                     : arch->add_subcommand("check", "Type-check a program: exit 0 when valid, 2 with FILE:LINE and the fix when not, "
+                                                "1 when a check by measurement fails (--measure)");
     cmd->add_option("program", *target, "A shipped program's name (see `arch list`) or a program file")->required();
     add_shape_options(cmd, *shape);
-    cmd->callback([target, shape, show, &exit_code] { exit_code = show_or_check(*target, *shape, show); });
+    auto measured = std::make_shared<bool>(false);
+    if (!show) {
+      cmd->add_flag("--measure", *measured,
+                    "Then build a probe model and run the checks by measurement (causality, complexity, parameters, finite); "
+                    "exit 1 naming the first that fails");
+    }
+    cmd->callback([target, shape, show, measured, &exit_code] { exit_code = show_or_check(*target, *shape, show, *measured); });
   }
 
   auto* ops_cmd = arch->add_subcommand("ops", "List the operators of the language (kernels/LANGUAGE.md has the details)");

@@ -1,4 +1,6 @@
 // asiarch bench sim: whole-system throughput of a simulated campaign, with and without the log.
+// asiarch bench kernels: the fused recurrence kernels against their libtorch-op references.
+// asiarch bench train: training throughput and seconds per explore experiment.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -6,6 +8,8 @@
 #include <iostream>
 
 #include "actors/campaign.h"
+#include "kernels/kernel_bench.h"
+#include "kernels/training.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {
@@ -57,6 +61,97 @@ int bench_sim(const BenchArgs& args) {
   return 0;
 }
 
+struct KernelBenchArgs {
+  kernel_bench::Options options;
+  bool json = false;
+};
+
+int bench_kernels(const KernelBenchArgs& args) {
+  const kernel_bench::Options& o = args.options;
+  spdlog::info("benchmarking the recurrence kernels: batch {}, heads {}, length {}, {} thread(s), at least {} s each", o.batch, o.heads,
+               o.length, o.threads, o.min_seconds);
+  const std::vector<kernel_bench::Result> results = kernel_bench::run(o);
+  if (args.json) {
+    std::printf("[\n");
+    for (size_t i = 0; i < results.size(); ++i) {
+      const auto& r = results[i];
+      std::printf("  {\"name\": %s, \"head_size\": %lld, \"tokens_per_second\": %.1f, ", json_string(r.name).c_str(),
+                  static_cast<long long>(r.head_size), r.tokens_per_second);
+      std::printf("\"reference_tokens_per_second\": %.1f, \"speedup\": %.2f}%s\n", r.reference_tokens_per_second, r.speedup,
+                  i + 1 < results.size() ? "," : "");
+    }
+    std::printf("]\n");
+    return 0;
+  }
+  const kernel_bench::Environment env = kernel_bench::environment(o.threads);
+  std::printf("forward + backward, float32, batch %lld, heads %lld, length %lld, swa window %lld; tokens = batch x length\n",
+              static_cast<long long>(o.batch), static_cast<long long>(o.heads), static_cast<long long>(o.length),
+              static_cast<long long>(o.window));
+  std::printf("threads: %d, BLAS: %s, CPU: %s, kernel loops: %s\n", env.threads, env.blas.c_str(), env.cpu.c_str(),
+              env.instruction_set.c_str());
+  std::printf("%-20s %5s %14s %16s %8s\n", "kernel", "head", "tokens/s", "reference tok/s", "speedup");
+  for (const auto& r : results)
+    std::printf("%-20s %5lld %14s %16s %7.1fx\n", r.name.c_str(), static_cast<long long>(r.head_size),
+                grouped(r.tokens_per_second, 0).c_str(), grouped(r.reference_tokens_per_second, 0).c_str(), r.speedup);
+  return 0;
+}
+
+struct TrainBenchArgs {
+  int threads = 1;
+  bool json = false;
+};
+
+// DeltaNet's training throughput at explore size and its seconds per explore experiment, each
+// against the same model with softmax attention measured in the same run (for the experiment,
+// softmax attention's two training runs: it would stop at the complexity check).
+int bench_train(const TrainBenchArgs& args) {
+  auto program = [](const char* name) {
+    const lang::Baseline* b = lang::find_baseline(name);
+    return lang::parse(b->text, b->name);
+  };
+  const lang::Program deltanet = program("deltanet"), softmax = program("softmax_attention");
+  training::TrainConfig throughput = training::explore_config(training::Task::Lm);
+  throughput.steps = 100;
+  throughput.warmup_steps = 10;
+  throughput.threads = args.threads;
+  training::ExperimentConfig experiment;
+  experiment.measure.threads = experiment.lm.threads = experiment.mqar.threads = args.threads;
+
+  spdlog::info("training throughput: {} LM steps of {} x {} bytes per model, {} thread(s)", throughput.steps, throughput.batch,
+               throughput.lm.seq_len, args.threads);
+  const training::TrainMetrics fast = training::train_program(deltanet, throughput);
+  const training::TrainMetrics quadratic = training::train_program(softmax, throughput);
+  spdlog::info("an explore experiment of deltanet, then softmax attention's two training runs");
+  const training::ExperimentMetrics run = training::run_experiment(deltanet, experiment);
+  const training::TrainMetrics reference_lm = training::train_program(softmax, experiment.lm);
+  const training::TrainMetrics reference_mqar = training::train_program(softmax, experiment.mqar);
+  for (const std::string& failure : {fast.failure, quadratic.failure, run.failure, reference_lm.failure, reference_mqar.failure}) {
+    if (!failure.empty()) {
+      std::cerr << "a benchmark run failed: " << failure << std::endl;
+      return 1;
+    }
+  }
+  const double reference_seconds = reference_lm.seconds + reference_mqar.seconds;
+  if (args.json) {
+    std::printf("{\"threads\": %d, \"deltanet_tokens_per_second\": %.1f, \"softmax_tokens_per_second\": %.1f, \"tokens_per_second_ratio\": %.3f, "
+                "\"experiment_seconds\": %.2f, \"reference_seconds\": %.2f, \"experiment_seconds_ratio\": %.3f}\n",
+                args.threads, fast.tokens_per_second, quadratic.tokens_per_second, fast.tokens_per_second / quadratic.tokens_per_second,
+                run.seconds, reference_seconds, run.seconds / reference_seconds);
+    return 0;
+  }
+  const kernel_bench::Environment env = kernel_bench::environment(args.threads);
+  std::printf("explore size: D=%lld, %lld layers; threads: %d, BLAS: %s, CPU: %s\n", static_cast<long long>(throughput.d_model),
+              static_cast<long long>(throughput.layers), env.threads, env.blas.c_str(), env.cpu.c_str());
+  std::printf("%-52s %14s %10s\n", "training tokens per second (LM, 128-byte sequences)", "tokens/s", "vs softmax");
+  std::printf("%-52s %14s %9.2fx\n", "deltanet", grouped(fast.tokens_per_second, 0).c_str(), fast.tokens_per_second / quadratic.tokens_per_second);
+  std::printf("%-52s %14s %9.2fx\n", "softmax_attention (reference)", grouped(quadratic.tokens_per_second, 0).c_str(), 1.0);
+  std::printf("%-52s %14s %10s\n", "seconds per explore experiment", "seconds", "vs softmax");
+  std::printf("%-52s %14.1f %9.2fx\n", "deltanet: checks, LM and MQAR", run.seconds, run.seconds / reference_seconds);
+  std::printf("%-52s %14.1f %9.2fx\n", "softmax_attention: LM and MQAR training (reference)", reference_seconds, 1.0);
+  std::printf("deltanet at explore: %.4f bits per byte, MQAR accuracy %.4f\n", run.loss, run.accuracy);
+  return 0;
+}
+
 }  // namespace
 
 void add_bench_commands(CLI::App& app, int& exit_code) {
@@ -67,6 +162,23 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
   sim->add_option("--scenario", args->scenario, "Scenario to run")->capture_default_str();
   sim->add_option("--repeat", args->repeat, "Runs per variant; the best is reported")->check(CLI::PositiveNumber)->capture_default_str();
   sim->callback([args, &exit_code] { exit_code = bench_sim(*args); });
+
+  auto kernel_args = std::make_shared<KernelBenchArgs>();
+  auto* kernels = bench->add_subcommand("kernels", "Recurrence kernels, forward + backward: fused CPU kernels against libtorch ops");
+  kernels->add_flag("--json", kernel_args->json, "Print a JSON array, one object per kernel and head size");
+  kernels->add_option("--length", kernel_args->options.length, "Tokens per sequence")->check(CLI::PositiveNumber)->capture_default_str();
+  kernels->add_option("--batch", kernel_args->options.batch, "Sequences per batch")->check(CLI::PositiveNumber)->capture_default_str();
+  kernels->add_option("--heads", kernel_args->options.heads, "Heads")->check(CLI::PositiveNumber)->capture_default_str();
+  kernels->add_option("--threads", kernel_args->options.threads, "Torch intra-op threads")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  kernels->callback([kernel_args, &exit_code] { exit_code = bench_kernels(*kernel_args); });
+
+  auto train_args = std::make_shared<TrainBenchArgs>();
+  auto* train = bench->add_subcommand("train", "Training tokens per second and seconds per explore experiment (DeltaNet, vs softmax attention)");
+  train->add_flag("--json", train_args->json, "Print one JSON object");
+  train->add_option("--threads", train_args->threads, "Torch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
+  train->callback([train_args, &exit_code] { exit_code = bench_train(*train_args); });
 }
 
 }  // namespace asiarch::tools

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "actors/campaign.h"
+#include "storage/lineage.h"
 #include "storage/run_store.h"
 #include "tools/commands.h"
 
@@ -37,7 +38,7 @@ void print_summary(const CampaignSummary& s, const std::string& dir) {
             << "experiments:   " << grouped(s.experiments) << " of " << grouped(s.target_experiments) << " (from " << grouped(s.proposals) << " proposals)\n"
             << "rejected:      " << grouped(s.rejections) << " before training" << rejection_breakdown(s) << "\n"
             << "breakthroughs: " << s.breakthroughs << "\n"
-            << "GPU hours:     " << grouped(s.gpu_hours, 1) << " (simulated)\n"
+            << "GPU hours:     " << grouped(s.gpu_hours, s.gpu_hours < 10 ? 3 : 1) << "\n"
             << "virtual time:  " << grouped(static_cast<double>(s.vtime_ns) / 3.6e12, 1) << " h\n"
             << "digest: " << s.digest << std::endl;
 }
@@ -61,7 +62,7 @@ void print_summary_json(const CampaignSummary& s, const std::string& dir) {
 
 void log_progress(const CampaignSummary& s) {
   spdlog::info("[{:3}%] {} experiments, {} breakthroughs, {} GPU hours", s.experiments * 100 / std::max<uint64_t>(1, s.target_experiments),
-               grouped(s.experiments), s.breakthroughs, grouped(s.gpu_hours, 0));
+               grouped(s.experiments), s.breakthroughs, grouped(s.gpu_hours, s.gpu_hours < 10 ? 2 : 0));
 }
 
 int run(const RunArgs& args) {
@@ -70,10 +71,19 @@ int run(const RunArgs& args) {
   const Scenario& scenario = *loaded;
   const uint64_t seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : scenario.seed;
   const std::string out = args.out.empty() ? "runs/" + scenario.name + "-seed" + std::to_string(seed) : args.out;
-  spdlog::info("campaign {} (seed {}): up to {} experiments on {} simulated GPU slots -> {}", scenario.name, seed,
-               scenario.max_experiments, scenario.gpu_slots, out);
+  spdlog::info("campaign {} (seed {}): up to {} experiments on {} {} -> {}", scenario.name, seed, scenario.max_experiments,
+               scenario.gpu_slots, scenario.mode == "live" ? "gpu-slots training on this machine" : "simulated GPU slots", out);
   try {
-    print_summary(run_campaign(scenario, seed, out, log_progress), out);
+    const CampaignSummary summary = run_campaign(scenario, seed, out, log_progress);
+    if (scenario.mode == "live") {
+      // A live campaign ends with what it found: the best programs against the baselines.
+      const auto store = storage::RunStore::open(out, storage::RunStore::Mode::ReadOnly);
+      std::cout << "best architectures (loss: held-out bits per byte; accuracy: MQAR recall; `asiarch lineage " << out
+                << " --arch ID` tells how each came about):\n";
+      print_top_table(storage::Lineage(*store), 10, true);
+      std::cout << "\n";
+    }
+    print_summary(summary, out);
     return 0;
   } catch (const storage::StorageError& e) {
     std::cerr << e.what() << std::endl;
@@ -129,6 +139,27 @@ int replay(const std::string& dir) {
   return 1;
 }
 
+int retrain(const std::string& dir, uint64_t arch_id) {
+  try {
+    spdlog::info("retraining the logged jobs of architecture {} in {}", arch_id, dir);
+    const RetrainReport report = retrain_architecture(dir, arch_id, [](const RetrainedJob& job) {
+      std::cout << "job " << job.job_id << " (" << job.fidelity << "): " << (job.identical ? "identical" : "DIFFERENT") << "\n"
+                << "  recorded:  " << job.recorded << "\n"
+                << "  retrained: " << job.retrained << std::endl;
+    });
+    std::cout << (report.identical() ? "retrain identical: every metric matches bit for bit"
+                                     : "retrain differs: a metric does not match the log (another CPU, thread count or build?)")
+              << std::endl;
+    return report.identical() ? 0 : 1;
+  } catch (const storage::StorageError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  }
+}
+
 int inspect(const std::string& dir, bool json) {
   try {
     const CampaignSummary summary = read_summary(dir);
@@ -171,6 +202,14 @@ void add_campaign_commands(CLI::App& app, int& exit_code) {
       "replay", "Recompute a campaign from its run directory and compare every event with the log (exit 1 on a difference)");
   replay_cmd->add_option("dir", *dir, "Run directory written by `asiarch run`")->required();
   replay_cmd->callback([dir, &exit_code] { exit_code = replay(*dir); });
+
+  auto retrain_dir = std::make_shared<std::string>();
+  auto retrain_arch = std::make_shared<uint64_t>(0);
+  auto* retrain_cmd = app.add_subcommand(
+      "retrain", "Train an architecture's logged jobs of a live run again and check the metrics match bit for bit (exit 1 if not)");
+  retrain_cmd->add_option("dir", *retrain_dir, "Run directory of a live campaign")->required();
+  retrain_cmd->add_option("--arch", *retrain_arch, "Architecture id (see `asiarch top DIR`)")->required();
+  retrain_cmd->callback([retrain_dir, retrain_arch, &exit_code] { exit_code = retrain(*retrain_dir, *retrain_arch); });
 
   auto inspect_dir = std::make_shared<std::string>();
   auto json = std::make_shared<bool>(false);

@@ -8,13 +8,30 @@
 
 #include "actors/scenario.h"
 
+namespace asiarch::storage {
+struct ArchEntry;
+class Lineage;
+}
+
 namespace asiarch::tools {
 
 void add_campaign_commands(CLI::App& app, int& exit_code);  // run, resume, replay, inspect
 void add_arch_commands(CLI::App& app, int& exit_code);      // arch list|show|check|ops
-void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim
+void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim|kernels|train
 void add_check_commands(CLI::App& app, int& exit_code);     // check
 void add_cognition_commands(CLI::App& app, int& exit_code); // cognition list|query
+void add_train_commands(CLI::App& app, int& exit_code);     // train
+void add_lineage_commands(CLI::App& app, int& exit_code);   // lineage, top
+void add_sweep_commands(CLI::App& app, int& exit_code);     // sweep
+void add_report_commands(CLI::App& app, int& exit_code);    // report
+
+// A program's text: a shipped program by name, or a file. Throws std::invalid_argument when it
+// is neither.
+struct ProgramSource {
+  std::string text;
+  std::string file;  // for messages
+};
+ProgramSource load_program(const std::string& name_or_file);
 
 // Loads a scenario; on a bad one prints its FILE:LINE error and returns nothing (exit 2).
 std::optional<Scenario> load_scenario_or_report(const std::string& path);
@@ -24,5 +41,11 @@ std::string grouped(uint64_t value);
 std::string grouped(double value, int decimals);
 // A JSON string literal.
 std::string json_string(const std::string& text);
+// A number with `decimals` decimals, or "n/a" when it is not finite.
+std::string fixed(double value, int decimals);
+// The best `n` scored architectures as a table (and, with_baselines, every baseline below them).
+void print_top_table(const storage::Lineage& lineage, size_t n, bool with_baselines);
+// How an architecture is named to people: a baseline by its program's name, others "arch N".
+std::string arch_label(const storage::ArchEntry& entry);
 
 }  // namespace asiarch::tools

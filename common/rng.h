@@ -25,8 +25,9 @@ inline uint64_t splitmix64_mix(uint64_t z) {
 
 class Rng {
  public:
-  Rng(uint64_t campaign_seed, std::string_view stream)
-      : state_(splitmix64_mix(campaign_seed ^ splitmix64_mix(fnv1a64(stream)))) {}
+  // `index` numbers streams of one purpose (one per training step, say); index 0 is the stream itself.
+  Rng(uint64_t campaign_seed, std::string_view stream, uint64_t index = 0)
+      : state_(splitmix64_mix(campaign_seed ^ splitmix64_mix(fnv1a64(stream) ^ splitmix64_mix(index)))) {}
 
   uint64_t next() {  // splitmix64
     state_ += 0x9e3779b97f4a7c15ULL;

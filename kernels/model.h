@@ -1,0 +1,90 @@
+#pragma once
+// Internal to kernels/ (and its tests): the torch modules built from programs, the seeded
+// stream that draws their weights and the tasks' data, and the measurement of live tensor
+// memory. Includes torch; tools see only kernels/training.h.
+#include <torch/torch.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "kernels/program.h"
+
+namespace asiarch::model {
+
+// An exception's message; for libtorch's errors without the C++ backtrace they carry.
+std::string error_text(const std::exception& e);
+
+// libtorch's threads for this process: `threads` intra-op threads and one inter-op thread.
+// Results are bit-identical only at a fixed intra-op count.
+void set_torch_threads(int threads);
+
+// Bytes of tensor memory allocated on this thread while the scope lives (and freed anywhere),
+// with their peak. Counts through a wrapper of c10's CPU allocator, installed on first use, so
+// the figures are exact and deterministic (unlike the process's resident size). Scopes nest:
+// the innermost one counts.
+class MemoryScope {
+ public:
+  struct Counter;
+  MemoryScope();
+  ~MemoryScope();
+  MemoryScope(const MemoryScope&) = delete;
+  MemoryScope& operator=(const MemoryScope&) = delete;
+  uint64_t live_bytes() const;
+  uint64_t peak_bytes() const;
+
+ private:
+  std::shared_ptr<Counter> counter_;
+  std::shared_ptr<Counter> outer_;
+};
+
+// The mixer a program describes, built at width d_model from the program's checked types.
+// Only the statements the result depends on are built, so its parameter count is
+// lang::derive(program, {d_model, T}).params. Weights are drawn from streams named by
+// `prefix` and each parameter's name, so the same seed gives the same weights. With
+// `zero_output`, a returned linear starts at zero (see ModelConfig).
+class MixerImpl : public torch::nn::Module {
+ public:
+  MixerImpl(const lang::Program& program, int64_t d_model, uint64_t seed, const std::string& prefix, bool zero_output = false);
+  torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] -> [B, T, D]
+
+ private:
+  struct Node;
+  std::vector<std::shared_ptr<Node>> nodes_;  // live statements, in body order
+  size_t result_ = 0;                         // index in nodes_ of the returned value
+};
+TORCH_MODULE(Mixer);
+
+struct ModelConfig {
+  int64_t vocab = 256;
+  int64_t d_model = 64;
+  int64_t layers = 2;
+  uint64_t seed = 1;
+  // The projections that end residual branches start at zero (for training); false: random
+  // like the others (for probes, which must see the mixer's output).
+  bool zero_residual_projections = true;
+};
+
+// SwiGLU's hidden width: about 8/3 D (Shazeer, 2020, arXiv:2002.05202), a multiple of 8.
+int64_t mlp_hidden_width(int64_t d_model);
+
+// The fixed model of DESIGN.md: token embedding, `layers` blocks of (pre-RMSNorm mixer +
+// residual, pre-RMSNorm SwiGLU MLP + residual), a final RMSNorm and the output head tied to
+// the embedding.
+class LanguageModelImpl : public torch::nn::Module {
+ public:
+  LanguageModelImpl(const lang::Program& program, const ModelConfig& config);
+  torch::Tensor forward(const torch::Tensor& tokens);  // [B, T] int64 -> logits [B, T, vocab]
+  int64_t mixer_params() const;                        // of one block's mixer
+
+ private:
+  struct Block;
+  torch::Tensor embedding_;
+  std::vector<std::shared_ptr<Block>> blocks_;
+  torch::Tensor final_gain_;
+};
+TORCH_MODULE(LanguageModel);
+
+}  // namespace asiarch::model

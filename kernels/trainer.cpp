@@ -1,0 +1,214 @@
+// Training a model built from a program on a task, the fidelity settings, and one experiment
+// of a campaign (kernels/training.h).
+#include <chrono>
+#include <cmath>
+#include <numbers>
+
+#include "kernels/model.h"
+#include "kernels/tasks.h"
+#include "kernels/training.h"
+
+namespace asiarch::training {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
+
+// A loss this many times the first step's, after warm-up, is a divergence.
+constexpr double kDivergenceFactor = 3.0;
+// The cosine decay ends at this fraction of the peak learning rate.
+constexpr double kFinalLrFraction = 0.1;
+
+// Linear warm-up to config.lr, then cosine decay (Loshchilov and Hutter, 2017) to a tenth of it.
+double learning_rate(const TrainConfig& config, int64_t step) {
+  if (step < config.warmup_steps) return config.lr * static_cast<double>(step + 1) / static_cast<double>(config.warmup_steps);
+  const double progress = static_cast<double>(step - config.warmup_steps) /
+                          static_cast<double>(std::max<int64_t>(1, config.steps - config.warmup_steps));
+  return config.lr * (kFinalLrFraction + (1.0 - kFinalLrFraction) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress)));
+}
+
+torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction) {
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
+                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnored).reduction(reduction));
+}
+
+// AdamW (Loshchilov and Hutter, 2019) with weight decay on matrices only, not on gains,
+// scales and temperatures.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(model::LanguageModel& net, const TrainConfig& config) {
+  std::vector<torch::Tensor> matrices, others;
+  for (const auto& p : net->parameters()) (p.dim() >= 2 ? matrices : others).push_back(p);
+  auto options = [&](double weight_decay) {
+    return std::make_unique<torch::optim::AdamWOptions>(
+        torch::optim::AdamWOptions(config.lr).betas({0.9, 0.95}).eps(1e-8).weight_decay(weight_decay));
+  };
+  std::vector<torch::optim::OptimizerParamGroup> groups;
+  groups.emplace_back(matrices, options(config.weight_decay));
+  groups.emplace_back(others, options(0.0));
+  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config.lr));
+}
+
+std::string invalid_config(const TrainConfig& c) {
+  if (c.steps < 1 || c.batch < 1 || c.layers < 1 || c.d_model < 1 || c.threads < 1 || c.warmup_steps < 0) {
+    return "config: steps, batch, layers, d_model and threads must be positive, warmup_steps not negative";
+  }
+  if (!(c.lr > 0) || !std::isfinite(c.lr) || !(c.grad_clip > 0)) return "config: lr and grad_clip must be positive";
+  return "";
+}
+
+struct Evaluation {
+  double loss = 0;      // nats per counted token
+  double accuracy = 0;  // argmax equals the target, over counted tokens
+};
+
+Evaluation evaluate(model::LanguageModel& net, const TaskData& task, int64_t batch) {
+  torch::NoGradGuard no_grad;
+  net->eval();
+  double loss_sum = 0;
+  int64_t correct = 0, counted = 0;
+  for (const Batch& b : task.eval_batches(batch)) {
+    const auto logits = net->forward(b.inputs);
+    loss_sum += cross_entropy(logits, b.targets, torch::kSum).item<double>();
+    const auto counts = b.targets.ne(kIgnored);
+    correct += logits.argmax(-1).eq(b.targets).logical_and(counts).sum().item<int64_t>();
+    counted += counts.sum().item<int64_t>();
+  }
+  return {loss_sum / static_cast<double>(counted), static_cast<double>(correct) / static_cast<double>(counted)};
+}
+
+std::string number(double value) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.4g", value);
+  return text;
+}
+
+}  // namespace
+
+TrainMetrics train_program(const lang::Program& program, const TrainConfig& config, const TrainProgress& progress) {
+  const auto started = Clock::now();
+  TrainMetrics metrics;
+  auto fail = [&](std::string failure) {
+    metrics.ok = false;
+    metrics.failure = std::move(failure);
+    metrics.seconds = seconds_since(started);
+    return metrics;
+  };
+  if (std::string problem = invalid_config(config); !problem.empty()) return fail(problem);
+  model::set_torch_threads(config.threads);
+  torch::manual_seed(config.seed);
+
+  std::unique_ptr<TaskData> task;
+  try {
+    task = make_task(config);
+  } catch (const TaskError& e) {
+    return fail(std::string("task: ") + e.what());
+  }
+
+  model::MemoryScope memory;
+  model::LanguageModel net{nullptr};
+  try {
+    net = model::LanguageModel(program, model::ModelConfig{task->vocab(), config.d_model, config.layers, config.seed});
+  } catch (const std::exception& e) {
+    return fail(std::string("model: ") + model::error_text(e));
+  }
+  for (const auto& p : net->parameters()) metrics.params += p.numel();
+
+  try {
+    const auto optimizer = make_optimizer(net, config);
+    const std::vector<torch::Tensor> parameters = net->parameters();
+    net->train();
+    double initial_loss = 0;
+    const auto training_started = Clock::now();
+    for (int64_t step = 0; step < config.steps; ++step) {
+      if (config.cancelled != nullptr && config.cancelled->load()) return fail("cancelled");
+      const double rate = learning_rate(config, step);
+      for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(rate);
+      const Batch batch = task->train_batch(step, config.batch);
+      const auto loss = cross_entropy(net->forward(batch.inputs), batch.targets, torch::kMean);
+      const double value = loss.item<double>();
+      if (!std::isfinite(value)) return fail("nan_loss: step " + std::to_string(step + 1));
+      if (step == 0) initial_loss = value;
+      if (step >= config.warmup_steps && value > kDivergenceFactor * initial_loss) {
+        return fail("divergence: loss " + number(value) + " at step " + std::to_string(step + 1) + ", above " +
+                    number(kDivergenceFactor) + "x the first step's " + number(initial_loss));
+      }
+      optimizer->zero_grad();
+      loss.backward();
+      const double norm = torch::nn::utils::clip_grad_norm_(parameters, config.grad_clip);
+      if (!std::isfinite(norm)) return fail("nan_gradient: step " + std::to_string(step + 1));
+      optimizer->step();
+      metrics.steps = step + 1;
+      if (progress) progress(step + 1, config.steps, value);
+    }
+    const double training_seconds = seconds_since(training_started);
+    metrics.peak_memory_bytes = memory.peak_bytes();
+    metrics.tokens_per_second = static_cast<double>(config.steps * config.batch * task->seq_len()) / training_seconds;
+
+    const Evaluation held_out = evaluate(net, *task, config.batch);
+    if (!std::isfinite(held_out.loss)) return fail("nan_eval: the held-out loss is " + number(held_out.loss));
+    metrics.loss = held_out.loss;
+    if (config.task == Task::Mqar) metrics.accuracy = held_out.accuracy;
+    else metrics.bits_per_byte = held_out.loss / std::log(2.0);
+  } catch (const std::exception& e) {
+    return fail(std::string("runtime: ") + model::error_text(e));
+  }
+  metrics.ok = true;
+  metrics.seconds = seconds_since(started);
+  return metrics;
+}
+
+TrainConfig explore_config(Task task) {
+  TrainConfig config;
+  config.task = task;
+  if (task == Task::Lm) {
+    config.steps = 400;
+    config.batch = 8;
+    config.warmup_steps = 20;
+  }
+  return config;
+}
+
+TrainConfig verify_config(Task task) {
+  TrainConfig config = explore_config(task);
+  config.d_model *= 2;
+  config.steps = config.steps * 5 / 2;
+  config.warmup_steps = config.warmup_steps * 5 / 2;
+  config.mqar.seq_len *= 2;
+  config.mqar.kv_pairs *= 2;
+  config.lm.seq_len *= 2;
+  return config;
+}
+
+ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentConfig& config,
+                                 const std::function<void(const std::string& stage)>& progress) {
+  const auto started = Clock::now();
+  ExperimentMetrics metrics;
+  auto stage = [&](const std::string& name) {
+    if (progress) progress(name);
+  };
+  auto finish = [&](std::string failure) {
+    metrics.ok = failure.empty();
+    metrics.failure = std::move(failure);
+    metrics.seconds = seconds_since(started);
+    return metrics;
+  };
+  stage("checks");
+  const std::vector<MeasuredCheck> checks = measure_checks(program, config.measure);
+  if (!checks.empty() && !checks.back().passed) return finish("check " + checks.back().check + ": " + checks.back().detail);
+
+  TrainConfig lm = config.lm, mqar = config.mqar;
+  if (config.cancelled != nullptr) lm.cancelled = mqar.cancelled = config.cancelled;
+  stage("lm");
+  const TrainMetrics language = train_program(program, lm);
+  if (!language.ok) return finish("lm " + language.failure);
+  metrics.loss = language.bits_per_byte;
+  metrics.tokens_per_second = language.tokens_per_second;
+  stage("mqar");
+  const TrainMetrics recall = train_program(program, mqar);
+  if (!recall.ok) return finish("mqar " + recall.failure);
+  metrics.accuracy = recall.accuracy;
+  metrics.peak_memory_bytes = std::max(language.peak_memory_bytes, recall.peak_memory_bytes);
+  return finish("");
+}
+
+}  // namespace asiarch::training

@@ -1,0 +1,240 @@
+// The fused CPU recurrence kernels (kernels/recurrences.h) against their libtorch-op references.
+// Relative error, everywhere below: rel(a, b) = max|a - b| / max(max|b|, 1e-6), with b the
+// float64 reference run on the very values a was computed from. Assertions are REQUIREs: torch's
+// glog headers define a CHECK macro of their own.
+#include <catch2/catch.hpp>
+
+#include <ATen/Parallel.h>
+
+#include <string>
+#include <vector>
+
+#include "kernels/recurrences.h"
+
+namespace kernels = asiarch::kernels;
+
+namespace {
+
+enum class Kernel { Linear, ScalarDecay, VectorDecay, Delta, GatedDelta, Swa };
+
+struct Case {
+  Kernel kernel;
+  int64_t window = 0;  // swa only
+};
+
+std::string name_of(const Case& c) {
+  switch (c.kernel) {
+    case Kernel::Linear: return "linear_attn";
+    case Kernel::ScalarDecay: return "decay_attn (scalar)";
+    case Kernel::VectorDecay: return "decay_attn (vector)";
+    case Kernel::Delta: return "delta_rule";
+    case Kernel::GatedDelta: return "gated_delta_rule";
+    case Kernel::Swa: return "swa (window " + std::to_string(c.window) + ")";
+  }
+  return "";
+}
+
+const std::vector<Case> kRecurrences = {{Kernel::Linear}, {Kernel::ScalarDecay}, {Kernel::VectorDecay}, {Kernel::Delta},
+                                        {Kernel::GatedDelta}};
+
+struct Sizes {
+  int64_t batch, heads, steps, dk, dv;
+};
+
+// Inputs in float64 with the ranges the models produce: keys L2-normalised for the delta rules,
+// beta in (0, 1), log decays g = logsigmoid(...) <= 0. Order: q, k, v, then g or beta, g.
+std::vector<torch::Tensor> make_inputs(const Case& c, const Sizes& s, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto f64 = torch::dtype(torch::kDouble);
+  auto q = torch::randn({s.batch, s.heads, s.steps, s.dk}, f64) / std::sqrt(static_cast<double>(s.dk));
+  auto k = torch::randn({s.batch, s.heads, s.steps, s.dk}, f64) / std::sqrt(static_cast<double>(s.dk));
+  auto v = torch::randn({s.batch, s.heads, s.steps, s.dv}, f64);
+  auto log_decay = [&](bool vector) {
+    const auto shape = vector ? std::vector<int64_t>{s.batch, s.heads, s.steps, s.dk} : std::vector<int64_t>{s.batch, s.heads, s.steps};
+    return torch::log_sigmoid(torch::randn(shape, f64) + 2.0);
+  };
+  auto beta = [&] { return torch::sigmoid(torch::randn({s.batch, s.heads, s.steps}, f64)); };
+  switch (c.kernel) {
+    case Kernel::Linear:
+    case Kernel::Swa: return {q, k, v};
+    case Kernel::ScalarDecay: return {q, k, v, log_decay(false)};
+    case Kernel::VectorDecay: return {q, k, v, log_decay(true)};
+    case Kernel::Delta: return {q, torch::nn::functional::normalize(k, torch::nn::functional::NormalizeFuncOptions().dim(-1)), v, beta()};
+    case Kernel::GatedDelta: {
+      auto b = beta();
+      return {q, torch::nn::functional::normalize(k, torch::nn::functional::NormalizeFuncOptions().dim(-1)), v, b, log_decay(false)};
+    }
+  }
+  return {};
+}
+
+torch::Tensor run(const Case& c, bool reference, const std::vector<torch::Tensor>& x) {
+  switch (c.kernel) {
+    case Kernel::Linear: return reference ? kernels::reference::linear_attn(x[0], x[1], x[2]) : kernels::linear_attn(x[0], x[1], x[2]);
+    case Kernel::ScalarDecay:
+    case Kernel::VectorDecay:
+      return reference ? kernels::reference::decay_attn(x[0], x[1], x[2], x[3]) : kernels::decay_attn(x[0], x[1], x[2], x[3]);
+    case Kernel::Delta:
+      return reference ? kernels::reference::delta_rule(x[0], x[1], x[2], x[3]) : kernels::delta_rule(x[0], x[1], x[2], x[3]);
+    case Kernel::GatedDelta:
+      return reference ? kernels::reference::gated_delta_rule(x[0], x[1], x[2], x[3], x[4])
+                       : kernels::gated_delta_rule(x[0], x[1], x[2], x[3], x[4]);
+    case Kernel::Swa: return reference ? kernels::reference::swa(x[0], x[1], x[2], c.window) : kernels::swa(x[0], x[1], x[2], c.window);
+  }
+  return {};
+}
+
+struct Evaluation {
+  torch::Tensor out;
+  std::vector<torch::Tensor> grads;  // of every input, for the loss sum(out * upstream)
+};
+
+Evaluation evaluate(const Case& c, bool reference, const std::vector<torch::Tensor>& inputs, const torch::Tensor& upstream) {
+  std::vector<torch::Tensor> leaves;
+  for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
+  auto out = run(c, reference, leaves);
+  auto grads = torch::autograd::grad({out}, leaves, {upstream.to(out.scalar_type())});
+  return {out.detach(), grads};
+}
+
+std::vector<torch::Tensor> cast(const std::vector<torch::Tensor>& xs, torch::ScalarType type) {
+  std::vector<torch::Tensor> out;
+  for (const auto& x : xs) out.push_back(x.to(type));
+  return out;
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  const double scale = std::max(b.abs().max().item<double>(), 1e-6);
+  return (a.to(torch::kDouble) - b).abs().max().item<double>() / scale;
+}
+
+// The fast kernel in `type` against the float64 reference on the same values: forward and the
+// gradients of every input.
+void check_against_reference(const Case& c, const Sizes& s, torch::ScalarType type, double tolerance, uint64_t seed) {
+  INFO(name_of(c) << " B=" << s.batch << " H=" << s.heads << " T=" << s.steps << " dk=" << s.dk << " dv=" << s.dv << " "
+                  << c10::toString(type));
+  const auto inputs = cast(make_inputs(c, s, seed), type);
+  const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv}, torch::dtype(type));
+  const auto fast = evaluate(c, false, inputs, upstream);
+  const auto reference = evaluate(c, true, cast(inputs, torch::kDouble), upstream.to(torch::kDouble));
+  REQUIRE(fast.out.scalar_type() == type);
+  REQUIRE(relative_error(fast.out, reference.out) < tolerance);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    INFO("gradient of input " << i);
+    REQUIRE(fast.grads[i].sizes() == inputs[i].sizes());
+    REQUIRE(relative_error(fast.grads[i], reference.grads[i]) < tolerance);
+  }
+}
+
+const std::vector<int64_t> kLengths = {1, 7, 33, 100};
+const std::vector<std::pair<int64_t, int64_t>> kHeadSizes = {{12, 20}, {32, 16}};  // (dk, dv)
+
+}  // namespace
+
+TEST_CASE("float32 recurrences match the float64 reference, forward and backward", "[kernels]") {
+  for (const auto& c : kRecurrences)
+    for (const int64_t steps : kLengths)
+      for (const auto& [dk, dv] : kHeadSizes) check_against_reference(c, {2, 3, steps, dk, dv}, torch::kFloat, 1e-4, 11);
+}
+
+TEST_CASE("float32 sliding-window attention matches the float64 reference, forward and backward", "[kernels]") {
+  for (const int64_t steps : kLengths)
+    for (const int64_t window : {int64_t{1}, int64_t{5}, steps + 10})
+      for (const auto& [dk, dv] : kHeadSizes)
+        check_against_reference({Kernel::Swa, window}, {2, 3, steps, dk, dv}, torch::kFloat, 1e-4, 12);
+}
+
+TEST_CASE("float64 kernels match the float64 reference to rounding", "[kernels]") {
+  for (const auto& c : kRecurrences) check_against_reference(c, {2, 2, 40, 12, 20}, torch::kDouble, 1e-10, 13);
+  check_against_reference({Kernel::Swa, 9}, {2, 2, 40, 12, 20}, torch::kDouble, 1e-10, 13);
+}
+
+TEST_CASE("kernel gradients match central finite differences in float64", "[kernels]") {
+  // T = 35 crosses a checkpoint of the delta rules (every 32 tokens); dk != dv.
+  const Sizes s{1, 2, 35, 3, 5};
+  std::vector<Case> cases = kRecurrences;
+  cases.push_back({Kernel::Swa, 4});
+  for (const auto& c : cases) {
+    INFO(name_of(c));
+    const auto inputs = make_inputs(c, s, 21);
+    const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv}, torch::dtype(torch::kDouble));
+    const auto analytic = evaluate(c, false, inputs, upstream).grads;
+    auto loss = [&](const std::vector<torch::Tensor>& x) { return (run(c, false, x) * upstream).sum().item<double>(); };
+    const double step = 1e-6;
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      INFO("input " << i);
+      auto numeric = torch::zeros_like(inputs[i]);
+      auto flat = numeric.view(-1);
+      for (int64_t e = 0; e < inputs[i].numel(); ++e) {
+        auto shifted = [&](double by) {
+          std::vector<torch::Tensor> x = inputs;
+          x[i] = inputs[i].clone();
+          x[i].view(-1)[e] += by;
+          return loss(x);
+        };
+        flat[e] = (shifted(step) - shifted(-step)) / (2 * step);
+      }
+      REQUIRE(relative_error(analytic[i], numeric) < 1e-6);
+    }
+  }
+}
+
+TEST_CASE("kernels are bit-identical run to run, across thread counts and without autograd", "[kernels]") {
+  const Sizes s{2, 3, 37, 16, 24};
+  std::vector<Case> cases = kRecurrences;
+  cases.push_back({Kernel::Swa, 8});
+  const int threads = at::get_num_threads();
+  for (const auto& c : cases) {
+    INFO(name_of(c));
+    const auto inputs = cast(make_inputs(c, s, 31), torch::kFloat);
+    const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv});
+    const auto first = evaluate(c, false, inputs, upstream);
+    at::set_num_threads(threads == 1 ? 2 : 1);
+    const auto second = evaluate(c, false, inputs, upstream);
+    at::set_num_threads(threads);
+    REQUIRE(torch::equal(first.out, second.out));
+    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], second.grads[i]));
+    torch::NoGradGuard no_grad;
+    REQUIRE(torch::equal(run(c, false, inputs), first.out));
+  }
+}
+
+TEST_CASE("kernels take non-contiguous inputs and inputs of other dtypes", "[kernels]") {
+  const Sizes s{2, 3, 21, 16, 8};
+  std::vector<Case> cases = kRecurrences;
+  cases.push_back({Kernel::Swa, 6});
+  for (const auto& c : cases) {
+    INFO(name_of(c));
+    const auto inputs = cast(make_inputs(c, s, 41), torch::kFloat);
+    // The same values behind [B, T, H, d] strides.
+    std::vector<torch::Tensor> strided;
+    for (const auto& x : inputs) strided.push_back(x.transpose(1, 2).contiguous().transpose(1, 2));
+    REQUIRE_FALSE(strided[0].is_contiguous());
+    const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv});
+    const auto plain = evaluate(c, false, inputs, upstream);
+    const auto from_strided = evaluate(c, false, strided, upstream);
+    REQUIRE(torch::equal(plain.out, from_strided.out));
+    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(plain.grads[i], from_strided.grads[i]));
+    // Every input other than q in float64: computed in q's dtype, gradients in each input's own.
+    std::vector<torch::Tensor> mixed = inputs;
+    for (size_t i = 1; i < mixed.size(); ++i) mixed[i] = mixed[i].to(torch::kDouble);
+    const auto from_mixed = evaluate(c, false, mixed, upstream);
+    REQUIRE(torch::equal(plain.out, from_mixed.out));
+    REQUIRE(from_mixed.grads[1].scalar_type() == torch::kDouble);
+  }
+}
+
+TEST_CASE("kernels reject inputs of the wrong shape", "[kernels]") {
+  const auto q = torch::randn({1, 2, 5, 4});
+  REQUIRE_THROWS(kernels::linear_attn(q, torch::randn({1, 2, 5, 3}), torch::randn({1, 2, 5, 4})));
+  REQUIRE_THROWS(kernels::linear_attn(q, q, torch::randn({1, 2, 6, 4})));
+  REQUIRE_THROWS(kernels::decay_attn(q, q, q, torch::zeros({1, 2, 5, 3})));
+  REQUIRE_THROWS(kernels::gated_delta_rule(q, q, q, torch::zeros({1, 2, 5}), torch::zeros({1, 2, 5, 4})));
+  REQUIRE_THROWS(kernels::swa(q, q, q, 0));
+}
+
+TEST_CASE("kernels match the reference at benchmark head sizes", "[kernels][slow]") {
+  std::vector<Case> cases = kRecurrences;
+  cases.push_back({Kernel::Swa, 64});
+  for (const auto& c : cases) check_against_reference(c, {1, 2, 512, 64, 64}, torch::kFloat, 1e-4, 51);
+}
