@@ -55,18 +55,27 @@ inline std::string write_file(const std::filesystem::path& path, const std::stri
   return path.string();
 }
 
+// A file's whole contents ("" when it cannot be read).
+inline std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// A shipped file's text with one piece replaced; throws when the piece is not there.
+inline std::string edited_text(const std::string& file, const std::string& from, const std::string& to) {
+  std::string text = read_file(source(file));
+  const size_t at = text.find(from);
+  if (at == std::string::npos) throw std::runtime_error(file + " does not contain '" + from + "'");
+  return text.replace(at, from.size(), to);
+}
+
 // A shipped scenario with one piece of its text replaced, e.g.
 // edited_scenario("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = 10").
 // Runs record the text, so a test changes the text, never the parsed struct.
 inline Scenario edited_scenario(const std::string& file, const std::string& from, const std::string& to) {
-  std::ifstream in(source(file));
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string edited = text.str();
-  const size_t at = edited.find(from);
-  if (at == std::string::npos) throw std::runtime_error(file + " does not contain '" + from + "'");
-  edited.replace(at, from.size(), to);
-  return parse_scenario(edited, source(file));
+  return parse_scenario(edited_text(file, from, to), source(file));
 }
 
 // Starts a command line in the background (its output discarded); returns its pid.

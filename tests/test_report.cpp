@@ -16,21 +16,6 @@ using namespace asiarch::testing;
 
 namespace {
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-// A shipped scenario's text with one piece replaced.
-std::string edited_text(const std::string& file, const std::string& from, const std::string& to) {
-  std::string text = read_file(source(file));
-  const size_t at = text.find(from);
-  REQUIRE(at != std::string::npos);
-  return text.replace(at, from.size(), to);
-}
-
 size_t count_of(const std::string& text, const std::string& word) {
   size_t count = 0;
   for (size_t at = text.find(word); at != std::string::npos; at = text.find(word, at + 1)) ++count;

@@ -25,13 +25,6 @@ using namespace asiarch::testing;
 
 namespace {
 
-std::string read_file(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
 // A sweep file in `dir`: a shipped scenario's text followed by `sweep_table`.
 std::string sweep_file(const fs::path& dir, const std::string& scenario, const std::string& sweep_table) {
   fs::create_directories(dir);
