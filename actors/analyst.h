@@ -1,18 +1,36 @@
 #pragma once
 // The analyst: turns results into fitness, keeps the explore ranking, promotes the best explore
-// candidates to verify, judges breakthroughs, and writes insights back to cognition.
+// candidates to verify, judges breakthroughs, ablates them, and writes insights back to cognition.
 //
-// Fitness (in the spirit of ASI-Arch): the mean of
-//   sigmoid(loss_scale * (reference loss - loss) / reference loss),
-//   sigmoid(accuracy_scale * (accuracy - reference accuracy)),
-//   judge = clamp(0.5 + 0.5 * novelty - 0.01 * max(0, statements - 30), 0, 1)
-// where the reference is the scenario's reference baseline at the same fidelity. A result that
-// arrives before the reference's is held until the reference is in. A breakthrough is a verify
-// result that beats every baseline's verify result on both loss and accuracy; it is judged once
-// every baseline's verify outcome is known.
+// Fitness (in the spirit of ASI-Arch, with efficiency objectives the paper did not have): the
+// weighted mean ([fitness] weights w) of
+//   loss:       sigmoid(loss_scale * (reference loss - loss) / reference loss)
+//   accuracy:   sigmoid(accuracy_scale * (accuracy - reference accuracy))
+//   judge:      clamp(0.5 + 0.5 * novelty - 0.01 * max(0, statements - 30), 0, 1)
+//   throughput: sigmoid(efficiency_scale * ln(tokens per second / reference's))
+//   memory:     sigmoid(efficiency_scale * ln(reference's peak memory / peak memory))
+//   state:      sigmoid(efficiency_scale * ln(reference's state size / state size))
+// where the reference is the scenario's reference baseline at the same fidelity (an efficiency
+// term is 0.5 when a figure is missing). A result that arrives before the reference's is held
+// until the reference is in. A breakthrough is a verify result that beats every baseline's
+// verify result on both loss and accuracy; it is judged once every baseline's verify outcome is
+// known.
 //
-// Accepts: trainResult, rejection.  Sends: poolUpdate (researcher), promotion (engineer),
-// insight (cognition).
+// Each result gets a diagnosis from its measurements (recall, loss, speed, memory, state, or how
+// training failed): the researcher's next cognition query about it.
+//
+// Training failures of explore candidates go to the engineer for repair (it sends them back when
+// no rule fits; then they are recorded as failures). Duplicates the engineer found reuse the
+// result of the architecture they duplicate, once it is in; they are never promoted.
+//
+// Ablations: for each breakthrough the analyst asks the engineer for one explore training per
+// component removed ([analyst] max_ablations); when all are in, each component's contribution is
+// the drop of explore fitness from the breakthrough's (judge held fixed), written back to
+// cognition as an insight. Ablation results are not candidates: no pool update, no promotion.
+//
+// Accepts: trainResult, rejection, duplicate, trainFailure (from the engineer: not repaired),
+// ablationRequest (the engineer's answer).  Sends: poolUpdate (researcher), promotion,
+// trainFailure, ablationRequest (engineer), insight (cognition).
 #include <map>
 #include <optional>
 #include <string>
@@ -28,17 +46,43 @@ class AnalystState : public ActorState {
   explicit AnalystState(const Scenario& scenario);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
- private:
   struct Measured {
-    uint64_t arch_id;
-    bool baseline;
+    uint64_t arch_id = 0;
+    bool baseline = false;
     std::string operator_name;
-    double loss, accuracy, novelty;
-    uint32_t statements;
+    double loss = 0, accuracy = 0, novelty = 0;
+    uint32_t statements = 0;
+    double tokens_per_second = 0;
+    double peak_memory = 0;
+    double state_size = 0;
+    uint64_t reused_from = 0;  // a duplicate: the result is this architecture's
+    uint64_t repair_of = 0;
+  };
+  // What the measurements say against the reference, in words (the next cognition query).
+  static std::string diagnose(const Measured& m, const Measured& reference);
+  // What a training failure says, in words.
+  static std::string diagnose_failure(const std::string& failure);
+
+ private:
+  // An explore outcome, kept for the duplicates that reuse it.
+  struct ExploreOutcome {
+    std::optional<Measured> measured;  // nullopt: training failed
+    std::string failure;
+  };
+  struct Ablation {
+    Measured breakthrough;  // its explore result
+    std::optional<uint32_t> expected;  // the engineer's count, once it answered
+    std::vector<std::pair<std::string, std::optional<Measured>>> results;  // component, result (nullopt: failed)
   };
   void on_result(msg::TrainResult::Reader result, msg::OutboxWriter& out);
+  void on_duplicate(msg::Duplicate::Reader duplicate, msg::OutboxWriter& out);
+  void on_ablation_result(msg::TrainResult::Reader result, msg::OutboxWriter& out);
+  void report_failure(msg::JobRef::Reader ref, const std::string& failure, msg::OutboxWriter& out);
+  void record_explore(uint64_t arch_id, ExploreOutcome outcome, msg::OutboxWriter& out);
+  void reuse(const Measured& duplicate, const ExploreOutcome& original, msg::OutboxWriter& out);
   void score_explore(const Measured& m, msg::OutboxWriter& out);
   void judge_verify(const Measured& m, msg::OutboxWriter& out);
+  void finish_ablation(uint64_t arch_id, msg::OutboxWriter& out);
   void release_waiting(msg::OutboxWriter& out);
   double fitness(const Measured& m, const Measured& reference) const;
   bool baselines_verified() const;
@@ -49,6 +93,9 @@ class AnalystState : public ActorState {
   std::map<uint64_t, std::optional<Measured>> baseline_verify_;  // arch -> result (nullopt: failed)
   std::vector<Measured> waiting_explore_, waiting_verify_;
   std::vector<double> explore_fitness_;           // candidates' (not baselines') explore fitness, sorted
+  std::map<uint64_t, ExploreOutcome> explore_outcomes_;
+  std::map<uint64_t, std::vector<Measured>> waiting_duplicates_;  // original arch -> duplicates of it
+  std::map<uint64_t, Ablation> ablations_;        // breakthrough arch -> its ablations
   uint32_t breakthroughs_ = 0;
   uint64_t next_insight_id_ = 1;
 };

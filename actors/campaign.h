@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct CampaignSummary {
   uint64_t proposals = 0;
   uint64_t rejections = 0;
   std::map<std::string, uint64_t> rejections_by_check;  // engineer's check name -> count
+  std::map<std::string, uint64_t> faults;  // injected faults seen: crash, timeout, late, garbage, log_write
   uint32_t breakthroughs = 0;
   double gpu_hours = 0;      // summed over finished jobs
   uint64_t vtime_ns = 0;
@@ -30,11 +32,19 @@ struct CampaignSummary {
 
 using ProgressFn = std::function<void(const CampaignSummary&)>;
 
+// Where a live campaign listens for remote gpu-slot workers (`asiarch worker`, actors/remote_workers.h).
+struct ListenOptions {
+  uint16_t port = 0;
+  std::string bind = "127.0.0.1";
+  std::string secret_file;  // empty: the run's DIR/worker.secret, made when missing
+};
+
 // Runs a campaign into the new run directory `out` (refused if it already holds a run): the
 // event log, chain, lineage tables, a copy of the scenario and an empty report/ folder. The
 // scenario must be what parse_scenario made of scenario.bytes (std::invalid_argument if not).
+// With `listen`, a live campaign's jobs are trained by remote workers instead of this process.
 CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out,
-                             const ProgressFn& progress = {});
+                             const ProgressFn& progress = {}, const std::optional<ListenOptions>& listen = std::nullopt);
 
 // Continues a campaign whose process ended before it finished (killed, power lost): the loop
 // runs again from the recorded header and seed; the events already logged are checked byte for
@@ -42,7 +52,8 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
 // ends with the digest of an uninterrupted one. A finished run is returned as it is. Throws
 // storage::StorageError when DIR is not a run or another process is writing it, and
 // std::runtime_error when the log does not match what this binary computes.
-CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress = {});
+CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress = {},
+                                const std::optional<ListenOptions>& listen = std::nullopt);
 
 // Runs a campaign without a run directory: with the hash chain kept in memory (the digest is
 // the same as a recorded run's), or with no log at all (the benchmark's reference).

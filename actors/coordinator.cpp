@@ -3,8 +3,10 @@
 #include <caf/all.hpp>
 
 #include <spdlog/spdlog.h>
+#include <capnp/schema.h>
 
 #include <atomic>
+#include <cmath>
 #include <map>
 #include <optional>
 #include <thread>
@@ -14,6 +16,7 @@
 #include "actors/engineer.h"
 #include "actors/gpu_slot.h"
 #include "actors/researcher.h"
+#include "actors/surrogate_oracle.h"
 #include "actors/synthetic_oracle.h"
 
 namespace asiarch {
@@ -71,6 +74,8 @@ struct Arrival {
   std::string payload_bytes;  // canonical Payload (trainResult)
 };
 
+uint64_t to_ns(double gpu_hours) { return static_cast<uint64_t>(std::llround(gpu_hours * 3600.0 * 1e9)); }
+
 std::optional<uint32_t> live_slot_index(const std::string& actor) {
   const std::string prefix = actor_name::gpu_slot(0).substr(0, actor_name::gpu_slot(0).size() - 1);
   if (actor.rfind(prefix, 0) != 0) return std::nullopt;
@@ -83,39 +88,206 @@ CoordinatorState::CoordinatorState(uint32_t gpu_slots) {
   for (uint32_t i = 0; i < gpu_slots; ++i) free_slots_.insert(i);
 }
 
+CoordinatorState::CoordinatorState(const Scenario& scenario) : CoordinatorState(scenario.gpu_slots) {
+  if (scenario.faults.slot_faults_armed()) faulty_ = scenario;
+}
+
 void CoordinatorState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
+  const uint64_t now = event.getVtimeNs();
   switch (payload.which()) {
-    case msg::Payload::TRAIN_JOB:
-      if (!free_slots_.empty()) {
-        const uint32_t slot = *free_slots_.begin();
-        free_slots_.erase(free_slots_.begin());
-        dispatch(slot, payload.getTrainJob(), out);
-      } else {
-        auto copy = std::make_unique<capnp::MallocMessageBuilder>();
-        copy->setRoot(payload.getTrainJob());
-        waiting_jobs_.push_back(std::move(copy));
-      }
+    case msg::Payload::TRAIN_JOB: {
+      auto copy = std::make_unique<capnp::MallocMessageBuilder>();
+      copy->setRoot(payload.getTrainJob());
+      enqueue(Waiting{std::move(copy), 0}, false, now, out);
       break;
-    case msg::Payload::SLOT_IDLE: {
-      const uint32_t slot = payload.getSlotIdle().getSlot();
-      if (waiting_jobs_.empty()) {
-        free_slots_.insert(slot);
-      } else {
-        dispatch(slot, waiting_jobs_.front()->getRoot<msg::TrainJob>().asReader(), out);
-        waiting_jobs_.pop_front();
+    }
+    case msg::Payload::SLOT_IDLE:
+      slot_available(payload.getSlotIdle().getSlot(), now, out);
+      break;
+    case msg::Payload::SLOT_ANSWER:
+      on_answer(payload.getSlotAnswer(), now, out);
+      break;
+    case msg::Payload::SLOT_CRASH: {
+      auto crash = payload.getSlotCrash();
+      // A crash of a dispatch that was already timed out is of a slot that was killed then.
+      if (running(crash.getSlot(), crash.getJobId(), crash.getAttempt())) {
+        lose_job(crash.getSlot(), msg::FaultKind::CRASH, actor_name::gpu_slot(crash.getSlot()) + " crashed", now, out);
       }
       break;
     }
+    case msg::Payload::JOB_TIMEOUT: {
+      auto timeout = payload.getJobTimeout();
+      // The timer of a job that answered or crashed in time runs out with nothing to do.
+      if (running(timeout.getSlot(), timeout.getJobId(), timeout.getAttempt())) {
+        lose_job(timeout.getSlot(), msg::FaultKind::TIMEOUT, actor_name::gpu_slot(timeout.getSlot()) + " did not answer in time and was killed",
+                 now, out);
+      }
+      break;
+    }
+    case msg::Payload::SLOT_RESTART:
+      slot_available(payload.getSlotRestart().getSlot(), now, out);
+      break;
+    case msg::Payload::SLOT_FAULT:
+      break;  // the coordinator's own record of what it did, for the log
     default:
       throw std::logic_error("coordinator: unexpected " + msg::kind_name(payload.which()));
   }
 }
 
-void CoordinatorState::dispatch(uint32_t slot, msg::TrainJob::Reader job, msg::OutboxWriter& out) {
+void CoordinatorState::enqueue(Waiting waiting, bool first, uint64_t now_ns, msg::OutboxWriter& out) {
+  if (!free_slots_.empty()) {
+    const uint32_t slot = *free_slots_.begin();
+    free_slots_.erase(free_slots_.begin());
+    dispatch(slot, std::move(waiting), now_ns, out);
+  } else if (first) {
+    waiting_jobs_.push_front(std::move(waiting));
+  } else {
+    waiting_jobs_.push_back(std::move(waiting));
+  }
+}
+
+void CoordinatorState::slot_available(uint32_t slot, uint64_t now_ns, msg::OutboxWriter& out) {
+  if (waiting_jobs_.empty()) {
+    free_slots_.insert(slot);
+  } else {
+    Waiting next = std::move(waiting_jobs_.front());
+    waiting_jobs_.pop_front();
+    dispatch(slot, std::move(next), now_ns, out);
+  }
+}
+
+void CoordinatorState::dispatch(uint32_t slot, Waiting waiting, uint64_t now_ns, msg::OutboxWriter& out) {
+  const auto job = waiting.job->getRoot<msg::TrainJob>().asReader();
   auto d = out.send(actor_name::gpu_slot(slot)).initDispatch();
   d.setSlot(slot);
   d.setJob(job);
+  if (!faulty_) return;
+  const uint64_t timeout = timeout_ns(job);
+  d.setAttempt(waiting.attempt);
+  d.setTimeoutNs(timeout);
+  auto timer = out.send(actor_name::kCoordinator, timeout).initJobTimeout();
+  timer.setSlot(slot);
+  timer.setJobId(job.getRef().getJobId());
+  timer.setAttempt(waiting.attempt);
+  running_[slot] = Running{std::move(waiting.job), waiting.attempt, now_ns};
+}
+
+// The cost model's hours of the job, times job_timeout_factor; or the fixed timeout. At least
+// 1 ns, as 0 means "no timeout" in a dispatch.
+uint64_t CoordinatorState::timeout_ns(msg::TrainJob::Reader job) const {
+  const FaultSpec& faults = faulty_->faults;
+  double hours = faults.job_timeout_gpu_hours;
+  if (hours <= 0) {
+    const bool verify = job.getRef().getFidelity() == msg::Fidelity::VERIFY;
+    double cost = faulty_->overhead_gpu_hours;  // what a model that cannot be built costs its slot
+    try {
+      cost = job_cost(lang::parse(job.getProgram().cStr(), "job " + std::to_string(job.getRef().getJobId())),
+                      verify ? faulty_->verify : faulty_->explore, *faulty_)
+                 .gpu_hours;
+    } catch (const lang::ProgramError&) {
+    }
+    hours = faults.job_timeout_factor * cost;
+  }
+  return std::max<uint64_t>(1, to_ns(hours));
+}
+
+CoordinatorState::Running* CoordinatorState::running(uint32_t slot, uint64_t job_id, uint32_t attempt) {
+  auto it = running_.find(slot);
+  if (it == running_.end()) return nullptr;
+  Running& run = it->second;
+  const bool same = run.job->getRoot<msg::TrainJob>().getRef().getJobId() == job_id && run.attempt == attempt;
+  return same ? &run : nullptr;
+}
+
+namespace {
+void report_fault(msg::OutboxWriter& out, msg::FaultKind kind, msg::FaultAction action, uint32_t slot, uint64_t job_id, uint32_t attempt,
+                  const std::string& detail) {
+  auto fault = out.send(actor_name::kCoordinator).initSlotFault();
+  fault.setKind(kind);
+  fault.setAction(action);
+  fault.setSlot(slot);
+  fault.setJobId(job_id);
+  fault.setAttempt(attempt);
+  fault.setDetail(detail);
+}
+}  // namespace
+
+void CoordinatorState::on_answer(msg::SlotAnswer::Reader answer, uint64_t now_ns, msg::OutboxWriter& out) {
+  const uint32_t slot = answer.getSlot();
+  const uint64_t job_id = answer.getJobId();
+  if (!running(slot, job_id, answer.getAttempt())) {
+    report_fault(out, msg::FaultKind::LATE, msg::FaultAction::IGNORED, slot, job_id, answer.getAttempt(),
+                 "the answer came after the dispatch was timed out; the job was re-queued or has ended");
+    return;
+  }
+  const Running run = std::move(running_.at(slot));
+  running_.erase(slot);
+  const auto bytes = answer.getResult();
+  const std::string_view result(reinterpret_cast<const char*>(bytes.begin()), bytes.size());
+  const std::string problem = slot_answer_problem(result, job_id, slot);
+  if (problem.empty()) {
+    msg::CanonicalView<msg::TrainResult> view(result);
+    out.send(actor_name::kAnalyst).setTrainResult(view.root());
+  } else {
+    report_fault(out, msg::FaultKind::GARBAGE, msg::FaultAction::FAILED, slot, job_id, run.attempt, problem);
+    fail_job(run, slot, "garbage: " + problem, now_ns, out);
+  }
+  slot_available(slot, now_ns, out);
+}
+
+void CoordinatorState::lose_job(uint32_t slot, msg::FaultKind kind, const std::string& detail, uint64_t now_ns, msg::OutboxWriter& out) {
+  Running run = std::move(running_.at(slot));
+  running_.erase(slot);
+  const uint64_t job_id = run.job->getRoot<msg::TrainJob>().getRef().getJobId();
+  const uint32_t retries = faulty_->faults.job_retries;
+  if (run.attempt < retries) {
+    report_fault(out, kind, msg::FaultAction::REQUEUED, slot, job_id, run.attempt,
+                 detail + "; attempt " + std::to_string(run.attempt + 2) + " of at most " + std::to_string(retries + 1) + " is queued");
+    enqueue(Waiting{std::move(run.job), run.attempt + 1}, true, now_ns, out);
+  } else {
+    report_fault(out, kind, msg::FaultAction::FAILED, slot, job_id, run.attempt, detail + "; no retries left");
+    fail_job(run, slot, fault_kind_name(kind) + ": " + detail + " on each of " + std::to_string(retries + 1) + " attempts", now_ns, out);
+  }
+  out.send(actor_name::kCoordinator, to_ns(faulty_->faults.slot_restart_gpu_hours)).initSlotRestart().setSlot(slot);
+}
+
+void CoordinatorState::fail_job(const Running& run, uint32_t slot, const std::string& failure, uint64_t now_ns, msg::OutboxWriter& out) {
+  auto result = out.send(actor_name::kAnalyst).initTrainResult();
+  result.setRef(run.job->getRoot<msg::TrainJob>().getRef().asReader());
+  result.setSlot(slot);
+  result.setStatus(msg::TrainStatus::FAILED);
+  result.setFailure(failure);
+  result.setGpuHours(static_cast<double>(now_ns - run.since_ns) / 3.6e12);  // what the last attempt held its slot
+}
+
+std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, uint32_t slot) {
+  try {
+    msg::CanonicalView<msg::TrainResult> view(result_bytes);
+    auto result = view.root();
+    result.totalSize();  // follows every pointer: a malformed message throws here
+    const uint64_t named = result.getRef().getJobId();
+    if (named != job_id) return "the answer names job " + std::to_string(named) + ", not job " + std::to_string(job_id);
+    if (result.getSlot() != slot) return "the answer names " + actor_name::gpu_slot(result.getSlot());
+    const auto status = static_cast<uint16_t>(result.getStatus());
+    if (status > static_cast<uint16_t>(msg::TrainStatus::FAILED)) return "the answer has the unknown status " + std::to_string(status);
+    if (!std::isfinite(result.getGpuHours()) || result.getGpuHours() < 0) return "the answer's GPU hours are not a finite non-negative number";
+    if (result.getStatus() == msg::TrainStatus::OK &&
+        (!std::isfinite(result.getLoss()) || !std::isfinite(result.getAccuracy()) || result.getAccuracy() < 0 || result.getAccuracy() > 1)) {
+      return "the ok answer's loss or accuracy is not finite or out of range (loss " + std::to_string(result.getLoss()) + ", accuracy " +
+             std::to_string(result.getAccuracy()) + ")";
+    }
+  } catch (const kj::Exception& e) {
+    return std::string("the answer does not decode as a TrainResult: ") + e.getDescription().cStr();
+  }
+  return "";
+}
+
+std::string fault_kind_name(msg::FaultKind kind) {
+  for (auto enumerant : capnp::Schema::from<msg::FaultKind>().getEnumerants()) {
+    if (enumerant.getOrdinal() == static_cast<uint16_t>(kind)) return enumerant.getProto().getName();
+  }
+  return "unknown(" + std::to_string(static_cast<int>(kind)) + ")";
 }
 
 std::string run_header_bytes(const Scenario& scenario, uint64_t seed) {
@@ -136,7 +308,7 @@ class Loop {
  public:
   Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer)
       : scenario_(scenario), sink_(sink), progress_(progress), trainer_(trainer), live_(scenario.mode == "live"),
-        coordinator_(scenario.gpu_slots) {}
+        coordinator_(scenario) {}
 
   // Training that is still running when the campaign ends is waited for: a worker thread must
   // not outlive the loop it reports to. Its result is not logged.
@@ -259,7 +431,8 @@ class Loop {
     if (payload.which() == msg::Payload::TRAIN_RESULT) {
       auto result = payload.getTrainResult();
       summary.gpu_hours += result.getGpuHours();
-      if (result.getRef().getFidelity() == msg::Fidelity::EXPLORE) ++summary.experiments;
+      // Ablations measure a breakthrough's components: they are not experiments of the budget.
+      if (result.getRef().getFidelity() == msg::Fidelity::EXPLORE && result.getRef().getAblationOf() == 0) ++summary.experiments;
     }
     if (payload.which() == msg::Payload::POOL_UPDATE) summary.breakthroughs = payload.getPoolUpdate().getBreakthroughs();
 
@@ -305,6 +478,7 @@ class Loop {
     event.setPayload(payload);
     std::string bytes = msg::canonical_bytes(event.asReader());
     if (payload.which() == msg::Payload::PROPOSAL) ++summary.proposals;
+    if (payload.which() == msg::Payload::SLOT_FAULT) ++summary.faults[fault_kind_name(payload.getSlotFault().getKind())];
     if (payload.which() == msg::Payload::REJECTION) {
       ++summary.rejections;
       ++summary.rejections_by_check[payload.getRejection().getCheck().cStr()];
@@ -441,7 +615,11 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   loop.actors[actor_name::kEngineer] = system.spawn(serve, std::shared_ptr<ActorState>(new EngineerState(scenario)));
   loop.actors[actor_name::kAnalyst] = system.spawn(serve, std::shared_ptr<ActorState>(new AnalystState(scenario)));
   loop.actors[actor_name::kCognition] = system.spawn(serve, std::shared_ptr<ActorState>(new CognitionState()));
-  auto oracle = std::make_shared<const SyntheticOracle>(scenario);
+  std::shared_ptr<const Oracle> oracle;
+  if (!loop.live()) {
+    if (scenario.oracle == "surrogate") oracle = std::make_shared<const SurrogateOracle>(scenario);
+    else oracle = std::make_shared<const SyntheticOracle>(scenario);
+  }
   for (uint32_t i = 0; !loop.live() && i < scenario.gpu_slots; ++i) {
     loop.actors[actor_name::gpu_slot(i)] =
         system.spawn(serve, std::shared_ptr<ActorState>(new SimulatedGpuSlotState(scenario, seed, i, oracle)));

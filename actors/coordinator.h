@@ -6,10 +6,12 @@
 #include <atomic>
 #include <deque>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 
 #include <capnp/message.h>
 
@@ -42,16 +44,56 @@ using LiveTrainer = std::function<std::string(const std::string& dispatch_event_
 
 // The coordinator's own part of the loop: scheduling jobs onto free GPU slots.
 // Accepts: trainJob (queued until a slot is free), slotIdle.  Sends: dispatch (gpu-slot-N).
+//
+// With slot faults armed ([faults], FaultSpec::slot_faults_armed) it also supervises the slots:
+// each dispatch starts a jobTimeout timer; a slot answers with slotAnswer, whose bytes are
+// checked before the analyst gets them as a trainResult (garbage fails the job); a slotCrash or
+// a timeout re-queues the job (up to job_retries, then it fails) and restarts the slot after
+// slot_restart_gpu_hours (slotRestart); an answer to a dispatch that was timed out is ignored.
+// Every such decision is logged as a slotFault.
+// Also accepts: slotAnswer, slotCrash, jobTimeout, slotRestart, slotFault (a note to itself).
+// Also sends: trainResult (analyst), jobTimeout, slotRestart, slotFault (coordinator).
 class CoordinatorState : public ActorState {
  public:
-  explicit CoordinatorState(uint32_t gpu_slots);
+  explicit CoordinatorState(uint32_t gpu_slots);  // no faults
+  explicit CoordinatorState(const Scenario& scenario);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
  private:
-  void dispatch(uint32_t slot, msg::TrainJob::Reader job, msg::OutboxWriter& out);
-  std::set<uint32_t> free_slots_;  // lowest index first
-  std::deque<std::unique_ptr<capnp::MallocMessageBuilder>> waiting_jobs_;
+  using JobCopy = std::unique_ptr<capnp::MallocMessageBuilder>;  // root: TrainJob
+  struct Waiting {
+    JobCopy job;
+    uint32_t attempt;
+  };
+  struct Running {
+    JobCopy job;
+    uint32_t attempt;
+    uint64_t since_ns;  // virtual time of the dispatch
+  };
+  void enqueue(Waiting waiting, bool first, uint64_t now_ns, msg::OutboxWriter& out);
+  void slot_available(uint32_t slot, uint64_t now_ns, msg::OutboxWriter& out);
+  void dispatch(uint32_t slot, Waiting waiting, uint64_t now_ns, msg::OutboxWriter& out);
+  uint64_t timeout_ns(msg::TrainJob::Reader job) const;
+  // The Running entry of `slot` when it runs (job_id, attempt); nullptr otherwise.
+  Running* running(uint32_t slot, uint64_t job_id, uint32_t attempt);
+  void on_answer(msg::SlotAnswer::Reader answer, uint64_t now_ns, msg::OutboxWriter& out);
+  // A crash or timeout: the job leaves the slot, which restarts; the job is re-queued or fails.
+  void lose_job(uint32_t slot, msg::FaultKind kind, const std::string& detail, uint64_t now_ns, msg::OutboxWriter& out);
+  void fail_job(const Running& run, uint32_t slot, const std::string& failure, uint64_t now_ns, msg::OutboxWriter& out);
+
+  std::optional<Scenario> faulty_;  // set when slot faults are armed
+  std::set<uint32_t> free_slots_;   // lowest index first
+  std::deque<Waiting> waiting_jobs_;
+  std::map<uint32_t, Running> running_;  // by slot; kept only when slot faults are armed
 };
+
+// The problem with a slot's answer (a TrainResult's canonical bytes) to the dispatch of job
+// `job_id` on `slot`, or "" when it is a valid result: bytes that do not decode, another job or
+// slot, an unknown status, or non-finite or out-of-range metrics of an ok result.
+std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, uint32_t slot);
+
+// "crash", "timeout", "late", "garbage": the schema's names, as the summary counts them.
+std::string fault_kind_name(msg::FaultKind kind);
 
 // The canonical RunHeader of a campaign: h_0 of its chain is the SHA-256 of these bytes.
 std::string run_header_bytes(const Scenario& scenario, uint64_t seed);

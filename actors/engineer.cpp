@@ -2,7 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <set>
+
+#include "actors/mutations.h"
+#include "kernels/training.h"
 
 namespace asiarch {
 namespace {
@@ -13,7 +17,240 @@ std::map<std::string, int> op_counts(const lang::Program& program) {
   return counts;
 }
 
+// The failed static check of a program, or nullopt when it passes them all.
+struct CheckFailure {
+  std::string check, reason;
+};
+
+std::optional<CheckFailure> static_checks(const lang::Program& program, const lang::ModelShape& shape, const std::vector<int64_t>& widths,
+                                          const std::string& file, lang::Figures* figures_out = nullptr) {
+  lang::Figures figures;
+  try {
+    // It must also check at the widths the fidelities train at, or it could not be trained.
+    for (int64_t width : widths) lang::check(program, lang::ModelShape{width, shape.context}, file + " at D=" + std::to_string(width));
+    lang::check(program, shape, file);
+    figures = lang::derive(program, shape);
+  } catch (const lang::ProgramError& e) {
+    return CheckFailure{"type", e.what()};
+  }
+  if (figures_out) *figures_out = figures;
+  if (!figures.causal) return CheckFailure{"causality", "an operator looks at future tokens (seq_mean or noncausal_conv)"};
+  if (!figures.subquadratic) return CheckFailure{"complexity", "FLOPs per token grow with the context length"};
+  return std::nullopt;
+}
+
+// A multiplicative band: as far below the target as above it.
+bool within_budget(int64_t params, int64_t target, double tolerance) {
+  const double p = static_cast<double>(params), t = static_cast<double>(target);
+  return p >= t / (1.0 + tolerance) && p <= t * (1.0 + tolerance);
+}
+
+bool passes(const lang::Program& program, const lang::ModelShape& shape, const std::vector<int64_t>& widths) {
+  return !static_checks(program, shape, widths, "repair");
+}
+
+const lang::Statement* producer(const lang::Program& program, const std::string& name) {
+  for (const auto& s : program.body) {
+    if (s.name == name) return &s;
+  }
+  return nullptr;
+}
+
+std::string fresh_name(const lang::Program& program, const std::string& base) {
+  for (int i = 0;; ++i) {
+    const std::string name = base + "_" + std::to_string(i);
+    if (!producer(program, name) && name != "x") return name;
+  }
+}
+
+// Inserts `op(arg)` right before statement `at` and makes that statement's argument `slot` use it.
+void wrap_argument(lang::Program& program, size_t at, size_t slot, const std::string& op, const std::string& base) {
+  lang::Statement wrapper;
+  wrapper.name = fresh_name(program, base);
+  wrapper.op = op;
+  wrapper.args = {program.body[at].args[slot]};
+  program.body[at].args[slot] = wrapper.name;
+  program.body.insert(program.body.begin() + static_cast<std::ptrdiff_t>(at), std::move(wrapper));
+}
+
+bool is_recurrence(const std::string& op) {
+  return op == "linear_attn" || op == "decay_attn" || op == "delta_rule" || op == "gated_delta_rule";
+}
+
+// add_norm: L2-normalised queries and keys keep a linear-attention state bounded; DeltaNet's
+// delta rule diverges without them (Yang et al., 2024, arXiv:2406.06484).
+std::optional<Repair> add_norm(const lang::Program& program) {
+  lang::Program out = program;
+  int added = 0;
+  for (size_t i = 0; i < out.body.size(); ++i) {
+    if (!is_recurrence(out.body[i].op)) continue;
+    for (size_t slot : {size_t{0}, size_t{1}}) {
+      const lang::Statement* p = producer(out, out.body[i].args[slot]);
+      if (p && p->op == "l2norm") continue;
+      wrap_argument(out, i, slot, "l2norm", slot == 0 ? "repair_q_norm" : "repair_k_norm");
+      ++i;  // the recurrence moved one down
+      ++added;
+    }
+  }
+  if (added == 0) return std::nullopt;
+  return Repair{out, "add_norm", "L2-normalised the queries and keys of its recurrences (" + std::to_string(added) + " values)"};
+}
+
+// Whether a value is <= 0 (`negative`) or >= 0 by construction, through sign-preserving ops.
+bool signed_by_construction(const lang::Program& program, const std::string& name, bool negative) {
+  const lang::Statement* s = producer(program, name);
+  if (!s) return false;
+  const std::string& op = s->op;
+  if (op == "temperature" || op == "scale" || op == "split_heads" || op == "head_scalars") {
+    return signed_by_construction(program, s->args[0], negative);
+  }
+  if (op == "neg") return signed_by_construction(program, s->args[0], !negative);
+  if (negative) return op == "logsigmoid" || op == "retnet_decay";
+  return op == "softplus" || op == "relu" || op == "exp" || op == "sigmoid" || op == "elu1";
+}
+
+// bound_decay: a log-space decay g must stay <= 0, or exp(g) grows the state without bound;
+// logsigmoid bounds it as GLA does (Yang et al., 2023, arXiv:2312.06635).
+std::optional<Repair> bound_decay(const lang::Program& program) {
+  lang::Program out = program;
+  int bounded = 0;
+  for (size_t i = 0; i < out.body.size(); ++i) {
+    const std::string& op = out.body[i].op;
+    const size_t slot = op == "decay_attn" ? 3 : op == "gated_delta_rule" ? 4 : 0;
+    if (slot == 0 || signed_by_construction(out, out.body[i].args[slot], true)) continue;
+    wrap_argument(out, i, slot, "logsigmoid", "repair_decay");
+    ++i;
+    ++bounded;
+  }
+  if (bounded == 0) return std::nullopt;
+  return Repair{out, "bound_decay", "bounded the log decay of " + std::to_string(bounded) + " recurrence(s) with logsigmoid (decay <= 0)"};
+}
+
+// causal_conv: a centred convolution becomes the causal one of the same length.
+std::optional<Repair> causal_form(const lang::Program& program, const lang::ModelShape& shape, const std::vector<int64_t>& widths) {
+  lang::Program out = program;
+  int replaced = 0;
+  for (auto& s : out.body) {
+    if (s.op != "noncausal_conv") continue;
+    s.op = "short_conv";
+    ++replaced;
+  }
+  if (replaced == 0 || !passes(out, shape, widths)) return std::nullopt;
+  return Repair{out, "causal_conv", "replaced " + std::to_string(replaced) + " non-causal convolution(s) by causal ones of the same length"};
+}
+
+// sliding_window: full softmax attention becomes its causal bounded form, softmax over the last
+// 64 tokens (as Based and SWA hybrids do, Arora et al., 2024, arXiv:2402.18668).
+std::optional<Repair> sliding_window(const lang::Program& program, const lang::ModelShape& shape, const std::vector<int64_t>& widths) {
+  lang::Program out = program;
+  int replaced = 0;
+  for (auto& s : out.body) {
+    if (s.op != "softmax_attn") continue;
+    s.op = "swa";
+    s.attrs = {lang::Attr{"window", lang::Dim{false, 64, 1}}};
+    ++replaced;
+  }
+  if (replaced == 0 || !passes(out, shape, widths)) return std::nullopt;
+  return Repair{out, "sliding_window", "replaced full softmax attention by sliding-window attention over 64 tokens"};
+}
+
+// The linears whose output reaches the result through shape-preserving ops only: their width is
+// the model's and is never resized.
+std::set<std::string> output_side_linears(const lang::Program& program) {
+  std::set<std::string> out, visited;
+  std::vector<std::string> pending{program.result};
+  while (!pending.empty()) {
+    const std::string name = pending.back();
+    pending.pop_back();
+    if (!visited.insert(name).second) continue;
+    const lang::Statement* s = producer(program, name);
+    if (!s) continue;
+    if (s->op == "linear") {
+      out.insert(name);
+      continue;
+    }
+    const lang::OpInfo* info = lang::find_operator(s->op);
+    if (!info) continue;
+    const auto c = info->op_class;
+    if (c == lang::OpClass::Elementwise || c == lang::OpClass::Binary || c == lang::OpClass::Norm || c == lang::OpClass::Learned ||
+        c == lang::OpClass::Routing) {
+      for (const auto& arg : s->args) pending.push_back(arg);
+    }
+  }
+  return out;
+}
+
+// shrink_width / grow_width: every inner projection of model width scaled by one factor, the one
+// whose parameter count lands in the budget closest to the target.
+std::optional<Repair> resize(const lang::Program& program, const lang::ModelShape& shape, const std::vector<int64_t>& widths,
+                             int64_t target, double tolerance) {
+  const int64_t params = lang::derive(program, shape).params;
+  const bool shrink = params > target;
+  static const std::vector<std::pair<int64_t, int64_t>> kShrink = {{3, 4}, {2, 3}, {1, 2}, {1, 3}, {1, 4}};
+  static const std::vector<std::pair<int64_t, int64_t>> kGrow = {{4, 3}, {3, 2}, {2, 1}, {3, 1}, {4, 1}};
+  const std::set<std::string> fixed = output_side_linears(program);
+  std::optional<Repair> best;
+  double best_distance = INFINITY;
+  for (const auto& [num, den] : shrink ? kShrink : kGrow) {
+    lang::Program out = program;
+    int resized = 0;
+    for (auto& s : out.body) {
+      if (s.op != "linear" || fixed.count(s.name)) continue;
+      for (auto& attr : s.attrs) {
+        lang::Dim* dim = std::get_if<lang::Dim>(&attr.value);
+        if (attr.key != "out" || !dim || !dim->of_model_width) continue;
+        dim->num *= num;
+        dim->den *= den;
+        const int64_t g = std::gcd(dim->num, dim->den);
+        dim->num /= g;
+        dim->den /= g;
+        ++resized;
+      }
+    }
+    if (resized == 0 || !passes(out, shape, widths)) continue;
+    const int64_t resized_params = lang::derive(out, shape).params;
+    if (!within_budget(resized_params, target, tolerance)) continue;
+    const double distance = std::fabs(std::log(static_cast<double>(resized_params) / static_cast<double>(target)));
+    if (distance < best_distance) {
+      best_distance = distance;
+      best = Repair{out, shrink ? "shrink_width" : "grow_width",
+                    "scaled " + std::to_string(resized) + " inner projection width(s) by " + std::to_string(num) + "/" + std::to_string(den) +
+                        ": " + std::to_string(params) + " -> " + std::to_string(resized_params) + " parameters (target " +
+                        std::to_string(target) + ")"};
+    }
+  }
+  return best;
+}
+
+bool numerical_failure(const std::string& failure) {
+  for (const char* sign : {"nan", "NaN", "diverg", "inf", "check finite"}) {
+    if (failure.find(sign) != std::string::npos) return true;
+  }
+  return false;
+}
+
 }  // namespace
+
+std::optional<Repair> repair_for_check(const lang::Program& program, const std::string& check, const lang::ModelShape& shape,
+                                       const std::vector<int64_t>& widths, int64_t param_target, double tolerance) {
+  if (check == "causality") return causal_form(program, shape, widths);
+  if (check == "complexity") return sliding_window(program, shape, widths);
+  if (check == "parameters") return resize(program, shape, widths, param_target, tolerance);
+  return std::nullopt;
+}
+
+std::optional<Repair> repair_for_failure(const lang::Program& program, const std::string& failure, const lang::ModelShape& shape,
+                                         const std::vector<int64_t>& widths, int64_t param_target, double tolerance) {
+  for (const char* check : {"causality", "complexity", "parameters"}) {
+    if (failure.rfind(std::string("check ") + check, 0) == 0) return repair_for_check(program, check, shape, widths, param_target, tolerance);
+  }
+  if (!numerical_failure(failure)) return std::nullopt;
+  for (auto rule : {add_norm, bound_decay}) {
+    if (auto repair = rule(program); repair && passes(repair->program, shape, widths)) return repair;
+  }
+  // Smaller steps: the first remedy for a loss that blows up (Goodfellow et al., Deep Learning, 8.2).
+  return Repair{program, "lower_lr", "the same program retried at half the learning rate", 0.5};
+}
 
 EngineerState::EngineerState(const Scenario& scenario)
     : scenario_(scenario), shape_{scenario.d_model, scenario.context}, param_target_(scenario.param_target) {
@@ -22,6 +259,8 @@ EngineerState::EngineerState(const Scenario& scenario)
     param_target_ = lang::derive(lang::parse(reference->text, reference->name), shape_).params;
   }
 }
+
+std::vector<int64_t> EngineerState::widths() const { return {scenario_.explore.d_model, scenario_.verify.d_model}; }
 
 void EngineerState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
@@ -32,6 +271,12 @@ void EngineerState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
     case msg::Payload::PROMOTION:
       submit(payload.getPromotion().getArchId(), accepted_.at(payload.getPromotion().getArchId()), msg::Fidelity::VERIFY, out);
       break;
+    case msg::Payload::TRAIN_FAILURE:
+      on_failure(payload.getTrainFailure(), out);
+      break;
+    case msg::Payload::ABLATION_REQUEST:
+      ablate(payload.getAblationRequest().getArchId(), out);
+      break;
     default:
       throw std::logic_error("engineer: unexpected " + msg::kind_name(payload.which()));
   }
@@ -39,55 +284,141 @@ void EngineerState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
 
 void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& out) {
   const uint64_t id = proposal.getArchId();
+  const uint64_t repair_of = proposal.getRepairOf();
+  const uint64_t ablation_of = proposal.getAblationOf();
+  if (id > kOwnIdBase && repair_of == 0 && ablation_of == 0) {
+    throw std::logic_error("engineer: proposal id " + std::to_string(id) + " is in the range of the engineer's own architectures");
+  }
   const bool baseline = std::string(proposal.getOperator().cStr()) == "baseline";
-  auto reject = [&](const char* check, const std::string& reason) {
+  std::vector<uint64_t> parents;
+  for (uint64_t parent : proposal.getParentIds()) parents.push_back(parent);
+  Attempt attempt{0, proposal.getLrScale() > 0 ? proposal.getLrScale() : 1.0, parents};
+  if (repair_of != 0) {
+    const Attempt& before = attempts_.at(repair_of);
+    attempt.depth = before.depth + 1;
+    attempt.idea_parents = before.idea_parents;
+  }
+  attempts_[id] = attempt;
+
+  lang::Program program;
+  const std::string file = "arch " + std::to_string(id);
+  auto reject = [&](const std::string& check, const std::string& reason) {
+    if (ablation_of != 0) throw std::logic_error("engineer: ablation " + file + " fails the " + check + " check: " + reason);
+    if (check != "parse" && !baseline &&
+        propose_repair(id, repair_for_check(program, check, shape_, widths(), param_target_, scenario_.param_tolerance),
+                       "the " + check + " check (" + reason + ")", out)) {
+      return;
+    }
     auto r = out.send(actor_name::kAnalyst).initRejection();
     r.setArchId(id);
     r.setCheck(check);
     r.setReason(reason);
   };
-  lang::Program program;
-  lang::Figures figures;
-  const std::string file = "arch " + std::to_string(id);
   try {
     program = lang::parse(proposal.getProgram().cStr(), file);
   } catch (const lang::ProgramError& e) {
     return reject("parse", e.what());
   }
-  try {
-    // It must also check at the widths the fidelities train at, or it could not be trained.
-    for (const FidelitySpec* fidelity : {&scenario_.explore, &scenario_.verify}) {
-      lang::check(program, lang::ModelShape{fidelity->d_model, scenario_.context}, file + " at D=" + std::to_string(fidelity->d_model));
-    }
-    lang::check(program, shape_, file);
-    figures = lang::derive(program, shape_);
-  } catch (const lang::ProgramError& e) {
-    return reject("type", e.what());
+  lang::Figures figures;
+  if (auto failed = static_checks(program, shape_, widths(), file, &figures)) return reject(failed->check, failed->reason);
+  if (!baseline && ablation_of == 0 && !within_budget(figures.params, param_target_, scenario_.param_tolerance)) {
+    const double t = static_cast<double>(param_target_);
+    return reject("parameters", std::to_string(figures.params) + " mixer parameters per layer, outside the budget " +
+                                    std::to_string(std::llround(t / (1.0 + scenario_.param_tolerance))) + " to " +
+                                    std::to_string(std::llround(t * (1.0 + scenario_.param_tolerance))));
   }
-  if (!figures.causal) return reject("causality", "an operator looks at future tokens (seq_mean or noncausal_conv)");
-  if (!figures.subquadratic) return reject("complexity", "FLOPs per token grow with the context length");
-  if (!baseline) {
-    // A multiplicative band: as far below the target as above it.
-    const double high = static_cast<double>(param_target_) * (1.0 + scenario_.param_tolerance);
-    const double low = static_cast<double>(param_target_) / (1.0 + scenario_.param_tolerance);
-    const double params = static_cast<double>(figures.params);
-    if (params < low || params > high) {
-      return reject("parameters", std::to_string(figures.params) + " mixer parameters per layer, outside the budget " +
-                                      std::to_string(std::llround(low)) + " to " + std::to_string(std::llround(high)));
-    }
-  }
-  const std::string hash = lang::structural_hash(program);
-  if (auto earlier = seen_.find(hash); earlier != seen_.end()) {
-    return reject("duplicate", "same structure as arch " + std::to_string(earlier->second));
-  }
-  seen_[hash] = id;
-  std::vector<uint64_t> parents;
-  for (uint64_t parent : proposal.getParentIds()) parents.push_back(parent);
   auto ops = op_counts(program);
-  const double novelty_score = baseline ? 0.0 : novelty(ops, parents);
-  auto& arch = accepted_[id] = Accepted{proposal.getProgram().cStr(), program.name, std::move(ops), proposal.getOperator().cStr(),
-                                        baseline, parents, figures, hash, novelty_score};
-  submit(id, arch, msg::Fidelity::EXPLORE, out);
+  const double novelty_score = baseline ? 0.0 : novelty(ops, attempt.idea_parents);
+  Accepted arch{proposal.getProgram().cStr(), program.name, std::move(ops), proposal.getOperator().cStr(), baseline, parents, figures,
+                lang::structural_hash(program), "", novelty_score, repair_of, ablation_of, attempt.lr_scale};
+  // Ablations are measurements of a known program, and a retry at a lower learning rate is the
+  // same program again: neither is a duplicate to skip.
+  const bool retry = repair_of != 0 && accepted_.count(repair_of) && accepted_.at(repair_of).hash == arch.hash;
+  if (ablation_of == 0 && !retry) {
+    auto duplicate = [&](uint64_t same_as, const char* kind) {
+      auto d = out.send(actor_name::kAnalyst).initDuplicate();
+      d.setArchId(id);
+      d.setSameAs(same_as);
+      d.setKind(kind);
+      fill_ref(d.initRef(), id, arch, msg::Fidelity::EXPLORE);
+    };
+    if (auto earlier = seen_.find(arch.hash); earlier != seen_.end()) return duplicate(earlier->second, "structural");
+    arch.functional_hash = functional_hash(program);
+    if (auto earlier = functions_seen_.find(arch.functional_hash); !arch.functional_hash.empty() && earlier != functions_seen_.end()) {
+      return duplicate(earlier->second, "functional");
+    }
+    seen_.emplace(arch.hash, id);
+    if (!arch.functional_hash.empty()) functions_seen_.emplace(arch.functional_hash, id);
+  }
+  submit(id, accepted_[id] = std::move(arch), msg::Fidelity::EXPLORE, out);
+}
+
+std::string EngineerState::functional_hash(const lang::Program& program) const {
+  if (scenario_.mode != "live") return lang::structural_hash(training::algebraic_normal_form(program));
+  training::ProbeConfig probe;
+  probe.d_model = scenario_.explore.d_model;
+  probe.threads = scenario_.live_threads;
+  try {
+    return training::functional_hash(program, probe);
+  } catch (const std::exception&) {
+    // A model that cannot be probed cannot be compared; its training will say what is wrong.
+    return "";
+  }
+}
+
+bool EngineerState::propose_repair(uint64_t arch_id, const std::optional<Repair>& repair, const std::string& failure,
+                                   msg::OutboxWriter& out) {
+  const Attempt& attempt = attempts_.at(arch_id);
+  if (!repair || attempt.depth >= scenario_.repair_attempts) return false;
+  const uint64_t id = next_own_id_++;
+  lang::Program program = repair->program;
+  program.name = "arch_" + std::to_string(id);
+  program.comments = {"arch " + std::to_string(id) + ": repair:" + repair->rule + " of arch " + std::to_string(arch_id)};
+  auto p = out.send(actor_name::kEngineer).initProposal();
+  p.setArchId(id);
+  p.initParentIds(1).set(0, arch_id);
+  p.setProgram(lang::print(program));
+  p.setOperator("repair:" + repair->rule);
+  p.setMotivation("repair " + std::to_string(attempt.depth + 1) + " of " + std::to_string(scenario_.repair_attempts) + ": arch " +
+                  std::to_string(arch_id) + " failed " + failure + "; " + repair->description);
+  p.setRepairOf(arch_id);
+  p.setLrScale(attempt.lr_scale * repair->lr_scale);
+  return true;
+}
+
+void EngineerState::on_failure(msg::TrainFailure::Reader failure, msg::OutboxWriter& out) {
+  auto result = failure.getResult();
+  const uint64_t id = result.getRef().getArchId();
+  const lang::Program program = lang::parse(accepted_.at(id).program, "arch " + std::to_string(id));
+  const std::string reason = result.getFailure().cStr();
+  const auto repair = repair_for_failure(program, reason, shape_, widths(), param_target_, scenario_.param_tolerance);
+  if (propose_repair(id, repair, "training (" + reason + ")", out)) return;
+  out.send(actor_name::kAnalyst).initTrainFailure().setResult(result);
+}
+
+void EngineerState::ablate(uint64_t arch_id, msg::OutboxWriter& out) {
+  const Accepted& arch = accepted_.at(arch_id);
+  const lang::Program program = lang::parse(arch.program, "arch " + std::to_string(arch_id));
+  uint32_t jobs = 0;
+  for (Mutation& removal : component_removals(program, shape_)) {
+    if (jobs >= scenario_.max_ablations) break;
+    if (!passes(removal.child, shape_, widths())) continue;
+    const uint64_t id = next_own_id_++;
+    removal.child.name = "arch_" + std::to_string(id);
+    removal.child.comments = {"arch " + std::to_string(id) + ": ablation of arch " + std::to_string(arch_id) + ": " + removal.description};
+    auto p = out.send(actor_name::kEngineer).initProposal();
+    p.setArchId(id);
+    p.initParentIds(1).set(0, arch_id);
+    p.setProgram(lang::print(removal.child));
+    p.setOperator("ablation:" + removal.description);
+    p.setMotivation("ablation of breakthrough arch " + std::to_string(arch_id) + ": " + removal.description +
+                    "; its fitness drop is the component's contribution");
+    p.setAblationOf(arch_id);
+    ++jobs;
+  }
+  auto answer = out.send(actor_name::kAnalyst).initAblationRequest();
+  answer.setArchId(arch_id);
+  answer.setJobs(jobs);
 }
 
 // 1 - weighted Jaccard similarity of operator counts with the closest parent.
@@ -114,9 +445,7 @@ double EngineerState::novelty(const std::map<std::string, int>& ops, const std::
   return 1.0 - best_similarity;
 }
 
-void EngineerState::submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, msg::OutboxWriter& out) {
-  auto job = out.send(actor_name::kCoordinator).initTrainJob();
-  auto ref = job.initRef();
+void EngineerState::fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity) const {
   ref.setJobId(arch_id * 2 + (fidelity == msg::Fidelity::VERIFY ? 1 : 0));
   ref.setArchId(arch_id);
   ref.setFidelity(fidelity);
@@ -133,6 +462,15 @@ void EngineerState::submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity
   ref.setStatements(static_cast<uint32_t>(statements));
   ref.setOperator(arch.operator_name);
   if (arch.baseline) ref.setBaselineName(arch.name);
+  ref.setRepairOf(arch.repair_of);
+  ref.setAblationOf(arch.ablation_of);
+  if (arch.lr_scale != 1.0) ref.setLrScale(arch.lr_scale);
+  ref.setFunctionalHash(arch.functional_hash);
+}
+
+void EngineerState::submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, msg::OutboxWriter& out) {
+  auto job = out.send(actor_name::kCoordinator).initTrainJob();
+  fill_ref(job.initRef(), arch_id, arch, fidelity);
   job.setProgram(arch.program);
 }
 

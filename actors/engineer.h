@@ -1,12 +1,33 @@
 #pragma once
-// The engineer: turns a proposal into a training job, or rejects it with the name of the check
-// it failed: parse, type (also at the fidelities' widths), causality, complexity (FLOPs per
-// token must not grow with context), parameters (within target / (1 + tolerance) and
-// target * (1 + tolerance); baselines are exempt), duplicate
-// (same structural hash as an earlier program). Also submits verify jobs for promotions.
+// The engineer: turns a proposal into a training job. It checks the program: parse, type (also
+// at the fidelities' widths), causality, complexity (FLOPs per token must not grow with
+// context), parameters (within target / (1 + tolerance) and target * (1 + tolerance); baselines
+// are exempt).
 //
-// Accepts: proposal, promotion.  Sends: trainJob (coordinator), rejection (analyst).
+// Self-revision: a program that fails a check, or whose explore training fails (the analyst
+// forwards the failure), is repaired by the first rule that fits the failure (repair_for_check,
+// repair_for_failure) and proposed again as a new architecture, linked to the one it repairs,
+// with operator "repair:RULE" and a motivation naming the failure. A chain of repairs is at
+// most [engineer] repair_attempts long; when no rule fits, or the attempts are spent, the
+// proposal is rejected (or its failure recorded) as without repair. The engineer proposes to
+// itself, so each attempt is a logged proposal and a record of the lineage.
+//
+// Duplicates, before any training: first the structural hash, then the functional hash (live:
+// the mixer's rounded outputs on a probe batch, training::functional_hash; simulation: the
+// algebraic normal form, training::algebraic_normal_form). A duplicate is not trained: the
+// analyst reuses the result of the architecture it duplicates.
+//
+// Ablations: for a breakthrough the analyst names, one proposal per component removed
+// (component_removals), trained at the explore fidelity; the answer tells the analyst how many.
+//
+// Architectures the engineer makes (repairs, ablations) are numbered from kOwnIdBase + 1, so
+// that they never collide with the researcher's.
+//
+// Accepts: proposal, promotion, trainFailure, ablationRequest.
+// Sends: trainJob (coordinator), rejection, duplicate, trainFailure, ablationRequest (analyst),
+// proposal (itself).
 #include <map>
+#include <optional>
 #include <string>
 
 #include "actors/actor_state.h"
@@ -14,6 +35,29 @@
 #include "kernels/program.h"
 
 namespace asiarch {
+
+inline constexpr uint64_t kOwnIdBase = 1000000000;
+
+// A repaired program and the rule that made it.
+struct Repair {
+  lang::Program program;
+  std::string rule;         // add_norm, bound_decay, lower_lr, shrink_width, grow_width, causal_conv, sliding_window
+  std::string description;  // what the rule changed
+  double lr_scale = 1.0;    // multiplies the learning rate of the failed attempt
+};
+
+// The repair for a failed static check ("causality", "complexity", "parameters"; the others
+// have no rule). `param_target` and `tolerance` are the budget band; `widths` the model widths
+// the program must type-check at.
+std::optional<Repair> repair_for_check(const lang::Program& program, const std::string& check, const lang::ModelShape& shape,
+                                       const std::vector<int64_t>& widths, int64_t param_target, double tolerance);
+
+// The repair for a failed training ("lm nan_loss: ...", "check causality: ...", the oracle's
+// "training diverged: ..."): measured checks map to repair_for_check; numerical failures get a
+// normalisation, then a bounded decay, then a lower learning rate. nullopt for failures no
+// rule addresses (cancelled, runtime errors).
+std::optional<Repair> repair_for_failure(const lang::Program& program, const std::string& failure, const lang::ModelShape& shape,
+                                         const std::vector<int64_t>& widths, int64_t param_target, double tolerance);
 
 class EngineerState : public ActorState {
  public:
@@ -30,17 +74,37 @@ class EngineerState : public ActorState {
     std::vector<uint64_t> parents;
     lang::Figures figures;
     std::string hash;
+    std::string functional_hash;
     double novelty;
+    uint64_t repair_of;
+    uint64_t ablation_of;
+    double lr_scale;
+  };
+  // Where a proposal stands in its chain of repairs.
+  struct Attempt {
+    uint32_t depth = 0;                // repairs before it
+    double lr_scale = 1.0;
+    std::vector<uint64_t> idea_parents;  // the researcher's parents of the chain's first proposal
   };
   void review(msg::Proposal::Reader proposal, msg::OutboxWriter& out);
+  void on_failure(msg::TrainFailure::Reader failure, msg::OutboxWriter& out);
+  void ablate(uint64_t arch_id, msg::OutboxWriter& out);
+  // Proposes `repair` of `arch_id` to itself when attempts remain; false when it cannot.
+  bool propose_repair(uint64_t arch_id, const std::optional<Repair>& repair, const std::string& failure, msg::OutboxWriter& out);
+  std::string functional_hash(const lang::Program& program) const;
+  void fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity) const;
   void submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, msg::OutboxWriter& out);
   double novelty(const std::map<std::string, int>& ops, const std::vector<uint64_t>& parents) const;
+  std::vector<int64_t> widths() const;
 
   Scenario scenario_;
   lang::ModelShape shape_;
   int64_t param_target_;
-  std::map<std::string, uint64_t> seen_;  // structural hash -> first arch with it
+  std::map<std::string, uint64_t> seen_;             // structural hash -> first arch with it
+  std::map<std::string, uint64_t> functions_seen_;   // functional hash -> first arch with it
   std::map<uint64_t, Accepted> accepted_;
+  std::map<uint64_t, Attempt> attempts_;             // every reviewed proposal
+  uint64_t next_own_id_ = kOwnIdBase + 1;
 };
 
 }  // namespace asiarch

@@ -1,11 +1,14 @@
 #include "actors/gpu_slot.h"
 
+#include <spdlog/spdlog.h>
+
 #include <cmath>
+#include <limits>
 
 namespace asiarch {
 
 SimulatedGpuSlotState::SimulatedGpuSlotState(const Scenario& scenario, uint64_t seed, uint32_t slot,
-                                             std::shared_ptr<const SyntheticOracle> oracle)
+                                             std::shared_ptr<const Oracle> oracle)
     : scenario_(scenario), seed_(seed), slot_(slot), oracle_(std::move(oracle)) {}
 
 void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
@@ -34,18 +37,71 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
   // A failed job stops part-way through its budget.
   const double hours = outcome.ok ? cost.gpu_hours : cost.gpu_hours * (0.1 + 0.8 * noise.uniform());
   const uint64_t delay_ns = static_cast<uint64_t>(std::llround(hours * 3600.0 * 1e9));
+  auto fill = [&](msg::TrainResult::Builder result) {
+    result.setRef(ref);
+    result.setSlot(slot_);
+    result.setStatus(outcome.ok ? msg::TrainStatus::OK : msg::TrainStatus::FAILED);
+    result.setFailure(outcome.failure);
+    result.setLoss(outcome.loss);
+    result.setAccuracy(outcome.accuracy);
+    result.setGpuHours(hours);
+    result.setTokensPerSecond(cost.tokens_per_second);
+    result.setPeakMemoryBytes(cost.peak_memory_bytes);
+  };
+  if (!scenario_.faults.slot_faults_armed()) {
+    fill(out.send(actor_name::kAnalyst, delay_ns).initTrainResult());
+    out.send(actor_name::kCoordinator, delay_ns).initSlotIdle().setSlot(slot_);
+    return;
+  }
+  capnp::MallocMessageBuilder message;
+  fill(message.initRoot<msg::TrainResult>());
+  answer_with_faults(payload.getDispatch(), message.getRoot<msg::TrainResult>(), delay_ns, out);
+}
 
-  auto result = out.send(actor_name::kAnalyst, delay_ns).initTrainResult();
-  result.setRef(ref);
-  result.setSlot(slot_);
-  result.setStatus(outcome.ok ? msg::TrainStatus::OK : msg::TrainStatus::FAILED);
-  result.setFailure(outcome.failure);
-  result.setLoss(outcome.loss);
-  result.setAccuracy(outcome.accuracy);
-  result.setGpuHours(hours);
-  result.setTokensPerSecond(cost.tokens_per_second);
-  result.setPeakMemoryBytes(cost.peak_memory_bytes);
-  out.send(actor_name::kCoordinator, delay_ns).initSlotIdle().setSlot(slot_);
+// What this attempt of the job suffers is drawn from its own stream: the same job and attempt
+// meet the same fault on any slot, at any time, in a replay or a resume.
+void SimulatedGpuSlotState::answer_with_faults(msg::Dispatch::Reader dispatch, msg::TrainResult::Builder result, uint64_t delay_ns,
+                                               msg::OutboxWriter& out) const {
+  const uint64_t job_id = dispatch.getJob().getRef().getJobId();
+  const uint32_t attempt = dispatch.getAttempt();
+  const FaultSpec& faults = scenario_.faults;
+  Rng draw(seed_, "fault/job/" + std::to_string(job_id), attempt);
+  double u = draw.uniform();
+  if ((u -= faults.slot_crash) < 0) {
+    auto crash = out.send(actor_name::kCoordinator, static_cast<uint64_t>(static_cast<double>(delay_ns) * (0.05 + 0.9 * draw.uniform())))
+                     .initSlotCrash();
+    crash.setSlot(slot_);
+    crash.setJobId(job_id);
+    crash.setAttempt(attempt);
+    return;
+  }
+  if ((u -= faults.slot_hang) < 0) return;  // never answers
+  if ((u -= faults.slot_late) < 0) {
+    delay_ns = dispatch.getTimeoutNs() + 1 + static_cast<uint64_t>(static_cast<double>(delay_ns) * (0.05 + 0.5 * draw.uniform()));
+  }
+  std::string bytes;
+  if ((u -= faults.slot_garbage) < 0) {
+    switch (draw.below(3)) {
+      case 0:  // a metric that is not a number
+        result.setStatus(msg::TrainStatus::OK);
+        result.setLoss(std::numeric_limits<double>::quiet_NaN());
+        break;
+      case 1:  // another job's id
+        result.getRef().setJobId(job_id + 1 + draw.below(1000));
+        break;
+      default:  // bytes that are not a message
+        for (uint64_t words = 1 + draw.below(8); words > 0; --words) {
+          const uint64_t word = draw.next();
+          bytes.append(reinterpret_cast<const char*>(&word), sizeof word);
+        }
+    }
+  }
+  if (bytes.empty()) bytes = msg::canonical_bytes(result.asReader());
+  auto answer = out.send(actor_name::kCoordinator, delay_ns).initSlotAnswer();
+  answer.setSlot(slot_);
+  answer.setJobId(job_id);
+  answer.setAttempt(attempt);
+  answer.setResult(kj::arrayPtr(reinterpret_cast<const kj::byte*>(bytes.data()), bytes.size()));
 }
 
 }  // namespace asiarch
@@ -95,8 +151,12 @@ void set_measured_result(msg::TrainResult::Builder result, const training::Exper
   result.setPeakMemoryBytes(metrics.peak_memory_bytes);
 }
 
+std::filesystem::path kept_weights_prefix(const std::filesystem::path& run_dir, uint64_t arch_id, msg::Fidelity fidelity) {
+  return run_dir / "weights" / ("arch-" + std::to_string(arch_id) + (fidelity == msg::Fidelity::VERIFY ? "-verify" : "-explore"));
+}
+
 std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::string& dispatch_event_bytes,
-                           const std::atomic<bool>& cancelled) {
+                           const std::atomic<bool>& cancelled, const std::filesystem::path& run_dir) {
   msg::CanonicalView<msg::Event> event(dispatch_event_bytes);
   auto dispatch = event.root().getPayload().getDispatch();
   auto job = dispatch.getJob();
@@ -106,7 +166,22 @@ std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::s
     const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(ref.getJobId()));
     training::ExperimentConfig config = live_experiment_config(scenario, seed, ref.getFidelity(), ref.getJobId());
     config.cancelled = &cancelled;
+    // The engineer's retry of a job that diverged runs at a lower learning rate.
+    if (ref.getLrScale() > 0) {
+      config.lm.lr *= ref.getLrScale();
+      config.mqar.lr *= ref.getLrScale();
+    }
+    if (!run_dir.empty()) {
+      const std::filesystem::path prefix = kept_weights_prefix(run_dir, ref.getArchId(), ref.getFidelity());
+      std::error_code error;
+      std::filesystem::create_directories(prefix.parent_path(), error);
+      if (error) spdlog::warn("job {}: cannot create {} for its weights: {}", ref.getJobId(), prefix.parent_path().string(), error.message());
+      else config.weights_prefix = prefix.string();
+    }
     metrics = training::run_experiment(program, config);
+    for (const std::string& problem : metrics.weights_errors) {
+      spdlog::warn("job {} (arch {}): its weights were not kept: {}", ref.getJobId(), ref.getArchId(), problem);
+    }
   } catch (const lang::ProgramError& e) {
     metrics.failure = std::string("model: ") + e.what();
   }

@@ -3,8 +3,10 @@
 // oracle gives the result and the cost model the duration in virtual GPU hours. The result and
 // the slot's "idle again" note are both sent with that duration as their delay.
 //
-// Accepts: dispatch.  Sends: trainResult (analyst), slotIdle (coordinator).
+// Accepts: dispatch.  Sends: trainResult (analyst), slotIdle (coordinator); with slot faults
+// armed instead slotAnswer or slotCrash (coordinator), or nothing (a hang).
 #include <atomic>
+#include <filesystem>
 #include <memory>
 #include <string>
 
@@ -18,14 +20,18 @@ namespace asiarch {
 class SimulatedGpuSlotState : public ActorState {
  public:
   // The oracle is shared by all slots: it is read-only after construction.
-  SimulatedGpuSlotState(const Scenario& scenario, uint64_t seed, uint32_t slot, std::shared_ptr<const SyntheticOracle> oracle);
+  SimulatedGpuSlotState(const Scenario& scenario, uint64_t seed, uint32_t slot, std::shared_ptr<const Oracle> oracle);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
  private:
+  // With slot faults armed ([faults]): the answer goes to the coordinator as slotAnswer bytes,
+  // unless this attempt crashes (slotCrash part-way), hangs (no answer), is late (answers after
+  // the dispatch's timeout) or answers garbage.
+  void answer_with_faults(msg::Dispatch::Reader dispatch, msg::TrainResult::Builder result, uint64_t delay_ns, msg::OutboxWriter& out) const;
   Scenario scenario_;
   uint64_t seed_;
   uint32_t slot_;
-  std::shared_ptr<const SyntheticOracle> oracle_;
+  std::shared_ptr<const Oracle> oracle_;
 };
 
 // A live gpu-slot trains: the measured checks, then the fidelity's language-model and MQAR runs
@@ -37,9 +43,16 @@ class SimulatedGpuSlotState : public ActorState {
 training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id);
 
 // Trains the job of a dispatch event; returns the canonical Payload bytes of its trainResult.
-// `cancelled` stops the job early when the campaign no longer waits for it.
+// `cancelled` stops the job early when the campaign no longer waits for it. With a run
+// directory, the trained models' weights are kept under kept_weights_prefix (an output, not
+// part of the log: a failed write is logged and changes nothing else).
 std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::string& dispatch_event_bytes,
-                           const std::atomic<bool>& cancelled);
+                           const std::atomic<bool>& cancelled, const std::filesystem::path& run_dir = {});
+
+// Where a live run keeps the weights of an architecture's job at a fidelity: this prefix with
+// -lm.safetensors and -mqar.safetensors (training::weights_file), e.g.
+// DIR/weights/arch-7-explore-lm.safetensors.
+std::filesystem::path kept_weights_prefix(const std::filesystem::path& run_dir, uint64_t arch_id, msg::Fidelity fidelity);
 
 // A trainResult's measured fields from an experiment's metrics (what retrain compares too).
 void set_measured_result(msg::TrainResult::Builder result, const training::ExperimentMetrics& metrics);

@@ -5,11 +5,13 @@
 #include <kj/exception.h>
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <set>
 #include <utility>
 
 #include "actors/actor_state.h"
+#include "actors/coordinator.h"
 #include "actors/event_queue.h"
 #include "actors/run_recorder.h"
 #include "messages/codec.h"
@@ -162,13 +164,19 @@ class TimeCheck {
   EventQueue queue_;
 };
 
-// jobs: every job is sent (trainJob), dispatched to a free slot, and ended by that slot's
-// trainResult once. A slot frees only when its slotIdle, sent with the result, is delivered, so
-// at every point of the log no more jobs are dispatched-but-unfinished than there are slots.
+// jobs: every job is sent (trainJob), dispatched to a free slot, and ended by one trainResult.
+// Without faults the slot that runs it sends that result, and a slot frees only when its
+// slotIdle, sent with the result, is delivered, so at every point of the log no more jobs are
+// dispatched-but-unfinished than there are slots. With faults the coordinator sends every
+// result: a slot's answer it found valid, or a failure it declared in a slotFault (garbage, or
+// a crash or timeout with no retries left); a crash or timeout with retries left takes the job
+// off its slot and the job is dispatched again as the next attempt; a late answer it ignored
+// must really be late (its dispatch no longer running).
 class JobsCheck {
  public:
   Found on_event(uint64_t seq, msg::Event::Reader event) {
     auto payload = event.getPayload();
+    const std::string from = event.getFrom().cStr();
     switch (payload.which()) {
       case msg::Payload::START:
         gpu_slots_ = payload.getStart().getGpuSlots();
@@ -178,54 +186,111 @@ class JobsCheck {
         break;
       case msg::Payload::DISPATCH: {
         const uint64_t job = payload.getDispatch().getJob().getRef().getJobId();
+        const uint32_t attempt = payload.getDispatch().getAttempt();
         const std::string slot = event.getTo().cStr();
         if (!sent_.count(job)) {
           return LogViolation{seq, kJobs, "dispatch of job " + str(job) + " to " + slot + ", but no trainJob with that id was sent before"};
+        }
+        if (auto ended = ended_.find(job); ended != ended_.end()) {
+          return LogViolation{seq, kJobs, "job " + str(job) + " is dispatched to " + slot + " after it ended at seq " + str(ended->second)};
         }
         if (auto running = running_.find(job); running != running_.end()) {
           return LogViolation{seq, kJobs, "job " + str(job) + " is dispatched to " + slot + " while it still runs on " + running->second.slot +
                                               " (dispatched at seq " + str(running->second.dispatched_at) + ")"};
         }
-        running_[job] = Running{slot, seq};
+        if (attempt != attempts_[job]) {
+          return LogViolation{seq, kJobs, "job " + str(job) + " is dispatched as attempt " + str(attempt) + ", but " + str(attempts_[job]) +
+                                              " attempts were lost before it"};
+        }
+        running_[job] = Running{slot, seq, attempt};
         if (running_.size() > gpu_slots_) {
           return LogViolation{seq, kJobs, str(running_.size()) + " jobs are dispatched and unfinished, more than the " + str(gpu_slots_) +
                                               " GPU slots of the campaign's start event"};
         }
         break;
       }
-      case msg::Payload::TRAIN_RESULT: {
-        const uint64_t job = payload.getTrainResult().getRef().getJobId();
-        const std::string slot = event.getFrom().cStr();
-        if (auto ended = ended_.find(job); ended != ended_.end()) {
-          return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " from " + slot + ", but the job already ended at seq " + str(ended->second)};
-        }
-        auto running = running_.find(job);
-        if (running == running_.end()) {
-          return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " from " + slot + ", but the job was never dispatched"};
-        }
-        if (running->second.slot != slot) {
-          return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " comes from " + slot + ", but the job was dispatched to " +
-                                              running->second.slot + " at seq " + str(running->second.dispatched_at)};
-        }
-        running_.erase(running);
-        ended_[job] = seq;
-        break;
-      }
+      case msg::Payload::SLOT_FAULT:
+        return on_fault(seq, payload.getSlotFault());
+      case msg::Payload::TRAIN_RESULT:
+        return on_result(seq, from, payload.getTrainResult());
       default:
         break;
     }
     return std::nullopt;
   }
 
+  // A failure the coordinator declared must be sent before the log ends: it is sent in the same
+  // delivery as its slotFault, and what one delivery sends is logged at once.
+  Found at_end(uint64_t last_seq) const {
+    if (must_fail_.empty()) return std::nullopt;
+    const auto& [job, declared_at] = *must_fail_.begin();
+    return LogViolation{last_seq, kJobs, "job " + str(job) + " was declared failed by the slotFault at seq " + str(declared_at) +
+                                             ", but no failed trainResult of it follows"};
+  }
+
  private:
   struct Running {
     std::string slot;
     uint64_t dispatched_at;
+    uint32_t attempt;
   };
+
+  Found on_fault(uint64_t seq, msg::SlotFault::Reader fault) {
+    const uint64_t job = fault.getJobId();
+    const std::string slot = actor_name::gpu_slot(fault.getSlot());
+    const std::string what = fault_kind_name(fault.getKind()) + " of job " + str(job) + " attempt " + str(fault.getAttempt()) + " on " + slot;
+    const auto running = running_.find(job);
+    const bool runs_there = running != running_.end() && running->second.slot == slot && running->second.attempt == fault.getAttempt();
+    if (fault.getAction() == msg::FaultAction::IGNORED) {
+      if (fault.getKind() != msg::FaultKind::LATE) return LogViolation{seq, kJobs, "the coordinator ignored a " + what + "; only late answers are ignored"};
+      if (runs_there) return LogViolation{seq, kJobs, "a " + what + " is ignored as late, but that dispatch still runs: its answer was in time"};
+      return std::nullopt;
+    }
+    if (!runs_there) return LogViolation{seq, kJobs, "slotFault: " + what + ", but that dispatch is not running"};
+    running_.erase(running);
+    if (fault.getAction() == msg::FaultAction::REQUEUED) {
+      if (fault.getKind() == msg::FaultKind::GARBAGE) return LogViolation{seq, kJobs, "a " + what + " is re-queued; garbage fails the job"};
+      ++attempts_[job];
+    } else {
+      must_fail_[job] = seq;
+    }
+    return std::nullopt;
+  }
+
+  Found on_result(uint64_t seq, const std::string& from, msg::TrainResult::Reader result) {
+    const uint64_t job = result.getRef().getJobId();
+    if (auto ended = ended_.find(job); ended != ended_.end()) {
+      return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " from " + from + ", but the job already ended at seq " + str(ended->second)};
+    }
+    if (auto declared = must_fail_.find(job); declared != must_fail_.end() && from == actor_name::kCoordinator) {
+      if (result.getStatus() != msg::TrainStatus::FAILED) {
+        return LogViolation{seq, kJobs, "job " + str(job) + " was declared failed at seq " + str(declared->second) + ", but its trainResult is ok"};
+      }
+      must_fail_.erase(declared);
+      ended_[job] = seq;
+      return std::nullopt;
+    }
+    // A slot's own result, or its answer that the coordinator passes on.
+    const std::string slot = from == actor_name::kCoordinator ? actor_name::gpu_slot(result.getSlot()) : from;
+    auto running = running_.find(job);
+    if (running == running_.end()) {
+      return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " from " + from + ", but the job is not running"};
+    }
+    if (running->second.slot != slot) {
+      return LogViolation{seq, kJobs, "trainResult of job " + str(job) + " comes from " + slot + ", but the job was dispatched to " +
+                                          running->second.slot + " at seq " + str(running->second.dispatched_at)};
+    }
+    running_.erase(running);
+    ended_[job] = seq;
+    return std::nullopt;
+  }
+
   uint64_t gpu_slots_ = 0;
-  std::set<uint64_t> sent_;                // job ids of the trainJobs sent so far
-  std::map<uint64_t, Running> running_;    // job id -> where and when it was dispatched
-  std::map<uint64_t, uint64_t> ended_;     // job id -> seq of its trainResult
+  std::set<uint64_t> sent_;                 // job ids of the trainJobs sent so far
+  std::map<uint64_t, Running> running_;     // job id -> where and when it was dispatched
+  std::map<uint64_t, uint32_t> attempts_;   // job id -> attempts lost to crashes and timeouts
+  std::map<uint64_t, uint64_t> must_fail_;  // job id -> seq of the slotFault that failed it
+  std::map<uint64_t, uint64_t> ended_;      // job id -> seq of its trainResult
 };
 
 // pool: what the researcher's pool and the lineage rest on.
@@ -251,14 +316,20 @@ class PoolCheck {
       }
       case msg::Payload::TRAIN_RESULT: {
         auto result = payload.getTrainResult();
-        if (result.getStatus() == msg::TrainStatus::OK) trained_ok_.insert({result.getRef().getArchId(), result.getRef().getFidelity()});
+        // Only a result with real metrics is an evaluation: garbage that got through is not.
+        const bool evaluated = result.getStatus() == msg::TrainStatus::OK && std::isfinite(result.getLoss()) &&
+                               std::isfinite(result.getAccuracy());
+        if (evaluated) trained_ok_.insert({result.getRef().getArchId(), result.getRef().getFidelity()});
         break;
       }
       case msg::Payload::POOL_UPDATE: {
         auto update = payload.getPoolUpdate();
-        if (update.getOutcome() == msg::Outcome::SCORED && !trained_ok_.count({update.getArchId(), update.getFidelity()})) {
+        // A duplicate is scored with the result of the architecture it duplicates.
+        const uint64_t trained = update.getReusedFrom() != 0 ? update.getReusedFrom() : update.getArchId();
+        if (update.getOutcome() == msg::Outcome::SCORED && !trained_ok_.count({trained, update.getFidelity()})) {
           return LogViolation{seq, kPool, "poolUpdate scores arch " + str(update.getArchId()) + " at " + fidelity_name(update.getFidelity()) +
-                                              " fidelity, but no ok trainResult of that arch at that fidelity came before"};
+                                              " fidelity, but no ok trainResult with finite metrics of arch " + str(trained) +
+                                              " at that fidelity came before"};
         }
         break;
       }
@@ -323,6 +394,7 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
     if ((report.violation = jobs.on_event(seq, event))) return;
     report.violation = pool.on_event(seq, event);
   });
+  if (!report.violation) report.violation = jobs.at_end(chain.last_seq());
   if (!report.violation) report.violation = check_summary(summary, chain.last_seq(), chain.head());
   return report;
 }

@@ -6,10 +6,14 @@
 //            event keys are exactly 1..N; every event decodes and its seq field is its key.
 //   time     virtual time never runs backwards in the delivery order, which is reconstructed by
 //            simulating the coordinator's queue (log_check.cpp says how).
-//   jobs     a dispatch names a trainJob sent earlier; a trainResult ends, exactly once, a job
-//            dispatched earlier to the slot that sends it; no more jobs run than GPU slots.
+//   jobs     a dispatch names a trainJob sent earlier, not ended, not running, as the next
+//            attempt; a trainResult ends, exactly once, a job dispatched earlier to the slot that
+//            sends it (or, with [faults], the slot the coordinator names); a slotFault that
+//            re-queues or fails a job names its running dispatch, a failed job gets a failed
+//            trainResult, an ignored late answer is of a dispatch no longer running; no more
+//            jobs run than GPU slots.
 //   pool     proposal arch ids are unique; a trainJob trains a proposed arch; a scored poolUpdate
-//            follows an ok trainResult of that arch at that fidelity.
+//            follows an ok trainResult with finite metrics of that arch at that fidelity.
 //   summary  a finished run's summary (meta "summary") names the log's event count and digest.
 #include <cstdint>
 #include <filesystem>

@@ -21,7 +21,16 @@ const std::vector<std::string>& mutation_operators();
 bool is_mutation_operator(const std::string& name);
 
 // Applies `op` to `parent` (which must type-check at `shape`). Returns nullopt when the operator
-// has nothing to act on in this program or its result would not type-check.
-std::optional<Mutation> mutate(const std::string& op, const lang::Program& parent, const lang::ModelShape& shape, Rng& rng);
+// has nothing to act on in this program or its result would not type-check. `references` are
+// other programs of the pool that crossover (`graft_reference`) may take a sub-program from.
+std::optional<Mutation> mutate(const std::string& op, const lang::Program& parent, const lang::ModelShape& shape, Rng& rng,
+                               const std::vector<lang::Program>& references = {});
+
+// Every type-checking child that removes exactly one component of `parent`: a wrapper (norm,
+// activation, convolution, scale or temperature on a value that is not a per-head gate), one
+// path of a gated_fuse or route, an output gate, or the decay gate of a recurrence. In body
+// order; each description names the component removed. Used by `remove_wrapper` and by the
+// analyst's ablations.
+std::vector<Mutation> component_removals(const lang::Program& parent, const lang::ModelShape& shape);
 
 }  // namespace asiarch

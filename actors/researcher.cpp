@@ -2,13 +2,32 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 
 #include "actors/mutations.h"
 
 namespace asiarch {
+namespace {
+
+constexpr size_t kParentTop = 10;          // the parent comes from the pool's top 10 (ASI-Arch)
+constexpr size_t kReferences = 2;          // reference programs from the rest of the pool
+constexpr double kBreakthroughReward = 3;  // a breakthrough counts this many improvements more
+constexpr double kExploration = 0.5;       // UCB1's exploration weight, for rewards mostly in [0, 1]
+constexpr double kInsightWeight = 0.3;     // what an insight's record adds to its operator's score
+
+template <typename T>
+void shuffle(std::vector<T>& items, Rng& rng) {
+  for (size_t i = items.size(); i > 1; --i) std::swap(items[i - 1], items[rng.below(i)]);
+}
+
+}  // namespace
 
 ResearcherState::ResearcherState(const Scenario& scenario, uint64_t seed)
-    : scenario_(scenario), shape_{scenario.d_model, scenario.context}, rng_(seed, actor_name::kResearcher) {}
+    : scenario_(scenario),
+      shape_{scenario.d_model, scenario.context},
+      rng_(seed, actor_name::kResearcher),
+      start_ids_(scenario.selection == "islands" ? scenario.islands : 1),
+      pools_(start_ids_.size()) {}
 
 void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
@@ -23,9 +42,17 @@ void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
       auto reply = payload.getInsightReply();
       auto waiting = waiting_for_insight_.find(reply.getRequestId());
       if (waiting == waiting_for_insight_.end()) throw std::logic_error("researcher: insight reply to an unknown request");
-      const uint64_t parent = waiting->second;
+      const Plan plan = waiting->second;
       waiting_for_insight_.erase(waiting);
-      propose_child(parent, reply, out);
+      std::vector<Option> suggested;
+      for (auto hit : reply.getHits()) {
+        for (auto rewrite : hit.getRewrites()) {
+          if (!is_mutation_operator(rewrite.cStr())) continue;
+          suggested.push_back(Option{rewrite.cStr(), hit.getEntryId().cStr(), hit.getTitle().cStr() + std::string(": ") + hit.getInsight().cStr(),
+                                     hit.getScore()});
+        }
+      }
+      propose_child(plan, suggested, out);
       break;
     }
     default:
@@ -40,9 +67,11 @@ void ResearcherState::propose_baselines(msg::CampaignStart::Reader start, msg::O
     const lang::Baseline* baseline = lang::find_baseline(name.cStr());
     if (!baseline) throw std::invalid_argument("researcher: unknown start program " + std::string(name.cStr()));
     const uint64_t id = next_arch_id_++;
-    candidates_[id] = Candidate{baseline->text, baseline->name, ""};
+    // Islands get the start programs in turn.
+    const auto island = static_cast<uint32_t>((id - 1) % start_ids_.size());
+    candidates_[id] = Candidate{baseline->text, baseline->name, "", island, 0, "baseline", "", -1};
     proposed_hashes_.insert(lang::structural_hash(lang::parse(baseline->text, baseline->name)));
-    start_ids_.push_back(id);
+    start_ids_[island].push_back(id);
     auto proposal = out.send(actor_name::kEngineer).initProposal();
     proposal.setArchId(id);
     proposal.setProgram(baseline->text);
@@ -55,61 +84,100 @@ void ResearcherState::propose_baselines(msg::CampaignStart::Reader start, msg::O
 // Keeps one proposal per GPU slot, plus one, in flight, so that no slot waits for an idea.
 void ResearcherState::top_up(msg::OutboxWriter& out) {
   while (in_flight_ < scenario_.gpu_slots + 1) {
-    const uint64_t parent = sample_parent();
-    const Candidate& c = candidates_.at(parent);
+    const Plan plan = select();
+    ++in_flight_;
+    if (scenario_.strategy != "full") {
+      propose_child(plan, {}, out);
+      continue;
+    }
+    const Candidate& c = candidates_.at(plan.parent);
     auto query = out.send(actor_name::kCognition).initInsightQuery();
     const uint64_t request = next_request_id_++;
     query.setRequestId(request);
     query.setK(scenario_.insights_k);
-    query.setText(c.diagnosis.empty() ? "improve associative recall and language modelling loss of " + c.label
-                                      : c.diagnosis);
-    waiting_for_insight_[request] = parent;
-    ++in_flight_;
+    query.setText(c.diagnosis.empty() ? "improve associative recall and language modelling loss of " + c.label : c.diagnosis);
+    waiting_for_insight_[request] = plan;
   }
 }
 
-// Rank-biased choice from the pool (u^2 favours the top), or a start program before any score.
-uint64_t ResearcherState::sample_parent() {
-  if (pool_.empty()) return start_ids_[rng_.below(start_ids_.size())];
-  const double u = rng_.uniform();
-  const size_t index = std::min(pool_.size() - 1, static_cast<size_t>(std::floor(u * u * static_cast<double>(pool_.size()))));
-  return pool_[index].arch_id;
+// The next island in turn (one that has something to start from), a parent from the top of its
+// pool and references from the rest; a start program before anything is scored.
+ResearcherState::Plan ResearcherState::select() {
+  uint32_t island = next_island_;
+  next_island_ = (next_island_ + 1) % pools_.size();
+  for (size_t tries = 0; tries < pools_.size() && pools_[island].empty() && start_ids_[island].empty(); ++tries) {
+    island = (island + 1) % pools_.size();
+  }
+  const std::vector<PoolEntry>& pool = pools_[island];
+  if (pool.empty()) {
+    const std::vector<uint64_t>& starts = start_ids_[island];
+    return Plan{island, starts[rng_.below(starts.size())], {}};
+  }
+  const bool random = scenario_.strategy == "random";
+  const size_t top = random ? pool.size() : std::min(kParentTop, pool.size());
+  const size_t parent = rng_.below(top);
+  // References from the rest of the pool, or from the top when the pool is no larger than it.
+  std::vector<size_t> others;
+  for (size_t i = pool.size() > top ? top : 0; i < pool.size(); ++i) {
+    if (i != parent) others.push_back(i);
+  }
+  shuffle(others, rng_);
+  Plan plan{island, pool[parent].arch_id, {}};
+  for (size_t i = 0; i < std::min(kReferences, others.size()); ++i) plan.references.push_back(pool[others[i]].arch_id);
+  return plan;
 }
 
-void ResearcherState::propose_child(uint64_t parent_id, msg::InsightReply::Reader reply, msg::OutboxWriter& out) {
-  const Candidate& parent = candidates_.at(parent_id);
-  const lang::Program parent_program = lang::parse(parent.program, parent.label);
+double ResearcherState::ucb(const Arm& arm, double total_pulls) const {
+  if (arm.pulls == 0) return 1e9;  // every arm is tried once first
+  return arm.rewards / arm.pulls + kExploration * std::sqrt(2.0 * std::log(std::max(total_pulls, 1.0)) / arm.pulls);
+}
 
-  // Which operators to try, in order: an insight's rewrites first when the researcher follows
-  // the literature this time, then every operator in a random order.
-  std::vector<std::string> order;
-  std::vector<std::string> insight_of;  // the insight title each entry of `order` came from
-  std::vector<std::string> insight_ids;
-  if (reply.getHits().size() > 0 && rng_.chance(scenario_.insight_probability)) {
-    for (auto hit : reply.getHits()) {
-      for (auto rewrite : hit.getRewrites()) {
-        if (!is_mutation_operator(rewrite.cStr())) continue;
-        order.push_back(rewrite.cStr());
-        insight_of.push_back(hit.getTitle().cStr() + std::string(": ") + hit.getInsight().cStr());
-        insight_ids.push_back(hit.getEntryId().cStr());
-      }
+// The operators to try, best first. Random: a uniform order. Otherwise ranked by UCB1 over
+// their record; with probability insight_probability, an operator that a retrieved insight
+// suggests gains that insight's own record (its success rate, starting from one half), so the
+// literature tilts the choice and insights that keep failing stop tilting it.
+std::vector<ResearcherState::Option> ResearcherState::options(const Plan&, const std::vector<Option>& suggested) {
+  std::vector<Option> own;
+  for (const auto& op : mutation_operators()) own.push_back(Option{op, "", "", 0});
+  shuffle(own, rng_);  // ties (arms never tried) are broken at random
+  if (scenario_.strategy == "random") return own;
+  const bool follow_insights = !suggested.empty() && rng_.chance(scenario_.insight_probability);
+  for (auto& o : own) {
+    o.score = ucb(operator_arms_[o.op], operator_pulls_);
+    if (!follow_insights) continue;
+    double best = 0;
+    for (const auto& s : suggested) {
+      if (s.op != o.op) continue;
+      const Arm& insight = insight_arms_[s.insight_id];
+      const double value = kInsightWeight * (insight.rewards + 1.0) / (insight.pulls + 2.0);
+      if (value <= best) continue;
+      best = value;
+      o.insight_id = s.insight_id;
+      o.insight_text = s.insight_text;
     }
+    o.score += best;
   }
-  std::vector<std::string> shuffled = mutation_operators();
-  for (size_t i = shuffled.size(); i > 1; --i) std::swap(shuffled[i - 1], shuffled[rng_.below(i)]);
-  for (const auto& op : shuffled) {
-    order.push_back(op);
-    insight_of.push_back("");
-    insight_ids.push_back("");
+  std::stable_sort(own.begin(), own.end(), [](const Option& a, const Option& b) { return a.score > b.score; });
+  return own;
+}
+
+void ResearcherState::propose_child(const Plan& plan, const std::vector<Option>& suggested, msg::OutboxWriter& out) {
+  const Candidate& parent = candidates_.at(plan.parent);
+  const lang::Program parent_program = lang::parse(parent.program, parent.label);
+  std::vector<lang::Program> references;
+  for (uint64_t id : plan.references) {
+    const Candidate& r = candidates_.at(id);
+    references.push_back(lang::parse(r.program, r.label));
   }
 
   // A child whose structure was proposed before would only be rejected as a duplicate: take the
-  // first operator that makes a new one, or else the first that applies at all.
+  // first option that makes a new one, or else the first that applies at all.
+  const std::vector<Option> order = options(plan, suggested);
   std::optional<Mutation> chosen;
   std::string chosen_hash;
   size_t chosen_index = 0;
   for (size_t i = 0; i < order.size(); ++i) {
-    std::optional<Mutation> mutation = mutate(order[i], parent_program, shape_, rng_);
+    std::optional<Mutation> mutation = mutate(order[i].op, parent_program, shape_, rng_, references);
     if (!mutation) continue;
     std::string hash = lang::structural_hash(mutation->child);
     const bool is_new = !proposed_hashes_.count(hash);
@@ -122,42 +190,93 @@ void ResearcherState::propose_child(uint64_t parent_id, msg::InsightReply::Reade
   }
   if (!chosen) throw std::logic_error("researcher: no mutation operator applies to " + parent.label);
   proposed_hashes_.insert(chosen_hash);
+  const Option& option = order[chosen_index];
+
+  // The statistics the choice was made on, for the motivation, before this proposal counts.
+  const Arm record = operator_arms_[option.op];
+  ++operator_arms_[option.op].pulls;
+  ++operator_pulls_;
+  if (!option.insight_id.empty()) {
+    ++insight_arms_[option.insight_id].pulls;
+    ++insight_pulls_;
+  }
 
   const uint64_t id = next_arch_id_++;
-  const std::string& op = order[chosen_index];
   chosen->child.name = "arch_" + std::to_string(id);
-  chosen->child.comments = {"arch " + std::to_string(id) + ": " + op + " of " + parent.label};
+  chosen->child.comments = {"arch " + std::to_string(id) + ": " + option.op + " of " + parent.label};
   const std::string text = lang::print(chosen->child);
-  candidates_[id] = Candidate{text, "arch " + std::to_string(id), ""};
+  candidates_[id] = Candidate{text, "arch " + std::to_string(id), "", plan.island, plan.parent, option.op, option.insight_id, -1};
   auto proposal = out.send(actor_name::kEngineer).initProposal();
   proposal.setArchId(id);
-  proposal.initParentIds(1).set(0, parent_id);
+  const bool crossover = option.op == "graft_reference";
+  auto parents = proposal.initParentIds(crossover ? 1 + static_cast<unsigned>(plan.references.size()) : 1);
+  parents.set(0, plan.parent);
+  for (unsigned i = 0; crossover && i < plan.references.size(); ++i) parents.set(i + 1, plan.references[i]);
   proposal.setProgram(text);
-  proposal.setOperator(op);
+  proposal.setOperator(option.op);
+
   std::string motivation = chosen->description + " of " + parent.label + "; ";
-  if (!insight_of[chosen_index].empty()) {
-    motivation += "following the insight \"" + insight_of[chosen_index] + "\"";
-    proposal.initInsightIds(1).set(0, insight_ids[chosen_index]);
+  if (!option.insight_id.empty()) {
+    motivation += "following the insight \"" + option.insight_text + "\"";
+    proposal.initInsightIds(1).set(0, option.insight_id);
+  } else if (scenario_.strategy == "random") {
+    motivation += "a random mutation (random strategy)";
   } else {
-    motivation += parent.diagnosis.empty() ? "exploring around a start program" : "exploring after: " + parent.diagnosis;
+    char stats[96];
+    std::snprintf(stats, sizeof stats, "%s improved its parent %.0f times in %.0f tries so far", option.op.c_str(), record.rewards,
+                  record.pulls);
+    motivation += record.pulls == 0 ? option.op + " had not been tried yet" : std::string(stats);
+  }
+  motivation += parent.diagnosis.empty() ? "; exploring around a start program" : "; the analyst observed: " + parent.diagnosis;
+  if (crossover) {
+    motivation += "; reference programs:";
+    for (uint64_t r : plan.references) motivation += " " + candidates_.at(r).label;
   }
   proposal.setMotivation(motivation);
 }
 
+void ResearcherState::credit(const Candidate& child, double reward) {
+  operator_arms_[child.operator_name].rewards += reward;
+  if (!child.insight_id.empty()) insight_arms_[child.insight_id].rewards += reward;
+}
+
 void ResearcherState::record(msg::PoolUpdate::Reader update) {
-  if (update.getFidelity() != msg::Fidelity::EXPLORE) return;  // verify results do not change the pool
+  auto candidate = candidates_.find(update.getArchId());
+  if (update.getFidelity() == msg::Fidelity::VERIFY) {
+    if (update.getBreakthrough() && candidate != candidates_.end()) credit(candidate->second, kBreakthroughReward);
+    return;  // verify results do not change the pool
+  }
   if (in_flight_ == 0) throw std::logic_error("researcher: an outcome arrived for no proposal in flight");
   --in_flight_;
-  auto candidate = candidates_.find(update.getArchId());
   if (candidate == candidates_.end()) return;
-  candidate->second.diagnosis = update.getDiagnosis();
+  Candidate& c = candidate->second;
+  c.diagnosis = update.getDiagnosis();
   if (update.getOutcome() != msg::Outcome::SCORED) return;
+  c.explore_fitness = update.getFitness();
+  if (c.parent != 0 && c.explore_fitness > candidates_.at(c.parent).explore_fitness) credit(c, 1.0);
+  std::vector<PoolEntry>& pool = pools_[c.island];
   const PoolEntry entry{update.getFitness(), update.getArchId()};
-  auto before = [](const PoolEntry& a, const PoolEntry& b) {
-    return a.fitness != b.fitness ? a.fitness > b.fitness : a.arch_id < b.arch_id;
-  };
-  pool_.insert(std::upper_bound(pool_.begin(), pool_.end(), entry, before), entry);
-  if (pool_.size() > scenario_.pool_size) pool_.pop_back();
+  auto before = [](const PoolEntry& a, const PoolEntry& b) { return a.fitness != b.fitness ? a.fitness > b.fitness : a.arch_id < b.arch_id; };
+  pool.insert(std::upper_bound(pool.begin(), pool.end(), entry, before), entry);
+  if (pool.size() > scenario_.pool_size) pool.pop_back();
+  if (pools_.size() > 1 && ++scored_ % scenario_.migration_interval == 0) migrate();
+}
+
+// Each island's best joins the next island's pool (a ring), so good motifs spread while the
+// islands keep searching apart (the island model of genetic programming).
+void ResearcherState::migrate() {
+  std::vector<std::optional<PoolEntry>> best(pools_.size());
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    if (!pools_[i].empty()) best[i] = pools_[i].front();
+  }
+  auto before = [](const PoolEntry& a, const PoolEntry& b) { return a.fitness != b.fitness ? a.fitness > b.fitness : a.arch_id < b.arch_id; };
+  for (size_t i = 0; i < pools_.size(); ++i) {
+    if (!best[i]) continue;
+    std::vector<PoolEntry>& next = pools_[(i + 1) % pools_.size()];
+    if (std::any_of(next.begin(), next.end(), [&](const PoolEntry& e) { return e.arch_id == best[i]->arch_id; })) continue;
+    next.insert(std::upper_bound(next.begin(), next.end(), *best[i], before), *best[i]);
+    if (next.size() > scenario_.pool_size) next.pop_back();
+  }
 }
 
 }  // namespace asiarch

@@ -1,7 +1,17 @@
 #pragma once
-// The researcher: keeps the candidate pool, samples parents from its top, asks the cognition
-// actor for insights about the parent, and proposes a child made by a typed mutation, with the
-// motivation that led to it. It keeps (GPU slots + 1) proposals in flight.
+// The researcher: keeps the candidate pool, selects a parent from its top and reference programs
+// from the rest (ASI-Arch, arXiv:2507.18074), asks the cognition actor for insights about the
+// parent's diagnosis, and proposes a child made by a typed mutation, with the motivation that
+// led to it. It keeps (GPU slots + 1) proposals in flight.
+//
+// Credit assignment: every operator and every insight is a bandit arm. A child whose explore
+// fitness beats its parent's rewards the arms that made it (a breakthrough at verify rewards
+// them more), and UCB1 (Auer et al., 2002) over these rewards biases the next choices.
+//
+// Strategies (scenario [researcher] strategy): "full" as above; "no_cognition" without
+// retrieved insights; "random": a uniform parent from the pool and a uniformly random
+// applicable operator, no insights, no bandit. Selection ([researcher] selection): "paper", one
+// pool; "islands", separate pools that evolve apart and pass their best on at intervals.
 //
 // Accepts: start, poolUpdate, insightReply.  Sends: proposal (engineer), insightQuery (cognition).
 #include <map>
@@ -10,8 +20,8 @@
 #include <vector>
 
 #include "actors/actor_state.h"
-#include "common/rng.h"
 #include "actors/scenario.h"
+#include "common/rng.h"
 #include "kernels/program.h"
 
 namespace asiarch {
@@ -26,26 +36,55 @@ class ResearcherState : public ActorState {
     std::string program;    // text form
     std::string label;      // baseline name or "arch N"
     std::string diagnosis;  // the analyst's last word on it
+    uint32_t island = 0;
+    uint64_t parent = 0;          // 0 for a start program
+    std::string operator_name;    // what made it
+    std::string insight_id;       // the insight it followed, if any
+    double explore_fitness = -1;  // -1 until scored
   };
   struct PoolEntry {
     double fitness;
     uint64_t arch_id;
   };
+  struct Arm {
+    double pulls = 0;   // proposals made with it
+    double rewards = 0; // total reward of its scored proposals
+  };
+  // One proposal being prepared: the parent and references, waiting for insights.
+  struct Plan {
+    uint32_t island;
+    uint64_t parent;
+    std::vector<uint64_t> references;
+  };
+  // An operator to try, and the insight that suggests it ("" for none).
+  struct Option {
+    std::string op;
+    std::string insight_id, insight_text;
+    double score;
+  };
 
   void propose_baselines(msg::CampaignStart::Reader start, msg::OutboxWriter& out);
   void top_up(msg::OutboxWriter& out);
-  void propose_child(uint64_t parent, msg::InsightReply::Reader reply, msg::OutboxWriter& out);
+  Plan select();
+  std::vector<Option> options(const Plan& plan, const std::vector<Option>& suggested);
+  void propose_child(const Plan& plan, const std::vector<Option>& suggested, msg::OutboxWriter& out);
   void record(msg::PoolUpdate::Reader update);
-  uint64_t sample_parent();
+  void credit(const Candidate& child, double reward);
+  void migrate();
+  double ucb(const Arm& arm, double total_pulls) const;
 
   Scenario scenario_;
   lang::ModelShape shape_;
   Rng rng_;
   std::map<uint64_t, Candidate> candidates_;
-  std::vector<uint64_t> start_ids_;
-  std::vector<PoolEntry> pool_;               // best first; at most pool_size entries
-  std::map<uint64_t, uint64_t> waiting_for_insight_;  // request id -> parent arch id
-  std::set<std::string> proposed_hashes_;              // structural hashes of every proposal
+  std::vector<std::vector<uint64_t>> start_ids_;  // per island
+  std::vector<std::vector<PoolEntry>> pools_;     // per island, best first; at most pool_size entries
+  uint32_t next_island_ = 0;
+  uint64_t scored_ = 0;  // explore results scored, for migration
+  std::map<uint64_t, Plan> waiting_for_insight_;  // request id -> plan
+  std::set<std::string> proposed_hashes_;         // structural hashes of every proposal
+  std::map<std::string, Arm> operator_arms_, insight_arms_;
+  double operator_pulls_ = 0, insight_pulls_ = 0;
   uint64_t next_arch_id_ = 1;
   uint64_t next_request_id_ = 1;
   uint32_t in_flight_ = 0;  // proposals whose explore outcome has not come back

@@ -1,8 +1,15 @@
 #include "actors/run_recorder.h"
 
+#include <spdlog/spdlog.h>
+
+#include <chrono>
 #include <fstream>
+#include <map>
+#include <thread>
 
 #include "actors/gpu_slot.h"
+#include "common/rng.h"
+#include "actors/remote_workers.h"
 #include "storage/run_lock.h"
 
 namespace asiarch {
@@ -10,11 +17,18 @@ namespace {
 
 uint8_t fidelity_key(msg::Fidelity fidelity) { return fidelity == msg::Fidelity::VERIFY ? 1 : 0; }
 
-// A live campaign's gpu-slots train in this process; a simulated one's need no trainer.
-LiveTrainer live_trainer(const Scenario& scenario, uint64_t seed) {
+// A live campaign's gpu-slots train in this process, or on remote workers when it listens for
+// them; a simulated one's need no trainer.
+LiveTrainer live_trainer(const Scenario& scenario, uint64_t seed, const std::filesystem::path& dir,
+                         const std::optional<ListenOptions>& listen) {
+  if (listen && scenario.mode != "live") {
+    throw std::invalid_argument("scenario " + scenario.name + " is simulated: its gpu-slots need no workers; run it without --listen");
+  }
   if (scenario.mode != "live") return {};
-  return [scenario, seed](const std::string& dispatch, const std::atomic<bool>& cancelled) {
-    return train_live_job(scenario, seed, dispatch, cancelled);
+  if (listen) return remote_trainer(*listen, worker_secret(*listen, dir), scenario, seed);
+  // Jobs trained here keep their weights in the run directory.
+  return [scenario, seed, dir](const std::string& dispatch, const std::atomic<bool>& cancelled) {
+    return train_live_job(scenario, seed, dispatch, cancelled, dir);
   };
 }
 
@@ -33,10 +47,22 @@ void RunRecorder::begin(const std::string& header_bytes) {
       throw std::runtime_error("the run's chain does not start from its header (h_0 differs); `asiarch check` shows more");
     }
     head_ = *h0;
+    log_write_failures_ = stored_log_write_failures(store_);
+    count_starts();
     return;
   }
   store_.put_meta(meta_key::kHeader, header_bytes);
   head_ = store_.begin_chain(header_bytes);
+  count_starts();
+}
+
+// Committed before any failure is injected, so that each start draws its own failures.
+void RunRecorder::count_starts() {
+  if (faults_.log_write_failure > 0) {
+    const auto stored = store_.meta(meta_key::kStarts);
+    starts_ = (stored && stored->size() == 8 ? storage::from_be64(*stored) : 0) + 1;
+    store_.put_meta(meta_key::kStarts, storage::be64(starts_));
+  }
   store_.commit();
 }
 
@@ -47,6 +73,7 @@ bool RunRecorder::append(uint64_t seq, const std::string& canonical, msg::Event:
   }
   head_ = store_.append_event(seq, canonical);
   project(event);
+  uncommitted_.push_back(canonical);
   return true;
 }
 
@@ -111,6 +138,19 @@ void RunRecorder::project(msg::Event::Reader event) {
     }
     case msg::Payload::POOL_UPDATE: {
       auto u = payload.getPoolUpdate();
+      if (u.getReusedFrom() != 0) {  // a duplicate: its result is reused, it has no training of its own
+        auto record = message.initRoot<msg::ResultRecord>();
+        record.setArchId(u.getArchId());
+        record.setFidelity(u.getFidelity());
+        record.setOutcome(u.getOutcome());
+        record.setReason("same function as arch " + std::to_string(u.getReusedFrom()) + ": its result is reused");
+        record.setLoss(u.getLoss());
+        record.setAccuracy(u.getAccuracy());
+        record.setFitness(u.getFitness());
+        record.setVtimeNs(event.getVtimeNs());
+        store_.put_result(u.getArchId(), fidelity_key(u.getFidelity()), msg::canonical_bytes(record.asReader()));
+        break;
+      }
       if (u.getOutcome() != msg::Outcome::SCORED) break;
       const uint8_t key = fidelity_key(u.getFidelity());
       auto stored = store_.result(u.getArchId(), key);
@@ -137,7 +177,17 @@ void RunRecorder::project(msg::Event::Reader event) {
   }
 }
 
-void RunRecorder::checkpoint(const CampaignSummary& summary) {
+uint64_t stored_log_write_failures(const storage::RunStore& store) {
+  const auto stored = store.meta(meta_key::kLogWriteFailures);
+  return stored && stored->size() == 8 ? storage::from_be64(*stored) : 0;
+}
+
+CampaignSummary RunRecorder::with_log_write_failures(CampaignSummary summary) const {
+  if (log_write_failures_ > 0) summary.faults["log_write"] = log_write_failures_;
+  return summary;
+}
+
+std::string RunRecorder::summary_bytes(const CampaignSummary& summary) const {
   capnp::MallocMessageBuilder message;
   auto s = message.initRoot<msg::RunSummary>();
   s.setScenarioName(summary.scenario_name);
@@ -159,11 +209,58 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
     checks[i].setCheck(check);
     checks[i++].setCount(count);
   }
-  store_.put_meta(meta_key::kSummary, msg::canonical_bytes(s.asReader()));
-  store_.commit();
+  const std::map<std::string, uint64_t>& faults = summary.faults;  // the log-write count has a key of its own
+  auto counts = s.initFaults(static_cast<unsigned>(faults.size()));
+  i = 0;
+  for (const auto& [kind, count] : faults) {
+    counts[i].setKind(kind);
+    counts[i++].setCount(count);
+  }
+  return msg::canonical_bytes(s.asReader());
 }
 
-CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out, const ProgressFn& progress) {
+void RunRecorder::checkpoint(const CampaignSummary& summary) {
+  if (gave_up_) return;  // the store holds what was committed; nothing more is written
+  Rng injected(seed_, "fault/log-write/" + std::to_string(starts_) + "/" + std::to_string(++commits_));
+  for (uint32_t attempt = 0;; ++attempt) {
+    try {
+      store_.put_meta(meta_key::kSummary, summary_bytes(summary));
+      if (log_write_failures_ > 0) store_.put_meta(meta_key::kLogWriteFailures, storage::be64(log_write_failures_));
+      if (injected.chance(faults_.log_write_failure)) store_.fail_next_commit("an injected write failure ([faults] log_write_failure)");
+      store_.commit();
+      uncommitted_.clear();
+      return;
+    } catch (const storage::StorageError& e) {
+      ++log_write_failures_;
+      const uint64_t committed = store_.last_seq();
+      if (attempt >= faults_.log_write_retries) {
+        gave_up_ = true;
+        // The failures are counted even though the campaign's writes are lost: one more commit of
+        // the count alone, not injected; when the disk refuses it too, the count is lost with them.
+        try {
+          store_.put_meta(meta_key::kLogWriteFailures, storage::be64(log_write_failures_));
+          store_.commit();
+        } catch (const storage::StorageError&) {
+        }
+        throw LogWriteError("the event log could not be committed after " + std::to_string(attempt + 1) + (attempt == 0 ? " attempt (" : " attempts (") + e.what() +
+                            "); " + (committed == 0 ? std::string("no event was committed yet") : "events 1 to " + std::to_string(committed) + " are committed") +
+                            ": `asiarch resume " + store_.dir().string() + "` continues the campaign");
+      }
+      spdlog::warn("committing the event log failed (attempt {} of {}): {}; retrying", attempt + 1, faults_.log_write_retries + 1, e.what());
+      // A bounded backoff: the writer waits, not the campaign's virtual time.
+      std::this_thread::sleep_for(std::chrono::milliseconds(std::min<uint64_t>(100, uint64_t{1} << attempt)));
+      // The failed commit discarded the events since the last one: they are written again.
+      for (size_t k = 0; k < uncommitted_.size(); ++k) {
+        store_.append_event(committed + 1 + k, uncommitted_[k]);
+        msg::CanonicalView<msg::Event> view(uncommitted_[k]);
+        project(view.root());
+      }
+    }
+  }
+}
+
+CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std::filesystem::path& out, const ProgressFn& progress,
+                             const std::optional<ListenOptions>& listen) {
   // The run header records the scenario's text: a struct changed after parsing would make the
   // log unreplayable, so it is refused before anything is written.
   if (parse_scenario(scenario.bytes, scenario.file) != scenario) {
@@ -171,6 +268,8 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   }
   std::filesystem::create_directories(out);
   const auto lock = storage::RunLock::acquire(out);
+  // Listening (when it does) fails on a taken port before the store is created.
+  const LiveTrainer trainer = live_trainer(scenario, seed, out, listen);
   auto store = storage::RunStore::create(out);
   {
     std::ofstream copy(out / "scenario.toml", std::ios::binary);
@@ -178,11 +277,11 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
     if (!copy) throw storage::StorageError("cannot write " + (out / "scenario.toml").string() + "; check the disk and permissions");
   }
   std::filesystem::create_directories(out / "report");
-  RunRecorder recorder(*store);
-  return run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress, live_trainer(scenario, seed));
+  RunRecorder recorder(*store, scenario.faults, seed);
+  return recorder.with_log_write_failures(run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress, trainer));
 }
 
-CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress) {
+CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress, const std::optional<ListenOptions>& listen) {
   if (!std::filesystem::exists(dir / "data.mdb")) {
     throw storage::StorageError("not a run directory: " + dir.string() + " has no data.mdb; pass the directory that `asiarch run` wrote");
   }
@@ -199,8 +298,9 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
     store.reset();
     return read_summary(dir);
   }
-  RunRecorder recorder(*store);
-  return run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress, live_trainer(run.scenario, run.seed));
+  RunRecorder recorder(*store, run.scenario.faults, run.seed);
+  const LiveTrainer trainer = live_trainer(run.scenario, run.seed, dir, listen);
+  return recorder.with_log_write_failures(run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress, trainer));
 }
 
 RecordedRun read_recorded_run(const storage::RunStore& store) {
@@ -264,6 +364,8 @@ CampaignSummary read_summary(const std::filesystem::path& dir) {
     summary.proposals = s.getProposals();
     summary.rejections = s.getRejections();
     for (auto c : s.getRejectionsByCheck()) summary.rejections_by_check[c.getCheck().cStr()] = c.getCount();
+    for (auto f : s.getFaults()) summary.faults[f.getKind().cStr()] = f.getCount();
+    if (const uint64_t failures = stored_log_write_failures(*store)) summary.faults["log_write"] = failures;
   } catch (const kj::Exception& e) {
     throw storage::StorageError(dir.string() + ": the run's summary (meta \"summary\") is damaged: " + e.getDescription().cStr() +
                                 "; `asiarch check` and `asiarch replay` still read the log");

@@ -215,14 +215,32 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     TableReader r(*t, "researcher", file);
     r.number<double>("insight_probability", s.insight_probability, 0.0, 1.0, "0.5");
     r.number<uint32_t>("insights_k", s.insights_k, 1, 100, "3");
+    r.text("strategy", s.strategy, "\"full\"");
+    if (s.strategy != "full" && s.strategy != "random" && s.strategy != "no_cognition") {
+      throw ScenarioError(file + ":" + std::to_string(r.source_of("strategy").begin.line) + ": strategy \"" + s.strategy +
+                          "\" is not a strategy; write strategy = \"full\", \"random\" or \"no_cognition\"");
+    }
+    r.text("selection", s.selection, "\"paper\"");
+    if (s.selection != "paper" && s.selection != "islands") {
+      throw ScenarioError(file + ":" + std::to_string(r.source_of("selection").begin.line) + ": selection \"" + s.selection +
+                          "\" is not a parent selection; write selection = \"paper\" or selection = \"islands\"");
+    }
+    r.number<uint32_t>("islands", s.islands, 1, 1000, "4");
+    r.number<uint64_t>("migration_interval", s.migration_interval, 1, kMaxU64, "50");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("oracle")) {
     TableReader r(*t, "oracle", file);
     r.text("kind", s.oracle, "\"synthetic\"");
-    if (s.oracle != "synthetic") {
+    if (s.oracle != "synthetic" && s.oracle != "surrogate") {
       throw ScenarioError(file + ":" + std::to_string(r.source_of("kind").begin.line) + ": oracle kind \"" + s.oracle +
-                          "\" is not available; write kind = \"synthetic\"");
+                          "\" is not available; write kind = \"synthetic\" or kind = \"surrogate\" (with run = \"runs/my-live-run\")");
+    }
+    r.text("run", s.surrogate_run, "\"runs/my-live-run\"");
+    r.number<uint32_t>("k", s.surrogate_k, 1, 1000, "5");
+    if (s.oracle == "surrogate" && s.surrogate_run.empty()) {
+      throw ScenarioError(file + ":" + std::to_string(r.source_of("kind").begin.line) +
+                          ": a surrogate oracle needs the live run it learns from; add run = \"runs/my-live-run\" to [oracle]");
     }
     r.number<uint64_t>("world_seed", s.world_seed, 0, kMaxU64, "1");
     r.number<double>("noise", s.noise, 0.0, 10.0, "0.01");
@@ -272,7 +290,52 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     TableReader r(*t, "fitness", file);
     r.number<double>("loss_scale", s.loss_scale, 0.0, 1e6, "50.0");
     r.number<double>("accuracy_scale", s.accuracy_scale, 0.0, 1e6, "10.0");
+    r.number<double>("loss_weight", s.loss_weight, 0.0, 1e6, "1.0");
+    r.number<double>("accuracy_weight", s.accuracy_weight, 0.0, 1e6, "1.0");
+    r.number<double>("judge_weight", s.judge_weight, 0.0, 1e6, "1.0");
+    r.number<double>("throughput_weight", s.throughput_weight, 0.0, 1e6, "0.1");
+    r.number<double>("memory_weight", s.memory_weight, 0.0, 1e6, "0.1");
+    r.number<double>("state_weight", s.state_weight, 0.0, 1e6, "0.1");
+    r.number<double>("efficiency_scale", s.efficiency_scale, 0.0, 1e6, "2.0");
     r.reject_unknown_keys();
+    if (s.loss_weight + s.accuracy_weight + s.judge_weight + s.throughput_weight + s.memory_weight + s.state_weight <= 0) {
+      throw ScenarioError(file + ":" + std::to_string(top.source_of("fitness").begin.line) +
+                          ": every weight of [fitness] is 0, so fitness would rank nothing; give at least one a positive weight, e.g. loss_weight = 1.0");
+    }
+  }
+  if (const toml::table* t = top.subtable("engineer")) {
+    TableReader r(*t, "engineer", file);
+    r.number<uint32_t>("repair_attempts", s.repair_attempts, 0, 100, "2");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("analyst")) {
+    TableReader r(*t, "analyst", file);
+    r.number<uint32_t>("max_ablations", s.max_ablations, 0, 1000, "8");
+    r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("faults")) {
+    TableReader r(*t, "faults", file);
+    r.number<double>("slot_crash", s.faults.slot_crash, 0.0, 1.0, "0.03");
+    r.number<double>("slot_hang", s.faults.slot_hang, 0.0, 1.0, "0.03");
+    r.number<double>("slot_late", s.faults.slot_late, 0.0, 1.0, "0.03");
+    r.number<double>("slot_garbage", s.faults.slot_garbage, 0.0, 1.0, "0.03");
+    r.number<double>("log_write_failure", s.faults.log_write_failure, 0.0, 1.0, "0.01");
+    r.number<double>("job_timeout_gpu_hours", s.faults.job_timeout_gpu_hours, 0.0, kHuge, "100.0");
+    r.number<double>("job_timeout_factor", s.faults.job_timeout_factor, 1.0, 1e6, "3.0");
+    r.number<double>("slot_restart_gpu_hours", s.faults.slot_restart_gpu_hours, 0.0, 1e6, "0.25");
+    r.number<uint32_t>("job_retries", s.faults.job_retries, 0, 1000, "2");
+    r.number<uint32_t>("log_write_retries", s.faults.log_write_retries, 0, 100, "4");
+    r.reject_unknown_keys();
+    const FaultSpec& f = s.faults;
+    if (f.slot_crash + f.slot_hang + f.slot_late + f.slot_garbage > 1.0) {
+      throw ScenarioError(file + ":" + std::to_string(top.source_of("faults").begin.line) +
+                          ": the slot fault rates of [faults] add up to more than 1; each is a share of the dispatched jobs, "
+                          "e.g. slot_crash = 0.03, slot_hang = 0.03");
+    }
+    if (s.mode == "live" && (f.slot_faults_armed() || f.log_write_failure > 0)) {
+      throw ScenarioError(file + ":" + std::to_string(top.source_of("faults").begin.line) +
+                          ": [faults] are injected in simulation only; remove the table or set mode = \"simulation\"");
+    }
   }
   top.reject_unknown_keys();
   if (s.max_events == 0) s.max_events = 400 * s.max_experiments;

@@ -30,6 +30,25 @@ struct FidelitySpec {
   bool operator==(const FidelitySpec&) const = default;
 };
 
+// [faults]: injected in simulation, in the manner of FoundationDB's simulator. Slot rates are per
+// dispatched job, the log-write rate per commit of the run store; all 0 by default.
+struct FaultSpec {
+  double slot_crash = 0;         // the slot dies part-way through the job; restarted after a delay
+  double slot_hang = 0;          // the slot never answers
+  double slot_late = 0;          // the slot answers after the job's timeout
+  double slot_garbage = 0;       // the answer does not decode, names another job, or holds NaN
+  double log_write_failure = 0;  // a commit of the event log fails (and is retried)
+  double job_timeout_gpu_hours = 0;  // a fixed job timeout; 0: job_timeout_factor x the job's cost
+  double job_timeout_factor = 3.0;   // timeout as a multiple of the cost model's hours of the job
+  double slot_restart_gpu_hours = 0.25;  // how long a crashed or killed slot takes to come back
+  uint32_t job_retries = 2;        // re-queues of a crashed or timed-out job before it fails
+  uint32_t log_write_retries = 4;  // retries of a failed commit before the run stops (exit 1)
+  // Jobs are timed out and answers checked only when slot faults can happen or a timeout is
+  // set: otherwise the loop is exactly that of a campaign without [faults].
+  bool slot_faults_armed() const { return slot_crash > 0 || slot_hang > 0 || slot_late > 0 || slot_garbage > 0 || job_timeout_gpu_hours > 0; }
+  bool operator==(const FaultSpec&) const = default;
+};
+
 struct Scenario {
   std::string file;   // path as given
   std::string bytes;  // the file's exact contents
@@ -60,9 +79,21 @@ struct Scenario {
   // [researcher]
   double insight_probability = 0.5;  // use a retrieved insight's rewrite rather than a random one
   uint32_t insights_k = 3;
+  std::string strategy = "full";    // or "random" (blind mutation), "no_cognition" (full without insights)
+  std::string selection = "paper";  // or "islands": separate pools with migration
+  uint32_t islands = 4;
+  uint64_t migration_interval = 50;  // explore results between migrations of each island's best
+
+  // [engineer]
+  uint32_t repair_attempts = 2;  // repairs of one proposal (a chain of attempts) before it is given up
+
+  // [analyst]
+  uint32_t max_ablations = 8;  // components of each breakthrough ablated (one training each); 0: none
 
   // [oracle]
-  std::string oracle = "synthetic";
+  std::string oracle = "synthetic";  // or "surrogate": a previous live run's results, generalised
+  std::string surrogate_run;         // kind = "surrogate": the live run directory
+  uint32_t surrogate_k = 5;          // nearest recorded programs a new one's result is drawn from
   uint64_t world_seed = 1;
   double noise = 0.01;
   double failure_rate = 0.05;
@@ -85,6 +116,16 @@ struct Scenario {
   // [fitness]
   double loss_scale = 50.0;      // sigmoid slope on relative loss improvement
   double accuracy_scale = 10.0;  // sigmoid slope on accuracy improvement
+  double loss_weight = 1.0;      // weights of the composite's terms (analyst.h)
+  double accuracy_weight = 1.0;
+  double judge_weight = 1.0;
+  double throughput_weight = 0.1;  // tokens per second against the reference's
+  double memory_weight = 0.1;      // peak training memory against the reference's
+  double state_weight = 0.1;       // recurrent state size against the reference's
+  double efficiency_scale = 2.0;   // sigmoid slope on the log ratio of an efficiency figure
+
+  // [faults]
+  FaultSpec faults;
 
   bool operator==(const Scenario&) const = default;
 };

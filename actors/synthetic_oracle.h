@@ -29,13 +29,22 @@ struct OracleOutcome {
   double accuracy = 0;
 };
 
-class SyntheticOracle {
+// What a simulated gpu-slot asks for a job's result: the synthetic landscape below, or the
+// surrogate of a live run (actors/surrogate_oracle.h). Read-only once built, shared by all slots.
+class Oracle {
+ public:
+  virtual ~Oracle() = default;
+  // `noise` is the job's own stream, so a result does not depend on which slot runs it.
+  virtual OracleOutcome evaluate(const lang::Program& program, const lang::ModelShape& shape, msg::Fidelity fidelity, bool baseline,
+                                 Rng& noise) const = 0;
+};
+
+class SyntheticOracle : public Oracle {
  public:
   explicit SyntheticOracle(const Scenario& scenario);
 
-  // `noise` is the job's own stream, so a result does not depend on which slot runs it.
   OracleOutcome evaluate(const lang::Program& program, const lang::ModelShape& shape, msg::Fidelity fidelity, bool baseline,
-                         Rng& noise) const;
+                         Rng& noise) const override;
 
   static const std::vector<std::string>& feature_names();
   // The motif features of a program in canonical form (lang::canonical), in feature_names() order.

@@ -1,5 +1,5 @@
-// The shipped baseline programs: kernels/baselines/*.arch, compiled into the library by
-// cmake/embed_files.cmake.
+// The shipped programs: kernels/baselines/*.arch and kernels/discoveries/*.arch, compiled into
+// the library by cmake/embed_files.cmake.
 #include <algorithm>
 #include <set>
 
@@ -8,8 +8,9 @@
 
 namespace asiarch::lang {
 
-// Generated from kernels/baselines/*.arch (kernels/CMakeLists.txt).
+// Generated from kernels/baselines/*.arch and kernels/discoveries/*.arch (kernels/CMakeLists.txt).
 const std::vector<asiarch::EmbeddedFile>& shipped_baseline_files();
+const std::vector<asiarch::EmbeddedFile>& shipped_discovery_files();
 
 namespace {
 
@@ -19,27 +20,38 @@ constexpr std::string_view kExtension = ".arch";
 // check by design, so campaigns may not start from it.
 const std::set<std::string, std::less<>> kReferenceOnly = {"softmax_attention"};
 
+std::vector<Baseline> shipped_programs(const std::vector<asiarch::EmbeddedFile>& files, bool discovery) {
+  std::vector<Baseline> out;
+  for (const auto& file : files) {
+    std::string name = file.name;
+    if (name.size() > kExtension.size() && name.ends_with(kExtension)) name.resize(name.size() - kExtension.size());
+    const bool reference_only = kReferenceOnly.count(name) > 0;
+    out.push_back(Baseline{std::move(name), file.contents, reference_only, discovery});
+  }
+  std::sort(out.begin(), out.end(), [](const Baseline& a, const Baseline& b) { return a.name < b.name; });
+  return out;
+}
+
+const Baseline* find_in(const std::vector<Baseline>& sorted, std::string_view name) {
+  const auto it = std::lower_bound(sorted.begin(), sorted.end(), name, [](const Baseline& b, std::string_view n) { return b.name < n; });
+  return it != sorted.end() && it->name == name ? &*it : nullptr;
+}
+
 }  // namespace
 
 const std::vector<Baseline>& baselines() {
-  static const std::vector<Baseline> all = [] {
-    std::vector<Baseline> out;
-    for (const auto& file : shipped_baseline_files()) {
-      std::string name = file.name;
-      if (name.size() > kExtension.size() && name.ends_with(kExtension)) name.resize(name.size() - kExtension.size());
-      const bool reference_only = kReferenceOnly.count(name) > 0;
-      out.push_back(Baseline{std::move(name), file.contents, reference_only});
-    }
-    std::sort(out.begin(), out.end(), [](const Baseline& a, const Baseline& b) { return a.name < b.name; });
-    return out;
-  }();
+  static const std::vector<Baseline> all = shipped_programs(shipped_baseline_files(), false);
+  return all;
+}
+
+const std::vector<Baseline>& discoveries() {
+  static const std::vector<Baseline> all = shipped_programs(shipped_discovery_files(), true);
   return all;
 }
 
 const Baseline* find_baseline(std::string_view name) {
-  const auto& all = baselines();
-  const auto it = std::lower_bound(all.begin(), all.end(), name, [](const Baseline& b, std::string_view n) { return b.name < n; });
-  return it != all.end() && it->name == name ? &*it : nullptr;
+  if (const Baseline* b = find_in(baselines(), name)) return b;
+  return find_in(discoveries(), name);
 }
 
 }  // namespace asiarch::lang

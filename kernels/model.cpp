@@ -7,6 +7,7 @@
 #include <atomic>
 #include <cmath>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <optional>
 
@@ -219,6 +220,41 @@ torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, 
   return out;
 }
 
+// A causal depthwise FIR filter over time of a seq [B, T, n] or heads [B, h, T, d] value with
+// taps [channels, K], channels n or h*d (head-major).
+torch::Tensor fir_filter(const torch::Tensor& a, const torch::Tensor& taps, const Type& t) {
+  if (t.kind == Kind::Seq) return depthwise_conv(a, taps, taps.size(1) - 1, 0);
+  const auto by_token = a.transpose(1, 2).reshape({a.size(0), a.size(2), t.heads * t.dim});
+  const auto filtered = depthwise_conv(by_token, taps, taps.size(1) - 1, 0);
+  return filtered.view({a.size(0), a.size(2), t.heads, t.dim}).transpose(1, 2);
+}
+
+// Per-head statistics of heads [B, h, T, d] paths over each head's channels, as seq [B, T, .]:
+// per path its h mean absolute values (head_mean_abs), or its h means then h standard
+// deviations (head_mean_std).
+torch::Tensor head_statistics(const Values& paths, bool mean_and_std) {
+  std::vector<torch::Tensor> stats;
+  for (const auto& p : paths) {
+    if (!mean_and_std) {
+      stats.push_back(p.abs().mean(-1).transpose(1, 2));
+      continue;
+    }
+    auto [variance, mean] = torch::var_mean(p, {-1}, /*unbiased=*/false, /*keepdim=*/false);
+    stats.push_back(mean.transpose(1, 2));
+    // The epsilon keeps the gradient finite where a head is constant over its channels.
+    stats.push_back(torch::sqrt(variance + kNormEpsilon).transpose(1, 2));
+  }
+  return torch::cat(stats, -1);
+}
+
+// sum_p weights[..., p] * paths[p], weights [B, h, T, k] over heads [B, h, T, d] paths (the
+// arguments after the logits).
+torch::Tensor weighted_paths(const torch::Tensor& weights, const Values& a) {
+  torch::Tensor out = a[1] * weights.select(-1, 0).unsqueeze(-1);
+  for (size_t i = 2; i < a.size(); ++i) out = out + a[i] * weights.select(-1, static_cast<int64_t>(i - 1)).unsqueeze(-1);
+  return out;
+}
+
 // The time dimension of a value of type t.
 int64_t time_dim(const Type& t) { return t.kind == Kind::Seq ? 1 : 2; }
 
@@ -339,6 +375,14 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     return [log_temperature, out](const Values& a) { return a[0] * per_head(torch::exp(-log_temperature), out); };
   }
 
+  if (op == "sharpen") {
+    const int64_t count = out.kind == Kind::Seq ? 1 : out.heads;
+    // Starts at softplus(log(e - 1)) = 1: the logits as they are.
+    const auto start = static_cast<float>(std::log(std::exp(1.0) - 1.0));
+    torch::Tensor raw = params().make("raw_scale", {count}, std::vector<float>(static_cast<size_t>(count), start));
+    return [raw, out](const Values& a) { return a[0] * per_head(torch::softplus(raw), out); };
+  }
+
   if (op == "l2norm") {
     return [](const Values& a) { return a[0] * torch::rsqrt(a[0].square().sum(-1, /*keepdim=*/true) + kNormEpsilon); };
   }
@@ -360,6 +404,16 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     const int64_t after = op == "short_conv" ? 0 : taps / 2;
     const int64_t before = taps - 1 - after;
     return [weight, before, after](const Values& a) { return depthwise_conv(a[0], weight, before, after); };
+  }
+  if (op == "fir") {
+    const int64_t taps = s.operands.dim("k");
+    const int64_t channels = lang::detail::elements(out);
+    // The identity: the last tap (the current token) 1, the others 0, so the filter starts as a
+    // copy of its input and learns what to look back at (FusionGatedFIRNet, arXiv:2507.18074).
+    std::vector<float> identity(static_cast<size_t>(channels * taps), 0.0f);
+    for (int64_t c = 0; c < channels; ++c) identity[static_cast<size_t>(c * taps + taps - 1)] = 1.0f;
+    torch::Tensor weight = params().make("taps", {channels, taps}, identity);
+    return [weight, out](const Values& a) { return fir_filter(a[0], weight, out); };
   }
   if (op == "seq_mean") {
     const int64_t dim = time_dim(out);
@@ -410,6 +464,15 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
       return torch::stack(stats, -1);
     };
   }
+  if (op == "head_mean_abs" || op == "head_mean_std") {
+    const bool mean_and_std = op == "head_mean_std";
+    return [mean_and_std](const Values& a) { return head_statistics(a, mean_and_std); };
+  }
+  if (op == "sigmoid_fuse") {
+    const double floor = s.operands.reals.at("floor");
+    return [floor](const Values& a) { return weighted_paths(floor + (1.0 - floor) * torch::sigmoid(a[0]), a); };
+  }
+  if (op == "head_route") return [](const Values& a) { return weighted_paths(torch::softmax(a[0], -1), a); };
   throw std::logic_error("model: no module for operator '" + op + "'");
 }
 
@@ -509,6 +572,40 @@ torch::Tensor LanguageModelImpl::forward(const torch::Tensor& tokens) {
   torch::Tensor h = torch::embedding(embedding_, tokens);
   for (const auto& block : blocks_) h = block->forward(h);
   return torch::linear(rms_norm(h, final_gain_), embedding_);
+}
+
+std::vector<safetensors::TensorBytes> parameter_tensors(const torch::nn::Module& module) {
+  std::vector<safetensors::TensorBytes> out;
+  for (const auto& item : module.named_parameters()) {
+    const torch::Tensor value = item.value().detach().to(torch::kCPU).contiguous();
+    safetensors::TensorBytes t;
+    t.name = item.key();
+    if (value.scalar_type() == torch::kFloat32) t.dtype = safetensors::DType::F32;
+    else if (value.scalar_type() == torch::kFloat64) t.dtype = safetensors::DType::F64;
+    else throw std::invalid_argument("parameter " + t.name + " is neither float32 nor float64");
+    t.shape = value.sizes().vec();
+    t.data.assign(static_cast<const char*>(value.data_ptr()), value.nbytes());
+    out.push_back(std::move(t));
+  }
+  return out;
+}
+
+void load_parameters(torch::nn::Module& module, const std::vector<safetensors::TensorBytes>& tensors) {
+  std::map<std::string, const safetensors::TensorBytes*> by_name;
+  for (const auto& t : tensors) by_name[t.name] = &t;
+  torch::NoGradGuard no_grad;
+  auto parameters = module.named_parameters();
+  for (auto& item : parameters) {
+    const auto it = by_name.find(item.key());
+    if (it == by_name.end()) throw std::invalid_argument("no tensor for the parameter " + item.key());
+    const safetensors::TensorBytes& t = *it->second;
+    if (t.shape != item.value().sizes().vec()) throw std::invalid_argument("the tensor " + t.name + " does not have its parameter's shape");
+    const auto dtype = t.dtype == safetensors::DType::F32 ? torch::kFloat32 : t.dtype == safetensors::DType::F64 ? torch::kFloat64 : torch::kInt64;
+    const auto values = torch::from_blob(const_cast<char*>(t.data.data()), t.shape, dtype);
+    item.value().copy_(values);
+    by_name.erase(it);
+  }
+  if (!by_name.empty()) throw std::invalid_argument("the tensor " + by_name.begin()->first + " is no parameter of the model");
 }
 
 int64_t LanguageModelImpl::mixer_params() const {

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/program.h"
+#include "kernels/safetensors.h"
 
 namespace asiarch::model {
 
@@ -86,5 +87,12 @@ class LanguageModelImpl : public torch::nn::Module {
   torch::Tensor final_gain_;
 };
 TORCH_MODULE(LanguageModel);
+
+// Every parameter of a module by its full name ("block0.mixer.q_proj.weight"), in registration
+// order, as safetensors data (float32 or float64, on the CPU).
+std::vector<safetensors::TensorBytes> parameter_tensors(const torch::nn::Module& module);
+// Sets every parameter of a module from tensors of those names and shapes (converted to the
+// parameter's dtype). Throws std::invalid_argument naming a missing, extra or misshapen one.
+void load_parameters(torch::nn::Module& module, const std::vector<safetensors::TensorBytes>& tensors);
 
 }  // namespace asiarch::model

@@ -6,6 +6,7 @@
 #include <map>
 
 #include "kernels/operator_rules.h"
+#include "kernels/program_analysis.h"
 
 namespace asiarch::lang {
 namespace detail {
@@ -111,6 +112,8 @@ Type gated_norm_type(const Operands& in) {
 
 Type conv_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Seq}); }
 
+Type fir_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Seq, Kind::Heads}); }
+
 struct QkvShape {
   int64_t heads;
   int64_t dk;
@@ -194,6 +197,40 @@ Type path_stats_type(const Operands& in) {
   return Type{Kind::Seq, 0, 2 * static_cast<int64_t>(in.args.size())};
 }
 
+// Paths of per-head vectors, all of one type: the arguments from `first` on.
+const Type& head_paths(const Operands& in, size_t first) {
+  arg_of_kind(in, first, {Kind::Heads});
+  return same_type_from(in, first);
+}
+
+// head_mean_abs: one statistic per path and head; head_mean_std: two.
+template <int kStatistics>
+Type head_stats_type(const Operands& in) {
+  const Type& path = head_paths(in, 0);
+  return Type{Kind::Seq, 0, kStatistics * static_cast<int64_t>(in.args.size()) * path.heads};
+}
+
+// sigmoid_fuse and head_route: gate logits heads[h, k], one per head and path, and k paths
+// heads[h, d] of the same h.
+Type head_gated_paths_type(const Operands& in) {
+  const Type& path = head_paths(in, 1);
+  const int64_t paths = static_cast<int64_t>(in.args.size()) - 1;
+  const Type logits{Kind::Heads, path.heads, paths};
+  if (in.args[0] != logits) {
+    throw RuleError{"the gate logits, " + describe_arg(in, 0) + ", must be " + to_string(logits) + ", one per head and path, got " +
+                    to_string(in.args[0]) + "; make them with split_heads(linear(..., out=" + std::to_string(paths * path.heads) +
+                    "), h=" + std::to_string(path.heads) + ")"};
+  }
+  return path;
+}
+
+Type sigmoid_fuse_type(const Operands& in) {
+  if (in.reals.at("floor") >= 1.0) {
+    throw RuleError{"floor=" + format_attr_value(in.reals.at("floor")) + " leaves no room for the gate; write a floor below 1, e.g. floor=0.02"};
+  }
+  return head_gated_paths_type(in);
+}
+
 // ---- cost rules ----
 
 Cost no_cost(const Operands&, const Type&, int64_t) { return {}; }
@@ -255,6 +292,27 @@ Cost route_cost(const Operands& in, const Type& result, int64_t) {
   return Cost{0, 3.0 * paths + 2.0 * paths * static_cast<double>(elements(result)), 0};
 }
 
+// A causal FIR filter: K taps per channel, the last K-1 inputs kept as state.
+Cost fir_cost(const Operands& in, const Type& result, int64_t) {
+  const int64_t taps = elements(result) * in.dim("k");
+  return Cost{taps, 2.0 * static_cast<double>(taps), elements(result) * (in.dim("k") - 1)};
+}
+
+// Statistics of each path per head: kFlops FLOPs per input element.
+template <int kFlops>
+Cost head_stats_cost(const Operands& in, const Type&, int64_t) {
+  int64_t inputs = 0;
+  for (const Type& t : in.args) inputs += elements(t);
+  return Cost{0, static_cast<double>(kFlops) * static_cast<double>(inputs), 0};
+}
+
+// Gate weights from h*k logits (about kFlops FLOPs each) and the weighted sum of k paths.
+template <int kFlops>
+Cost head_gated_paths_cost(const Operands& in, const Type& result, int64_t) {
+  const auto paths = static_cast<double>(in.args.size() - 1);
+  return Cost{0, static_cast<double>(kFlops) * static_cast<double>(elements(in.args[0])) + 2.0 * paths * static_cast<double>(elements(result)), 0};
+}
+
 // path_stats: mean (1 FLOP per element) and standard deviation (3 per element) of each path.
 Cost path_stats_cost(const Operands& in, const Type&, int64_t) {
   int64_t inputs = 0;
@@ -304,6 +362,9 @@ std::vector<OperatorRules> build_table() {
       {"temperature", OpClass::Learned, "temperature(a)",
        "divides by a learned positive temperature, one for seq, one per head for heads and scalars", 1, 1, {},
        same_as_argument, temperature_cost},
+      {"sharpen", OpClass::Learned, "sharpen(a)",
+       "multiplies by softplus of a learned parameter, one for seq, one per head for heads and scalars", 1, 1, {},
+       same_as_argument, temperature_cost},
       {"l2norm", OpClass::Norm, "l2norm(a)", "L2 normalisation over the last dimension (seq, heads)", 1, 1, {}, norm_type,
        per_element<3>},
       {"rmsnorm", OpClass::Norm, "rmsnorm(a)", "RMSNorm with a learned gain over the last dimension (seq, heads)", 1, 1, {},
@@ -315,6 +376,9 @@ std::vector<OperatorRules> build_table() {
       {"noncausal_conv", OpClass::LocalMix, "noncausal_conv(a, k=K)",
        "centred depthwise convolution, looks K/2 tokens ahead: not causal", 1, 1, {{"k", kDim}}, conv_type, conv_cost<false>,
        false},
+      {"fir", OpClass::LocalMix, "fir(a, k=K)",
+       "causal depthwise FIR filter over the last K tokens (seq, heads), taps start at the identity", 1, 1, {{"k", kDim}},
+       fir_type, fir_cost},
       {"seq_mean", OpClass::LocalMix, "seq_mean(a)", "mean over the whole sequence at every position: not causal", 1, 1, {},
        same_as_argument, per_element<1>, false},
       {"linear_attn", OpClass::Recurrence, "linear_attn(q, k, v)", "S_t = S_{t-1} + k_t v_t^T, o_t = S_t^T q_t", 3, 3, {},
@@ -343,6 +407,18 @@ std::vector<OperatorRules> build_table() {
       {"path_stats", OpClass::Routing, "path_stats(p1, ..., pk)",
        "seq[2k]: per-token mean and standard deviation of each path over its channels", 1, kVariadic, {}, path_stats_type,
        path_stats_cost},
+      {"head_mean_abs", OpClass::Routing, "head_mean_abs(p1, ..., pk)",
+       "seq[k*h]: per token, path and head, the mean absolute value over the head's channels", 1, kVariadic, {},
+       head_stats_type<1>, head_stats_cost<2>},
+      {"head_mean_std", OpClass::Routing, "head_mean_std(p1, ..., pk)",
+       "seq[2*k*h]: per token and path, the mean of each head's channels, then their standard deviation", 1, kVariadic, {},
+       head_stats_type<2>, head_stats_cost<4>},
+      {"sigmoid_fuse", OpClass::Routing, "sigmoid_fuse(g, p1, ..., pk, floor=F)",
+       "sum over paths of (F + (1 - F) * sigmoid(g_p)) * p, g heads[h, k] per head and path", 2, kVariadic,
+       {{"floor", kReal}}, sigmoid_fuse_type, head_gated_paths_cost<4>},
+      {"head_route", OpClass::Routing, "head_route(g, p1, ..., pk)",
+       "per token and head, softmax over k >= 2 paths of the logits g heads[h, k]", 3, kVariadic, {},
+       head_gated_paths_type, head_gated_paths_cost<3>},
   };
 }
 

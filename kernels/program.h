@@ -118,13 +118,18 @@ struct OpInfo {
 const std::vector<OpInfo>& operators();             // in a fixed order
 const OpInfo* find_operator(std::string_view name); // nullptr if unknown
 
-// Shipped programs: the baselines of DESIGN.md (kernels/baselines/*.arch), by name.
+// Shipped programs: the baselines of DESIGN.md (kernels/baselines/*.arch) and the architectures
+// ASI-Arch discovered (kernels/discoveries/*.arch), by name. Both may start a campaign or be
+// trained by name; only the baselines are the published starting points.
 struct Baseline {
   std::string name;        // e.g. "gated_deltanet"
   std::string text;        // the program's text form
   bool reference_only;     // softmax_attention: fails the complexity check by design
+  bool discovery = false;  // from kernels/discoveries: found by a search, not a baseline
 };
-const std::vector<Baseline>& baselines();  // sorted by name
+const std::vector<Baseline>& baselines();    // sorted by name
+const std::vector<Baseline>& discoveries();  // sorted by name
+// A baseline or a discovery by name; nullptr if neither.
 const Baseline* find_baseline(std::string_view name);
 
 }  // namespace asiarch::lang

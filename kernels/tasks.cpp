@@ -108,7 +108,7 @@ class LmData final : public TaskData {
     }
     train_end_ = size - task.eval_bytes;
   }
-  int64_t vocab() const override { return 256; }
+  int64_t vocab() const override { return kByteVocab; }
   int64_t seq_len() const override { return task_.seq_len; }
 
   Batch train_batch(int64_t step, int64_t batch) const override {

@@ -2,6 +2,7 @@
 // of a campaign (kernels/training.h).
 #include <chrono>
 #include <cmath>
+#include <map>
 #include <numbers>
 
 #include "kernels/model.h"
@@ -74,6 +75,17 @@ Evaluation evaluate(model::LanguageModel& net, const TaskData& task, int64_t bat
     counted += counts.sum().item<int64_t>();
   }
   return {loss_sum / static_cast<double>(counted), static_cast<double>(correct) / static_cast<double>(counted)};
+}
+
+// The metadata a weights file carries: enough to rebuild the model that reads it.
+std::map<std::string, std::string> weights_metadata(const lang::Program& program, const TrainConfig& config) {
+  return {{"format", "asiarch"},
+          {"program", lang::print(program)},
+          {"task", config.task == Task::Mqar ? "mqar" : "lm"},
+          {"vocab", std::to_string(model_vocab(config))},
+          {"d_model", std::to_string(config.d_model)},
+          {"layers", std::to_string(config.layers)},
+          {"seed", std::to_string(config.seed)}};
 }
 
 std::string number(double value) {
@@ -152,9 +164,22 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   } catch (const std::exception& e) {
     return fail(std::string("runtime: ") + model::error_text(e));
   }
+  if (!config.weights_path.empty()) {
+    try {
+      safetensors::write_file(config.weights_path, model::parameter_tensors(*net), weights_metadata(program, config));
+    } catch (const std::exception& e) {
+      metrics.weights_error = model::error_text(e);
+    }
+  }
   metrics.ok = true;
   metrics.seconds = seconds_since(started);
   return metrics;
+}
+
+int64_t model_vocab(const TrainConfig& config) { return config.task == Task::Mqar ? config.mqar.vocab : kByteVocab; }
+
+std::string weights_file(const std::string& prefix, Task task) {
+  return prefix + (task == Task::Mqar ? "-mqar" : "-lm") + ".safetensors";
 }
 
 TrainConfig explore_config(Task task) {
@@ -198,13 +223,19 @@ ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentC
 
   TrainConfig lm = config.lm, mqar = config.mqar;
   if (config.cancelled != nullptr) lm.cancelled = mqar.cancelled = config.cancelled;
+  if (!config.weights_prefix.empty()) {
+    lm.weights_path = weights_file(config.weights_prefix, Task::Lm);
+    mqar.weights_path = weights_file(config.weights_prefix, Task::Mqar);
+  }
   stage("lm");
   const TrainMetrics language = train_program(program, lm);
+  if (!language.weights_error.empty()) metrics.weights_errors.push_back(language.weights_error);
   if (!language.ok) return finish("lm " + language.failure);
   metrics.loss = language.bits_per_byte;
   metrics.tokens_per_second = language.tokens_per_second;
   stage("mqar");
   const TrainMetrics recall = train_program(program, mqar);
+  if (!recall.weights_error.empty()) metrics.weights_errors.push_back(recall.weights_error);
   if (!recall.ok) return finish("mqar " + recall.failure);
   metrics.accuracy = recall.accuracy;
   metrics.peak_memory_bytes = std::max(language.peak_memory_bytes, recall.peak_memory_bytes);

@@ -55,6 +55,11 @@ struct TrainConfig {
   uint64_t seed = 1;
   // When set and true, training stops at the next step with ok = false, failure "cancelled".
   const std::atomic<bool>* cancelled = nullptr;
+  // When not empty, a run that trained writes the model's parameters there (safetensors, see
+  // kernels/safetensors.h), with the program and the model's sizes as metadata. The weights are
+  // an output only: writing them changes no metric, and a failed write is reported in
+  // TrainMetrics::weights_error, not as a failed run.
+  std::string weights_path;
   bool operator==(const TrainConfig&) const = default;
 };
 
@@ -69,7 +74,11 @@ struct TrainMetrics {
   double seconds = 0;
   int64_t steps = 0;          // optimiser steps taken
   int64_t params = 0;         // parameters of the whole model
+  std::string weights_error;  // why config.weights_path could not be written; empty when it was (or not asked)
 };
+
+// The vocabulary of the model a config trains: 256 bytes for LM, the MQAR task's vocab.
+int64_t model_vocab(const TrainConfig& config);
 
 using TrainProgress = std::function<void(int64_t step, int64_t steps, double loss)>;
 
@@ -114,7 +123,12 @@ struct ExperimentConfig {
   TrainConfig lm = explore_config(Task::Lm);
   TrainConfig mqar = explore_config(Task::Mqar);
   const std::atomic<bool>* cancelled = nullptr;  // passed on to both training runs
+  // When not empty, both runs keep their weights: PREFIX-lm.safetensors, PREFIX-mqar.safetensors.
+  std::string weights_prefix;
 };
+
+// The file an experiment keeps a task's weights in, for a weights_prefix.
+std::string weights_file(const std::string& prefix, Task task);
 
 struct ExperimentMetrics {
   bool ok = false;
@@ -124,9 +138,37 @@ struct ExperimentMetrics {
   double tokens_per_second = 0;  // of the LM run
   uint64_t peak_memory_bytes = 0;
   double seconds = 0;          // the whole experiment
+  std::vector<std::string> weights_errors;  // the runs' TrainMetrics::weights_error, where not empty
 };
 
 ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentConfig& config,
                                  const std::function<void(const std::string& stage)>& progress = {});
+
+// ---- functional duplicates (kernels/functional_probe.cpp) ----
+// Two programs that compute the same function need one training, as in AutoML-Zero (Real et al.,
+// 2020, arXiv:2003.03384, "functional equivalence checking"): the mixer runs on a fixed probe
+// batch with weights drawn from a fixed seed, and its rounded outputs are hashed.
+
+// The probe: the mixer alone (its output projection random, not zero), in float64 so that
+// rewrites that differ only in rounding (silu(a) and a * sigmoid(a)) give the same digits.
+struct ProbeConfig {
+  int64_t d_model = 64;
+  int64_t context = 24;  // tokens per probe sequence
+  int64_t batch = 2;
+  uint64_t seed = 1;
+  int threads = 1;       // torch intra-op threads (as for training: fixed, so results are too)
+  int decimals = 6;      // outputs are rounded to this many decimals before hashing
+};
+
+// SHA-256 (64 hex chars) of the probe's rounded outputs. Weights are named by each operator's
+// ordinal in the canonical form (linear_0, linear_1, ...), so that rewrites which add or remove
+// only parameter-free statements keep every weight. Throws lang::ProgramError when the program
+// does not type-check at config.d_model.
+std::string functional_hash(const lang::Program& program, const ProbeConfig& config);
+
+// The torch-free stand-in that simulation uses: algebraic identities of the operator set
+// rewritten to one form (mul(a, sigmoid(a)) -> silu(a), exp(logsigmoid(a)) -> sigmoid(a),
+// neg(neg(a)) -> a, mul(rmsnorm(a), silu(g)) -> gated_rmsnorm(a, g)), then the canonical form.
+lang::Program algebraic_normal_form(const lang::Program& program);
 
 }  // namespace asiarch::training

@@ -49,6 +49,14 @@ struct Payload {
     insight @10 :Insight;
     stop @11 :CampaignStop;
     promotion @12 :Promotion;
+    slotAnswer @13 :SlotAnswer;
+    slotCrash @14 :SlotCrash;
+    jobTimeout @15 :JobTimeout;
+    slotRestart @16 :SlotRestart;
+    slotFault @17 :SlotFault;
+    trainFailure @18 :TrainFailure;
+    duplicate @19 :Duplicate;
+    ablationRequest @20 :AblationRequest;
   }
 }
 
@@ -85,6 +93,9 @@ struct Proposal {
   operator @3 :Text;     # the mutation that made it, or "baseline"
   motivation @4 :Text;   # why: the insight or observation it follows
   insightIds @5 :List(Text);
+  repairOf @6 :UInt64;     # the engineer's repair of this architecture (0: none); operator "repair:RULE"
+  ablationOf @7 :UInt64;   # the analyst's ablation of this breakthrough (0: none); operator "ablation:COMPONENT"
+  lrScale @8 :Float64;     # learning-rate multiplier of a retry (0: 1, the fidelity's own rate)
 }
 
 struct Rejection {
@@ -108,6 +119,10 @@ struct JobRef {
   statements @10 :UInt32;
   operator @11 :Text;         # the mutation that made the program, or "baseline"
   baselineName @12 :Text;     # for baselines: the shipped program's name
+  repairOf @13 :UInt64;       # a repaired program: the architecture it repairs (0: none)
+  ablationOf @14 :UInt64;     # an ablation job: the breakthrough it removes a component of (0: none)
+  lrScale @15 :Float64;       # learning-rate multiplier (0: 1)
+  functionalHash @16 :Text;   # the engineer's functional hash (training::functional_hash)
 }
 
 struct TrainJob {
@@ -118,6 +133,8 @@ struct TrainJob {
 struct Dispatch {
   slot @0 :UInt32;
   job @1 :TrainJob;
+  attempt @2 :UInt32;     # 0, then 1, 2, ... when the job is re-queued after a crash or timeout
+  timeoutNs @3 :UInt64;   # the coordinator times the job out after this; 0: no timeout (no faults)
 }
 
 enum TrainStatus {
@@ -141,6 +158,60 @@ struct SlotIdle {
   slot @0 :UInt32;
 }
 
+# ---- faults (simulation, [faults] in the scenario) ----
+# With faults, a gpu-slot answers the coordinator with the bytes of its result, which it checks
+# before the analyst sees them; jobs are timed out, re-queued, or failed.
+
+# A slot's answer to the dispatch (jobId, attempt): `result` should be a canonical TrainResult.
+struct SlotAnswer {
+  slot @0 :UInt32;
+  jobId @1 :UInt64;
+  attempt @2 :UInt32;
+  result @3 :Data;
+}
+
+# The slot's process died while it ran (jobId, attempt): what a supervisor's down message says.
+struct SlotCrash {
+  slot @0 :UInt32;
+  jobId @1 :UInt64;
+  attempt @2 :UInt32;
+}
+
+# The coordinator's own timer for the dispatch (jobId, attempt) on `slot`.
+struct JobTimeout {
+  slot @0 :UInt32;
+  jobId @1 :UInt64;
+  attempt @2 :UInt32;
+}
+
+# The coordinator's own timer: a crashed or killed slot is back.
+struct SlotRestart {
+  slot @0 :UInt32;
+}
+
+enum FaultKind {
+  crash @0;     # the slot died with the job
+  timeout @1;   # no answer in time (a hung or late slot): the slot is killed and restarted
+  late @2;      # an answer for a dispatch that was already timed out: ignored
+  garbage @3;   # an answer that does not decode or holds invalid values: the job fails
+}
+
+enum FaultAction {
+  requeued @0;  # the job waits for a slot again, as attempt + 1
+  failed @1;    # the job ends with a failed trainResult (retries used up, or garbage)
+  ignored @2;   # nothing changes (a late answer)
+}
+
+# What the coordinator saw and did; logged for `asiarch check` and counted in the summary.
+struct SlotFault {
+  kind @0 :FaultKind;
+  action @1 :FaultAction;
+  slot @2 :UInt32;
+  jobId @3 :UInt64;
+  attempt @4 :UInt32;
+  detail @5 :Text;
+}
+
 enum Outcome {
   scored @0;
   rejected @1;
@@ -158,12 +229,37 @@ struct PoolUpdate {
   breakthroughs @7 :UInt32;   # cumulative count
   diagnosis @8 :Text;         # what the analyst observed; the next cognition query
   promoted @9 :Bool;          # sent on to the verify fidelity
+  reusedFrom @10 :UInt64;     # the result is that of this earlier architecture (same function); 0: own result
+  repairOf @11 :UInt64;       # the architecture is the engineer's repair of this one (0: not a repair)
 }
 
 # The analyst asks the engineer to train an explore winner at the verify fidelity.
 struct Promotion {
   archId @0 :UInt64;
   fitness @1 :Float64;
+}
+
+# A failed explore result on its way to repair: the analyst sends it to the engineer, which
+# proposes a repaired program, or sends it back when no repair rule fits (then it is recorded as
+# a failure).
+struct TrainFailure {
+  result @0 :TrainResult;
+}
+
+# The engineer found that a proposal computes the same function as an earlier architecture: its
+# result is reused, nothing is trained. `ref` describes the duplicate as a job would.
+struct Duplicate {
+  archId @0 :UInt64;
+  sameAs @1 :UInt64;
+  kind @2 :Text;       # "structural" (same canonical form) or "functional" (same probe outputs)
+  ref @3 :JobRef;
+}
+
+# The analyst asks the engineer to train one ablation per component of a breakthrough.
+# The engineer answers with the same message and the number of ablation jobs it submitted.
+struct AblationRequest {
+  archId @0 :UInt64;
+  jobs @1 :UInt32;     # in the engineer's answer: ablation jobs submitted (0: nothing to ablate)
 }
 
 struct Insight {
@@ -204,6 +300,12 @@ struct RunSummary {
   rejections @11 :UInt64;
   rejectionsByCheck @12 :List(CheckCount);
   targetExperiments @13 :UInt64;  # the scenario's max_experiments
+  faults @14 :List(FaultCount);   # slot faults seen, by kind (crash, timeout, late, garbage); log-write failures: meta "log_write_failures"
+}
+
+struct FaultCount {
+  kind @0 :Text;
+  count @1 :UInt64;
 }
 
 struct CheckCount {

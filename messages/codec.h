@@ -25,13 +25,14 @@ std::string canonical_bytes(Reader reader) {
 
 // Reads canonical bytes. The bytes are copied into word-aligned memory first, because a
 // std::string's buffer need not be aligned. Reading a malformed message throws kj::Exception.
+// `options` bound how much reading may follow pointers (capnp's traversal limit).
 template <typename T>
 class CanonicalView {
  public:
-  explicit CanonicalView(std::string_view bytes)
+  explicit CanonicalView(std::string_view bytes, capnp::ReaderOptions options = {})
       : words_(kj::heapArray<capnp::word>((bytes.size() + sizeof(capnp::word) - 1) / sizeof(capnp::word))),
         segment_(words_.asPtr()),
-        reader_(kj::arrayPtr(&segment_, 1)) {
+        reader_(kj::arrayPtr(&segment_, 1), options) {
     std::memset(words_.begin(), 0, words_.size() * sizeof(capnp::word));
     std::memcpy(words_.begin(), bytes.data(), bytes.size());
   }

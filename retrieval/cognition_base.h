@@ -12,9 +12,10 @@
 namespace asiarch::retrieval {
 
 // The mutation operators (actors/mutations.h) an entry's `rewrites` may name.
-inline constexpr std::array<std::string_view, 8> kRewriteOperators = {
-    "swap_activation", "wrap_norm",       "add_short_conv", "change_conv_size",
-    "swap_recurrence", "add_output_gate", "add_decay_gate", "change_heads"};
+inline constexpr std::array<std::string_view, 16> kRewriteOperators = {
+    "swap_activation", "replace_op",      "wrap_norm",      "wrap_activation", "wrap_scale",      "add_short_conv",
+    "remove_wrapper",  "change_conv_size", "change_hyperparameter", "swap_recurrence", "add_output_gate",
+    "add_decay_gate",  "change_heads",    "add_gated_path", "add_routed_paths", "graft_reference"};
 
 // Parses `files` in order and validates every entry; ids must be unique across all files.
 // Throws std::runtime_error "FILE:LINE: what is wrong; what to write".

@@ -31,6 +31,7 @@ struct LoggedEvent {
   Fidelity fidelity;
   bool ok, baseline, breakthrough;
   double gpu_hours, tokens_per_second, fitness, loss, accuracy;
+  bool ablation = false;  // a result of an ablation job: not an experiment of the budget
 };
 
 std::vector<LoggedEvent> read_logged_events(const RunStore& store) {
@@ -47,6 +48,7 @@ std::vector<LoggedEvent> read_logged_events(const RunStore& store) {
         e.baseline = r.getRef().getBaseline();
         e.gpu_hours = r.getGpuHours();
         e.tokens_per_second = r.getTokensPerSecond();
+        e.ablation = r.getRef().getAblationOf() != 0;
       } else if (payload.which() == msg::Payload::POOL_UPDATE) {
         auto u = payload.getPoolUpdate();
         if (u.getOutcome() == msg::Outcome::REJECTED) return;
@@ -92,7 +94,7 @@ std::vector<Judgment> read_judgments(const RunStore& store) {
     const LoggedEvent& e = *it;
     if (e.kind == LoggedEvent::Kind::Result) {
       totals.gpu_hours += e.gpu_hours;
-      if (e.fidelity == Fidelity::Explore) ++totals.experiments;
+      if (e.fidelity == Fidelity::Explore && !e.ablation) ++totals.experiments;
       results[{e.arch_id, e.fidelity}] = &e;
       continue;
     }
@@ -139,8 +141,11 @@ Lineage::Lineage(const RunStore& store) {
     if (entry == archs_.end()) return;
     decode<msg::ResultRecord>(store, "results", bytes, [&](msg::ResultRecord::Reader record) {
       ArchOutcome outcome;
-      // Trained results are "pending" until their judgment is found below.
-      outcome.outcome = record.getOutcome() == msg::Outcome::REJECTED ? "rejected" : "pending";
+      // Trained results are "pending" until their judgment is found below; an ablation's result
+      // is never judged as a candidate: it is "ablation" (trained) or "failed".
+      // A failed training stays failed when no judgment follows (the engineer repaired it instead).
+      outcome.outcome = record.getOutcome() == msg::Outcome::REJECTED ? "rejected" : record.getOutcome() == msg::Outcome::FAILED ? "failed" : "pending";
+      if (entry->second.ablation()) outcome.outcome = record.getOutcome() == msg::Outcome::FAILED ? "failed" : "ablation";
       outcome.reason = record.getReason();
       outcome.loss = record.getLoss();
       outcome.accuracy = record.getAccuracy();

@@ -21,7 +21,8 @@ const char* fidelity_name(Fidelity fidelity);  // "explore", "verify"
 
 // What came of one architecture at one fidelity (a ResultRecord, with its judgment).
 struct ArchOutcome {
-  // "scored" or "failed" (judged by the analyst), "rejected" (by the engineer), or "pending":
+  // "scored" or "failed" (judged by the analyst), "rejected" (by the engineer), "ablation" (an
+  // ablation job's trained result, never judged as a candidate), or "pending":
   // trained, not judged yet (waiting for the reference, or still in flight when the campaign
   // stopped).
   std::string outcome;
@@ -43,6 +44,10 @@ struct ArchEntry {
   std::optional<ArchOutcome> explore, verify;
 
   bool baseline() const { return operator_name == "baseline"; }
+  // The engineer's architectures: an ablation of a breakthrough ("ablation:COMPONENT") and a
+  // repair of a failed proposal ("repair:RULE", linked to it as its parent).
+  bool ablation() const { return operator_name.rfind("ablation:", 0) == 0; }
+  bool repair() const { return operator_name.rfind("repair:", 0) == 0; }
   bool verified() const { return verify && verify->scored(); }
   // The outcome at the highest fidelity it was scored at (verify when verified()), if any.
   const ArchOutcome* best_scored() const;

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <system_error>
+#include <utility>
 
 namespace asiarch::storage {
 namespace {
@@ -77,6 +78,7 @@ struct RunStore::Impl {
   std::array<MDB_dbi, kTableCount> tables{};
   MDB_txn* write_txn = nullptr;  // open from the first write to commit(); ReadWrite only
   LogEnd end;                    // ReadWrite only: cached so that append is O(1)
+  std::string injected_failure;  // set: the next commit fails with this reason (fault injection)
 
   Impl(std::filesystem::path run_dir, Mode run_mode) : dir(std::move(run_dir)), mode(run_mode) {}
   ~Impl() {
@@ -269,6 +271,14 @@ struct RunStore::Impl {
 
   void commit() {
     if (write_txn == nullptr) return;
+    if (!injected_failure.empty()) {
+      // An injected failure ends the transaction as a failed mdb_txn_commit does: nothing lands.
+      mdb_txn_abort(write_txn);
+      write_txn = nullptr;
+      end = read_log_end();
+      const std::string why = std::exchange(injected_failure, {});
+      throw StorageError("run store " + dir.string() + ": committing: " + why + "; " + std::string(kDiscarded));
+    }
     const int rc = mdb_txn_commit(write_txn);  // frees the transaction whether or not it succeeds
     write_txn = nullptr;
     if (rc != MDB_SUCCESS) {
@@ -397,5 +407,7 @@ void RunStore::put_meta(std::string_view key, std::string_view value) {
 std::optional<Bytes> RunStore::meta(std::string_view key) const { return impl_->get(kMeta, key); }
 
 void RunStore::commit() { impl_->commit(); }
+
+void RunStore::fail_next_commit(std::string reason) { impl_->injected_failure = std::move(reason); }
 
 }  // namespace asiarch::storage

@@ -98,6 +98,9 @@ class RunStore {
   // Makes every write since the last commit durable and visible to other processes. A write that
   // fails throws and discards every write since the last commit (LMDB cannot go on with it).
   void commit();
+  // Fault injection ([faults] log_write_failure): the next commit() discards the writes since the
+  // last commit and throws StorageError naming `reason`, as a commit that LMDB refused would.
+  void fail_next_commit(std::string reason);
 
  private:
   struct Impl;

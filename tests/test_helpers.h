@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 
+#include "actors/actor_state.h"
 #include "actors/scenario.h"
 
 namespace asiarch::testing {
@@ -71,6 +72,27 @@ inline std::string edited_text(const std::string& file, const std::string& from,
   return text.replace(at, from.size(), to);
 }
 
+// Drives one actor state with one payload and returns the decoded outbox.
+struct Delivery {
+  std::string bytes;
+  msg::CanonicalView<msg::Outbox> view;
+  explicit Delivery(std::string b) : bytes(std::move(b)), view(bytes) {}
+  capnp::List<msg::Outgoing>::Reader messages() { return view.root().getMessages(); }
+};
+
+template <typename Fill>
+Delivery deliver(ActorState& state, Fill fill) {
+  capnp::MallocMessageBuilder message;
+  auto event = message.initRoot<msg::Event>();
+  event.setSeq(1);
+  event.setFrom("test");
+  fill(event.initPayload());
+  msg::CanonicalView<msg::Event> canonical(msg::canonical_bytes(event.asReader()));
+  msg::OutboxWriter out;
+  state.handle(canonical.root(), out);
+  return Delivery(out.finish());
+}
+
 // A shipped scenario with one piece of its text replaced, e.g.
 // edited_scenario("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = 10").
 // Runs record the text, so a test changes the text, never the parsed struct.
@@ -78,12 +100,57 @@ inline Scenario edited_scenario(const std::string& file, const std::string& from
   return parse_scenario(edited_text(file, from, to), source(file));
 }
 
-// Starts a command line in the background (its output discarded); returns its pid.
-inline pid_t start(const std::string& command) {
+// A live scenario small enough that a job trains in a second or two on one thread.
+inline const char* kTinyLiveScenario = R"(name = "live-tiny"
+mode = "live"
+seed = 3
+
+[campaign]
+max_experiments = 5
+gpu_slots = 2
+start = ["deltanet", "linear_attention"]
+reference = "deltanet"
+
+[model]
+param_tolerance = 1.2
+
+[fidelity]
+promote_top = 1
+
+[fidelity.explore]
+d_model = 32
+layers = 1
+steps = 12
+batch = 8
+
+[fidelity.verify]
+d_model = 32
+layers = 1
+steps = 16
+batch = 8
+
+[task.mqar]
+vocab = 64
+seq_len = 32
+kv_pairs = 4
+test_examples = 32
+
+[task.lm]
+seq_len = 32
+eval_bytes = 2048
+
+[live]
+threads = 1
+measure_context = 64
+)";
+
+// Starts a command line in the background, its stdout and stderr going to `output` (discarded
+// by default); returns its pid.
+inline pid_t start(const std::string& command, const std::string& output = "/dev/null") {
   const pid_t pid = ::fork();
   if (pid < 0) throw std::runtime_error("fork failed");
   if (pid == 0) {
-    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " > /dev/null 2>&1").c_str(), static_cast<char*>(nullptr));
+    ::execl("/bin/sh", "sh", "-c", ("exec " + command + " > '" + output + "' 2>&1").c_str(), static_cast<char*>(nullptr));
     ::_exit(127);
   }
   return pid;

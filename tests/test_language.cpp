@@ -332,6 +332,114 @@ TEST_CASE("learned scales and norms count their parameters per channel or per he
   CHECK(derive(p, ModelShape{8, 16}).params == 2 + 2 + 4 + 8 + 1 + 8);
 }
 
+TEST_CASE("per-head routing operators: types, hand-computed figures and errors") {
+  // D = 8, T = 16, h = 2, d = 4, k = 2 paths.
+  //   v = split_heads(x, h=2)            heads[2, 4], free
+  //   f = fir(v, k=3)                    params 8*3 = 24, FLOPs 2*8*3 = 48, state 8*2 = 16
+  //   s = fir(x, k=5)                    params 8*5 = 40, FLOPs 80, state 8*4 = 32
+  //   abs = head_mean_abs(f, v)          seq[4], FLOPs 2*16 = 32
+  //   ms = head_mean_std(f, v)           seq[8], FLOPs 4*16 = 64
+  //   both = concat(abs, ms)             seq[12]
+  //   g_proj = linear(both, out=4)       params 48, FLOPs 96
+  //   g = split_heads(g_proj, h=2)       heads[2, 2]
+  //   gs = sharpen(g)                    params 2 (per head), FLOPs 4
+  //   fused = sigmoid_fuse(gs, f, v)     FLOPs 4*4 + 2*2*8 = 48
+  //   routed = head_route(g, f, v)       FLOPs 3*4 + 2*2*8 = 44
+  //   sum = add(fused, routed)           FLOPs 8
+  //   m = merge_heads(sum)
+  //   y = add(m, s)                      FLOPs 8
+  const ModelShape shape{8, 16};
+  const Program p = checked(
+      "program per_head\n"
+      "  v = split_heads(x, h=2)\n"
+      "  f = fir(v, k=3)\n"
+      "  s = fir(x, k=5)\n"
+      "  abs = head_mean_abs(f, v)\n"
+      "  ms = head_mean_std(f, v)\n"
+      "  both = concat(abs, ms)\n"
+      "  g_proj = linear(both, out=4)\n"
+      "  g = split_heads(g_proj, h=2)\n"
+      "  gs = sharpen(g)\n"
+      "  fused = sigmoid_fuse(gs, f, v, floor=0.02)\n"
+      "  routed = head_route(g, f, v)\n"
+      "  sum = add(fused, routed)\n"
+      "  m = merge_heads(sum)\n"
+      "  y = add(m, s)\n"
+      "  return y\n",
+      shape);
+  const std::vector<Type> types = check(p, shape);
+  CHECK(to_string(types[1]) == "heads[2, 4]");
+  CHECK(to_string(types[2]) == "seq[8]");
+  CHECK(to_string(types[3]) == "seq[4]");
+  CHECK(to_string(types[4]) == "seq[8]");
+  CHECK(to_string(types[8]) == "heads[2, 2]");
+  CHECK(to_string(types[9]) == "heads[2, 4]");
+  CHECK(to_string(types[10]) == "heads[2, 4]");
+  const Figures f = derive(p, shape);
+  CHECK(f.params == 24 + 40 + 48 + 2);
+  CHECK(f.flops_per_token == Approx(48 + 80 + 32 + 64 + 96 + 4 + 48 + 44 + 8 + 8));
+  CHECK(f.state_size == 16 + 32);
+  CHECK(f.causal);
+  CHECK(f.subquadratic);
+  CHECK(derive(checked("program sh\n  a = sharpen(x)\n  return a\n", shape), shape).params == 1);
+  // The order of the paths is meaningful: swapping them is another program.
+  const std::string swapped = "program per_head2\n  v = split_heads(x, h=2)\n  f = fir(v, k=3)\n  g_proj = linear(x, out=4)\n"
+                              "  g = split_heads(g_proj, h=2)\n  r = head_route(g, ";
+  CHECK(structural_hash(parse(swapped + "f, v)\n  m = merge_heads(r)\n  return m\n")) !=
+        structural_hash(parse(swapped + "v, f)\n  m = merge_heads(r)\n  return m\n")));
+
+  const std::string head = "program bad\n  v = split_heads(x, h=4)\n  g_proj = linear(x, out=8)\n  g = split_heads(g_proj, h=4)\n";
+  const std::string floor = error_of(head + "  o = sigmoid_fuse(g, v, v, floor=1.5)\n  m = merge_heads(o)\n  return m\n").message();
+  CHECK(floor.find("floor below 1") != std::string::npos);
+  const std::string logits = error_of(head + "  o = head_route(g, v, v, v)\n  m = merge_heads(o)\n  return m\n").message();
+  CHECK(logits.find("must be heads[4, 3]") != std::string::npos);
+  CHECK(logits.find("out=12") != std::string::npos);
+  const std::string seq_path = error_of("program bad\n  s = head_mean_abs(x)\n  return x\n").message();
+  CHECK(seq_path.find("heads[h, d]") != std::string::npos);
+  CHECK(error_of("program bad\n  h = split_heads(x, h=4)\n  f = fir(h, k=0)\n  return x\n").message().find("positive") != std::string::npos);
+  CHECK(error_of(head + "  o = head_route(g, v)\n  m = merge_heads(o)\n  return m\n").message().find("at least 3 arguments") !=
+        std::string::npos);
+}
+
+TEST_CASE("the discoveries are the two ASI-Arch architectures, shipped and checked like the baselines") {
+  std::vector<std::string> names;
+  for (const auto& d : discoveries()) names.push_back(d.name);
+  CHECK(names == std::vector<std::string>{"content_sharp_router", "fusion_gated_firnet"});
+  for (const auto& d : discoveries()) {
+    INFO(d.name);
+    CHECK(d.discovery);
+    CHECK_FALSE(d.reference_only);
+    REQUIRE(find_baseline(d.name) == &d);
+    CHECK(read_file(std::string(ASIARCH_SOURCE_DIR) + "/kernels/discoveries/" + d.name + ".arch") == d.text);
+    const Program p = parse(d.text, d.name + ".arch");
+    CHECK(p.name == d.name);
+    CHECK(print(p) == d.text);
+    CHECK(d.text.find("arXiv:2507.18074") != std::string::npos);
+    for (const ModelShape shape : {ModelShape{256, 2048}, ModelShape{64, 2048}}) {
+      REQUIRE_NOTHROW(check(p, shape));
+      const Figures f = derive(p, shape);
+      CHECK(f.causal);
+      CHECK(f.subquadratic);
+      CHECK(derive(canonical(p), shape).params == f.params);
+    }
+  }
+  for (const auto& b : baselines()) CHECK_FALSE(b.discovery);
+  // Four paths: the delta rule, two FIR filters and the values.
+  const Program fusion = parse(find_baseline("fusion_gated_firnet")->text);
+  std::multiset<std::string> ops;
+  for (const auto& s : fusion.body) ops.insert(s.op);
+  CHECK(ops.count("delta_rule") == 1);
+  CHECK(ops.count("fir") == 2);
+  CHECK(ops.count("sigmoid_fuse") == 1);
+  CHECK(ops.count("head_mean_abs") == 1);
+  const Program router = parse(find_baseline("content_sharp_router")->text);
+  ops.clear();
+  for (const auto& s : router.body) ops.insert(s.op);
+  CHECK(ops.count("head_route") == 1);
+  CHECK(ops.count("head_mean_std") == 1);
+  CHECK(ops.count("sharpen") == 1);
+}
+
 TEST_CASE("a non-causal operator reaching the result makes the program non-causal") {
   const Program mean = checked("program m\n  a = seq_mean(x)\n  b = add(a, x)\n  return b\n");
   CHECK_FALSE(derive(mean, kShape).causal);
@@ -419,7 +527,8 @@ TEST_CASE("the operator table lists every operator of LANGUAGE.md once") {
       "softplus",   "logsigmoid",  "elu1",        "relu",         "exp",            "tanh",         "neg",
       "add",        "sub",         "mul",         "scale",        "temperature",    "l2norm",       "rmsnorm",
       "gated_rmsnorm", "short_conv", "noncausal_conv", "seq_mean", "linear_attn", "decay_attn", "delta_rule",
-      "gated_delta_rule", "swa",  "softmax_attn", "retnet_decay", "gated_fuse",     "route",        "path_stats"};
+      "gated_delta_rule", "swa",  "softmax_attn", "retnet_decay", "gated_fuse",     "route",        "path_stats",
+      "fir",        "sharpen",     "head_mean_abs", "head_mean_std", "sigmoid_fuse", "head_route"};
   std::vector<std::string> names;
   for (const auto& op : operators()) names.push_back(op.name);
   CHECK(std::set<std::string>(names.begin(), names.end()) == std::set<std::string>(expected.begin(), expected.end()));
@@ -433,6 +542,8 @@ TEST_CASE("the operator table lists every operator of LANGUAGE.md once") {
   CHECK(find_operator("linear")->attrs == std::vector<std::string>{"out"});
   CHECK(find_operator("linear")->op_class == OpClass::Projection);
   CHECK(find_operator("route")->attrs == std::vector<std::string>{"temp"});
+  CHECK(find_operator("sigmoid_fuse")->attrs == std::vector<std::string>{"floor"});
+  CHECK(find_operator("fir")->attrs == std::vector<std::string>{"k"});
   CHECK(find_operator("gated_delta_rule")->op_class == OpClass::Recurrence);
   CHECK(find_operator("slu") == nullptr);
 }

@@ -22,50 +22,6 @@ namespace msg = asiarch::msg;
 
 namespace {
 
-// Small enough that a job trains in a second or two on one thread.
-const char* kTinyLive = R"(name = "live-tiny"
-mode = "live"
-seed = 3
-
-[campaign]
-max_experiments = 5
-gpu_slots = 2
-start = ["deltanet", "linear_attention"]
-reference = "deltanet"
-
-[model]
-param_tolerance = 1.2
-
-[fidelity]
-promote_top = 1
-
-[fidelity.explore]
-d_model = 32
-layers = 1
-steps = 12
-batch = 8
-
-[fidelity.verify]
-d_model = 32
-layers = 1
-steps = 16
-batch = 8
-
-[task.mqar]
-vocab = 64
-seq_len = 32
-kv_pairs = 4
-test_examples = 32
-
-[task.lm]
-seq_len = 32
-eval_bytes = 2048
-
-[live]
-threads = 1
-measure_context = 64
-)";
-
 std::string digest_of(const std::string& output) {
   const std::string line = last_line(output);
   REQUIRE(line.rfind("digest: ", 0) == 0);
@@ -95,7 +51,7 @@ std::vector<LoggedResult> logged_results(const std::filesystem::path& dir) {
 
 TEST_CASE("a live campaign trains, replays from its log without training, and retrains bit for bit", "[live]") {
   const auto dir = fresh_dir("live");
-  const std::string scenario = write_file(fresh_dir("live-scenario.toml"), kTinyLive);
+  const std::string scenario = write_file(fresh_dir("live-scenario.toml"), kTinyLiveScenario);
   const Result run = sh(cli("run " + scenario + " --out " + dir.string()));
   INFO(run.output);
   REQUIRE(run.code == 0);
@@ -126,7 +82,7 @@ TEST_CASE("a live campaign trains, replays from its log without training, and re
 
 TEST_CASE("a live campaign killed during training resumes without losing or repeating a result", "[live]") {
   const auto dir = fresh_dir("live-kill");
-  const std::string scenario = write_file(fresh_dir("live-kill-scenario.toml"), kTinyLive);
+  const std::string scenario = write_file(fresh_dir("live-kill-scenario.toml"), kTinyLiveScenario);
   const pid_t pid = start(cli("run " + scenario + " --out " + dir.string()));
   // Kill it once a first result is committed, while other jobs are training.
   std::vector<LoggedResult> before;

@@ -91,7 +91,7 @@ TEST_CASE("report writes one self-contained page with the lineage graph and the 
   const size_t graph = html.find("<div class=\"graph\" id=\"lineage\"><svg");
   CHECK(graph != std::string::npos);
   CHECK(html.find("class=\"node\"", graph) != std::string::npos);
-  CHECK(html.find("<title>a1</title>") != std::string::npos);
+  CHECK(html.find("class=\"edge\"", graph) != std::string::npos);  // parent -> child links
   // Three plots, embedded as SVG data; their sources are kept beside the page.
   CHECK(count_of(html, "src=\"data:image/svg+xml;base64,") == 3);
   for (const char* plot : {"fitness", "pool_best", "pareto"}) {

@@ -16,13 +16,18 @@ const lang::ModelShape kShape{256, 2048};
 }  // namespace
 
 TEST_CASE("every mutation operator yields a type-correct, structurally new child", "[mutations]") {
+  // Crossover takes its sub-programs from reference programs: the other baselines.
+  std::vector<lang::Program> references;
+  for (const auto& baseline : lang::baselines()) {
+    if (!baseline.reference_only) references.push_back(lang::parse(baseline.text, baseline.name));
+  }
   size_t applied = 0;
   for (const auto& baseline : lang::baselines()) {
     if (baseline.reference_only) continue;
     const lang::Program parent = lang::parse(baseline.text, baseline.name);
     for (const auto& op : mutation_operators()) {
       Rng rng(42, op + baseline.name);
-      auto mutation = mutate(op, parent, kShape, rng);
+      auto mutation = mutate(op, parent, kShape, rng, references);
       if (!mutation) continue;
       ++applied;
       INFO(op << " on " << baseline.name << ":\n" << lang::print(mutation->child));
@@ -38,7 +43,7 @@ TEST_CASE("every mutation operator yields a type-correct, structurally new child
     bool any = false;
     for (const auto& baseline : lang::baselines()) {
       Rng rng(1, op);
-      if (!baseline.reference_only && mutate(op, lang::parse(baseline.text, baseline.name), kShape, rng)) any = true;
+      if (!baseline.reference_only && mutate(op, lang::parse(baseline.text, baseline.name), kShape, rng, references)) any = true;
     }
     INFO(op);
     CHECK(any);

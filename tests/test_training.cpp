@@ -1,6 +1,4 @@
 // Models built from programs, the tasks, the checks by measurement, training and `asiarch train`.
-#include <catch2/catch.hpp>
-
 #include <cmath>
 #include <map>
 #include <set>
@@ -9,6 +7,10 @@
 #include "kernels/tasks.h"
 #include "kernels/training.h"
 #include "tests/test_helpers.h"
+
+// libtorch's c10 logging defines CHECK (abort on failure, invisible to Catch): Catch's must win.
+#undef CHECK
+#include <catch2/catch.hpp>
 
 using namespace asiarch;
 using asiarch::testing::cli;
@@ -57,6 +59,14 @@ const std::map<std::string, std::string>& operator_programs() {
        "  more_stats = concat(all_stats, sstats)\n  logits = linear(more_stats, out=3)\n  r = route(logits, a, b, f, temp=2.0)\n"
        "  hlogits = linear(x, out=2)\n  hr = route(hlogits, ha, hb, temp=1.0)\n  sr = route(hlogits, sa, sa, temp=0.5)\n"
        "  hs = mul(hr, sr)\n  hseq = merge_heads(hs)\n  y0 = add(r, hseq)\n  y = linear(y0, out=D)\n  return y\n"},
+      {"per_head_routing",
+       "  a = linear(x, out=D)\n  v = split_heads(a, h=4)\n  f1 = fir(v, k=3)\n  f2 = fir(v, k=7)\n  fs = fir(a, k=2)\n"
+       "  abs = head_mean_abs(f1, f2, v)\n  ms = head_mean_std(f1, f2, v)\n  stats = concat(abs, ms)\n  feats = concat(x, stats)\n"
+       "  g_proj = linear(feats, out=12)\n  g = split_heads(g_proj, h=4)\n  gs = sharpen(g)\n  gt = temperature(g)\n"
+       "  fused = sigmoid_fuse(gs, f1, f2, v, floor=0.02)\n  routed = head_route(gt, f1, f2, v)\n  both = add(fused, routed)\n"
+       "  m = merge_heads(both)\n  s_proj = linear(x, out=4)\n  s = head_scalars(s_proj)\n  ss = sharpen(s)\n  sq = sharpen(fs)\n"
+       "  sm = seq_mean(ss)\n  mixed = add(m, sq)\n  y0 = linear(mixed, out=4)\n  ys = head_scalars(y0)\n  yy = mul(ys, sm)\n"
+       "  yh = mul(v, yy)\n  yseq = merge_heads(yh)\n  y = linear(yseq, out=D)\n  return y\n"},
   };
   return programs;
 }
@@ -99,8 +109,10 @@ const char* kOverflowingBody =
 
 }  // namespace
 
-TEST_CASE("model: the mixer has exactly the parameters derive() counts, for every baseline", "[training][model]") {
-  for (const auto& b : lang::baselines()) {
+TEST_CASE("model: the mixer has exactly the parameters derive() counts, for every shipped program", "[training][model]") {
+  std::vector<lang::Baseline> shipped = lang::baselines();
+  shipped.insert(shipped.end(), lang::discoveries().begin(), lang::discoveries().end());
+  for (const auto& b : shipped) {
     const lang::Program program = lang::parse(b.text, b.name);
     for (const int64_t d_model : {64, 128}) {
       INFO(b.name << " at D=" << d_model);
@@ -169,6 +181,38 @@ TEST_CASE("model: decays start slow and multi-scale, RetNet's are fixed", "[trai
   // retnet_decay has no parameters: RetNet's mixer has only its projections.
   const auto params = model::Mixer(baseline("retnet"), 64, 1, "mixer")->named_parameters();
   for (const auto& item : params) CHECK(item.key().find("g.") != 0);
+}
+
+TEST_CASE("model: FIR filters start as the identity and the per-head gates weight paths as LANGUAGE.md says", "[training][model]") {
+  torch::NoGradGuard no_grad;
+  const auto x = torch::randn({2, 9, 16});
+  // A FIR filter of seq and of heads returns its input until it learns.
+  CHECK(torch::equal(model::Mixer(program_text("  f = fir(x, k=5)\n  return f\n"), 16, 1, "m")->forward(x), x));
+  const lang::Program heads = program_text("  h = split_heads(x, h=4)\n  f = fir(h, k=63)\n  m = merge_heads(f)\n  return m\n");
+  model::Mixer fir(heads, 16, 1, "m");
+  CHECK(torch::allclose(fir->forward(x), x));
+  // With the taps set to a delay by one token, output t is input t - 1 (zero before the start).
+  auto taps = fir->named_parameters()["f.taps"];
+  taps.zero_();
+  taps.select(1, 61).fill_(1.0);
+  const auto delayed = fir->forward(x);
+  CHECK(torch::allclose(delayed.narrow(1, 1, 8), x.narrow(1, 0, 8)));
+  CHECK(delayed.select(1, 0).abs().max().item<float>() == 0.0f);
+
+  // Per-head statistics, fused and routed paths against their formulas.
+  const lang::Program routing = program_text(
+      "  a = split_heads(x, h=2)\n  b = neg(a)\n  abs = head_mean_abs(a, b)\n  ms = head_mean_std(a, b)\n"
+      "  g_proj = linear(x, out=4)\n  g = split_heads(g_proj, h=2)\n  fused = sigmoid_fuse(g, a, b, floor=0.25)\n"
+      "  routed = head_route(g, a, b)\n  both = add(fused, routed)\n  m = merge_heads(both)\n  return m\n");
+  model::Mixer mixer(routing, 16, 3, "m");
+  const auto a = x.view({2, 9, 2, 8}).transpose(1, 2);
+  const auto g = torch::linear(x, mixer->named_parameters()["g_proj.weight"]).view({2, 9, 2, 2}).transpose(1, 2);
+  const auto w = 0.25 + 0.75 * torch::sigmoid(g);
+  const auto fused = a * w.select(-1, 0).unsqueeze(-1) - a * w.select(-1, 1).unsqueeze(-1);
+  const auto p = torch::softmax(g, -1);
+  const auto routed = a * p.select(-1, 0).unsqueeze(-1) - a * p.select(-1, 1).unsqueeze(-1);
+  const auto expected = (fused + routed).transpose(1, 2).reshape({2, 9, 16});
+  CHECK(torch::allclose(mixer->forward(x), expected, 1e-5, 1e-6));
 }
 
 TEST_CASE("model: live tensor memory is counted exactly per scope", "[training][model]") {
@@ -279,8 +323,10 @@ TEST_CASE("tasks: the default corpus is GCIDE; a missing one names the path and 
   CHECK(m.failure.find("dict-gcide") != std::string::npos);
 }
 
-TEST_CASE("checks: the six sub-quadratic baselines pass every check by measurement", "[training][checks]") {
-  for (const auto& b : lang::baselines()) {
+TEST_CASE("checks: the sub-quadratic baselines and the discoveries pass every check by measurement", "[training][checks]") {
+  std::vector<lang::Baseline> shipped = lang::baselines();
+  shipped.insert(shipped.end(), lang::discoveries().begin(), lang::discoveries().end());
+  for (const auto& b : shipped) {
     if (b.reference_only) continue;
     INFO(b.name);
     const lang::Program program = lang::parse(b.text, b.name);
@@ -343,6 +389,19 @@ TEST_CASE("training: failures are named, never scored", "[training]") {
   training::TrainConfig config = quick_config(training::Task::Mqar, 5);
   config.cancelled = &cancelled;
   CHECK(training::train_program(baseline("deltanet"), config).failure == "cancelled");
+}
+
+TEST_CASE("training: the discoveries train on MQAR and LM", "[training]") {
+  for (const auto& d : lang::discoveries()) {
+    for (const training::Task task : {training::Task::Mqar, training::Task::Lm}) {
+      INFO(d.name << (task == training::Task::Mqar ? " on MQAR" : " on LM"));
+      const training::TrainMetrics m = training::train_program(lang::parse(d.text, d.name), quick_config(task, 12));
+      CHECK(m.ok);
+      CHECK(m.failure.empty());
+      CHECK(m.steps == 12);
+      CHECK(std::isfinite(m.loss));
+    }
+  }
 }
 
 TEST_CASE("training: the same config gives bit-identical metrics", "[training]") {

@@ -45,11 +45,13 @@ void print_figures(const lang::Figures& f, const lang::ModelShape& shape) {
 
 int list(const ShapeArgs& args) {
   std::printf("%-20s %12s %16s %14s  %s\n", "name", "params", "FLOPs/token", "state", "notes");
-  for (const auto& b : lang::baselines()) {
-    const lang::Figures f = lang::derive(lang::parse(b.text, b.name), args.shape());
-    std::printf("%-20s %12s %16s %14s  %s\n", b.name.c_str(), grouped(static_cast<uint64_t>(f.params)).c_str(),
-                grouped(f.flops_per_token, 0).c_str(), grouped(static_cast<uint64_t>(f.state_size)).c_str(),
-                b.reference_only ? "reference only (quadratic)" : "");
+  for (const auto* shipped : {&lang::baselines(), &lang::discoveries()}) {
+    for (const auto& b : *shipped) {
+      const lang::Figures f = lang::derive(lang::parse(b.text, b.name), args.shape());
+      std::printf("%-20s %12s %16s %14s  %s\n", b.name.c_str(), grouped(static_cast<uint64_t>(f.params)).c_str(),
+                  grouped(f.flops_per_token, 0).c_str(), grouped(static_cast<uint64_t>(f.state_size)).c_str(),
+                  b.reference_only ? "reference only (quadratic)" : b.discovery ? "discovered by ASI-Arch (arXiv:2507.18074)" : "");
+    }
   }
   std::cout << "(per layer, at D=" << args.d_model << ", T=" << args.context << ")" << std::endl;
   return 0;

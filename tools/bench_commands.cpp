@@ -1,11 +1,14 @@
 // asiarch bench sim: whole-system throughput of a simulated campaign, with and without the log.
 // asiarch bench kernels: the fused recurrence kernels against their libtorch-op references.
 // asiarch bench train: training throughput and seconds per explore experiment.
+// asiarch bench search: breakthroughs of the researcher's strategies at equal budget.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
 #include <filesystem>
+#include <cmath>
 #include <iostream>
+#include <map>
 
 #include "actors/campaign.h"
 #include "kernels/kernel_bench.h"
@@ -152,6 +155,66 @@ int bench_train(const TrainBenchArgs& args) {
   return 0;
 }
 
+struct SearchBenchArgs {
+  std::string scenario = "scenarios/search.toml";
+  int seeds = 10;
+  bool json = false;
+};
+
+// The researcher's strategies at equal budget: the same scenario in worlds 1..N, once per
+// strategy; breakthroughs per campaign, and the full researcher's ratio to the others.
+int bench_search(const SearchBenchArgs& args) {
+  const std::optional<Scenario> loaded = load_scenario_or_report(args.scenario);
+  if (!loaded) return 2;
+  if (loaded->mode != "simulation") {
+    std::cerr << args.scenario << ": bench search runs simulated campaigns; give a scenario with mode = \"simulation\"" << std::endl;
+    return 2;
+  }
+  const std::vector<std::string> strategies = {"full", "random", "no_cognition"};
+  std::map<std::string, std::vector<uint32_t>> found;
+  spdlog::info("search benchmark: {} ({} experiments per campaign), {} strategies x {} worlds", loaded->name, loaded->max_experiments,
+               strategies.size(), args.seeds);
+  for (int seed = 1; seed <= args.seeds; ++seed) {
+    for (const auto& strategy : strategies) {
+      Scenario scenario = *loaded;
+      scenario.world_seed = static_cast<uint64_t>(seed);
+      scenario.strategy = strategy;
+      const CampaignSummary summary = simulate_campaign(scenario, scenario.seed, LogMode::None);
+      found[strategy].push_back(summary.breakthroughs);
+      spdlog::info("world {}: {} found {} breakthroughs in {} experiments", seed, strategy, summary.breakthroughs, summary.experiments);
+    }
+  }
+  std::map<std::string, double> mean;
+  for (const auto& [strategy, counts] : found) {
+    double total = 0;
+    for (uint32_t c : counts) total += c;
+    mean[strategy] = total / static_cast<double>(counts.size());
+  }
+  auto ratio = [&](const std::string& other) { return mean[other] > 0 ? mean["full"] / mean[other] : INFINITY; };
+  if (args.json) {
+    std::printf("{\"scenario\": %s, \"seeds\": [", json_string(loaded->name).c_str());
+    for (int seed = 1; seed <= args.seeds; ++seed) std::printf("%s%d", seed > 1 ? ", " : "", seed);
+    std::printf("], \"full\": %.3f, \"random\": %.3f, \"no_cognition\": %.3f, ", mean["full"], mean["random"], mean["no_cognition"]);
+    for (const auto& strategy : strategies) {
+      std::printf("\"%s_per_seed\": [", strategy.c_str());
+      for (size_t i = 0; i < found[strategy].size(); ++i) std::printf("%s%u", i ? ", " : "", found[strategy][i]);
+      std::printf("], ");
+    }
+    std::printf("\"full_over_random\": %.3f, \"full_over_no_cognition\": %.3f}\n", ratio("random"), ratio("no_cognition"));
+    return 0;
+  }
+  std::printf("scenario: %s, %s experiments per campaign, worlds 1..%d; breakthroughs per campaign\n", loaded->name.c_str(),
+              grouped(loaded->max_experiments).c_str(), args.seeds);
+  std::printf("%-14s %8s  %s\n", "strategy", "mean", "per world");
+  for (const auto& strategy : strategies) {
+    std::string per_seed;
+    for (uint32_t c : found[strategy]) per_seed += (per_seed.empty() ? "" : " ") + std::to_string(c);
+    std::printf("%-14s %8.2f  %s\n", strategy.c_str(), mean[strategy], per_seed.c_str());
+  }
+  std::printf("full / random:       %.2fx\nfull / no_cognition: %.2fx\n", ratio("random"), ratio("no_cognition"));
+  return 0;
+}
+
 }  // namespace
 
 void add_bench_commands(CLI::App& app, int& exit_code) {
@@ -179,6 +242,17 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
   train->add_flag("--json", train_args->json, "Print one JSON object");
   train->add_option("--threads", train_args->threads, "Torch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
   train->callback([train_args, &exit_code] { exit_code = bench_train(*train_args); });
+
+  auto search_args = std::make_shared<SearchBenchArgs>();
+  auto* search = bench->add_subcommand(
+      "search", "Breakthroughs per simulated campaign of the full researcher, random mutation and the researcher without cognition, at equal budget");
+  search->add_option("--seeds", search_args->seeds, "World seeds 1..N; one campaign per seed and strategy")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+  search->add_option("--scenario", search_args->scenario, "Simulation scenario every campaign runs (its strategy is overridden)")
+      ->capture_default_str();
+  search->add_flag("--json", search_args->json, "Print one JSON object: mean breakthroughs of full, random and no_cognition, and the seeds");
+  search->callback([search_args, &exit_code] { exit_code = bench_search(*search_args); });
 }
 
 }  // namespace asiarch::tools

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "actors/campaign.h"
+#include "actors/surrogate_oracle.h"
 #include "storage/lineage.h"
 #include "storage/run_store.h"
 #include "tools/commands.h"
@@ -11,16 +12,45 @@
 namespace asiarch::tools {
 namespace {
 
+// Where a live run listens for `asiarch worker` processes (--listen, --bind, --secret-file).
+struct ListenArgs {
+  int port = -1;  // -1: no listening, the gpu-slots train in this process
+  std::string bind = "127.0.0.1";
+  std::string secret_file;
+
+  std::optional<ListenOptions> options() const {
+    if (port < 0) return std::nullopt;
+    return ListenOptions{static_cast<uint16_t>(port), bind, secret_file};
+  }
+
+  void add_to(CLI::App* cmd) {
+    cmd->add_option("--listen", port, "Train the live jobs on remote workers (`asiarch worker`) that connect to this TCP port")
+        ->check(CLI::Range(1, 65535));
+    cmd->add_option("--bind", bind, "Address to listen on (default 127.0.0.1; other addresses carry the traffic unencrypted)")
+        ->needs("--listen");
+    cmd->add_option("--secret-file", secret_file, "File with the secret workers must present (default: RUN_DIR/worker.secret, made at random)")
+        ->needs("--listen");
+  }
+};
+
 struct RunArgs {
   std::string scenario;
   std::string out;
   int64_t seed = -1;
+  ListenArgs listen;
 };
 
 std::string rejection_breakdown(const CampaignSummary& s) {
   std::string out;
   for (const auto& [check, count] : s.rejections_by_check) out += (out.empty() ? "" : ", ") + check + " " + grouped(count);
   return out.empty() ? "" : " (" + out + ")";
+}
+
+// "crash 3, garbage 2, ...": injected faults the run met ([faults]).
+std::string fault_breakdown(const CampaignSummary& s) {
+  std::string out;
+  for (const auto& [kind, count] : s.faults) out += (out.empty() ? "" : ", ") + kind + " " + grouped(count);
+  return out;
 }
 
 // "finished: <why it stopped>", "running", or what an unfinished run says of itself
@@ -38,6 +68,7 @@ void print_summary(const CampaignSummary& s, const std::string& dir) {
             << "experiments:   " << grouped(s.experiments) << " of " << grouped(s.target_experiments) << " (from " << grouped(s.proposals) << " proposals)\n"
             << "rejected:      " << grouped(s.rejections) << " before training" << rejection_breakdown(s) << "\n"
             << "breakthroughs: " << s.breakthroughs << "\n"
+            << (s.faults.empty() ? "" : "faults:        " + fault_breakdown(s) + "\n")
             << "GPU hours:     " << grouped(s.gpu_hours, s.gpu_hours < 10 ? 3 : 1) << "\n"
             << "virtual time:  " << grouped(static_cast<double>(s.vtime_ns) / 3.6e12, 1) << " h\n"
             << "digest: " << s.digest << std::endl;
@@ -53,6 +84,12 @@ void print_summary_json(const CampaignSummary& s, const std::string& dir) {
   bool first = true;
   for (const auto& [check, count] : s.rejections_by_check) {
     std::cout << (first ? "" : ", ") << json_string(check) << ": " << count;
+    first = false;
+  }
+  std::cout << "}, \"faults\": {";
+  first = true;
+  for (const auto& [kind, count] : s.faults) {
+    std::cout << (first ? "" : ", ") << json_string(kind) << ": " << count;
     first = false;
   }
   std::cout << "}, \"breakthroughs\": " << s.breakthroughs
@@ -71,10 +108,24 @@ int run(const RunArgs& args) {
   const Scenario& scenario = *loaded;
   const uint64_t seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : scenario.seed;
   const std::string out = args.out.empty() ? "runs/" + scenario.name + "-seed" + std::to_string(seed) : args.out;
+  if (args.listen.options() && scenario.mode != "live") {
+    std::cerr << "scenario " << scenario.name << " is simulated: its gpu-slots need no workers; run it without --listen" << std::endl;
+    return 2;
+  }
+  const char* slots = scenario.mode != "live" ? "simulated GPU slots"
+                      : args.listen.options() ? "gpu-slots training on remote workers"
+                                              : "gpu-slots training on this machine";
   spdlog::info("campaign {} (seed {}): up to {} experiments on {} {} -> {}", scenario.name, seed, scenario.max_experiments,
-               scenario.gpu_slots, scenario.mode == "live" ? "gpu-slots training on this machine" : "simulated GPU slots", out);
+               scenario.gpu_slots, slots, out);
   try {
-    const CampaignSummary summary = run_campaign(scenario, seed, out, log_progress);
+    // The surrogate's live run is input too: a wrong path is refused before the run directory exists.
+    if (scenario.oracle == "surrogate" && scenario.mode != "live") SurrogateOracle{scenario};
+  } catch (const ScenarioError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  }
+  try {
+    const CampaignSummary summary = run_campaign(scenario, seed, out, log_progress, args.listen.options());
     if (scenario.mode == "live") {
       // A live campaign ends with what it found: the best programs against the baselines.
       const auto store = storage::RunStore::open(out, storage::RunStore::Mode::ReadOnly);
@@ -88,18 +139,24 @@ int run(const RunArgs& args) {
   } catch (const storage::StorageError& e) {
     std::cerr << e.what() << std::endl;
     return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
   } catch (const std::exception& e) {
     std::cerr << e.what() << "\nwhat was logged before the failure is committed in " << out << std::endl;
     return 1;
   }
 }
 
-int resume(const std::string& dir) {
+int resume(const std::string& dir, const ListenArgs& listen) {
   try {
     spdlog::info("resuming {}: the logged events are recomputed and checked, then the campaign goes on", dir);
-    print_summary(resume_campaign(dir, log_progress), dir);
+    print_summary(resume_campaign(dir, log_progress, listen.options()), dir);
     return 0;
   } catch (const storage::StorageError& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  } catch (const std::invalid_argument& e) {
     std::cerr << e.what() << std::endl;
     return 2;
   } catch (const std::exception& e) {
@@ -189,13 +246,16 @@ void add_campaign_commands(CLI::App& app, int& exit_code) {
   run_cmd->add_option("scenario", args->scenario, "Scenario file (TOML), e.g. scenarios/sim-smoke.toml")->required();
   run_cmd->add_option("--out", args->out, "Run directory to create (default: runs/<name>-seed<seed>); must not hold a run");
   run_cmd->add_option("--seed", args->seed, "Campaign seed (default: the scenario's seed)")->check(CLI::NonNegativeNumber);
+  args->listen.add_to(run_cmd);
   run_cmd->callback([args, &exit_code] { exit_code = run(*args); });
 
   auto resume_dir = std::make_shared<std::string>();
+  auto resume_listen = std::make_shared<ListenArgs>();
   auto* resume_cmd = app.add_subcommand(
       "resume", "Continue a campaign whose process was killed; in simulation it ends with the uninterrupted digest");
   resume_cmd->add_option("dir", *resume_dir, "Run directory written by `asiarch run`")->required();
-  resume_cmd->callback([resume_dir, &exit_code] { exit_code = resume(*resume_dir); });
+  resume_listen->add_to(resume_cmd);
+  resume_cmd->callback([resume_dir, resume_listen, &exit_code] { exit_code = resume(*resume_dir, *resume_listen); });
 
   auto dir = std::make_shared<std::string>();
   auto* replay_cmd = app.add_subcommand(

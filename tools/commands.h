@@ -24,6 +24,8 @@ void add_train_commands(CLI::App& app, int& exit_code);     // train
 void add_lineage_commands(CLI::App& app, int& exit_code);   // lineage, top
 void add_sweep_commands(CLI::App& app, int& exit_code);     // sweep
 void add_report_commands(CLI::App& app, int& exit_code);    // report
+void add_export_commands(CLI::App& app, int& exit_code);    // export
+void add_worker_commands(CLI::App& app, int& exit_code);    // worker
 
 // A program's text: a shipped program by name, or a file. Throws std::invalid_argument when it
 // is neither.

@@ -74,6 +74,8 @@ int main(int argc, char** argv) {
   asiarch::tools::add_lineage_commands(app, exit_code);
   asiarch::tools::add_sweep_commands(app, exit_code);
   asiarch::tools::add_report_commands(app, exit_code);
+  asiarch::tools::add_export_commands(app, exit_code);
+  asiarch::tools::add_worker_commands(app, exit_code);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -18,6 +18,7 @@ struct TrainArgs {
   std::optional<int> threads;
   std::optional<int64_t> steps;
   std::string corpus;
+  std::string save_weights;
   bool json = false;
 };
 
@@ -63,6 +64,7 @@ int train(const TrainArgs& args) {
     config.steps = *args.steps;
   }
   if (!args.corpus.empty()) config.lm.corpus = args.corpus;
+  config.weights_path = args.save_weights;
   lang::Program program;
   try {
     const ProgramSource source = load_program(args.program);
@@ -90,6 +92,11 @@ int train(const TrainArgs& args) {
   });
   if (args.json) print_json(args, program, config, metrics);
   else print_text(config, metrics);
+  if (!metrics.weights_error.empty()) {
+    std::cerr << "the weights were not saved: " << metrics.weights_error << std::endl;
+    return 1;
+  }
+  if (metrics.ok && !args.save_weights.empty()) spdlog::info("weights saved to {}", args.save_weights);
   return metrics.ok ? 0 : 1;
 }
 
@@ -110,6 +117,8 @@ void add_train_commands(CLI::App& app, int& exit_code) {
       ->check(CLI::PositiveNumber);
   cmd->add_option("--steps", args->steps, "Optimiser steps instead of the fidelity's (warm-up keeps its share)")->check(CLI::PositiveNumber);
   cmd->add_option("--corpus", args->corpus, "Text file (plain or gzip) for --task lm instead of GCIDE from dict-gcide");
+  cmd->add_option("--save-weights", args->save_weights,
+                  "Write the trained model's parameters to FILE (safetensors); `asiarch export FILE -o model.py` exports the model with them");
   cmd->add_flag("--json", args->json, "End with one JSON line: status, failure, loss, accuracy or bits_per_byte, tokens_per_second, ...");
   cmd->callback([args, &exit_code] { exit_code = train(*args); });
 }

@@ -1,0 +1,575 @@
+#include "actors/remote_workers.h"
+
+#include <caf/all.hpp>
+#include <caf/io/all.hpp>
+
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <fstream>
+#include <map>
+#include <mutex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "actors/gpu_slot.h"
+#include "messages/codec.h"
+
+namespace asiarch {
+namespace {
+
+using hello_atom = caf::atom_constant<caf::atom("wk_hello")>;
+using welcome_atom = caf::atom_constant<caf::atom("wk_welcome")>;
+using refused_atom = caf::atom_constant<caf::atom("wk_refused")>;
+using job_atom = caf::atom_constant<caf::atom("wk_job")>;
+using cancel_atom = caf::atom_constant<caf::atom("wk_cancel")>;
+using result_atom = caf::atom_constant<caf::atom("wk_result")>;
+// Within one process: the dispatcher has new requests in its Exchange; a worker's training
+// thread reports to its session.
+using wake_atom = caf::atom_constant<caf::atom("wake")>;
+using trained_atom = caf::atom_constant<caf::atom("trained")>;
+
+constexpr uint32_t kMaxSlotsPerWorker = 256;
+
+// Compares in time that depends on the lengths only, so a peer cannot find the secret byte by
+// byte from how fast it is refused.
+bool same_secret(const std::string& given, const std::string& expected) {
+  unsigned diff = given.size() != expected.size() ? 1U : 0U;
+  const size_t n = std::max(given.size(), expected.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char a = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    const unsigned char b = i < expected.size() ? static_cast<unsigned char>(expected[i]) : 0;
+    diff |= static_cast<unsigned>(a ^ b);
+  }
+  return diff == 0;
+}
+
+std::string read_secret_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw std::invalid_argument("cannot read the secret file " + path.string() +
+                                " (a worker's is the run's DIR/worker.secret, or the file given to `asiarch run --secret-file`)");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  std::string secret = text.str();
+  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
+  if (secret.empty()) throw std::invalid_argument("the secret file " + path.string() + " is empty; put a random line in it");
+  struct stat info {};
+  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
+    spdlog::warn("the secret file {} can be read by other users; `chmod 600 {}`", path.string(), path.string());
+  }
+  return secret;
+}
+
+std::string random_hex(size_t bytes) {
+  std::ifstream urandom("/dev/urandom", std::ios::binary);
+  std::string raw(bytes, '\0');
+  if (!urandom.read(raw.data(), static_cast<std::streamsize>(bytes))) throw std::runtime_error("cannot read /dev/urandom for the worker secret");
+  static const char* kDigits = "0123456789abcdef";
+  std::string hex;
+  for (unsigned char c : raw) {
+    hex += kDigits[c >> 4];
+    hex += kDigits[c & 15];
+  }
+  return hex;
+}
+
+// ---- the run's side --------------------------------------------------------------------------
+
+// What the trainer threads and the dispatcher hand each other. Requests go through this locked
+// exchange rather than in messages because the dispatcher is published: a peer can send it any
+// message, and the only one it takes from this process is a wake-up, which changes nothing by
+// itself. Exit messages are ignored for the same reason; `closing` ends the dispatcher.
+struct Exchange {
+  struct Answer {
+    bool ok;
+    std::string text;  // the trainResult payload, or why training failed
+  };
+  std::mutex mutex;
+  std::condition_variable ready;
+  std::deque<std::pair<uint64_t, std::string>> submitted;  // ticket, canonical dispatch event
+  std::vector<uint64_t> withdrawn;                         // tickets nobody waits for any more
+  bool closing = false;
+  std::map<uint64_t, Answer> answers;  // by ticket
+
+  void answer(uint64_t ticket, bool ok, std::string text) {
+    {
+      std::lock_guard lock(mutex);
+      answers[ticket] = Answer{ok, std::move(text)};
+    }
+    ready.notify_all();
+  }
+};
+
+struct RemoteJob {
+  std::string dispatch_bytes;
+  std::string label;
+  caf::actor_addr holder;  // the worker training it; none while queued
+  std::chrono::steady_clock::time_point sent;  // when the holder was given it
+};
+
+struct ConnectedWorker {
+  uint64_t number = 0;  // for messages: "worker 2"
+  caf::actor handle;
+  uint32_t slots = 1;
+  std::set<uint64_t> tickets;  // jobs it holds
+};
+
+struct DispatcherState {
+  std::map<uint64_t, RemoteJob> jobs;  // every job submitted and not answered or withdrawn
+  std::deque<uint64_t> queue;          // tickets waiting for a worker slot, re-queued ones first
+  std::map<caf::actor_addr, ConnectedWorker> workers;
+  uint64_t workers_seen = 0;
+  bool announced_waiting = false;  // the "waiting for a worker" line is printed once per wait
+};
+
+struct DispatcherSetup {
+  std::string secret;
+  std::string scenario_text, scenario_file;
+  uint64_t seed = 0;
+  std::string connect_hint;  // the worker command line for this run
+  std::shared_ptr<Exchange> exchange;
+};
+
+void announce_waiting(DispatcherState& state, const DispatcherSetup& setup) {
+  if (!state.workers.empty() || state.queue.empty() || state.announced_waiting) return;
+  state.announced_waiting = true;
+  spdlog::info("{} job(s) wait for a remote worker; start one with `{}`", state.queue.size(), setup.connect_hint);
+}
+
+// Whether a worker's answer decodes as the trainResult of the dispatched job: anything else would
+// stop the campaign when the coordinator reads it.
+bool answers_job(const std::string& payload_bytes, const std::string& dispatch_bytes) {
+  try {
+    msg::CanonicalView<msg::Payload> payload(payload_bytes);
+    msg::CanonicalView<msg::Event> dispatch(dispatch_bytes);
+    return payload.root().which() == msg::Payload::TRAIN_RESULT &&
+           payload.root().getTrainResult().getRef().getJobId() == dispatch.root().getPayload().getDispatch().getJob().getRef().getJobId();
+  } catch (const kj::Exception&) {
+    return false;
+  }
+}
+
+// Gives queued jobs to the workers with free slots, the least busy first.
+void assign(caf::stateful_actor<DispatcherState>* self) {
+  auto& state = self->state;
+  while (!state.queue.empty()) {
+    ConnectedWorker* chosen = nullptr;
+    caf::actor_addr chosen_addr;
+    for (auto& [addr, worker] : state.workers) {
+      if (worker.tickets.size() >= worker.slots) continue;
+      if (!chosen || worker.tickets.size() < chosen->tickets.size()) {
+        chosen = &worker;
+        chosen_addr = addr;
+      }
+    }
+    if (!chosen) return;
+    const uint64_t ticket = state.queue.front();
+    state.queue.pop_front();
+    RemoteJob& job = state.jobs.at(ticket);
+    job.holder = chosen_addr;
+    job.sent = std::chrono::steady_clock::now();
+    chosen->tickets.insert(ticket);
+    spdlog::info("{} -> remote worker {}", job.label, chosen->number);
+    self->send(chosen->handle, job_atom::value, ticket, job.dispatch_bytes);
+  }
+}
+
+caf::behavior dispatcher(caf::stateful_actor<DispatcherState>* self, std::shared_ptr<const DispatcherSetup> setup) {
+  self->set_default_handler(caf::drop);
+  self->set_exit_handler([](caf::exit_msg&) {});
+  self->set_down_handler([self, setup](caf::down_msg& down) {
+    auto& state = self->state;
+    const auto found = state.workers.find(down.source);
+    if (found == state.workers.end()) return;
+    const ConnectedWorker& worker = found->second;
+    std::string held;
+    for (auto ticket = worker.tickets.rbegin(); ticket != worker.tickets.rend(); ++ticket) {
+      RemoteJob& job = state.jobs.at(*ticket);
+      job.holder = caf::actor_addr{};
+      state.queue.push_front(*ticket);
+      held = job.label + (held.empty() ? "" : ", ") + held;
+    }
+    spdlog::warn("remote worker {} left ({}){}", worker.number, self->system().render(down.reason),
+                 held.empty() ? "" : "; re-queued what it held: " + held);
+    state.workers.erase(found);
+    if (state.workers.empty()) state.announced_waiting = false;
+    assign(self);
+    announce_waiting(state, *setup);
+  });
+  return {
+      [self, setup](hello_atom, const std::string& secret, uint32_t slots) {
+        const caf::strong_actor_ptr sender = self->current_sender();
+        if (!sender) return;
+        auto& state = self->state;
+        const auto addr = caf::actor_cast<caf::actor_addr>(sender);
+        const auto handle = caf::actor_cast<caf::actor>(sender);
+        if (!same_secret(secret, setup->secret)) {
+          spdlog::warn("refused a worker from node {}: it presented a wrong secret", caf::to_string(sender->node()));
+          self->send(handle, refused_atom::value,
+                     std::string("wrong secret: present the run's worker secret (`--secret-file DIR/worker.secret`, "
+                                 "or the file the run was given with --secret-file)"));
+          return;
+        }
+        if (state.workers.count(addr)) return;
+        ConnectedWorker worker{++state.workers_seen, handle, std::clamp<uint32_t>(slots, 1, kMaxSlotsPerWorker), {}};
+        spdlog::info("remote worker {} connected from node {} with {} slot(s)", worker.number, caf::to_string(sender->node()), worker.slots);
+        self->monitor(handle);
+        state.workers.emplace(addr, std::move(worker));
+        state.announced_waiting = false;
+        self->send(handle, welcome_atom::value, setup->scenario_text, setup->scenario_file, setup->seed);
+        assign(self);
+      },
+      [self, setup](wake_atom) {
+        std::deque<std::pair<uint64_t, std::string>> submitted;
+        std::vector<uint64_t> withdrawn;
+        bool closing = false;
+        {
+          std::lock_guard lock(setup->exchange->mutex);
+          submitted.swap(setup->exchange->submitted);
+          withdrawn.swap(setup->exchange->withdrawn);
+          closing = setup->exchange->closing;
+        }
+        if (closing) return self->quit();
+        auto& state = self->state;
+        for (auto& [ticket, dispatch_bytes] : submitted) {
+          const std::string label = dispatch_label(dispatch_bytes);
+          state.jobs[ticket] = RemoteJob{std::move(dispatch_bytes), label, caf::actor_addr{}, {}};
+          state.queue.push_back(ticket);
+        }
+        for (const uint64_t ticket : withdrawn) {
+          const auto job = state.jobs.find(ticket);
+          if (job == state.jobs.end()) continue;
+          if (const auto worker = state.workers.find(job->second.holder); worker != state.workers.end()) {
+            worker->second.tickets.erase(ticket);
+            self->send(worker->second.handle, cancel_atom::value, ticket);
+          }
+          state.queue.erase(std::remove(state.queue.begin(), state.queue.end(), ticket), state.queue.end());
+          state.jobs.erase(job);
+        }
+        assign(self);
+        announce_waiting(state, *setup);
+      },
+      [self, setup](result_atom, uint64_t ticket, bool ok, std::string& text) {
+        auto& state = self->state;
+        const auto addr = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        const auto worker = state.workers.find(addr);
+        const auto job = state.jobs.find(ticket);
+        // Only the worker that holds a job answers it: a result from a worker that left, or
+        // for a job re-queued or already answered, is not the job's any more.
+        if (worker == state.workers.end() || job == state.jobs.end() || job->second.holder != addr) {
+          spdlog::info("dropped a result for ticket {}: its sender does not hold that job (any more)", ticket);
+          return;
+        }
+        if (ok && !answers_job(text, job->second.dispatch_bytes)) {
+          spdlog::warn("remote worker {} sent a result that is not a trainResult of {}; sending the job again", worker->second.number,
+                       job->second.label);
+          worker->second.tickets.erase(ticket);
+          job->second.holder = caf::actor_addr{};
+          state.queue.push_front(ticket);
+          return assign(self);
+        }
+        const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - job->second.sent).count();
+        spdlog::info("{} answered by remote worker {} {:.3f} s after it was sent{}", job->second.label, worker->second.number, seconds,
+                     ok ? "" : " (training failed)");
+        worker->second.tickets.erase(ticket);
+        state.jobs.erase(job);
+        setup->exchange->answer(ticket, ok, std::move(text));
+        assign(self);
+      },
+  };
+}
+
+// Listens for workers; its train() runs one job on one of them and waits for the answer.
+class RemotePool {
+ public:
+  RemotePool(const ListenOptions& options, std::shared_ptr<DispatcherSetup> setup) : exchange_(setup->exchange) {
+    config_.load<caf::io::middleman>();
+    config_.set("scheduler.max-threads", 2);
+    system_ = std::make_unique<caf::actor_system>(config_);
+    dispatcher_ = system_->spawn(dispatcher, std::shared_ptr<const DispatcherSetup>(std::move(setup)));
+    const auto port = system_->middleman().publish(dispatcher_, options.port, options.bind.c_str(), true);
+    if (!port) {
+      close();
+      throw std::invalid_argument("cannot listen for workers on " + options.bind + ":" + std::to_string(options.port) + ": " +
+                               system_->render(port.error()) + "; choose another --listen port or --bind address");
+    }
+  }
+
+  ~RemotePool() { close(); }
+
+  std::string train(const std::string& dispatch_bytes, const std::atomic<bool>& cancelled) {
+    const uint64_t ticket = next_ticket_++;
+    std::unique_lock lock(exchange_->mutex);
+    exchange_->submitted.emplace_back(ticket, dispatch_bytes);
+    caf::anon_send(dispatcher_, wake_atom::value);
+    while (!exchange_->answers.count(ticket)) {
+      if (cancelled) {
+        exchange_->withdrawn.push_back(ticket);
+        caf::anon_send(dispatcher_, wake_atom::value);
+        throw std::runtime_error(dispatch_label(dispatch_bytes) + " was withdrawn: the campaign no longer waits for it");
+      }
+      exchange_->ready.wait_for(lock, std::chrono::milliseconds(100));
+    }
+    Exchange::Answer answer = std::move(exchange_->answers.at(ticket));
+    exchange_->answers.erase(ticket);
+    if (!answer.ok) throw std::runtime_error("a remote worker failed: " + answer.text);
+    return std::move(answer.text);
+  }
+
+ private:
+  void close() {
+    {
+      std::lock_guard lock(exchange_->mutex);
+      exchange_->closing = true;
+    }
+    caf::anon_send(dispatcher_, wake_atom::value);
+  }
+
+  std::shared_ptr<Exchange> exchange_;
+  caf::actor_system_config config_;
+  std::unique_ptr<caf::actor_system> system_;
+  caf::actor dispatcher_;
+  std::atomic<uint64_t> next_ticket_{1};
+};
+
+// ---- the worker's side -----------------------------------------------------------------------
+
+// The training threads of a worker: one per job, each with its own cancel flag.
+class JobThreads {
+ public:
+  ~JobThreads() { cancel_and_join_all(); }
+
+  void start(uint64_t ticket, std::function<void(const std::atomic<bool>&)> body) {
+    std::lock_guard lock(mutex_);
+    reap_finished();
+    auto entry = std::make_shared<Entry>();
+    entry->thread = std::thread([entry, body = std::move(body)] {
+      body(entry->cancelled);
+      entry->done = true;
+    });
+    entries_.emplace(ticket, entry);
+  }
+
+  void cancel(uint64_t ticket) {
+    std::lock_guard lock(mutex_);
+    if (const auto found = entries_.find(ticket); found != entries_.end()) found->second->cancelled = true;
+  }
+
+  size_t running() {
+    std::lock_guard lock(mutex_);
+    size_t n = 0;
+    for (const auto& [ticket, entry] : entries_) n += entry->done ? 0 : 1;
+    return n;
+  }
+
+  void cancel_and_join_all() {
+    std::multimap<uint64_t, std::shared_ptr<Entry>> entries;
+    {
+      std::lock_guard lock(mutex_);
+      for (auto& [ticket, entry] : entries_) entry->cancelled = true;
+      entries.swap(entries_);
+    }
+    for (auto& [ticket, entry] : entries) entry->thread.join();
+  }
+
+ private:
+  struct Entry {
+    std::atomic<bool> cancelled{false};
+    std::atomic<bool> done{false};
+    std::thread thread;
+  };
+  void reap_finished() {
+    for (auto it = entries_.begin(); it != entries_.end();) {
+      if (!it->second->done) {
+        ++it;
+        continue;
+      }
+      it->second->thread.join();
+      it = entries_.erase(it);
+    }
+  }
+  std::mutex mutex_;
+  std::multimap<uint64_t, std::shared_ptr<Entry>> entries_;
+};
+
+// How a session with a run ended: 1 the run went away (connect again), 2 refused or unusable.
+struct SessionEnd {
+  std::atomic<int> code{0};  // 0 while the session lasts
+};
+
+struct SessionState {
+  std::shared_ptr<const Scenario> scenario;  // from the welcome
+  uint64_t seed = 0;
+  struct Running {
+    std::string label;
+    std::chrono::steady_clock::time_point since;
+  };
+  std::map<uint64_t, Running> running;  // by ticket
+};
+
+caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor run, std::string secret, uint32_t slots,
+                             JobThreads* jobs, std::shared_ptr<SessionEnd> end, std::string where) {
+  auto finish = [self, end](int code) {
+    end->code = code;
+    self->quit();
+  };
+  self->monitor(run);
+  self->set_down_handler([self, jobs, where, finish](caf::down_msg& down) {
+    spdlog::warn("the run at {} went away ({}); cancelling {} job(s) in training and connecting again", where,
+                 self->system().render(down.reason), jobs->running());
+    finish(1);
+  });
+  self->send(run, hello_atom::value, secret, slots);
+  return {
+      [self, where, slots, finish](welcome_atom, const std::string& scenario_text, const std::string& scenario_file, uint64_t seed) {
+        try {
+          self->state.scenario = std::make_shared<const Scenario>(parse_scenario(scenario_text, scenario_file));
+          self->state.seed = seed;
+          spdlog::info("connected to {}: campaign {} (seed {}); training up to {} job(s) at once", where, self->state.scenario->name,
+                       seed, slots);
+        } catch (const ScenarioError& e) {
+          spdlog::error("the run's scenario does not load in this build ({}); run the same asiarch version as the run", e.what());
+          finish(2);
+        }
+      },
+      [where, finish](refused_atom, const std::string& why) {
+        spdlog::error("the run at {} refused this worker: {}", where, why);
+        finish(2);
+      },
+      [self, jobs, run](job_atom, uint64_t ticket, const std::string& dispatch_bytes) {
+        const std::string label = dispatch_label(dispatch_bytes);
+        if (!self->state.scenario) return;  // not welcomed: the run gives no jobs before its welcome
+        spdlog::info("running {}", label);
+        self->state.running[ticket] = SessionState::Running{label, std::chrono::steady_clock::now()};
+        const auto session = caf::actor_cast<caf::actor>(self);
+        jobs->start(ticket, [session, ticket, dispatch_bytes, scenario = self->state.scenario, seed = self->state.seed](const std::atomic<bool>& cancelled) {
+          bool ok = true;
+          std::string answer;
+          try {
+            answer = train_live_job(*scenario, seed, dispatch_bytes, cancelled);
+          } catch (const std::exception& e) {
+            ok = false;
+            answer = e.what();
+          } catch (...) {
+            ok = false;
+            answer = "an unknown exception";
+          }
+          caf::anon_send(session, trained_atom::value, ticket, ok, std::move(answer));
+        });
+      },
+      [jobs](cancel_atom, uint64_t ticket) { jobs->cancel(ticket); },
+      [self, run](trained_atom, uint64_t ticket, bool ok, std::string& answer) {
+        const auto job = self->state.running.find(ticket);
+        if (job != self->state.running.end()) {
+          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - job->second.since).count();
+          spdlog::info("finished {} in {:.3f} s{}", job->second.label, seconds, ok ? "" : ": training failed: " + answer);
+          self->state.running.erase(job);
+        }
+        self->send(run, result_atom::value, ticket, ok, std::move(answer));
+      },
+  };
+}
+
+// Sleeps up to `duration`, waking early when `stop` turns true.
+void sleep_unless_stopped(std::chrono::milliseconds duration, const std::atomic<bool>& stop) {
+  const auto until = std::chrono::steady_clock::now() + duration;
+  while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+}
+
+}  // namespace
+
+std::string dispatch_label(const std::string& dispatch_event_bytes) {
+  msg::CanonicalView<msg::Event> event(dispatch_event_bytes);
+  auto ref = event.root().getPayload().getDispatch().getJob().getRef();
+  return "job " + std::to_string(ref.getJobId()) + " (arch " + std::to_string(ref.getArchId()) + ", " +
+         (ref.getFidelity() == msg::Fidelity::VERIFY ? "verify" : "explore") + ")";
+}
+
+WorkerSecret worker_secret(const ListenOptions& options, const std::filesystem::path& dir) {
+  if (!options.secret_file.empty()) return WorkerSecret{read_secret_file(options.secret_file), options.secret_file};
+  const auto path = dir / "worker.secret";
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
+  if (fd < 0) {
+    if (errno == EEXIST) return WorkerSecret{read_secret_file(path), path};
+    throw std::runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
+  }
+  const std::string secret = random_hex(32);
+  const std::string line = secret + "\n";
+  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+  ::close(fd);
+  if (!written) throw std::runtime_error("cannot write " + path.string() + "; check the disk");
+  return WorkerSecret{secret, path};
+}
+
+LiveTrainer remote_trainer(const ListenOptions& options, const WorkerSecret& secret, const Scenario& scenario, uint64_t seed) {
+  auto setup = std::make_shared<DispatcherSetup>();
+  setup->secret = secret.secret;
+  setup->scenario_text = scenario.bytes;
+  setup->scenario_file = scenario.file;
+  setup->seed = seed;
+  setup->exchange = std::make_shared<Exchange>();
+  const std::string where = options.bind + ":" + std::to_string(options.port);
+  const bool any_address = options.bind == "0.0.0.0" || options.bind == "::";
+  setup->connect_hint = "asiarch worker --connect " + (any_address ? "THIS_HOST:" + std::to_string(options.port) : where) + " --secret-file " + secret.file.string();
+  const bool loopback = options.bind == "127.0.0.1" || options.bind == "::1" || options.bind == "localhost";
+  if (!loopback) {
+    spdlog::warn("listening on {}, not loopback: workers' traffic, the secret included, crosses the network unencrypted; "
+                 "prefer --bind 127.0.0.1 with an SSH tunnel (ssh -R {}:127.0.0.1:{} WORKER_HOST)",
+                 options.bind, options.port, options.port);
+  }
+  auto pool = std::make_shared<RemotePool>(options, setup);
+  spdlog::info("listening for remote workers on {}; start each with `{}`", where, setup->connect_hint);
+  return [pool](const std::string& dispatch_bytes, const std::atomic<bool>& cancelled) { return pool->train(dispatch_bytes, cancelled); };
+}
+
+int serve_as_worker(const WorkerOptions& options, const std::atomic<bool>& stop) {
+  // The training threads outlive the actor system, which waits for the session that uses them.
+  JobThreads jobs;
+  caf::actor_system_config config;
+  config.load<caf::io::middleman>();
+  caf::actor_system system{config};
+  const std::string where = options.host + ":" + std::to_string(options.port);
+  const auto kFirstBackoff = std::chrono::milliseconds(500);
+  const auto kMaxBackoff = std::chrono::milliseconds(10000);
+  auto backoff = kFirstBackoff;
+  while (!stop) {
+    std::string secret;
+    try {
+      secret = read_secret_file(options.secret_file);
+    } catch (const std::invalid_argument& e) {
+      spdlog::error("{}", e.what());
+      return 2;
+    }
+    auto run = system.middleman().remote_actor(options.host, options.port);
+    if (!run) {
+      spdlog::info("no run listens at {} yet ({}); trying again in {:.1f} s", where, system.render(run.error()),
+                   std::chrono::duration<double>(backoff).count());
+      sleep_unless_stopped(backoff, stop);
+      backoff = std::min(backoff * 2, kMaxBackoff);
+      continue;
+    }
+    backoff = kFirstBackoff;
+    auto end = std::make_shared<SessionEnd>();
+    auto session = system.spawn(worker_session, *run, secret, options.slots, &jobs, end, where);
+    while (!stop && end->code == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    if (end->code == 0) caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
+    jobs.cancel_and_join_all();
+    if (end->code == 2) return 2;
+    if (end->code == 1) sleep_unless_stopped(kFirstBackoff, stop);
+  }
+  spdlog::info("worker stopped");
+  return 0;
+}
+
+}  // namespace asiarch

@@ -1,0 +1,128 @@
+// Functional hashing (kernels/training.h): the probe of a program's mixer and the algebraic
+// normal form that stands in for it in simulation.
+#include <openssl/evp.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+
+#include "common/rng.h"
+#include "kernels/model.h"
+#include "kernels/training.h"
+
+namespace asiarch::training {
+namespace {
+
+std::string sha256_hex(const void* data, size_t size) {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_Digest(data, size, digest, &length, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 failed in OpenSSL");
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string hex;
+  for (unsigned int i = 0; i < length; ++i) {
+    hex += kHex[digest[i] >> 4];
+    hex += kHex[digest[i] & 0xf];
+  }
+  return hex;
+}
+
+// The canonical form with each statement named by its operator and ordinal (linear_0, silu_2,
+// ...): the names that the mixer's weight streams are drawn from.
+lang::Program probe_program(const lang::Program& program) {
+  lang::Program out = lang::canonical(program);
+  std::map<std::string, int> ordinal;
+  std::map<std::string, std::string> renamed{{"x", "x"}};
+  for (auto& s : out.body) {
+    const std::string name = s.op + "_" + std::to_string(ordinal[s.op]++);
+    renamed[s.name] = name;
+    s.name = name;
+    for (auto& arg : s.args) arg = renamed.at(arg);
+  }
+  out.result = renamed.at(out.result);
+  out.name = "probe";
+  return out;
+}
+
+}  // namespace
+
+std::string functional_hash(const lang::Program& program, const ProbeConfig& config) {
+  const lang::Program probe = probe_program(program);
+  lang::check(probe, lang::ModelShape{config.d_model, config.context}, "probe");
+  model::set_torch_threads(config.threads);
+  torch::NoGradGuard no_grad;
+  model::Mixer mixer(probe, config.d_model, config.seed, "probe", /*zero_output=*/false);
+  mixer->to(torch::kDouble);
+  Rng stream(config.seed, "probe/input");
+  std::vector<double> values(static_cast<size_t>(config.batch * config.context * config.d_model));
+  for (double& v : values) v = stream.normal();
+  const torch::Tensor x = torch::from_blob(values.data(), {config.batch, config.context, config.d_model}, torch::kDouble).clone();
+  const torch::Tensor y = mixer->forward(x).contiguous().to(torch::kDouble);
+  const double* data = y.data_ptr<double>();
+  const double scale = std::pow(10.0, config.decimals);
+  std::vector<int64_t> rounded(static_cast<size_t>(y.numel()) + 3);
+  rounded[0] = y.size(0);
+  rounded[1] = y.size(1);
+  rounded[2] = y.size(2);
+  for (int64_t i = 0; i < y.numel(); ++i) {
+    const double v = data[i];
+    // Non-finite outputs hash by kind: a program that overflows on the probe equals only one
+    // that overflows at the same places.
+    rounded[static_cast<size_t>(i) + 3] = std::isfinite(v) && std::fabs(v * scale) < 9e18 ? std::llround(v * scale)
+                                          : std::isnan(v)                                 ? INT64_MIN
+                                          : v > 0                                         ? INT64_MAX
+                                                                                          : INT64_MIN + 1;
+  }
+  return sha256_hex(rounded.data(), rounded.size() * sizeof(int64_t));
+}
+
+lang::Program algebraic_normal_form(const lang::Program& program) {
+  lang::Program p = lang::canonical(program);
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    std::map<std::string, const lang::Statement*> defined;
+    std::map<std::string, std::string> alias;  // value -> the earlier value it equals
+    for (auto& s : p.body) {
+      for (auto& arg : s.args) {
+        if (auto a = alias.find(arg); a != alias.end()) arg = a->second;
+      }
+      auto def = [&](const std::string& name, const char* op) -> const lang::Statement* {
+        auto d = defined.find(name);
+        return d != defined.end() && d->second->op == op ? d->second : nullptr;
+      };
+      if (s.op == "mul" && s.args.size() == 2) {
+        for (int side = 0; side < 2; ++side) {
+          const std::string a = s.args[side];
+          const std::string b = s.args[1 - side];
+          const auto* sig = def(b, "sigmoid");
+          const auto* norm = def(a, "rmsnorm");
+          const auto* gate = def(b, "silu");
+          if (sig && sig->args[0] == a) {
+            s.op = "silu";
+            s.args = {a};
+          } else if (norm && gate) {
+            s.op = "gated_rmsnorm";
+            s.args = {norm->args[0], gate->args[0]};
+          } else {
+            continue;
+          }
+          changed = true;
+          break;
+        }
+      } else if (s.op == "exp" && def(s.args[0], "logsigmoid")) {
+        s.args = {def(s.args[0], "logsigmoid")->args[0]};
+        s.op = "sigmoid";
+        changed = true;
+      } else if (s.op == "neg" && def(s.args[0], "neg")) {
+        alias[s.name] = def(s.args[0], "neg")->args[0];
+        changed = true;
+      }
+      defined[s.name] = &s;
+    }
+    if (auto a = alias.find(p.result); a != alias.end()) p.result = a->second;
+    if (changed) p = lang::canonical(p);
+  }
+  return p;
+}
+
+}  // namespace asiarch::training
