@@ -222,7 +222,16 @@ std::optional<Repair> resize(const lang::Program& program, const lang::ModelShap
   return best;
 }
 
+// A failure of the machine, not of the program (the coordinator's fault handling): nothing to repair.
+bool infrastructure_failure(const std::string& failure) {
+  for (const char* kind : {"crash:", "timeout:", "garbage:"}) {
+    if (failure.rfind(kind, 0) == 0) return true;
+  }
+  return false;
+}
+
 bool numerical_failure(const std::string& failure) {
+  if (infrastructure_failure(failure)) return false;
   for (const char* sign : {"nan", "NaN", "diverg", "inf", "check finite"}) {
     if (failure.find(sign) != std::string::npos) return true;
   }
@@ -354,7 +363,7 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
 }
 
 std::string EngineerState::functional_hash(const lang::Program& program) const {
-  if (scenario_.mode != "live") return lang::structural_hash(training::algebraic_normal_form(program));
+  if (scenario_.mode != "live") return training::algebraic_hash(program);
   training::ProbeConfig probe;
   probe.d_model = scenario_.explore.d_model;
   probe.threads = scenario_.live_threads;

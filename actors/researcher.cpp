@@ -5,6 +5,7 @@
 #include <optional>
 
 #include "actors/mutations.h"
+#include "kernels/training.h"
 
 namespace asiarch {
 namespace {
@@ -14,6 +15,7 @@ constexpr size_t kReferences = 2;          // reference programs from the rest o
 constexpr double kBreakthroughReward = 3;  // a breakthrough counts this many improvements more
 constexpr double kExploration = 0.5;       // UCB1's exploration weight, for rewards mostly in [0, 1]
 constexpr double kInsightWeight = 0.3;     // what an insight's record adds to its operator's score
+constexpr int kMutationRounds = 4;         // passes over the options in search of an unseen function
 
 template <typename T>
 void shuffle(std::vector<T>& items, Rng& rng) {
@@ -70,7 +72,7 @@ void ResearcherState::propose_baselines(msg::CampaignStart::Reader start, msg::O
     // Islands get the start programs in turn.
     const auto island = static_cast<uint32_t>((id - 1) % start_ids_.size());
     candidates_[id] = Candidate{baseline->text, baseline->name, "", island, 0, "baseline", "", -1};
-    proposed_hashes_.insert(lang::structural_hash(lang::parse(baseline->text, baseline->name)));
+    proposed_hashes_.insert(training::algebraic_hash(lang::parse(baseline->text, baseline->name)));
     start_ids_[island].push_back(id);
     auto proposal = out.send(actor_name::kEngineer).initProposal();
     proposal.setArchId(id);
@@ -161,7 +163,7 @@ std::vector<ResearcherState::Option> ResearcherState::options(const Plan&, const
   return own;
 }
 
-void ResearcherState::propose_child(const Plan& plan, const std::vector<Option>& suggested, msg::OutboxWriter& out) {
+ResearcherState::Child ResearcherState::find_child(const Plan& plan, const std::vector<Option>& order, int rounds) {
   const Candidate& parent = candidates_.at(plan.parent);
   const lang::Program parent_program = lang::parse(parent.program, parent.label);
   std::vector<lang::Program> references;
@@ -169,27 +171,48 @@ void ResearcherState::propose_child(const Plan& plan, const std::vector<Option>&
     const Candidate& r = candidates_.at(id);
     references.push_back(lang::parse(r.program, r.label));
   }
-
-  // A child whose structure was proposed before would only be rejected as a duplicate: take the
-  // first option that makes a new one, or else the first that applies at all.
-  const std::vector<Option> order = options(plan, suggested);
-  std::optional<Mutation> chosen;
-  std::string chosen_hash;
-  size_t chosen_index = 0;
-  for (size_t i = 0; i < order.size(); ++i) {
-    std::optional<Mutation> mutation = mutate(order[i].op, parent_program, shape_, rng_, references);
-    if (!mutation) continue;
-    std::string hash = lang::structural_hash(mutation->child);
-    const bool is_new = !proposed_hashes_.count(hash);
-    if (!chosen || is_new) {
-      chosen = std::move(mutation);
-      chosen_hash = std::move(hash);
-      chosen_index = i;
+  Child child;
+  for (int round = 0; round < rounds && !child.is_new; ++round) {
+    for (size_t i = 0; i < order.size() && !child.is_new; ++i) {
+      std::optional<Mutation> mutation = mutate(order[i].op, parent_program, shape_, rng_, references);
+      if (!mutation) continue;
+      std::string hash = training::algebraic_hash(mutation->child);
+      const bool is_new = !proposed_hashes_.count(hash);
+      if (!child.mutation || is_new) child = Child{std::move(mutation), std::move(hash), i, is_new};
     }
-    if (is_new) break;
   }
-  if (!chosen) throw std::logic_error("researcher: no mutation operator applies to " + parent.label);
-  proposed_hashes_.insert(chosen_hash);
+  return child;
+}
+
+void ResearcherState::propose_child(Plan plan, const std::vector<Option>& suggested, msg::OutboxWriter& out) {
+  // A child that computes what an earlier proposal computes would only reuse that result: take
+  // the first option that makes a new one, trying every option again at other random sites for a
+  // few rounds. A parent none of whose children is new anymore gives way to the next program of
+  // the pools, so that a stagnant pool cannot keep the campaign proposing duplicates forever;
+  // only when no program has a new child is a duplicate proposed.
+  // A parent found exhausted once is not searched again, which bounds the cost of a stagnant pool.
+  const std::vector<Option> order = options(plan, suggested);
+  Child chosen = find_child(plan, order, exhausted_.count(plan.parent) ? 1 : kMutationRounds);
+  if (!chosen.is_new) exhausted_.insert(plan.parent);
+  for (size_t island = 0; island < pools_.size() && !chosen.is_new; ++island) {
+    for (size_t i = 0; i < pools_[island].size() && !chosen.is_new; ++i) {
+      Plan other = plan;
+      other.parent = pools_[island][i].arch_id;
+      if (exhausted_.count(other.parent)) continue;
+      Child child = find_child(other, order, 1);
+      if (!child.is_new) {
+        exhausted_.insert(other.parent);
+        continue;
+      }
+      chosen = std::move(child);
+      plan = other;
+    }
+  }
+  const Candidate& parent = candidates_.at(plan.parent);
+  if (!chosen.mutation) throw std::logic_error("researcher: no mutation operator applies to " + parent.label);
+  std::optional<Mutation>& mutation = chosen.mutation;
+  proposed_hashes_.insert(chosen.hash);
+  const size_t chosen_index = chosen.option;
   const Option& option = order[chosen_index];
 
   // The statistics the choice was made on, for the motivation, before this proposal counts.
@@ -202,9 +225,9 @@ void ResearcherState::propose_child(const Plan& plan, const std::vector<Option>&
   }
 
   const uint64_t id = next_arch_id_++;
-  chosen->child.name = "arch_" + std::to_string(id);
-  chosen->child.comments = {"arch " + std::to_string(id) + ": " + option.op + " of " + parent.label};
-  const std::string text = lang::print(chosen->child);
+  mutation->child.name = "arch_" + std::to_string(id);
+  mutation->child.comments = {"arch " + std::to_string(id) + ": " + option.op + " of " + parent.label};
+  const std::string text = lang::print(mutation->child);
   candidates_[id] = Candidate{text, "arch " + std::to_string(id), "", plan.island, plan.parent, option.op, option.insight_id, -1};
   auto proposal = out.send(actor_name::kEngineer).initProposal();
   proposal.setArchId(id);
@@ -215,7 +238,7 @@ void ResearcherState::propose_child(const Plan& plan, const std::vector<Option>&
   proposal.setProgram(text);
   proposal.setOperator(option.op);
 
-  std::string motivation = chosen->description + " of " + parent.label + "; ";
+  std::string motivation = mutation->description + " of " + parent.label + "; ";
   if (!option.insight_id.empty()) {
     motivation += "following the insight \"" + option.insight_text + "\"";
     proposal.initInsightIds(1).set(0, option.insight_id);

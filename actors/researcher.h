@@ -15,11 +15,13 @@
 //
 // Accepts: start, poolUpdate, insightReply.  Sends: proposal (engineer), insightQuery (cognition).
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "actors/actor_state.h"
+#include "actors/mutations.h"
 #include "actors/scenario.h"
 #include "common/rng.h"
 #include "kernels/program.h"
@@ -67,7 +69,15 @@ class ResearcherState : public ActorState {
   void top_up(msg::OutboxWriter& out);
   Plan select();
   std::vector<Option> options(const Plan& plan, const std::vector<Option>& suggested);
-  void propose_child(const Plan& plan, const std::vector<Option>& suggested, msg::OutboxWriter& out);
+  // A mutation of a plan's parent and whether its function is new to the campaign.
+  struct Child {
+    std::optional<Mutation> mutation;
+    std::string hash;   // training::algebraic_hash of the child
+    size_t option = 0;  // index into the options tried
+    bool is_new = false;
+  };
+  Child find_child(const Plan& plan, const std::vector<Option>& order, int rounds);
+  void propose_child(Plan plan, const std::vector<Option>& suggested, msg::OutboxWriter& out);
   void record(msg::PoolUpdate::Reader update);
   void credit(const Candidate& child, double reward);
   void migrate();
@@ -82,7 +92,8 @@ class ResearcherState : public ActorState {
   uint32_t next_island_ = 0;
   uint64_t scored_ = 0;  // explore results scored, for migration
   std::map<uint64_t, Plan> waiting_for_insight_;  // request id -> plan
-  std::set<std::string> proposed_hashes_;         // structural hashes of every proposal
+  std::set<std::string> proposed_hashes_;         // training::algebraic_hash of every proposal
+  std::set<uint64_t> exhausted_;                  // parents whose children were all proposed before
   std::map<std::string, Arm> operator_arms_, insight_arms_;
   double operator_pulls_ = 0, insight_pulls_ = 0;
   uint64_t next_arch_id_ = 1;

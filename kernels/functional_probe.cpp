@@ -125,4 +125,6 @@ lang::Program algebraic_normal_form(const lang::Program& program) {
   return p;
 }
 
+std::string algebraic_hash(const lang::Program& program) { return lang::structural_hash(algebraic_normal_form(program)); }
+
 }  // namespace asiarch::training

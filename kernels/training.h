@@ -170,5 +170,7 @@ std::string functional_hash(const lang::Program& program, const ProbeConfig& con
 // rewritten to one form (mul(a, sigmoid(a)) -> silu(a), exp(logsigmoid(a)) -> sigmoid(a),
 // neg(neg(a)) -> a, mul(rmsnorm(a), silu(g)) -> gated_rmsnorm(a, g)), then the canonical form.
 lang::Program algebraic_normal_form(const lang::Program& program);
+// lang::structural_hash of the algebraic normal form: the duplicate key of simulation.
+std::string algebraic_hash(const lang::Program& program);
 
 }  // namespace asiarch::training

@@ -188,6 +188,10 @@ TEST_CASE("numerical failures are repaired in order: normalisation, bounded deca
   REQUIRE(retry);
   CHECK(retry->rule == "lower_lr");
   CHECK(retry->program == bounded->program);
+  // A slot that crashed, hung or answered garbage says nothing about the program.
+  for (const char* failure : {"garbage: the answer has a NaN loss", "timeout: no answer on each of 3 attempts", "crash: slot died"}) {
+    CHECK_FALSE(repair_for_failure(unbounded, failure, shape, {512, 1024}, target, 1.2));
+  }
 }
 
 TEST_CASE("the analyst's diagnosis names what the measurements show", "[analyst]") {
