@@ -323,6 +323,7 @@ class Loop {
   // not outlive the loop it reports to. Its result is not logged.
   ~Loop() {
     cancelled_ = true;
+    if (llm_worker_.joinable()) llm_worker_.join();  // bounded by [llm] timeout_s and retries
     if (!workers_.empty()) spdlog::info("waiting for the training jobs still running to end");
     for (auto& worker : workers_) worker.join();
   }
@@ -409,6 +410,7 @@ class Loop {
   // The model's reply, once the client has given it.
   bool take_llm_reply() {
     if (!llm_pending_ || !llm_reply_) return false;
+    llm_worker_.join();  // it has sent the reply: its last act
     msg::CanonicalView<msg::Payload> payload(*llm_reply_);
     accept_llm_reply(payload.root());
     llm_reply_.reset();
@@ -451,7 +453,7 @@ class Loop {
   void start_llm_call(const caf::actor& coordinator) {
     if (llm_pending_->started) return;
     llm_pending_->started = true;
-    workers_.emplace_back([this, coordinator, bytes = llm_pending_->request_bytes] {
+    llm_worker_ = std::thread([this, coordinator, bytes = llm_pending_->request_bytes] {
       bool ok = true;
       std::string answer;
       try {
@@ -625,6 +627,7 @@ class Loop {
   std::deque<Arrival> arrivals_;           // live results in the order they arrived
   std::optional<PendingLlm> llm_pending_;  // the request the loop is blocked on
   std::optional<std::string> llm_reply_;   // its reply from the client (canonical Payload), not logged yet
+  std::thread llm_worker_;                 // the client's call, one at a time
   std::atomic<bool> cancelled_{false};     // tells running training jobs that nobody waits for them
   std::vector<std::thread> workers_;
   uint64_t next_progress_ = 1;

@@ -79,6 +79,7 @@ struct LlmCallStats {
   uint64_t prompt_tokens = 0, completion_tokens = 0;
   double total_latency_ms = 0, max_latency_ms = 0;
   uint64_t requests() const;
+  double mean_latency_ms() const { return replies ? total_latency_ms / static_cast<double>(replies) : 0.0; }
 };
 // Reads the run's events (works while the campaign runs). Throws storage::StorageError when DIR
 // is not a run.
