@@ -6,6 +6,7 @@
 #include <signal.h>
 
 #include <chrono>
+#include <optional>
 #include <thread>
 
 #include "actors/campaign.h"
@@ -62,6 +63,23 @@ std::string llm_scenario(const std::string& endpoint, uint64_t experiments, bool
   return text + "\n[researcher]\nbackend = \"llm\"\n\n[llm]\nendpoint = \"" + endpoint +
          "\"\nmodel = \"fake-model\"\ntimeout_s = 2.0\nmax_retries = 1\nbackoff_s = 0.05\nrevisions = 2\njudge = " + (judge ? "true" : "false") + "\n";
 }
+
+// A campaign of llm_scenario(...) run with `asiarch run` into `dir`, its scenario file beside it;
+// both are removed when this goes out of scope.
+struct LlmRun {
+  std::filesystem::path dir;
+  std::string scenario_file;
+  Result result;
+  LlmRun(const std::string& name, const std::string& endpoint, uint64_t experiments, bool judge)
+      : dir(fresh_dir(name)), scenario_file(write_file(dir.string() + ".toml", llm_scenario(endpoint, experiments, judge))) {
+    result = sh(cli("run " + scenario_file + " --out " + dir.string()));
+  }
+  ~LlmRun() {
+    std::filesystem::remove_all(dir);
+    std::filesystem::remove(scenario_file);
+  }
+  Result asiarch(const std::string& command) const { return sh(cli(command + " " + dir.string())); }
+};
 
 // The event's canonical bytes with an llmReply's wall-clock latency set to 0: what two runs
 // against the same scripted server must agree on.
@@ -194,31 +212,25 @@ TEST_CASE("a campaign with the LLM researcher and judge survives failed calls an
   // Every kind of failure early on, then valid replies. The second slow makes the retry of the
   // first time out too, so one call fails as a timeout.
   const std::string script = "valid,broken,valid,slow,slow,valid,error500,error500,garbage,valid,badtype,valid,broken,broken,broken";
-  const auto dir1 = fresh_dir("llm-campaign-1"), dir2 = fresh_dir("llm-campaign-2");
-  const auto scenario_file = fresh_dir("llm-campaign") .string() + ".toml";
-  int port = 0;
-  std::string digest;
-  {
-    FakeServer server(script, 0, "valid");
-    port = server.port();
-    write_file(scenario_file, llm_scenario(server.endpoint(), 20, true));
-    const Result run = sh(cli("run " + scenario_file + " --out " + dir1.string()));
-    INFO(run.output);
-    REQUIRE(run.code == 0);
-    digest = last_line(run.output);
-    REQUIRE(digest.rfind("digest: ", 0) == 0);
-  }
+  std::optional<FakeServer> server(std::in_place, script, 0, "valid");
+  const int port = server->port();
+  const LlmRun first_run("llm-campaign-1", server->endpoint(), 20, true);
+  INFO(first_run.result.output);
+  REQUIRE(first_run.result.code == 0);
+  const std::string digest = last_line(first_run.result.output);
+  REQUIRE(digest.rfind("digest: ", 0) == 0);
+  server.reset();
   // The server is gone: the replay takes every reply from the log.
-  const Result replay = sh(cli("replay " + dir1.string()));
+  const Result replay = first_run.asiarch("replay");
   INFO(replay.output);
   CHECK(replay.code == 0);
   CHECK(last_line(replay.output) == digest);
-  const Result check = sh(cli("check " + dir1.string()));
+  const Result check = first_run.asiarch("check");
   INFO(check.output);
   CHECK(check.code == 0);
   CHECK(check.output.find("llm") != std::string::npos);
 
-  const Result inspect = sh(cli("inspect " + dir1.string()));
+  const Result inspect = first_run.asiarch("inspect");
   INFO(inspect.output);
   CHECK(inspect.output.find("LLM calls:") != std::string::npos);
   CHECK(inspect.output.find("judge") != std::string::npos);
@@ -228,13 +240,11 @@ TEST_CASE("a campaign with the LLM researcher and judge survives failed calls an
   // The same scenario against a fresh server with the same script on the same port (the
   // endpoint is part of the scenario's bytes): the same campaign, event for event, apart from
   // the measured latencies.
-  {
-    FakeServer server(script, port, "valid");
-    const Result run = sh(cli("run " + scenario_file + " --out " + dir2.string()));
-    INFO(run.output);
-    REQUIRE(run.code == 0);
-  }
-  const auto first = events_of(dir1), second = events_of(dir2);
+  server.emplace(script, port, "valid");
+  const LlmRun second_run("llm-campaign-2", server->endpoint(), 20, true);
+  INFO(second_run.result.output);
+  REQUIRE(second_run.result.code == 0);
+  const auto first = events_of(first_run.dir), second = events_of(second_run.dir);
   REQUIRE(first.size() == second.size());
   size_t replies = 0, failed = 0;
   std::vector<std::string> researcher_errors, motivations;
@@ -260,18 +270,14 @@ TEST_CASE("a campaign with the LLM researcher and judge survives failed calls an
     INFO(error);
     CHECK(std::any_of(motivations.begin(), motivations.end(), [&](const std::string& m) { return m.rfind("LLM failed: " + error + "; built-in mutation: ", 0) == 0; }));
   }
-  std::filesystem::remove_all(dir1);
-  std::filesystem::remove_all(dir2);
-  std::filesystem::remove(scenario_file);
 }
 
 TEST_CASE("a broken program goes back to the model with the parser's error, and the lineage shows the revision", "[llm]") {
   FakeServer server("broken,valid", 0, "valid");
-  const auto dir = fresh_dir("llm-revision");
-  const std::string scenario_file = write_file(dir.string() + ".toml", llm_scenario(server.endpoint(), 6, false));
-  const Result run = sh(cli("run " + scenario_file + " --out " + dir.string()));
-  INFO(run.output);
-  REQUIRE(run.code == 0);
+  const LlmRun run("llm-revision", server.endpoint(), 6, false);
+  INFO(run.result.output);
+  REQUIRE(run.result.code == 0);
+  const auto& dir = run.dir;
 
   // The first request's reply is broken; the second request is its revision.
   uint64_t parent = 0;
@@ -315,26 +321,24 @@ TEST_CASE("a broken program goes back to the model with the parser's error, and 
     break;
   }
   REQUIRE(revised != 0);
-  const Result lineage = sh(cli("lineage " + dir.string() + " --arch " + std::to_string(revised)));
+  const Result lineage = run.asiarch("lineage --arch " + std::to_string(revised));
   INFO(lineage.output);
   CHECK(lineage.code == 0);
   CHECK(lineage.output.find("by llm") != std::string::npos);
   CHECK(lineage.output.find("after 1 revision(s); first reply: " + expected_error) != std::string::npos);
 
   server.stop();
-  const Result replay = sh(cli("replay " + dir.string()));
+  const Result replay = run.asiarch("replay");
   INFO(replay.output);
   CHECK(replay.code == 0);
-  std::filesystem::remove_all(dir);
-  std::filesystem::remove(scenario_file);
 }
 
 TEST_CASE("a recorded reply that answers another request is refused by check and replay", "[llm]") {
   FakeServer server("valid", 0, "valid");
-  const auto dir = fresh_dir("llm-tamper");
-  const std::string scenario_file = write_file(dir.string() + ".toml", llm_scenario(server.endpoint(), 4, false));
-  REQUIRE(sh(cli("run " + scenario_file + " --out " + dir.string())).code == 0);
+  const LlmRun run("llm-tamper", server.endpoint(), 4, false);
+  REQUIRE(run.result.code == 0);
   server.stop();
+  const auto& dir = run.dir;
 
   // Rewrite the log, with a valid chain, where the first reply names another request hash.
   std::vector<std::string> events = events_of(dir);
@@ -359,16 +363,14 @@ TEST_CASE("a recorded reply that answers another request is refused by check and
     for (uint64_t seq = 1; seq <= events.size(); ++seq) rewritten->append_event(seq, events[seq - 1]);
     rewritten->commit();
   }
-  const Result check = sh(cli("check " + dir.string()));
+  const Result check = run.asiarch("check");
   INFO(check.output);
   CHECK(check.code == 1);
   CHECK(check.output.find("check failed at seq " + std::to_string(tampered) + " (llm)") != std::string::npos);
-  const Result replay = sh(cli("replay " + dir.string()));
+  const Result replay = run.asiarch("replay");
   INFO(replay.output);
   CHECK(replay.code == 1);
   CHECK(replay.output.find("the llmReply at seq " + std::to_string(tampered) + " answers request") != std::string::npos);
-  std::filesystem::remove_all(dir);
-  std::filesystem::remove(scenario_file);
 }
 
 TEST_CASE("with the model unreachable a campaign still runs, on the built-in researcher", "[llm]") {
@@ -378,19 +380,14 @@ TEST_CASE("with the model unreachable a campaign still runs, on the built-in res
     FakeServer server("valid");
     port = server.port();
   }
-  const auto dir = fresh_dir("llm-offline");
-  const std::string scenario_file =
-      write_file(dir.string() + ".toml", llm_scenario("http://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions", 6, true));
-  const Result run = sh(cli("run " + scenario_file + " --out " + dir.string()));
-  INFO(run.output);
-  REQUIRE(run.code == 0);
-  const Result inspect = sh(cli("inspect " + dir.string() + " --json"));
+  const LlmRun run("llm-offline", "http://127.0.0.1:" + std::to_string(port) + "/v1/chat/completions", 6, true);
+  INFO(run.result.output);
+  REQUIRE(run.result.code == 0);
+  const Result inspect = run.asiarch("inspect --json");
   INFO(inspect.output);
   CHECK(inspect.output.find("\"failures\": {\"connection\": ") != std::string::npos);
   CHECK(inspect.output.find("\"llm_proposals\": 0") != std::string::npos);
-  CHECK(sh(cli("replay " + dir.string())).code == 0);
-  std::filesystem::remove_all(dir);
-  std::filesystem::remove(scenario_file);
+  CHECK(run.asiarch("replay").code == 0);
 }
 
 TEST_CASE("the [llm] keys are validated with the line and the fix", "[llm]") {
