@@ -54,14 +54,21 @@ class FakeServer {
   std::string output_;
 };
 
-// A small simulated campaign whose researcher (and, with `judge`, judge) is the model at `endpoint`.
+// The [researcher] and [llm] tables of a campaign that asks the model at `endpoint`.
+std::string llm_tables(const std::string& endpoint, bool judge) {
+  return "\n[researcher]\nbackend = \"llm\"\n\n[llm]\nendpoint = \"" + endpoint +
+         "\"\nmodel = \"fake-model\"\ntimeout_s = 2.0\nmax_retries = 1\nbackoff_s = 0.05\nrevisions = 2\njudge = " + (judge ? "true" : "false") + "\n";
+}
+
+// A small simulated campaign whose researcher (and, with `judge`, judge) is the model at
+// `endpoint`; experiments = 0: the tiny live campaign of test_helpers.h instead.
 std::string llm_scenario(const std::string& endpoint, uint64_t experiments, bool judge) {
+  if (experiments == 0) return kTinyLiveScenario + llm_tables(endpoint, judge);
   std::string text = edited_text("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = " + std::to_string(experiments));
   auto replace = [&](const std::string& from, const std::string& to) { text.replace(text.find(from), from.size(), to); };
   replace("gpu_slots = 4", "gpu_slots = 2");
   replace("start = [\"linear_attention\", \"retnet\", \"gla\", \"mamba2\", \"deltanet\", \"gated_deltanet\"]", "start = [\"deltanet\", \"gla\"]");
-  return text + "\n[researcher]\nbackend = \"llm\"\n\n[llm]\nendpoint = \"" + endpoint +
-         "\"\nmodel = \"fake-model\"\ntimeout_s = 2.0\nmax_retries = 1\nbackoff_s = 0.05\nrevisions = 2\njudge = " + (judge ? "true" : "false") + "\n";
+  return text + llm_tables(endpoint, judge);
 }
 
 // A campaign of llm_scenario(...) run with `asiarch run` into `dir`, its scenario file beside it;
@@ -331,6 +338,32 @@ TEST_CASE("a broken program goes back to the model with the parser's error, and 
   const Result replay = run.asiarch("replay");
   INFO(replay.output);
   CHECK(replay.code == 0);
+}
+
+TEST_CASE("a live campaign asks the model while its jobs train, and replays with neither", "[llm]") {
+  // While the loop waits for the model, results of the jobs that train on their threads wait
+  // too; the log's order is the loop's, whatever the timing.
+  std::optional<FakeServer> server(std::in_place, "valid,broken,valid,error500,error500,valid", 0, "valid");
+  const LlmRun run("llm-live", server->endpoint(), 0, true);
+  INFO(run.result.output);
+  REQUIRE(run.result.code == 0);
+  server.reset();
+  const Result replay = run.asiarch("replay");
+  INFO(replay.output);
+  CHECK(replay.code == 0);
+  CHECK(last_line(replay.output) == last_line(run.result.output));
+  CHECK(run.asiarch("check").code == 0);
+  size_t live_results = 0, llm_proposals = 0, judged = 0;
+  for (const std::string& bytes : events_of(run.dir)) {
+    msg::CanonicalView<msg::Event> view(bytes);
+    auto payload = view.root().getPayload();
+    if (payload.which() == msg::Payload::TRAIN_RESULT && view.root().getInput()) ++live_results;
+    if (payload.which() == msg::Payload::PROPOSAL && payload.getProposal().getOperator() == "llm") ++llm_proposals;
+    if (payload.which() == msg::Payload::LLM_REQUEST && payload.getLlmRequest().getPurpose() == "judge") ++judged;
+  }
+  CHECK(live_results >= 5);
+  CHECK(llm_proposals >= 2);
+  CHECK(judged >= 1);
 }
 
 TEST_CASE("a recorded reply that answers another request is refused by check and replay", "[llm]") {
