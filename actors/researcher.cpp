@@ -330,6 +330,13 @@ void ResearcherState::on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWrite
       program.reset();
     }
   }
+  // A function proposed before would only reuse that result (the engineer's duplicate check):
+  // the model is asked for another, as the built-in researcher searches for a new child.
+  std::string hash;
+  if (program && proposed_hashes_.count(hash = training::algebraic_hash(*program))) {
+    problem = "the program computes the same function as an earlier proposal (up to names and algebraic identities); change what it computes";
+    program.reset();
+  }
   if (!program) {
     if (conversation.attempt == 0) conversation.first_problem = problem;
     if (conversation.attempt >= scenario_.llm.revisions) {
@@ -338,7 +345,7 @@ void ResearcherState::on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWrite
                                "); built-in mutation: ");
     }
     conversation.messages.push_back({"assistant", content});
-    conversation.messages.push_back({"user", "Your program is not valid: " + problem +
+    conversation.messages.push_back({"user", "Your program cannot be used: " + problem +
                                                  "\nReply again in the same format: a MOTIVATION: line, then the whole corrected "
                                                  "program in a ```asiarch fenced block."});
     ++conversation.attempt;
@@ -351,7 +358,7 @@ void ResearcherState::on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWrite
   program->name = "arch_" + std::to_string(id);
   program->comments = {"arch " + std::to_string(id) + ": llm proposal from " + parent.label};
   const std::string text = lang::print(*program);
-  proposed_hashes_.insert(training::algebraic_hash(*program));
+  proposed_hashes_.insert(hash);
   ++operator_arms_["llm"].pulls;
   ++operator_pulls_;
   candidates_[id] = Candidate{text, "arch " + std::to_string(id), "", plan.island, plan.parent, "llm", "", -1};
