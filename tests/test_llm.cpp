@@ -9,6 +9,7 @@
 #include <optional>
 #include <thread>
 
+#include "actors/analyst.h"
 #include "actors/campaign.h"
 #include "actors/llm.h"
 #include "actors/llm_client.h"
@@ -160,6 +161,77 @@ TEST_CASE("proposal replies give their motivation and program; judge replies the
   for (const auto& op : lang::operators()) CHECK(reference.find(op.summary) != std::string::npos);
   const ProposalReply example = parse_proposal_reply(reference);
   CHECK_NOTHROW(lang::check(lang::parse(example.program), lang::ModelShape{}));
+}
+
+namespace {
+
+// The explore result of `arch` (a baseline when `baseline` names one), delivered to the analyst.
+Delivery deliver_result(AnalystState& analyst, uint64_t arch, const std::string& baseline, double loss, double accuracy) {
+  return deliver(analyst, [&](msg::Payload::Builder payload) {
+    auto result = payload.initTrainResult();
+    auto ref = result.initRef();
+    ref.setJobId(arch * 2);
+    ref.setArchId(arch);
+    ref.setBaseline(!baseline.empty());
+    ref.setBaselineName(baseline);
+    ref.setOperator(baseline.empty() ? "llm" : "baseline");
+    ref.setNovelty(0.4);
+    ref.setStatements(20);
+    ref.setStateSize(4096);
+    ref.setProgram(lang::find_baseline("gla")->text);
+    result.setLoss(loss);
+    result.setAccuracy(accuracy);
+    result.setGpuHours(1.0);
+  });
+}
+
+// The explore fitness the analyst gives a candidate when the judge answers `content` (ok) or
+// fails (content empty); checks on the way that it asks before it scores.
+double judged_fitness(const std::string& content) {
+  const Scenario scenario = parse_scenario(llm_scenario("http://127.0.0.1:1/v1/chat/completions", 10, true), "judge.toml");
+  AnalystState analyst(scenario);
+  deliver_result(analyst, 1, "deltanet", 2.5, 0.8);
+  Delivery asked = deliver_result(analyst, 3, "", 2.4, 0.85);
+  REQUIRE(asked.messages().size() == 1);  // no poolUpdate yet: the result waits for the judge
+  auto request = asked.messages()[0].getPayload().getLlmRequest();
+  CHECK(std::string(asked.messages()[0].getTo().cStr()) == actor_name::kLlm);
+  CHECK(std::string(request.getPurpose().cStr()) == "judge");
+  CHECK(request.getArchId() == 3);
+  const std::string prompt = request.getMessages()[1].getContent().cStr();
+  CHECK(prompt.find("program gla") != std::string::npos);       // the candidate's program
+  CHECK(prompt.find("baseline arch 1: loss 2.5000") != std::string::npos);  // the anchor
+  const uint64_t id = request.getRequestId();
+  const std::string hash = llm_request_hash(request);
+  Delivery scored = deliver(analyst, [&](msg::Payload::Builder payload) {
+    auto reply = payload.initLlmReply();
+    reply.setRequestId(id);
+    reply.setRequestHash(hash);
+    reply.setOk(!content.empty());
+    reply.setContent(content);
+  });
+  for (auto m : scored.messages()) {
+    if (m.getPayload().which() == msg::Payload::POOL_UPDATE && m.getPayload().getPoolUpdate().getArchId() == 3) {
+      return m.getPayload().getPoolUpdate().getFitness();
+    }
+  }
+  FAIL("no poolUpdate of arch 3 after the judge's reply");
+  return 0;
+}
+
+}  // namespace
+
+TEST_CASE("the LLM judge's scores replace the deterministic judge term; a failed judge keeps it", "[llm]") {
+  const double best = judged_fitness("{\"performance\": 10, \"novelty\": 10, \"complexity\": 10}");
+  const double worst = judged_fitness("{\"performance\": 1, \"novelty\": 1, \"complexity\": 1}");
+  const double middle = judged_fitness("{\"performance\": 4, \"novelty\": 7, \"complexity\": 7}");  // mean 6: (6-1)/9
+  const double failed = judged_fitness("");
+  const double unreadable = judged_fitness("a fine architecture");
+  // The judge term goes from 0 to 1 with weight 1 of 3.3 (sim-smoke's fitness weights).
+  CHECK(best - worst == Approx(1.0 / 3.3));
+  CHECK(middle - worst == Approx(5.0 / 9.0 / 3.3));
+  // The deterministic judge: 0.5 + 0.5 * novelty 0.4 = 0.7.
+  CHECK(failed - worst == Approx(0.7 / 3.3));
+  CHECK(unreadable == failed);
 }
 
 TEST_CASE("the HTTP client maps answers, timeouts, HTTP errors, garbage and refused connections to replies", "[llm]") {
