@@ -137,7 +137,7 @@ const std::string kParentPrompt = "Parent program:\n```asiarch\n" + lang::find_b
 
 }  // namespace
 
-TEST_CASE("proposal replies give their motivation and program; judge replies their three scores", "[llm]") {
+TEST_CASE("proposal replies give their motivation and program, and judge replies their three scores", "[llm]") {
   const ProposalReply reply = parse_proposal_reply("Sure.\nMOTIVATION: add a decay\ngate.\n```asiarch\nprogram p\n  return x\n```\ntrailing");
   CHECK(reply.motivation == "add a decay gate.");
   CHECK(reply.program == "program p\n  return x\n");
@@ -220,7 +220,7 @@ double judged_fitness(const std::string& content) {
 
 }  // namespace
 
-TEST_CASE("the LLM judge's scores replace the deterministic judge term; a failed judge keeps it", "[llm]") {
+TEST_CASE("the LLM judge's scores replace the deterministic judge term, and a failed judge keeps it", "[llm]") {
   const double best = judged_fitness("{\"performance\": 10, \"novelty\": 10, \"complexity\": 10}");
   const double worst = judged_fitness("{\"performance\": 1, \"novelty\": 1, \"complexity\": 1}");
   const double middle = judged_fitness("{\"performance\": 4, \"novelty\": 7, \"complexity\": 7}");  // mean 6: (6-1)/9
