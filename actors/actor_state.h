@@ -20,6 +20,8 @@ inline constexpr const char* kResearcher = "researcher";
 inline constexpr const char* kEngineer = "engineer";
 inline constexpr const char* kAnalyst = "analyst";
 inline constexpr const char* kCognition = "cognition";
+// Not an actor: the language model, whose replies the coordinator logs as input events.
+inline constexpr const char* kLlm = "llm";
 inline std::string gpu_slot(uint32_t index) { return "gpu-slot-" + std::to_string(index); }
 }  // namespace actor_name
 

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "actors/llm.h"
+
 namespace asiarch {
 namespace {
 
@@ -30,6 +32,7 @@ AnalystState::Measured measured_of(msg::JobRef::Reader ref) {
   m.statements = ref.getStatements();
   m.state_size = static_cast<double>(ref.getStateSize());
   m.repair_of = ref.getRepairOf();
+  m.program = ref.getProgram().cStr();
   return m;
 }
 
@@ -94,6 +97,9 @@ void AnalystState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
       report_failure(result.getRef(), result.getFailure().cStr(), out);
       break;
     }
+    case msg::Payload::LLM_REPLY:
+      on_judge_reply(payload.getLlmReply(), out);
+      break;
     case msg::Payload::ABLATION_REQUEST: {  // the engineer's answer: how many ablation jobs
       auto answer = payload.getAblationRequest();
       ablations_.at(answer.getArchId()).expected = answer.getJobs();
@@ -206,7 +212,7 @@ double AnalystState::fitness(const Measured& m, const Measured& reference) const
   const double terms[][2] = {
       {s.loss_weight, sigmoid(s.loss_scale * (reference.loss - m.loss) / reference.loss)},
       {s.accuracy_weight, sigmoid(s.accuracy_scale * (m.accuracy - reference.accuracy))},
-      {s.judge_weight, std::clamp(0.5 + 0.5 * m.novelty - 0.01 * std::max(0.0, m.statements - 30.0), 0.0, 1.0)},
+      {s.judge_weight, m.llm_judge ? *m.llm_judge : std::clamp(0.5 + 0.5 * m.novelty - 0.01 * std::max(0.0, m.statements - 30.0), 0.0, 1.0)},
       {s.throughput_weight, efficiency(ratio(m.tokens_per_second, reference.tokens_per_second))},
       {s.memory_weight, efficiency(ratio(reference.peak_memory, m.peak_memory))},
       {s.state_weight, efficiency(ratio(reference.state_size, m.state_size))},
@@ -220,6 +226,7 @@ double AnalystState::fitness(const Measured& m, const Measured& reference) const
 }
 
 void AnalystState::score_explore(const Measured& m, msg::OutboxWriter& out) {
+  if (scenario_.llm.judge && !m.judged && !m.baseline && m.reused_from == 0) return ask_judge(m, out);
   const Measured& reference = *reference_[0];
   const double f = fitness(m, reference);
   // Promote baselines (their verify results are the bar) and candidates within the best
@@ -248,7 +255,53 @@ void AnalystState::score_explore(const Measured& m, msg::OutboxWriter& out) {
   }
 }
 
-void AnalystState::judge_verify(const Measured& m, msg::OutboxWriter& out) {
+void AnalystState::ask_judge(const Measured& m, msg::OutboxWriter& out) {
+  auto figures = [](const Measured& r) {
+    char text[200];
+    std::snprintf(text, sizeof text, "loss %.4f, MQAR recall %.3f, %.0f tokens/s, recurrent state %.0f floats, %u statements", r.loss,
+                  r.accuracy, r.tokens_per_second, r.state_size, r.statements);
+    return std::string(text);
+  };
+  std::string anchors;
+  for (const auto& [id, outcome] : explore_outcomes_) {
+    if (!outcome.measured || !outcome.measured->baseline) continue;
+    anchors += "- baseline arch " + std::to_string(id) + ": " + figures(*outcome.measured) + "\n";
+  }
+  const std::string prompt =
+      "Rate a candidate token mixer against the baselines of this campaign (reference: " + scenario_.reference +
+      "), each on a scale from 1 to 10 where the reference baseline scores 5:\n"
+      "- performance: its measured results (lower loss, higher recall, speed);\n"
+      "- novelty: how far its design departs from the baselines in a promising way;\n"
+      "- complexity: how lean it is (10: as simple as it can be, 1: needlessly complicated).\n\n"
+      "Baselines at the same (explore) scale:\n" + anchors + "\nCandidate arch " + std::to_string(m.arch_id) + " (made by " +
+      m.operator_name + "): " + figures(m) + "\n```asiarch\n" + m.program +
+      "```\n\nReply with one JSON object and nothing else: {\"performance\": N, \"novelty\": N, \"complexity\": N}\n";
+  const uint64_t request = next_request_id_++;
+  fill_llm_request(out.send(actor_name::kLlm).initLlmRequest(), request, "judge", m.arch_id, scenario_.llm,
+                   {{"system", "You are a careful reviewer of neural network architecture research."}, {"user", prompt}}, 0);
+  waiting_for_judge_[request] = m;
+}
+
+// A failed call or an unreadable reply leaves the deterministic judge in place.
+void AnalystState::on_judge_reply(msg::LlmReply::Reader reply, msg::OutboxWriter& out) {
+  auto waiting = waiting_for_judge_.find(reply.getRequestId());
+  if (waiting == waiting_for_judge_.end()) throw std::logic_error("analyst: LLM reply to an unknown request");
+  Measured m = std::move(waiting->second);
+  waiting_for_judge_.erase(waiting);
+  m.judged = true;
+  std::string problem;
+  if (reply.getOk()) {
+    if (auto scores = parse_judge_reply(reply.getContent().cStr(), problem)) {
+      m.llm_judge = judge_score(*scores);
+      llm_judges_[m.arch_id] = *m.llm_judge;
+    }
+  }
+  score_explore(m, out);
+}
+
+void AnalystState::judge_verify(const Measured& judged_without_llm, msg::OutboxWriter& out) {
+  Measured m = judged_without_llm;
+  if (auto judge = llm_judges_.find(m.arch_id); judge != llm_judges_.end()) m.llm_judge = judge->second;
   double best_loss = INFINITY, best_accuracy = -INFINITY;
   for (const auto& [id, result] : baseline_verify_) {
     if (!result) continue;

@@ -28,9 +28,18 @@
 // the drop of explore fitness from the breakthrough's (judge held fixed), written back to
 // cognition as an insight. Ablation results are not candidates: no pool update, no promotion.
 //
+// LLM judge ([llm] judge = true, actors/llm.h): before a candidate's explore result is scored
+// (not a baseline's, nor a duplicate's, which reuses a function already judged), the analyst
+// asks the model to rate its performance, novelty and complexity from 1 to 10 against the
+// baselines' results, and holds the result until the reply comes. The judge term is then
+// (mean of the three - 1) / 9 instead of the deterministic formula above; the same score serves
+// the architecture's verify fitness. A failed call or a reply without the three scores falls
+// back to the deterministic judge. Ablations keep the deterministic judge on both sides, so
+// their fitness drops still measure training alone.
+//
 // Accepts: trainResult, rejection, duplicate, trainFailure (from the engineer: not repaired),
-// ablationRequest (the engineer's answer).  Sends: poolUpdate (researcher), promotion,
-// trainFailure, ablationRequest (engineer), insight (cognition).
+// ablationRequest (the engineer's answer), llmReply.  Sends: poolUpdate (researcher), promotion,
+// trainFailure, ablationRequest (engineer), insight (cognition), llmRequest (llm).
 #include <map>
 #include <optional>
 #include <string>
@@ -57,6 +66,9 @@ class AnalystState : public ActorState {
     double state_size = 0;
     uint64_t reused_from = 0;  // a duplicate: the result is this architecture's
     uint64_t repair_of = 0;
+    std::string program;       // its text, when the LLM judge reads it
+    bool judged = false;               // the LLM judge has answered (or failed) for it
+    std::optional<double> llm_judge;   // its judge term from the model, in [0, 1]
   };
   // What the measurements say against the reference, in words (the next cognition query).
   static std::string diagnose(const Measured& m, const Measured& reference);
@@ -81,6 +93,8 @@ class AnalystState : public ActorState {
   void record_explore(uint64_t arch_id, ExploreOutcome outcome, msg::OutboxWriter& out);
   void reuse(const Measured& duplicate, const ExploreOutcome& original, msg::OutboxWriter& out);
   void score_explore(const Measured& m, msg::OutboxWriter& out);
+  void ask_judge(const Measured& m, msg::OutboxWriter& out);
+  void on_judge_reply(msg::LlmReply::Reader reply, msg::OutboxWriter& out);
   void judge_verify(const Measured& m, msg::OutboxWriter& out);
   void finish_ablation(uint64_t arch_id, msg::OutboxWriter& out);
   void release_waiting(msg::OutboxWriter& out);
@@ -98,6 +112,9 @@ class AnalystState : public ActorState {
   std::map<uint64_t, Ablation> ablations_;        // breakthrough arch -> its ablations
   uint32_t breakthroughs_ = 0;
   uint64_t next_insight_id_ = 1;
+  std::map<uint64_t, Measured> waiting_for_judge_;  // LLM judge request id -> the result it judges
+  std::map<uint64_t, double> llm_judges_;           // arch -> its judge term from the model
+  uint64_t next_request_id_ = 1;
 };
 
 }  // namespace asiarch

@@ -26,6 +26,8 @@ using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 using begin_atom = caf::atom_constant<caf::atom("begin")>;
 // A live job's result (or, when !ok, why its worker failed), from a worker thread.
 using arrival_atom = caf::atom_constant<caf::atom("arrival")>;
+// The language model's reply (or, when !ok, why the client failed), from a worker thread.
+using llm_reply_atom = caf::atom_constant<caf::atom("llmreply")>;
 
 // The one interface every actor of the loop declares: take a canonical Event, answer with the
 // canonical Outbox of what it sends.
@@ -67,6 +69,13 @@ struct LiveJob {
   uint64_t dispatch_vtime_ns = 0;
   std::string dispatch_bytes;  // the canonical dispatch event
   bool started = false;        // running on a worker thread in this process
+};
+
+// The llmRequest the loop is blocked on.
+struct PendingLlm {
+  uint64_t vtime_ns = 0;
+  std::string request_bytes;  // the canonical llmRequest event
+  bool started = false;       // the client is answering it on a worker thread
 };
 
 struct Arrival {
@@ -306,20 +315,21 @@ namespace {
 // The state of one campaign's loop, owned by the coordinator actor.
 class Loop {
  public:
-  Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer)
-      : scenario_(scenario), sink_(sink), progress_(progress), trainer_(trainer), live_(scenario.mode == "live"),
+  Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer, const LlmClient& llm)
+      : scenario_(scenario), sink_(sink), progress_(progress), trainer_(trainer), llm_(llm), live_(scenario.mode == "live"),
         coordinator_(scenario) {}
 
   // Training that is still running when the campaign ends is waited for: a worker thread must
   // not outlive the loop it reports to. Its result is not logged.
   ~Loop() {
     cancelled_ = true;
+    if (llm_worker_.joinable()) llm_worker_.join();  // bounded by [llm] timeout_s and retries
     if (!workers_.empty()) spdlog::info("waiting for the training jobs still running to end");
     for (auto& worker : workers_) worker.join();
   }
 
   bool live() const { return live_; }
-  bool waiting_for_input = false;  // the loop is idle until a live result arrives
+  bool waiting_for_input = false;  // the loop is idle until a live result or the model's reply arrives
 
   std::map<std::string, loop_actor> actors;
   CampaignSummary summary;
@@ -345,7 +355,7 @@ class Loop {
   // until the next event belongs to an actor; returns that one, or nothing when the campaign is
   // over or waits for an input event (awaiting_input()).
   std::optional<QueuedEvent> next_for_actor() {
-    while (!stopped_) {
+    while (!stopped_ && !llm_pending_) {
       if (queue_.empty()) {
         if (!live_jobs_.empty()) break;
         stop("nothing left to do: no event is queued");
@@ -355,6 +365,10 @@ class Loop {
       // Virtual time never runs backwards: the queue is ordered and delays are unsigned.
       if (next.vtime_ns < summary.vtime_ns) throw std::logic_error("coordinator: virtual time ran backwards");
       summary.vtime_ns = next.vtime_ns;
+      if (next.to == actor_name::kLlm) {
+        llm_pending_ = PendingLlm{next.vtime_ns, std::move(next.bytes), false};
+        break;
+      }
       if (live_ && next.to != actor_name::kCoordinator && live_slot_index(next.to)) {
         hold_live_job(std::move(next));
         continue;
@@ -371,22 +385,44 @@ class Loop {
     return std::nullopt;
   }
 
-  bool awaiting_input() const { return !stopped_ && queue_.empty() && !live_jobs_.empty(); }
+  bool awaiting_input() const { return !stopped_ && (llm_pending_ || (queue_.empty() && !live_jobs_.empty())); }
 
   // The next logged input event, when the sink holds a recorded log that continues with one.
+  // While an llmRequest is out, that must be its reply.
   bool take_recorded_input() {
     const auto recorded = sink_.recorded_event(summary.events + 1);
     if (!recorded) return false;
     msg::CanonicalView<msg::Event> view(*recorded);
     auto event = view.root();
+    if (llm_pending_) {
+      if (!event.getInput() || event.getPayload().which() != msg::Payload::LLM_REPLY) {
+        throw std::runtime_error("the recorded log diverges at seq " + std::to_string(summary.events + 1) + ": it holds " +
+                                 msg::kind_name(event.getPayload().which()) + " where the reply to the llmRequest just recomputed belongs");
+      }
+      accept_llm_reply(event.getPayload());
+      return true;
+    }
     if (!event.getInput()) return false;
     accept_input(event.getVtimeNs(), event.getFrom(), event.getPayload());
     return true;
   }
 
+  // The model's reply, once the client has given it.
+  bool take_llm_reply() {
+    if (!llm_pending_ || !llm_reply_) return false;
+    llm_worker_.join();  // it has sent the reply: its last act
+    msg::CanonicalView<msg::Payload> payload(*llm_reply_);
+    accept_llm_reply(payload.root());
+    llm_reply_.reset();
+    return true;
+  }
+
+  void llm_replied(std::string payload_bytes) { llm_reply_ = std::move(payload_bytes); }
+
   // The first live result that arrived, timed at its dispatch plus its measured duration.
+  // Results wait while the loop is blocked on the model.
   bool take_arrival() {
-    if (arrivals_.empty()) return false;
+    if (llm_pending_ || arrivals_.empty()) return false;
     Arrival arrival = std::move(arrivals_.front());
     arrivals_.pop_front();
     const auto job = live_jobs_.find(arrival.slot);
@@ -400,11 +436,37 @@ class Loop {
 
   void arrived(uint32_t slot, std::string payload_bytes) { arrivals_.push_back(Arrival{slot, std::move(payload_bytes)}); }
 
-  // With no trainer (a replay), a live campaign ends where its recorded inputs end.
-  bool can_train() const { return static_cast<bool>(trainer_); }
+  // With no trainer or client (a replay), a campaign ends where its recorded inputs end.
+  bool can_obtain_input() const { return llm_pending_ ? static_cast<bool>(llm_) : static_cast<bool>(trainer_); }
   void stop_for_missing_input() {
+    if (llm_pending_) {
+      msg::CanonicalView<msg::Event> event(llm_pending_->request_bytes);
+      const uint64_t seq = event.root().getSeq();
+      llm_pending_.reset();
+      stop("the recorded log has no reply to the llmRequest at seq " + std::to_string(seq) + " and no model is configured to ask");
+      return;
+    }
     stop("the recorded log has no result for the " + std::to_string(live_jobs_.size()) + " job(s) in flight");
   }
+
+  // Asks the model on a worker thread (once per request); it reports back with llm_reply_atom.
+  void start_llm_call(const caf::actor& coordinator) {
+    if (llm_pending_->started) return;
+    llm_pending_->started = true;
+    llm_worker_ = std::thread([this, coordinator, bytes = llm_pending_->request_bytes] {
+      bool ok = true;
+      std::string answer;
+      try {
+        answer = llm_(bytes);
+      } catch (...) {
+        ok = false;
+        answer = "the LLM client failed: " + describe_current_exception();
+      }
+      caf::anon_send(coordinator, llm_reply_atom::value, ok, std::move(answer));
+    });
+  }
+
+  bool blocked_on_llm() const { return static_cast<bool>(llm_pending_); }
 
   // Jobs not running yet start on worker threads; each reports back with an arrival message.
   void start_live_jobs(const caf::actor& coordinator) {
@@ -497,6 +559,30 @@ class Loop {
     live_jobs_[slot] = LiveJob{dispatch.vtime_ns, std::move(dispatch.bytes), false};
   }
 
+  // Logs the model's reply to the pending request as an input event from `llm` to the requester,
+  // at the request's virtual time, and commits it before it is delivered. A reply that answers
+  // another request (a recorded log that does not fit this campaign) stops the campaign.
+  void accept_llm_reply(msg::Payload::Reader payload) {
+    msg::CanonicalView<msg::Event> view(llm_pending_->request_bytes);
+    auto request_event = view.root();
+    auto request = request_event.getPayload().getLlmRequest();
+    auto reply = payload.getLlmReply();
+    const std::string hash = llm_request_hash(request);
+    if (reply.getRequestId() != request.getRequestId() || reply.getRequestHash() != hash) {
+      throw std::runtime_error("the llmReply at seq " + std::to_string(summary.events + 1) + " answers request " +
+                               std::to_string(reply.getRequestId()) + " with hash " + reply.getRequestHash().cStr() +
+                               ", but the llmRequest recomputed at seq " + std::to_string(request_event.getSeq()) + " is request " +
+                               std::to_string(request.getRequestId()) + " with hash " + hash +
+                               ": the campaign asks the model something else than when it was recorded");
+    }
+    const uint64_t vtime_ns = llm_pending_->vtime_ns;
+    const std::string requester = request_event.getFrom().cStr();
+    llm_pending_.reset();
+    send(vtime_ns, actor_name::kLlm, requester, payload, true);
+    summary.digest = sink_.digest_hex();
+    sink_.checkpoint(summary);
+  }
+
   // Logs a live job's result as an input event and commits it before anything acts on it; the
   // slot's "idle again" follows as a derived event.
   void accept_input(uint64_t vtime_ns, const std::string& from, msg::Payload::Reader payload) {
@@ -532,12 +618,16 @@ class Loop {
   EventSink& sink_;
   const ProgressFn& progress_;
   const LiveTrainer& trainer_;
+  const LlmClient& llm_;
   const bool live_;
   CoordinatorState coordinator_;
   EventQueue queue_;
   bool stopped_ = false;
   std::map<uint32_t, LiveJob> live_jobs_;  // by slot
   std::deque<Arrival> arrivals_;           // live results in the order they arrived
+  std::optional<PendingLlm> llm_pending_;  // the request the loop is blocked on
+  std::optional<std::string> llm_reply_;   // its reply from the client (canonical Payload), not logged yet
+  std::thread llm_worker_;                 // the client's call, one at a time
   std::atomic<bool> cancelled_{false};     // tells running training jobs that nobody waits for them
   std::vector<std::thread> workers_;
   uint64_t next_progress_ = 1;
@@ -558,19 +648,21 @@ void shut_down(caf::event_based_actor* self, Loop* loop) {
 // on the scheduler's one thread, so a delivery costs no operating-system hand-off.
 // When only live jobs are left, the next input comes from the recorded log, from a result that
 // has arrived, or, once both are exhausted, from training: the loop then idles until a result
-// arrives (an arrival message calls pump again).
+// arrives (an arrival message calls pump again). An llmRequest blocks the loop the same way until
+// its reply is taken from the log or from the model.
 void pump(caf::event_based_actor* self, Loop* loop) {
   std::optional<QueuedEvent> next;
   try {
     while (loop->failure.empty()) {
       next = loop->next_for_actor();
       if (next || !loop->awaiting_input()) break;
-      if (loop->take_recorded_input() || loop->take_arrival()) continue;
-      if (!loop->can_train()) {
+      if (loop->take_recorded_input() || loop->take_llm_reply() || loop->take_arrival()) continue;
+      if (!loop->can_obtain_input()) {
         loop->stop_for_missing_input();
         continue;
       }
-      loop->start_live_jobs(caf::actor_cast<caf::actor>(self));
+      if (loop->blocked_on_llm()) loop->start_llm_call(caf::actor_cast<caf::actor>(self));
+      else loop->start_live_jobs(caf::actor_cast<caf::actor>(self));
       loop->waiting_for_input = true;
       return;
     }
@@ -600,13 +692,13 @@ void pump(caf::event_based_actor* self, Loop* loop) {
 }  // namespace
 
 CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::string& header_bytes, EventSink& sink,
-                         const ProgressFn& progress, const LiveTrainer& trainer) {
+                         const ProgressFn& progress, const LiveTrainer& trainer, const LlmClient& llm) {
   caf::actor_system_config config;
   // One event is in flight at a time: one scheduler thread runs every actor, with no hand-offs.
   config.set("scheduler.max-threads", 1);
   caf::actor_system system{config};
 
-  Loop loop(scenario, sink, progress, trainer);
+  Loop loop(scenario, sink, progress, trainer, llm);
   loop.summary.scenario_name = scenario.name;
   loop.summary.seed = seed;
   loop.summary.target_experiments = scenario.max_experiments;
@@ -641,6 +733,14 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
           if (ok) loop.arrived(slot, answer);
           else loop.failure = answer;
           // While an event is out for delivery its answer's handler pumps next.
+          if (loop.waiting_for_input) {
+            loop.waiting_for_input = false;
+            pump(self, &loop);
+          }
+        },
+        [self, &loop](llm_reply_atom, bool ok, const std::string& answer) {
+          if (ok) loop.llm_replied(answer);
+          else loop.failure = answer;
           if (loop.waiting_for_input) {
             loop.waiting_for_input = false;
             pump(self, &loop);

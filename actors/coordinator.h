@@ -18,6 +18,7 @@
 #include "actors/actor_state.h"
 #include "actors/campaign.h"
 #include "actors/event_queue.h"
+#include "actors/llm.h"
 #include "actors/scenario.h"
 
 namespace asiarch {
@@ -103,7 +104,9 @@ std::string run_header_bytes(const Scenario& scenario, uint64_t seed);
 // In a live campaign the gpu-slots are not actors: a dispatched job's result is an input event,
 // taken from the sink's recorded log while it has one, and otherwise from `trainer`, which
 // runs each job on its own thread (no trainer: the loop stops when it needs a new input).
+// An llmRequest blocks the loop until its reply is logged: the recorded reply when the sink has
+// one, else `llm`'s answer (no client: the loop stops there); see actors/llm.h.
 CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::string& header_bytes, EventSink& sink,
-                         const ProgressFn& progress, const LiveTrainer& trainer = {});
+                         const ProgressFn& progress, const LiveTrainer& trainer = {}, const LlmClient& llm = {});
 
 }  // namespace asiarch

@@ -475,6 +475,7 @@ void EngineerState::fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const A
   ref.setAblationOf(arch.ablation_of);
   if (arch.lr_scale != 1.0) ref.setLrScale(arch.lr_scale);
   ref.setFunctionalHash(arch.functional_hash);
+  if (scenario_.llm.judge) ref.setProgram(arch.program);  // the LLM judge reads it (analyst.h)
 }
 
 void EngineerState::submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, msg::OutboxWriter& out) {

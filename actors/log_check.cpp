@@ -13,6 +13,7 @@
 #include "actors/actor_state.h"
 #include "actors/coordinator.h"
 #include "actors/event_queue.h"
+#include "actors/llm.h"
 #include "actors/run_recorder.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
@@ -27,6 +28,7 @@ constexpr const char* kTime = "time";
 constexpr const char* kJobs = "jobs";
 constexpr const char* kPool = "pool";
 constexpr const char* kSummary = "summary";
+constexpr const char* kLlm = "llm";
 
 std::string str(uint64_t value) { return std::to_string(value); }
 
@@ -110,7 +112,8 @@ class TimeCheck {
  public:
   Found on_event(uint64_t seq, msg::Event::Reader event, std::string_view canonical_event) {
     const std::string from = event.getFrom().cStr();
-    if (event.getInput()) return on_input(seq, event, canonical_event);
+    // The model's reply answers the delivery of its request to `llm`, like a derived event.
+    if (event.getInput() && from != actor_name::kLlm) return on_input(seq, event, canonical_event);
     const bool stop = event.getPayload().which() == msg::Payload::STOP && from == actor_name::kCoordinator;
     while (from != current_.to && !stop) {
       if (queue_.empty()) {
@@ -344,6 +347,55 @@ class PoolCheck {
   std::set<std::pair<uint64_t, msg::Fidelity>> trained_ok_;  // (arch id, fidelity) with an ok trainResult
 };
 
+// llm: a request goes to `llm` as a derived event; a reply is an input event from `llm` to the
+// actor that asked, answers one open request of it (same requestId, requestHash = SHA-256 of the
+// request), and only once.
+class LlmCheck {
+ public:
+  Found on_event(uint64_t seq, msg::Event::Reader event) {
+    auto payload = event.getPayload();
+    const std::string from = event.getFrom().cStr(), to = event.getTo().cStr();
+    if (payload.which() == msg::Payload::LLM_REQUEST) {
+      auto request = payload.getLlmRequest();
+      if (event.getInput() || to != actor_name::kLlm) {
+        return LogViolation{seq, kLlm, "llmRequest from " + from + " goes to " + to + (event.getInput() ? " as an input event" : "") +
+                                           "; requests are derived events to llm"};
+      }
+      const Key key{from, request.getRequestId()};
+      if (auto earlier = open_.find(key); earlier != open_.end()) {
+        return LogViolation{seq, kLlm, from + " sends llmRequest " + str(request.getRequestId()) + " again while the one at seq " +
+                                           str(earlier->second.seq) + " is unanswered"};
+      }
+      open_[key] = Open{seq, llm_request_hash(request)};
+    } else if (payload.which() == msg::Payload::LLM_REPLY) {
+      auto reply = payload.getLlmReply();
+      if (!event.getInput() || from != actor_name::kLlm) {
+        return LogViolation{seq, kLlm, "llmReply from " + from + (event.getInput() ? "" : " as a derived event") +
+                                           "; replies are input events from llm"};
+      }
+      const auto open = open_.find(Key{to, reply.getRequestId()});
+      if (open == open_.end()) {
+        return LogViolation{seq, kLlm, "llmReply to " + to + " answers request " + str(reply.getRequestId()) +
+                                           ", which " + to + " has not sent or which was answered already"};
+      }
+      if (reply.getRequestHash() != open->second.hash) {
+        return LogViolation{seq, kLlm, "llmReply to " + to + " names request hash " + reply.getRequestHash().cStr() +
+                                           ", but the llmRequest at seq " + str(open->second.seq) + " hashes to " + open->second.hash};
+      }
+      open_.erase(open);
+    }
+    return std::nullopt;
+  }
+
+ private:
+  using Key = std::pair<std::string, uint64_t>;  // requester, requestId
+  struct Open {
+    uint64_t seq;
+    std::string hash;
+  };
+  std::map<Key, Open> open_;
+};
+
 // summary: a finished run's summary describes exactly this log.
 Found check_summary(const std::optional<storage::Bytes>& summary_bytes, uint64_t last_seq, const storage::Digest& head) {
   if (!summary_bytes) return std::nullopt;
@@ -376,13 +428,14 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
   const std::optional<storage::Bytes> summary = store->meta(meta_key::kSummary);
 
   LogCheckReport report;
-  report.invariants = {kChain, kTime, kJobs, kPool, kSummary};
+  report.invariants = {kChain, kTime, kJobs, kPool, kLlm, kSummary};
   ChainCheck chain(*store, *header);
   report.violation = chain.problem_at_start();
   if (report.violation) return report;
   TimeCheck time;
   JobsCheck jobs;
   PoolCheck pool;
+  LlmCheck llm;
   store->for_each_event([&](uint64_t seq, std::string_view canonical_event) {
     if (report.violation) return;
     ++report.events;
@@ -392,7 +445,8 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
     const auto event = view.root();
     if ((report.violation = time.on_event(seq, event, canonical_event))) return;
     if ((report.violation = jobs.on_event(seq, event))) return;
-    report.violation = pool.on_event(seq, event);
+    if ((report.violation = pool.on_event(seq, event))) return;
+    report.violation = llm.on_event(seq, event);
   });
   if (!report.violation) report.violation = jobs.at_end(chain.last_seq());
   if (!report.violation) report.violation = check_summary(summary, chain.last_seq(), chain.head());

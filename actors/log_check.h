@@ -14,6 +14,10 @@
 //            jobs run than GPU slots.
 //   pool     proposal arch ids are unique; a trainJob trains a proposed arch; a scored poolUpdate
 //            follows an ok trainResult with finite metrics of that arch at that fidelity.
+//   llm      an llmRequest is a derived event to `llm`; an llmReply is an input event from `llm`
+//            to the requester that answers one of its open requests (same requestId, and
+//            requestHash the SHA-256 of that request's canonical bytes), exactly once; in the
+//            delivery order it answers the delivery of its request (time).
 //   summary  a finished run's summary (meta "summary") names the log's event count and digest.
 #include <cstdint>
 #include <filesystem>
@@ -25,7 +29,7 @@ namespace asiarch {
 
 struct LogViolation {
   uint64_t seq = 0;         // the event where the log breaks the invariant; 0 is the header
-  std::string invariant;    // chain, time, jobs, pool or summary
+  std::string invariant;    // chain, time, jobs, pool, llm or summary
   std::string explanation;  // what is wrong, in words
 };
 

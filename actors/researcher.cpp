@@ -47,16 +47,25 @@ void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
       const Plan plan = waiting->second;
       waiting_for_insight_.erase(waiting);
       std::vector<Option> suggested;
+      std::string insights;  // for the model: every retrieved entry with its rewrites
       for (auto hit : reply.getHits()) {
+        std::string rewrites;
         for (auto rewrite : hit.getRewrites()) {
+          rewrites += (rewrites.empty() ? "" : ", ") + std::string(rewrite.cStr());
           if (!is_mutation_operator(rewrite.cStr())) continue;
           suggested.push_back(Option{rewrite.cStr(), hit.getEntryId().cStr(), hit.getTitle().cStr() + std::string(": ") + hit.getInsight().cStr(),
                                      hit.getScore()});
         }
+        insights += "- [" + std::string(hit.getEntryId().cStr()) + "] " + hit.getTitle().cStr() + ": " + hit.getInsight().cStr() +
+                    (rewrites.empty() ? "" : " (suggested rewrites: " + rewrites + ")") + "\n";
       }
-      propose_child(plan, suggested, out);
+      if (scenario_.backend == "llm") ask_llm(plan, suggested, insights, out);
+      else propose_child(plan, suggested, out);
       break;
     }
+    case msg::Payload::LLM_REPLY:
+      on_llm_reply(payload.getLlmReply(), out);
+      break;
     default:
       throw std::logic_error("researcher: unexpected " + msg::kind_name(payload.which()));
   }
@@ -89,7 +98,8 @@ void ResearcherState::top_up(msg::OutboxWriter& out) {
     const Plan plan = select();
     ++in_flight_;
     if (scenario_.strategy != "full") {
-      propose_child(plan, {}, out);
+      if (scenario_.backend == "llm") ask_llm(plan, {}, "", out);
+      else propose_child(plan, {}, out);
       continue;
     }
     const Candidate& c = candidates_.at(plan.parent);
@@ -184,7 +194,7 @@ ResearcherState::Child ResearcherState::find_child(const Plan& plan, const std::
   return child;
 }
 
-void ResearcherState::propose_child(Plan plan, const std::vector<Option>& suggested, msg::OutboxWriter& out) {
+void ResearcherState::propose_child(Plan plan, const std::vector<Option>& suggested, msg::OutboxWriter& out, const std::string& why) {
   // A child that computes what an earlier proposal computes would only reuse that result: take
   // the first option that makes a new one, trying every option again at other random sites for a
   // few rounds. A parent none of whose children is new anymore gives way to the next program of
@@ -238,7 +248,7 @@ void ResearcherState::propose_child(Plan plan, const std::vector<Option>& sugges
   proposal.setProgram(text);
   proposal.setOperator(option.op);
 
-  std::string motivation = mutation->description + " of " + parent.label + "; ";
+  std::string motivation = why + mutation->description + " of " + parent.label + "; ";
   if (!option.insight_id.empty()) {
     motivation += "following the insight \"" + option.insight_text + "\"";
     proposal.initInsightIds(1).set(0, option.insight_id);
@@ -254,6 +264,112 @@ void ResearcherState::propose_child(Plan plan, const std::vector<Option>& sugges
   if (crossover) {
     motivation += "; reference programs:";
     for (uint64_t r : plan.references) motivation += " " + candidates_.at(r).label;
+  }
+  proposal.setMotivation(motivation);
+}
+
+std::string ResearcherState::describe(uint64_t arch_id) const {
+  const Candidate& c = candidates_.at(arch_id);
+  std::string text = c.label + " (made by " + c.operator_name + ")";
+  if (c.explore_fitness >= 0) {
+    char figures[160];
+    std::snprintf(figures, sizeof figures, ": explore fitness %.4f, loss %.4f, MQAR recall %.3f", c.explore_fitness, c.loss, c.accuracy);
+    text += figures;
+  } else {
+    text += ": not scored yet";
+  }
+  text += "\n```asiarch\n" + c.program + "```\n";
+  if (!c.diagnosis.empty()) text += "The analyst's diagnosis: " + c.diagnosis + "\n";
+  return text;
+}
+
+void ResearcherState::ask_llm(const Plan& plan, std::vector<Option> suggested, const std::string& insights, msg::OutboxWriter& out) {
+  std::string prompt = "Parent program, to improve on: " + describe(plan.parent);
+  if (!plan.references.empty()) {
+    prompt += "\nReference programs from the rest of the pool:\n";
+    for (uint64_t id : plan.references) prompt += describe(id);
+  }
+  if (!insights.empty()) prompt += "\nWhat the research literature and this campaign suggest for the diagnosis:\n" + insights;
+  prompt +=
+      "\nFitness rewards lower language-modelling loss, higher associative recall (MQAR) than the reference baseline, "
+      "novelty and a lean design, then speed, memory and state size. Propose one new program that should beat the parent. "
+      "Reply in exactly this format:\n"
+      "MOTIVATION: <one paragraph: what you change and why>\n"
+      "```asiarch\nprogram <name>\n  <statements>\n  return <value>\n```\n";
+  LlmPlan conversation{plan, std::move(suggested), {{"system", language_reference()}, {"user", prompt}}, 0, ""};
+  send_llm_request(std::move(conversation), out);
+}
+
+void ResearcherState::send_llm_request(LlmPlan conversation, msg::OutboxWriter& out) {
+  const uint64_t request = next_request_id_++;
+  fill_llm_request(out.send(actor_name::kLlm).initLlmRequest(), request, "propose", conversation.plan.parent, scenario_.llm,
+                   conversation.messages, conversation.attempt);
+  waiting_for_llm_[request] = std::move(conversation);
+}
+
+void ResearcherState::on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWriter& out) {
+  auto waiting = waiting_for_llm_.find(reply.getRequestId());
+  if (waiting == waiting_for_llm_.end()) throw std::logic_error("researcher: LLM reply to an unknown request");
+  LlmPlan conversation = std::move(waiting->second);
+  waiting_for_llm_.erase(waiting);
+  if (!reply.getOk()) {
+    return propose_child(conversation.plan, conversation.suggested, out, "LLM failed: " + std::string(reply.getError().cStr()) + "; built-in mutation: ");
+  }
+  const std::string content = reply.getContent().cStr();
+  const ProposalReply parsed = parse_proposal_reply(content);
+  std::string problem;
+  std::optional<lang::Program> program;
+  if (parsed.program.empty()) {
+    problem = "the reply has no program in a ```asiarch fenced block";
+  } else {
+    try {
+      program = lang::parse(parsed.program, "llm reply");
+      lang::check(*program, shape_, "llm reply");
+    } catch (const lang::ProgramError& e) {
+      problem = e.what();
+      program.reset();
+    }
+  }
+  // A function proposed before would only reuse that result (the engineer's duplicate check):
+  // the model is asked for another, as the built-in researcher searches for a new child.
+  std::string hash;
+  if (program && proposed_hashes_.count(hash = training::algebraic_hash(*program))) {
+    problem = "the program computes the same function as an earlier proposal (up to names and algebraic identities); change what it computes";
+    program.reset();
+  }
+  if (!program) {
+    if (conversation.attempt == 0) conversation.first_problem = problem;
+    if (conversation.attempt >= scenario_.llm.revisions) {
+      return propose_child(conversation.plan, conversation.suggested, out,
+                           "LLM's program still invalid after " + std::to_string(conversation.attempt) + " revision(s) (" + problem +
+                               "); built-in mutation: ");
+    }
+    conversation.messages.push_back({"assistant", content});
+    conversation.messages.push_back({"user", "Your program cannot be used: " + problem +
+                                                 "\nReply again in the same format: a MOTIVATION: line, then the whole corrected "
+                                                 "program in a ```asiarch fenced block."});
+    ++conversation.attempt;
+    return send_llm_request(std::move(conversation), out);
+  }
+
+  const Plan& plan = conversation.plan;
+  const Candidate& parent = candidates_.at(plan.parent);
+  const uint64_t id = next_arch_id_++;
+  program->name = "arch_" + std::to_string(id);
+  program->comments = {"arch " + std::to_string(id) + ": llm proposal from " + parent.label};
+  const std::string text = lang::print(*program);
+  proposed_hashes_.insert(hash);
+  ++operator_arms_["llm"].pulls;
+  ++operator_pulls_;
+  candidates_[id] = Candidate{text, "arch " + std::to_string(id), "", plan.island, plan.parent, "llm", "", -1};
+  auto proposal = out.send(actor_name::kEngineer).initProposal();
+  proposal.setArchId(id);
+  proposal.initParentIds(1).set(0, plan.parent);
+  proposal.setProgram(text);
+  proposal.setOperator("llm");
+  std::string motivation = parsed.motivation.empty() ? "the model gave no motivation" : parsed.motivation;
+  if (conversation.attempt > 0) {
+    motivation += " [LLM, after " + std::to_string(conversation.attempt) + " revision(s); first reply: " + conversation.first_problem + "]";
   }
   proposal.setMotivation(motivation);
 }
@@ -276,6 +392,8 @@ void ResearcherState::record(msg::PoolUpdate::Reader update) {
   c.diagnosis = update.getDiagnosis();
   if (update.getOutcome() != msg::Outcome::SCORED) return;
   c.explore_fitness = update.getFitness();
+  c.loss = update.getLoss();
+  c.accuracy = update.getAccuracy();
   if (c.parent != 0 && c.explore_fitness > candidates_.at(c.parent).explore_fitness) credit(c, 1.0);
   std::vector<PoolEntry>& pool = pools_[c.island];
   const PoolEntry entry{update.getFitness(), update.getArchId()};

@@ -13,7 +13,15 @@
 // applicable operator, no insights, no bandit. Selection ([researcher] selection): "paper", one
 // pool; "islands", separate pools that evolve apart and pass their best on at intervals.
 //
-// Accepts: start, poolUpdate, insightReply.  Sends: proposal (engineer), insightQuery (cognition).
+// LLM backend ([researcher] backend = "llm", actors/llm.h): where the built-in researcher would
+// mutate, it asks the language model instead: the language reference, the parent and reference
+// programs with their results, the analyst's diagnosis and the retrieved insights. A reply whose
+// program does not parse or type-check goes back to the model with the checker's error, up to
+// [llm] revisions times; a failed call, or revisions used up, falls back to the built-in
+// mutation for that step, and the motivation says why. The model's proposals have operator "llm".
+//
+// Accepts: start, poolUpdate, insightReply, llmReply.
+// Sends: proposal (engineer), insightQuery (cognition), llmRequest (llm).
 #include <map>
 #include <optional>
 #include <set>
@@ -21,6 +29,7 @@
 #include <vector>
 
 #include "actors/actor_state.h"
+#include "actors/llm.h"
 #include "actors/mutations.h"
 #include "actors/scenario.h"
 #include "common/rng.h"
@@ -43,6 +52,7 @@ class ResearcherState : public ActorState {
     std::string operator_name;    // what made it
     std::string insight_id;       // the insight it followed, if any
     double explore_fitness = -1;  // -1 until scored
+    double loss = 0, accuracy = 0;  // of the explore result, once scored
   };
   struct PoolEntry {
     double fitness;
@@ -77,7 +87,20 @@ class ResearcherState : public ActorState {
     bool is_new = false;
   };
   Child find_child(const Plan& plan, const std::vector<Option>& order, int rounds);
-  void propose_child(Plan plan, const std::vector<Option>& suggested, msg::OutboxWriter& out);
+  // `why` prefixes the motivation (the LLM backend's reason to fall back; "" for the built-in one).
+  void propose_child(Plan plan, const std::vector<Option>& suggested, msg::OutboxWriter& out, const std::string& why = "");
+  // The LLM backend: one proposal's conversation with the model.
+  struct LlmPlan {
+    Plan plan;
+    std::vector<Option> suggested;  // for the built-in fallback
+    std::vector<ChatTurn> messages;
+    uint32_t attempt = 0;
+    std::string first_problem;  // what was wrong with the first reply, when it was revised
+  };
+  void ask_llm(const Plan& plan, std::vector<Option> suggested, const std::string& insights, msg::OutboxWriter& out);
+  void send_llm_request(LlmPlan conversation, msg::OutboxWriter& out);
+  void on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWriter& out);
+  std::string describe(uint64_t arch_id) const;
   void record(msg::PoolUpdate::Reader update);
   void credit(const Candidate& child, double reward);
   void migrate();
@@ -92,6 +115,7 @@ class ResearcherState : public ActorState {
   uint32_t next_island_ = 0;
   uint64_t scored_ = 0;  // explore results scored, for migration
   std::map<uint64_t, Plan> waiting_for_insight_;  // request id -> plan
+  std::map<uint64_t, LlmPlan> waiting_for_llm_;   // request id -> conversation
   std::set<std::string> proposed_hashes_;         // training::algebraic_hash of every proposal
   std::set<uint64_t> exhausted_;                  // parents whose children were all proposed before
   std::map<std::string, Arm> operator_arms_, insight_arms_;

@@ -9,6 +9,7 @@
 
 #include "actors/gpu_slot.h"
 #include "common/rng.h"
+#include "actors/llm_client.h"
 #include "actors/remote_workers.h"
 #include "storage/run_lock.h"
 
@@ -31,6 +32,9 @@ LiveTrainer live_trainer(const Scenario& scenario, uint64_t seed, const std::fil
     return train_live_job(scenario, seed, dispatch, cancelled, dir);
   };
 }
+
+// A campaign that asks a language model asks it over HTTP ([llm]); a replay passes no client.
+LlmClient llm_client(const Scenario& scenario) { return scenario.uses_llm() ? http_llm_client(scenario.llm) : LlmClient{}; }
 
 }  // namespace
 
@@ -278,7 +282,8 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   }
   std::filesystem::create_directories(out / "report");
   RunRecorder recorder(*store, scenario.faults, seed);
-  return recorder.with_log_write_failures(run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress, trainer));
+  return recorder.with_log_write_failures(
+      run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress, trainer, llm_client(scenario)));
 }
 
 CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress, const std::optional<ListenOptions>& listen) {
@@ -300,7 +305,8 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
   }
   RunRecorder recorder(*store, run.scenario.faults, run.seed);
   const LiveTrainer trainer = live_trainer(run.scenario, run.seed, dir, listen);
-  return recorder.with_log_write_failures(run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress, trainer));
+  return recorder.with_log_write_failures(
+      run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress, trainer, llm_client(run.scenario)));
 }
 
 RecordedRun read_recorded_run(const storage::RunStore& store) {
@@ -335,7 +341,7 @@ CampaignSummary simulate_campaign(const Scenario& scenario, uint64_t seed, LogMo
   ChainSink chain;
   NullSink none;
   EventSink& sink = mode == LogMode::ChainOnly ? static_cast<EventSink&>(chain) : none;
-  return run_loop(scenario, seed, run_header_bytes(scenario, seed), sink, {});
+  return run_loop(scenario, seed, run_header_bytes(scenario, seed), sink, {}, {}, llm_client(scenario));
 }
 
 CampaignSummary read_summary(const std::filesystem::path& dir) {

@@ -76,6 +76,15 @@ class TableReader {
     out = s->get();
   }
 
+  void flag(const char* key, bool& out, const char* example) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    auto b = node->as_boolean();
+    if (!b) fail(node->source(), std::string("'") + key + "' " + where() + " must be true or false, not " + toml_type_name(*node) +
+                                     "; write for example " + key + " = " + example);
+    out = b->get();
+  }
+
   void text_list(const char* key, std::vector<std::string>& out, const char* example) {
     const toml::node* node = find(key);
     if (!node) return;
@@ -227,7 +236,39 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     }
     r.number<uint32_t>("islands", s.islands, 1, 1000, "4");
     r.number<uint64_t>("migration_interval", s.migration_interval, 1, kMaxU64, "50");
+    r.text("backend", s.backend, "\"builtin\"");
+    if (s.backend != "builtin" && s.backend != "llm") {
+      throw ScenarioError(file + ":" + std::to_string(r.source_of("backend").begin.line) + ": backend \"" + s.backend +
+                          "\" is not a researcher backend; write backend = \"builtin\" (typed mutations) or backend = \"llm\" (a language model, see [llm])");
+    }
     r.reject_unknown_keys();
+  }
+  if (const toml::table* t = top.subtable("llm")) {
+    TableReader r(*t, "llm", file);
+    r.text("endpoint", s.llm.endpoint, "\"http://127.0.0.1:8080/v1/chat/completions\"");
+    r.text("model", s.llm.model, "\"qwen2.5-coder-7b-instruct\"");
+    r.number<double>("temperature", s.llm.temperature, 0.0, 2.0, "0.0");
+    r.number<uint32_t>("max_tokens", s.llm.max_tokens, 1, 1000000, "2048");
+    r.number<double>("timeout_s", s.llm.timeout_s, 0.001, 86400.0, "120.0");
+    r.number<uint32_t>("max_retries", s.llm.max_retries, 0, 100, "2");
+    r.number<double>("backoff_s", s.llm.backoff_s, 0.0, 3600.0, "1.0");
+    r.text("api_key_env", s.llm.api_key_env, "\"OPENAI_API_KEY\"");
+    r.number<uint32_t>("revisions", s.llm.revisions, 0, 100, "2");
+    r.flag("judge", s.llm.judge, "true");
+    r.reject_unknown_keys();
+    const auto line = [&](const char* key) { return std::to_string((t->get(key) ? r.source_of(key) : top.source_of("llm")).begin.line); };
+    if (s.llm.endpoint.rfind("http://", 0) != 0 && s.llm.endpoint.rfind("https://", 0) != 0) {
+      throw ScenarioError(file + ":" + line("endpoint") +
+                          ": [llm] needs the chat-completions URL of an OpenAI-compatible server; write for example "
+                          "endpoint = \"http://127.0.0.1:8080/v1/chat/completions\"");
+    }
+    if (s.llm.model.empty()) {
+      throw ScenarioError(file + ":" + line("model") + ": [llm] needs the model to ask; write for example model = \"qwen2.5-coder-7b-instruct\"");
+    }
+  }
+  if (s.uses_llm() && s.llm.endpoint.empty()) {
+    throw ScenarioError(file + ":" + std::to_string(top.source_of("researcher").begin.line) +
+                        ": backend = \"llm\" needs an [llm] table with endpoint and model (see scenarios/README.md)");
   }
   if (const toml::table* t = top.subtable("oracle")) {
     TableReader r(*t, "oracle", file);

@@ -49,6 +49,22 @@ struct FaultSpec {
   bool operator==(const FaultSpec&) const = default;
 };
 
+// [llm]: an OpenAI-compatible chat-completions endpoint for the LLM researcher ([researcher]
+// backend = "llm") and judge (judge = true); actors/llm.h, scenarios/README.md.
+struct LlmSpec {
+  std::string endpoint;      // the full URL, e.g. http://127.0.0.1:8080/v1/chat/completions
+  std::string model;
+  double temperature = 0.0;
+  uint32_t max_tokens = 2048;
+  double timeout_s = 120.0;  // per HTTP try
+  uint32_t max_retries = 2;  // retries of a timeout, connection error, HTTP 429 or 5xx
+  double backoff_s = 1.0;    // pause before the first retry; doubled before each next one
+  std::string api_key_env;   // the environment variable holding the API key ("": no key sent)
+  uint32_t revisions = 2;    // a proposal that does not check goes back to the model this often
+  bool judge = false;        // the analyst's judge term comes from the model
+  bool operator==(const LlmSpec&) const = default;
+};
+
 struct Scenario {
   std::string file;   // path as given
   std::string bytes;  // the file's exact contents
@@ -83,6 +99,11 @@ struct Scenario {
   std::string selection = "paper";  // or "islands": separate pools with migration
   uint32_t islands = 4;
   uint64_t migration_interval = 50;  // explore results between migrations of each island's best
+  std::string backend = "builtin";   // or "llm": proposals come from the language model of [llm]
+
+  // [llm]
+  LlmSpec llm;
+  bool uses_llm() const { return backend == "llm" || llm.judge; }
 
   // [engineer]
   uint32_t repair_attempts = 2;  // repairs of one proposal (a chain of attempts) before it is given up

@@ -57,6 +57,8 @@ struct Payload {
     trainFailure @18 :TrainFailure;
     duplicate @19 :Duplicate;
     ablationRequest @20 :AblationRequest;
+    llmRequest @21 :LlmRequest;
+    llmReply @22 :LlmReply;
   }
 }
 
@@ -123,6 +125,7 @@ struct JobRef {
   ablationOf @14 :UInt64;     # an ablation job: the breakthrough it removes a component of (0: none)
   lrScale @15 :Float64;       # learning-rate multiplier (0: 1)
   functionalHash @16 :Text;   # the engineer's functional hash (training::functional_hash)
+  program @17 :Text;          # the program's text, only when the LLM judge reads it ([llm] judge)
 }
 
 struct TrainJob {
@@ -260,6 +263,41 @@ struct Duplicate {
 struct AblationRequest {
   archId @0 :UInt64;
   jobs @1 :UInt32;     # in the engineer's answer: ablation jobs submitted (0: nothing to ablate)
+}
+
+# ---- the LLM researcher and judge ([researcher] backend = "llm", [llm] judge) ----
+# An actor asks the language model through the pseudo-actor `llm`; the coordinator holds the
+# request, obtains the reply (from the model, or in replay from the log) and logs it as an input
+# event from `llm` to the requester before anything else happens (actors/llm.h).
+
+struct ChatMessage {
+  role @0 :Text;     # system, user or assistant (OpenAI chat-completions roles)
+  content @1 :Text;
+}
+
+struct LlmRequest {
+  requestId @0 :UInt64;   # the requester's own numbering
+  purpose @1 :Text;       # "propose" (researcher) or "judge" (analyst)
+  archId @2 :UInt64;      # the architecture it is about: the parent of a proposal, the judged one
+  model @3 :Text;
+  temperature @4 :Float64;
+  maxTokens @5 :UInt32;
+  messages @6 :List(ChatMessage);
+  attempt @7 :UInt32;     # 0, then 1, 2, ... for revisions of a proposal that did not check
+}
+
+struct LlmReply {
+  requestId @0 :UInt64;
+  requestHash @1 :Text;       # hex SHA-256 of the canonical LlmRequest it answers
+  ok @2 :Bool;
+  content @3 :Text;           # the model's message, when ok
+  error @4 :Text;             # why not, readable: "timeout after 2 s (2 tries)", "HTTP 500: ...", ...
+  errorKind @5 :Text;         # timeout, connection, http, malformed (empty when ok)
+  httpStatus @6 :UInt32;      # of the last try; 0 when no HTTP answer came
+  tries @7 :UInt32;           # HTTP attempts, retries included
+  promptTokens @8 :UInt64;    # the server's usage figures (0 when it gives none)
+  completionTokens @9 :UInt64;
+  latencyMs @10 :Float64;     # wall-clock time of the whole call, retries and pauses included
 }
 
 struct Insight {

@@ -248,12 +248,12 @@ TEST_CASE("a fresh campaign's log keeps every invariant", "[check]") {
   const LogCheckReport report = check_run_log(dir);
   CHECK(first_violation(report) == "none");
   CHECK(report.events == recorded.events);
-  CHECK(report.invariants == std::vector<std::string>{"chain", "time", "jobs", "pool", "summary"});
+  CHECK(report.invariants == std::vector<std::string>{"chain", "time", "jobs", "pool", "llm", "summary"});
 
   const Result r = cli("check " + dir.string());
   CHECK(r.code == 0);
   CHECK(r.output.rfind("check passed: ", 0) == 0);
-  CHECK(r.output.find(" events; invariants: chain, time, jobs, pool, summary\n") != std::string::npos);
+  CHECK(r.output.find(" events; invariants: chain, time, jobs, pool, llm, summary\n") != std::string::npos);
   fs::remove_all(dir);
 }
 

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "actors/campaign.h"
+#include "actors/llm.h"
 #include "actors/surrogate_oracle.h"
 #include "storage/lineage.h"
 #include "storage/run_store.h"
@@ -40,17 +41,16 @@ struct RunArgs {
   ListenArgs listen;
 };
 
-std::string rejection_breakdown(const CampaignSummary& s) {
+// "crash 3, garbage 2, ...": counts by kind (injected faults, LLM calls by purpose, ...).
+std::string counts_text(const std::map<std::string, uint64_t>& counts) {
   std::string out;
-  for (const auto& [check, count] : s.rejections_by_check) out += (out.empty() ? "" : ", ") + check + " " + grouped(count);
-  return out.empty() ? "" : " (" + out + ")";
+  for (const auto& [kind, count] : counts) out += (out.empty() ? "" : ", ") + kind + " " + grouped(count);
+  return out;
 }
 
-// "crash 3, garbage 2, ...": injected faults the run met ([faults]).
-std::string fault_breakdown(const CampaignSummary& s) {
-  std::string out;
-  for (const auto& [kind, count] : s.faults) out += (out.empty() ? "" : ", ") + kind + " " + grouped(count);
-  return out;
+std::string rejection_breakdown(const CampaignSummary& s) {
+  const std::string out = counts_text(s.rejections_by_check);
+  return out.empty() ? "" : " (" + out + ")";
 }
 
 // "finished: <why it stopped>", "running", or what an unfinished run says of itself
@@ -60,7 +60,17 @@ std::string status_text(const CampaignSummary& s) {
   return s.stop_reason.empty() ? "running" : s.stop_reason;
 }
 
-void print_summary(const CampaignSummary& s, const std::string& dir) {
+// The LLM researcher's and judge's calls ([llm]), read from the log; nothing when there were none.
+std::string llm_lines(const LlmCallStats& llm) {
+  if (llm.requests() == 0) return "";
+  return "LLM calls:     " + grouped(llm.requests()) + " (" + counts_text(llm.requests_by_purpose) + "); " + grouped(llm.http_tries) +
+         " HTTP tries\n" + "LLM failures:  " + grouped(llm.failures) + (llm.failures ? " (" + counts_text(llm.failures_by_kind) + ")" : "") +
+         "; revisions asked " + grouped(llm.revisions) + "; proposals from the model " + grouped(llm.llm_proposals) + "\n" +
+         "LLM tokens:    " + grouped(llm.prompt_tokens) + " prompt, " + grouped(llm.completion_tokens) + " completion\n" +
+         "LLM latency:   mean " + grouped(llm.mean_latency_ms(), 0) + " ms, max " + grouped(llm.max_latency_ms, 0) + " ms\n";
+}
+
+void print_summary(const CampaignSummary& s, const std::string& dir, const LlmCallStats& llm = {}) {
   std::cout << "campaign:      " << s.scenario_name << " (seed " << s.seed << ")\n"
             << "run directory: " << dir << "\n"
             << "status:        " << status_text(s) << "\n"
@@ -68,30 +78,32 @@ void print_summary(const CampaignSummary& s, const std::string& dir) {
             << "experiments:   " << grouped(s.experiments) << " of " << grouped(s.target_experiments) << " (from " << grouped(s.proposals) << " proposals)\n"
             << "rejected:      " << grouped(s.rejections) << " before training" << rejection_breakdown(s) << "\n"
             << "breakthroughs: " << s.breakthroughs << "\n"
-            << (s.faults.empty() ? "" : "faults:        " + fault_breakdown(s) + "\n")
+            << (s.faults.empty() ? "" : "faults:        " + counts_text(s.faults) + "\n")
+            << llm_lines(llm)
             << "GPU hours:     " << grouped(s.gpu_hours, s.gpu_hours < 10 ? 3 : 1) << "\n"
             << "virtual time:  " << grouped(static_cast<double>(s.vtime_ns) / 3.6e12, 1) << " h\n"
             << "digest: " << s.digest << std::endl;
 }
 
-void print_summary_json(const CampaignSummary& s, const std::string& dir) {
+std::string json_counts(const std::map<std::string, uint64_t>& counts) {
+  std::string out;
+  for (const auto& [kind, count] : counts) out += (out.empty() ? "" : ", ") + json_string(kind) + ": " + std::to_string(count);
+  return "{" + out + "}";
+}
+
+void print_summary_json(const CampaignSummary& s, const std::string& dir, const LlmCallStats& llm = {}) {
   std::cout << "{\"scenario\": " << json_string(s.scenario_name) << ", \"seed\": " << s.seed
             << ", \"run_directory\": " << json_string(dir) << ", \"finished\": " << (s.finished ? "true" : "false")
             << ", \"stop_reason\": " << json_string(s.stop_reason) << ", \"events\": " << s.events
             << ", \"experiments\": " << s.experiments << ", \"target_experiments\": " << s.target_experiments
             << ", \"proposals\": " << s.proposals
-            << ", \"rejections\": " << s.rejections << ", \"rejections_by_check\": {";
-  bool first = true;
-  for (const auto& [check, count] : s.rejections_by_check) {
-    std::cout << (first ? "" : ", ") << json_string(check) << ": " << count;
-    first = false;
-  }
-  std::cout << "}, \"faults\": {";
-  first = true;
-  for (const auto& [kind, count] : s.faults) {
-    std::cout << (first ? "" : ", ") << json_string(kind) << ": " << count;
-    first = false;
-  }
+            << ", \"rejections\": " << s.rejections << ", \"rejections_by_check\": " << json_counts(s.rejections_by_check)
+            << ", \"faults\": " << json_counts(s.faults);
+  std::cout << ", \"llm\": {\"requests\": " << json_counts(llm.requests_by_purpose) << ", \"failures\": " << json_counts(llm.failures_by_kind)
+            << ", \"revisions\": " << llm.revisions << ", \"llm_proposals\": " << llm.llm_proposals << ", \"http_tries\": " << llm.http_tries
+            << ", \"prompt_tokens\": " << llm.prompt_tokens << ", \"completion_tokens\": " << llm.completion_tokens
+            << ", \"mean_latency_ms\": " << llm.mean_latency_ms()
+            << ", \"max_latency_ms\": " << llm.max_latency_ms;
   std::cout << "}, \"breakthroughs\": " << s.breakthroughs
             << ", \"gpu_hours\": " << s.gpu_hours << ", \"vtime_ns\": " << s.vtime_ns
             << ", \"digest\": " << json_string(s.digest) << "}" << std::endl;
@@ -220,8 +232,9 @@ int retrain(const std::string& dir, uint64_t arch_id) {
 int inspect(const std::string& dir, bool json) {
   try {
     const CampaignSummary summary = read_summary(dir);
-    if (json) print_summary_json(summary, dir);
-    else print_summary(summary, dir);
+    const LlmCallStats llm = read_llm_calls(dir);
+    if (json) print_summary_json(summary, dir, llm);
+    else print_summary(summary, dir, llm);
     return 0;
   } catch (const storage::StorageError& e) {
     std::cerr << e.what() << std::endl;

@@ -1,0 +1,144 @@
+#include "actors/llm_client.h"
+
+#include <curl/curl.h>
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdlib>
+#include <mutex>
+#include <thread>
+
+namespace asiarch {
+namespace {
+
+// One try's outcome.
+struct Try {
+  bool ok = false;
+  bool retry = false;
+  std::string content, error, error_kind;
+  uint32_t http_status = 0;
+  uint64_t prompt_tokens = 0, completion_tokens = 0;
+};
+
+size_t collect(char* data, size_t size, size_t count, void* out) {
+  static_cast<std::string*>(out)->append(data, size * count);
+  return size * count;
+}
+
+std::string clip(const std::string& text, size_t limit = 200) {
+  return text.size() <= limit ? text : text.substr(0, limit) + "...";
+}
+
+std::string seconds(double s) {
+  char buffer[32];
+  std::snprintf(buffer, sizeof buffer, "%g s", s);
+  return buffer;
+}
+
+Try read_answer(long status, const std::string& body) {
+  Try t;
+  t.http_status = static_cast<uint32_t>(status);
+  if (status < 200 || status >= 300) {
+    t.error_kind = "http";
+    t.error = "HTTP " + std::to_string(status) + ": " + clip(body);
+    t.retry = status == 429 || status >= 500;
+    return t;
+  }
+  try {
+    const nlohmann::json answer = nlohmann::json::parse(body);
+    const auto& content = answer.at("choices").at(0).at("message").at("content");
+    if (!content.is_string()) throw std::invalid_argument("choices[0].message.content is not a string");
+    t.content = content.get<std::string>();
+    if (answer.contains("usage") && answer["usage"].is_object()) {
+      const auto& usage = answer["usage"];
+      if (usage.contains("prompt_tokens") && usage["prompt_tokens"].is_number_unsigned()) t.prompt_tokens = usage["prompt_tokens"].get<uint64_t>();
+      if (usage.contains("completion_tokens") && usage["completion_tokens"].is_number_unsigned()) {
+        t.completion_tokens = usage["completion_tokens"].get<uint64_t>();
+      }
+    }
+    t.ok = true;
+  } catch (const std::exception& e) {
+    t.error_kind = "malformed";
+    t.error = std::string("malformed JSON: ") + e.what() + " (body: " + clip(body, 80) + ")";
+  }
+  return t;
+}
+
+Try post(const LlmSpec& spec, const std::string& body, const std::string& key) {
+  CURL* curl = curl_easy_init();
+  if (!curl) return Try{false, false, "", "libcurl could not start a transfer", "connection"};
+  std::string answer;
+  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
+  if (!key.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + key).c_str());
+  const long timeout_ms = std::max(1L, std::lround(spec.timeout_s * 1000.0));
+  curl_easy_setopt(curl, CURLOPT_URL, spec.endpoint.c_str());
+  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
+  const CURLcode code = curl_easy_perform(curl);
+  long status = 0;
+  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  curl_slist_free_all(headers);
+  curl_easy_cleanup(curl);
+  if (code == CURLE_OPERATION_TIMEDOUT) return Try{false, true, "", "timeout after " + seconds(spec.timeout_s), "timeout"};
+  if (code != CURLE_OK) return Try{false, true, "", std::string("connection failed: ") + curl_easy_strerror(code), "connection"};
+  return read_answer(status, answer);
+}
+
+std::string tries_text(uint32_t tries) { return " (" + std::to_string(tries) + (tries == 1 ? " try)" : " tries)"); }
+
+}  // namespace
+
+LlmClient http_llm_client(const LlmSpec& spec) {
+  static std::once_flag curl_ready;
+  std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return [spec](const std::string& request_event_bytes) {
+    msg::CanonicalView<msg::Event> event(request_event_bytes);
+    const auto request = event.root().getPayload().getLlmRequest();
+    nlohmann::json messages = nlohmann::json::array();
+    for (auto m : request.getMessages()) messages.push_back({{"role", m.getRole().cStr()}, {"content", m.getContent().cStr()}});
+    const nlohmann::json body = {{"model", request.getModel().cStr()},
+                                 {"messages", messages},
+                                 {"temperature", request.getTemperature()},
+                                 {"max_tokens", request.getMaxTokens()}};
+    const char* key = spec.api_key_env.empty() ? nullptr : std::getenv(spec.api_key_env.c_str());
+
+    const auto began = std::chrono::steady_clock::now();
+    Try last;
+    uint32_t tries = 0;
+    double pause = spec.backoff_s;
+    while (true) {
+      last = post(spec, body.dump(), key ? key : "");
+      ++tries;
+      if (last.ok || !last.retry || tries > spec.max_retries) break;
+      std::this_thread::sleep_for(std::chrono::duration<double>(pause));
+      pause *= 2;
+    }
+    const double latency_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+
+    capnp::MallocMessageBuilder message;
+    auto reply = message.initRoot<msg::Payload>().initLlmReply();
+    reply.setRequestId(request.getRequestId());
+    reply.setRequestHash(llm_request_hash(request));
+    reply.setOk(last.ok);
+    reply.setContent(last.content);
+    if (!last.ok) {
+      reply.setError(last.error + tries_text(tries));
+      reply.setErrorKind(last.error_kind);
+    }
+    reply.setHttpStatus(last.http_status);
+    reply.setTries(tries);
+    reply.setPromptTokens(last.prompt_tokens);
+    reply.setCompletionTokens(last.completion_tokens);
+    reply.setLatencyMs(latency_ms);
+    return msg::canonical_bytes(message.getRoot<msg::Payload>().asReader());
+  };
+}
+
+}  // namespace asiarch
