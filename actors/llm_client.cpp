@@ -107,6 +107,9 @@ LlmClient http_llm_client(const LlmSpec& spec) {
                                  {"messages", messages},
                                  {"temperature", request.getTemperature()},
                                  {"max_tokens", request.getMaxTokens()}};
+    // Invalid UTF-8 (a model's reply echoed back) is replaced rather than thrown on: a request
+    // must always be sent.
+    const std::string body_text = body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     const char* key = spec.api_key_env.empty() ? nullptr : std::getenv(spec.api_key_env.c_str());
 
     const auto began = std::chrono::steady_clock::now();
@@ -114,7 +117,7 @@ LlmClient http_llm_client(const LlmSpec& spec) {
     uint32_t tries = 0;
     double pause = spec.backoff_s;
     while (true) {
-      last = post(spec, body.dump(), key ? key : "");
+      last = post(spec, body_text, key ? key : "");
       ++tries;
       if (last.ok || !last.retry || tries > spec.max_retries) break;
       std::this_thread::sleep_for(std::chrono::duration<double>(pause));
