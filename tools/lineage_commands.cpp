@@ -91,13 +91,13 @@ int top(const std::string& dir, size_t n, bool json) {
 
 void print_top_table(const storage::Lineage& lineage, size_t n, bool with_baselines) {
   const std::vector<const storage::ArchEntry*> ranked = lineage.ranking();
-  std::printf("%4s  %10s  %-20s %-8s %8s %8s %8s  %-16s %s\n", "rank", "id", "name", "fidelity", "fitness", "loss", "accuracy", "operator",
+  std::printf("%4s  %10s  %-20s %-8s %8s %8s %8s  %-21s %s\n", "rank", "id", "name", "fidelity", "fitness", "loss", "accuracy", "operator",
               "breakthrough");
   for (size_t i = 0; i < ranked.size(); ++i) {
     const storage::ArchEntry& e = *ranked[i];
     if (i >= n && !(with_baselines && e.baseline())) continue;
     const storage::ArchOutcome& o = *e.best_scored();
-    std::printf("%4zu  %10llu  %-20s %-8s %8.4f %8.4f %8.3f  %-16s %s\n", i + 1, static_cast<unsigned long long>(e.id), arch_label(e).c_str(),
+    std::printf("%4zu  %10llu  %-20s %-8s %8.4f %8.4f %8.3f  %-21s %s\n", i + 1, static_cast<unsigned long long>(e.id), arch_label(e).c_str(),
                 e.verified() ? "verify" : "explore", o.fitness, o.loss, o.accuracy, e.operator_name.c_str(), o.breakthrough ? "yes" : "");
   }
   if (ranked.empty()) std::cout << "(no architecture has been scored yet)\n";
