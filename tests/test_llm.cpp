@@ -502,18 +502,19 @@ TEST_CASE("the [llm] keys are validated with the line and the fix", "[llm]") {
     const std::string file = write_file(dir / "s.toml", read_file(source("scenarios/sim-smoke.toml")) + tail);
     return sh(cli("run " + file + " --out " + (dir / "run").string()));
   };
-  const Result backend = run_with("\n[researcher]\nbackend = \"gpt\"\n");
-  CHECK(backend.code == 2);
-  CHECK(backend.output.find("backend = \"llm\"") != std::string::npos);
-  const Result no_table = run_with("\n[researcher]\nbackend = \"llm\"\n");
-  CHECK(no_table.code == 2);
-  CHECK(no_table.output.find("[llm]") != std::string::npos);
-  const Result no_model = run_with("\n[llm]\nendpoint = \"http://127.0.0.1:1/v1/chat/completions\"\n");
-  CHECK(no_model.code == 2);
-  CHECK(no_model.output.find("model =") != std::string::npos);
-  const Result judge = run_with("\n[llm]\nendpoint = \"http://127.0.0.1:1/v1/chat/completions\"\nmodel = \"m\"\njudge = 1\n");
-  CHECK(judge.code == 2);
-  CHECK(judge.output.find("true or false") != std::string::npos);
+  // Each bad table, and what its error must name: the key to fix.
+  const std::pair<const char*, const char*> cases[] = {
+      {"\n[researcher]\nbackend = \"gpt\"\n", "backend = \"llm\""},
+      {"\n[researcher]\nbackend = \"llm\"\n", "[llm]"},
+      {"\n[llm]\nendpoint = \"http://127.0.0.1:1/v1/chat/completions\"\n", "model ="},
+      {"\n[llm]\nendpoint = \"http://127.0.0.1:1/v1/chat/completions\"\nmodel = \"m\"\njudge = 1\n", "true or false"},
+  };
+  for (const auto& [tail, names] : cases) {
+    INFO(tail);
+    const Result result = run_with(tail);
+    CHECK(result.code == 2);
+    CHECK(result.output.find(names) != std::string::npos);
+  }
   CHECK_FALSE(std::filesystem::exists(dir / "run"));
   std::filesystem::remove_all(dir);
 }
