@@ -90,13 +90,16 @@ std::string digest_of(const std::string& output) {
 }
 
 // A live campaign small enough that each job trains in a second or two on one thread.
+// One gpu-slot: the start programs train first and in order, so both finish before the two
+// experiments are reached (with two slots a fast child could overtake the slow FIR model, whose
+// job the campaign's end then cancels half-way).
 const char* kTinyLive = R"(name = "live-export"
 mode = "live"
 seed = 5
 
 [campaign]
 max_experiments = 2
-gpu_slots = 2
+gpu_slots = 1
 start = ["deltanet", "fusion_gated_firnet"]
 reference = "deltanet"
 
