@@ -36,6 +36,44 @@ AnalystState::Measured measured_of(msg::JobRef::Reader ref) {
   return m;
 }
 
+// A failed metric is a failure, never a default score: the failure's text, or "" for a result
+// that can be scored.
+std::string failure_of(msg::TrainResult::Reader result) {
+  if (result.getStatus() != msg::TrainStatus::OK) return result.getFailure().cStr();
+  if (!std::isfinite(result.getLoss()) || !std::isfinite(result.getAccuracy())) return "a metric is not finite";
+  return "";
+}
+
+AnalystState::Measured measured_result(msg::TrainResult::Reader result) {
+  AnalystState::Measured m = measured_of(result.getRef());
+  m.loss = result.getLoss();
+  m.accuracy = result.getAccuracy();
+  m.tokens_per_second = result.getTokensPerSecond();
+  m.peak_memory = static_cast<double>(result.getPeakMemoryBytes());
+  return m;
+}
+
+void set_seed_stats(msg::SeedStats::Builder out, const stats::Summary& s) {
+  out.setN(static_cast<uint32_t>(s.n));
+  out.setMean(s.mean);
+  out.setSd(s.sd);
+}
+
+void set_test(msg::EvidenceTest::Builder out, const stats::Comparison& c) {
+  set_seed_stats(out.initLoss(), c.loss);
+  set_seed_stats(out.initAccuracy(), c.accuracy);
+  set_seed_stats(out.initBaselineLoss(), c.baseline_loss);
+  set_seed_stats(out.initBaselineAccuracy(), c.baseline_accuracy);
+  out.setLossLow(c.loss_difference.low);
+  out.setLossHigh(c.loss_difference.high);
+  out.setAccuracyLow(c.accuracy_difference.low);
+  out.setAccuracyHigh(c.accuracy_difference.high);
+  out.setPLoss(c.p_loss);
+  out.setLevel(c.level);
+  out.setRecallBound(c.recall_bound);
+  out.setPassed(c.passed());
+}
+
 }  // namespace
 
 std::string AnalystState::diagnose(const Measured& m, const Measured& reference) {
@@ -71,7 +109,8 @@ std::string AnalystState::diagnose_failure(const std::string& failure) {
   return text;
 }
 
-AnalystState::AnalystState(const Scenario& scenario) : scenario_(scenario), baseline_count_(scenario.start.size()) {}
+AnalystState::AnalystState(const Scenario& scenario)
+    : scenario_(scenario), baseline_count_(scenario.start.size()), rule_{scenario.alpha, scenario.recall_margin} {}
 
 void AnalystState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
@@ -114,34 +153,56 @@ void AnalystState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
 void AnalystState::on_result(msg::TrainResult::Reader result, msg::OutboxWriter& out) {
   auto ref = result.getRef();
   if (ref.getAblationOf() != 0) return on_ablation_result(result, out);
-  const bool verify = ref.getFidelity() == msg::Fidelity::VERIFY;
-  if (result.getStatus() != msg::TrainStatus::OK || !std::isfinite(result.getLoss()) || !std::isfinite(result.getAccuracy())) {
-    // A failed metric is a failure, never a default score.
-    const std::string failure = result.getStatus() == msg::TrainStatus::OK ? "a metric is not finite" : result.getFailure().cStr();
-    if (!verify) record_explore(ref.getArchId(), ExploreOutcome{std::nullopt, failure}, out);
-    if (!verify && !ref.getBaseline() && scenario_.repair_attempts > 0) {
+  if (ref.getFidelity() == msg::Fidelity::VERIFY) return on_verify_result(result, out);
+  if (const std::string failure = failure_of(result); !failure.empty()) {
+    record_explore(ref.getArchId(), ExploreOutcome{std::nullopt, failure}, out);
+    if (!ref.getBaseline() && scenario_.repair_attempts > 0) {
       out.send(actor_name::kEngineer).initTrainFailure().setResult(result);
       return;
     }
     return report_failure(ref, failure, out);
   }
-  Measured m = measured_of(ref);
-  m.loss = result.getLoss();
-  m.accuracy = result.getAccuracy();
-  m.tokens_per_second = result.getTokensPerSecond();
-  m.peak_memory = static_cast<double>(result.getPeakMemoryBytes());
-  if (m.baseline) {
-    if (ref.getBaselineName() == scenario_.reference) reference_[verify] = m;
-    if (verify) baseline_verify_[m.arch_id] = m;
-  }
-  if (!verify) record_explore(m.arch_id, ExploreOutcome{m, ""}, out);
-  (verify ? waiting_verify_ : waiting_explore_).push_back(m);
+  const Measured m = measured_result(result);
+  if (m.baseline && ref.getBaselineName() == scenario_.reference) reference_[0] = m;
+  record_explore(m.arch_id, ExploreOutcome{m, ""}, out);
+  waiting_explore_.push_back(m);
   release_waiting(out);
 }
 
+// Verify results come one seed at a time. The selection seeds make the architecture's verify
+// result (the means) once all are in; replication seeds wait for the replication's judgment.
+void AnalystState::on_verify_result(msg::TrainResult::Reader result, msg::OutboxWriter& out) {
+  auto ref = result.getRef();
+  const uint64_t id = ref.getArchId();
+  const bool selection = ref.getReplicate() < scenario_.verify.seeds;
+  VerifySeeds& seeds = verify_seeds_[id];
+  const std::string failure = failure_of(result);
+  if (!failure.empty() && seeds.failure.empty()) seeds.failure = failure;
+  Measured m = failure.empty() ? measured_result(result) : measured_of(ref);
+  (selection ? seeds.selection : seeds.replication).push_back(failure.empty() ? std::optional<Measured>(m) : std::nullopt);
+  if (selection && seeds.selection.size() == scenario_.verify.seeds) {
+    std::vector<Measured> ok;
+    for (const auto& s : seeds.selection) {
+      if (s) ok.push_back(*s);
+    }
+    // A candidate with a failed seed fails at verify; a baseline (published, known to train)
+    // keeps the seeds that did train.
+    if (ok.empty() || (!m.baseline && !seeds.failure.empty())) {
+      if (m.baseline) baseline_verify_[id] = std::nullopt;
+      return report_failure(ref, seeds.failure, out);
+    }
+    const Measured mean = mean_of(ok);
+    if (mean.baseline) {
+      baseline_verify_[id] = mean;
+      if (ref.getBaselineName() == scenario_.reference) reference_[1] = mean;
+    }
+    waiting_verify_.push_back(mean);
+    return release_waiting(out);
+  }
+  if (!selection) finish_replications(out);
+}
+
 void AnalystState::report_failure(msg::JobRef::Reader ref, const std::string& failure, msg::OutboxWriter& out) {
-  const bool verify = ref.getFidelity() == msg::Fidelity::VERIFY;
-  if (ref.getBaseline() && verify) baseline_verify_[ref.getArchId()] = std::nullopt;
   auto update = out.send(actor_name::kResearcher).initPoolUpdate();
   update.setArchId(ref.getArchId());
   update.setFidelity(ref.getFidelity());
@@ -252,6 +313,7 @@ void AnalystState::score_explore(const Measured& m, msg::OutboxWriter& out) {
     auto promotion = out.send(actor_name::kEngineer).initPromotion();
     promotion.setArchId(m.arch_id);
     promotion.setFitness(f);
+    promotion.setReplicates(scenario_.verify.seeds);
   }
 }
 
@@ -299,16 +361,101 @@ void AnalystState::on_judge_reply(msg::LlmReply::Reader reply, msg::OutboxWriter
   score_explore(m, out);
 }
 
-void AnalystState::judge_verify(const Measured& judged_without_llm, msg::OutboxWriter& out) {
-  Measured m = judged_without_llm;
-  if (auto judge = llm_judges_.find(m.arch_id); judge != llm_judges_.end()) m.llm_judge = judge->second;
+AnalystState::Measured AnalystState::mean_of(const std::vector<Measured>& seeds) {
+  Measured mean = seeds.front();
+  double loss = 0, accuracy = 0, tokens_per_second = 0, peak_memory = 0;
+  for (const Measured& s : seeds) {
+    loss += s.loss;
+    accuracy += s.accuracy;
+    tokens_per_second += s.tokens_per_second;
+    peak_memory += s.peak_memory;
+  }
+  const auto n = static_cast<double>(seeds.size());
+  mean.loss = loss / n;
+  mean.accuracy = accuracy / n;
+  mean.tokens_per_second = tokens_per_second / n;
+  mean.peak_memory = peak_memory / n;
+  return mean;
+}
+
+stats::Seeds AnalystState::seeds_of(uint64_t arch_id, bool replication) const {
+  stats::Seeds seeds;
+  const auto found = verify_seeds_.find(arch_id);
+  if (found == verify_seeds_.end()) return seeds;
+  for (const auto& s : replication ? found->second.replication : found->second.selection) {
+    if (!s) continue;
+    seeds.loss.push_back(s->loss);
+    seeds.accuracy.push_back(s->accuracy);
+  }
+  return seeds;
+}
+
+// The comparators: the baseline with the lowest mean verify loss and the one with the highest
+// mean verify accuracy (ids ascending break ties).
+std::pair<uint64_t, uint64_t> AnalystState::best_baselines() const {
+  uint64_t by_loss = 0, by_recall = 0;
   double best_loss = INFINITY, best_accuracy = -INFINITY;
   for (const auto& [id, result] : baseline_verify_) {
     if (!result) continue;
-    best_loss = std::min(best_loss, result->loss);
-    best_accuracy = std::max(best_accuracy, result->accuracy);
+    if (result->loss < best_loss) best_loss = result->loss, by_loss = id;
+    if (result->accuracy > best_accuracy) best_accuracy = result->accuracy, by_recall = id;
   }
-  const bool breakthrough = !m.baseline && m.loss < best_loss && m.accuracy > best_accuracy;
+  return {by_loss, by_recall};
+}
+
+// A verified architecture's selection seeds against the best baselines' (screening). Baselines
+// get their verify result here, with their seeds as evidence; a candidate that passes is
+// replicated before it is judged (finish_replications).
+void AnalystState::judge_verify(const Measured& judged_without_llm, msg::OutboxWriter& out) {
+  Measured m = judged_without_llm;
+  if (auto judge = llm_judges_.find(m.arch_id); judge != llm_judges_.end()) m.llm_judge = judge->second;
+  Judgment judgment{m, {}, {}, 0, 0, 0};
+  if (m.baseline) return send_verify_update(judgment, out);
+  const auto [by_loss, by_recall] = best_baselines();
+  judgment.verified = ++verified_;
+  judgment.loss_baseline = by_loss;
+  judgment.recall_baseline = by_recall;
+  judgment.screening = stats::compare_to_baselines(seeds_of(m.arch_id, false), seeds_of(by_loss, false), seeds_of(by_recall, false),
+                                                   rule_.alpha, rule_);
+  if (!judgment.screening || !judgment.screening->passed()) return send_verify_update(judgment, out);
+  const uint32_t fresh = scenario_.verify.replication_seeds;
+  for (uint64_t id : {m.arch_id, by_loss, by_recall}) {
+    if (!replication_asked_.insert(id).second) continue;
+    auto promotion = out.send(actor_name::kEngineer).initPromotion();
+    promotion.setArchId(id);
+    promotion.setFirstReplicate(scenario_.verify.seeds);
+    promotion.setReplicates(fresh);
+  }
+  awaiting_replication_.emplace(m.arch_id, std::move(judgment));
+}
+
+// Judges every candidate whose replication seeds, and its comparators', are all in.
+void AnalystState::finish_replications(msg::OutboxWriter& out) {
+  const uint32_t fresh = scenario_.verify.replication_seeds;
+  auto complete = [&](uint64_t id) {
+    auto found = verify_seeds_.find(id);
+    return found != verify_seeds_.end() && found->second.replication.size() >= fresh;
+  };
+  for (auto it = awaiting_replication_.begin(); it != awaiting_replication_.end();) {
+    Judgment& j = it->second;
+    if (!complete(j.measured.arch_id) || !complete(j.loss_baseline) || !complete(j.recall_baseline)) {
+      ++it;
+      continue;
+    }
+    // A failed replication seed of the candidate is a failed replication: it is not confirmed.
+    const bool failed = !verify_seeds_.at(j.measured.arch_id).failure.empty();
+    j.replication = stats::compare_to_baselines(seeds_of(j.measured.arch_id, true), seeds_of(j.loss_baseline, true),
+                                                seeds_of(j.recall_baseline, true), stats::replication_level(rule_, j.verified), rule_);
+    if (failed && j.replication) j.replication->loss_better = false;
+    send_verify_update(j, out);
+    it = awaiting_replication_.erase(it);
+  }
+}
+
+void AnalystState::send_verify_update(const Judgment& j, msg::OutboxWriter& out) {
+  const Measured& m = j.measured;
+  const bool screened = j.screening && j.screening->passed();
+  const bool breakthrough = screened && j.replication && j.replication->passed();
   if (breakthrough) ++breakthroughs_;
   auto update = out.send(actor_name::kResearcher).initPoolUpdate();
   update.setArchId(m.arch_id);
@@ -319,24 +466,52 @@ void AnalystState::judge_verify(const Measured& judged_without_llm, msg::OutboxW
   update.setAccuracy(m.accuracy);
   update.setBreakthrough(breakthrough);
   update.setBreakthroughs(breakthroughs_);
-  Measured best = *reference_[1];
-  best.loss = best_loss;
-  best.accuracy = best_accuracy;
-  update.setDiagnosis(diagnose(m, best));
   update.setRepairOf(m.repair_of);
+  auto evidence = update.initEvidence();
+  evidence.setVerdict(m.baseline || !j.screening ? msg::Verdict::NONE
+                      : !screened                ? msg::Verdict::NOT_BETTER
+                      : breakthrough             ? msg::Verdict::CONFIRMED
+                                                 : msg::Verdict::NOT_CONFIRMED);
+  evidence.setLossBaseline(j.loss_baseline);
+  evidence.setRecallBaseline(j.recall_baseline);
+  evidence.setVerified(j.verified);
+  const stats::Seeds own = seeds_of(m.arch_id, false);
+  set_seed_stats(evidence.initScreening().initLoss(), stats::summarize(own.loss));
+  set_seed_stats(evidence.getScreening().initAccuracy(), stats::summarize(own.accuracy));
+  if (j.screening) set_test(evidence.getScreening(), *j.screening);
+  if (j.replication) set_test(evidence.initReplication(), *j.replication);
+  Measured best = *reference_[1];
+  const auto [by_loss, by_recall] = best_baselines();
+  if (by_loss != 0) best.loss = baseline_verify_.at(by_loss)->loss;
+  if (by_recall != 0) best.accuracy = baseline_verify_.at(by_recall)->accuracy;
+  update.setDiagnosis(diagnose(m, best) + (m.baseline ? "" : "; " + verdict_text(j)));
   if (!breakthrough) return;
   auto insight = out.send(actor_name::kCognition).initInsight();
   insight.setInsightId(next_insight_id_++);
   insight.setArchId(m.arch_id);
   insight.setText("arch " + std::to_string(m.arch_id) + ", made by " + m.operator_name +
-                  ", beat every baseline at verify scale: loss " + fixed(m.loss, 4) + " < " + fixed(best_loss, 4) +
-                  ", recall " + fixed(m.accuracy, 3) + " > " + fixed(best_accuracy, 3));
+                  ", beat the best baselines at verify scale on fresh seeds: " + verdict_text(j));
   if (m.operator_name != "baseline") insight.initRewrites(1).set(0, m.operator_name);
   const auto explore = explore_outcomes_.find(m.arch_id);
   if (scenario_.max_ablations > 0 && explore != explore_outcomes_.end() && explore->second.measured) {
     ablations_[m.arch_id] = Ablation{*explore->second.measured, std::nullopt, {}};
     out.send(actor_name::kEngineer).initAblationRequest().setArchId(m.arch_id);
   }
+}
+
+// The judgment in words: what the researcher and the lineage read.
+std::string AnalystState::verdict_text(const Judgment& j) {
+  auto stage = [](const char* name, const stats::Comparison& c) {
+    return std::string(name) + " loss " + fixed(c.loss.mean, 4) + " vs " + fixed(c.baseline_loss.mean, 4) + " (difference 95% CI [" +
+           fixed(c.loss_difference.low, 4) + ", " + fixed(c.loss_difference.high, 4) + "], p " + fixed(c.p_loss, 4) + " at level " +
+           fixed(c.level, 4) + "), recall " + fixed(c.accuracy.mean, 3) + " vs " + fixed(c.baseline_accuracy.mean, 3) +
+           " (lower bound " + fixed(c.recall_bound, 3) + ")";
+  };
+  if (!j.screening) return "too few seeds to compare";
+  std::string text = stage("seeds", *j.screening);
+  if (!j.screening->passed()) return "not better than the best baselines: " + text;
+  text += "; " + (j.replication ? stage("fresh seeds", *j.replication) : std::string("replication failed to train"));
+  return (j.replication && j.replication->passed() ? "confirmed: " : "not confirmed on fresh seeds: ") + text;
 }
 
 void AnalystState::on_ablation_result(msg::TrainResult::Reader result, msg::OutboxWriter& out) {

@@ -12,9 +12,17 @@
 //   state:      sigmoid(efficiency_scale * ln(reference's state size / state size))
 // where the reference is the scenario's reference baseline at the same fidelity (an efficiency
 // term is 0.5 when a figure is missing). A result that arrives before the reference's is held
-// until the reference is in. A breakthrough is a verify result that beats every baseline's
-// verify result on both loss and accuracy; it is judged once every baseline's verify outcome is
-// known.
+// until the reference is in.
+//
+// Breakthroughs with evidence (stats/evidence.h). Every promoted candidate, and every baseline,
+// is trained at verify on [fidelity.verify] seeds seeds of its own; its verify result is the
+// means. Once every baseline's verify outcome is known, a candidate's seeds are compared with
+// those of the baseline with the lowest mean loss and the one with the highest mean recall
+// (screening). One that passes is trained again on replication_seeds fresh seeds, and so are
+// its comparators (once per baseline and campaign); the replication is tested at level
+// alpha / m, m the candidates verified so far. The verify poolUpdate comes after the last
+// stage, with the verdict and both stages' statistics (PoolUpdate.evidence); `breakthrough` is
+// a confirmed verdict. A candidate with a failed verify seed fails at verify.
 //
 // Each result gets a diagnosis from its measurements (recall, loss, speed, memory, state, or how
 // training failed): the researcher's next cognition query about it.
@@ -42,11 +50,13 @@
 // trainFailure, ablationRequest (engineer), insight (cognition), llmRequest (llm).
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
 #include "actors/actor_state.h"
 #include "actors/scenario.h"
+#include "stats/evidence.h"
 
 namespace asiarch {
 
@@ -86,7 +96,26 @@ class AnalystState : public ActorState {
     std::optional<uint32_t> expected;  // the engineer's count, once it answered
     std::vector<std::pair<std::string, std::optional<Measured>>> results;  // component, result (nullopt: failed)
   };
+  // The seeds of one architecture at verify: selection, then replication (nullopt: failed).
+  struct VerifySeeds {
+    std::vector<std::optional<Measured>> selection, replication;
+    std::string failure;  // the first failed seed's reason
+  };
+  // A verified candidate's judgment: screening, then (when it passed) replication.
+  struct Judgment {
+    Measured measured;  // the means of its selection seeds
+    std::optional<stats::Comparison> screening, replication;
+    uint64_t loss_baseline = 0, recall_baseline = 0;
+    uint64_t verified = 0;  // m: candidates verified so far, this one included
+  };
   void on_result(msg::TrainResult::Reader result, msg::OutboxWriter& out);
+  void on_verify_result(msg::TrainResult::Reader result, msg::OutboxWriter& out);
+  void finish_replications(msg::OutboxWriter& out);
+  void send_verify_update(const Judgment& judgment, msg::OutboxWriter& out);
+  static std::string verdict_text(const Judgment& judgment);
+  static Measured mean_of(const std::vector<Measured>& seeds);
+  stats::Seeds seeds_of(uint64_t arch_id, bool replication) const;
+  std::pair<uint64_t, uint64_t> best_baselines() const;  // (lowest mean loss, highest mean recall)
   void on_duplicate(msg::Duplicate::Reader duplicate, msg::OutboxWriter& out);
   void on_ablation_result(msg::TrainResult::Reader result, msg::OutboxWriter& out);
   void report_failure(msg::JobRef::Reader ref, const std::string& failure, msg::OutboxWriter& out);
@@ -103,6 +132,11 @@ class AnalystState : public ActorState {
 
   Scenario scenario_;
   size_t baseline_count_;
+  stats::EvidenceRule rule_;
+  std::map<uint64_t, VerifySeeds> verify_seeds_;
+  std::map<uint64_t, Judgment> awaiting_replication_;  // candidate -> its screening, until replicated
+  std::set<uint64_t> replication_asked_;                // architectures whose replication was asked
+  uint64_t verified_ = 0;
   std::optional<Measured> reference_[2];          // per fidelity
   std::map<uint64_t, std::optional<Measured>> baseline_verify_;  // arch -> result (nullopt: failed)
   std::vector<Measured> waiting_explore_, waiting_verify_;

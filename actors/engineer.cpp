@@ -277,9 +277,14 @@ void EngineerState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
     case msg::Payload::PROPOSAL:
       review(payload.getProposal(), out);
       break;
-    case msg::Payload::PROMOTION:
-      submit(payload.getPromotion().getArchId(), accepted_.at(payload.getPromotion().getArchId()), msg::Fidelity::VERIFY, out);
+    case msg::Payload::PROMOTION: {
+      auto promotion = payload.getPromotion();
+      const Accepted& arch = accepted_.at(promotion.getArchId());
+      for (uint32_t r = 0; r < promotion.getReplicates(); ++r) {
+        submit(promotion.getArchId(), arch, msg::Fidelity::VERIFY, promotion.getFirstReplicate() + r, out);
+      }
       break;
+    }
     case msg::Payload::TRAIN_FAILURE:
       on_failure(payload.getTrainFailure(), out);
       break;
@@ -359,7 +364,7 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
     seen_.emplace(arch.hash, id);
     if (!arch.functional_hash.empty()) functions_seen_.emplace(arch.functional_hash, id);
   }
-  submit(id, accepted_[id] = std::move(arch), msg::Fidelity::EXPLORE, out);
+  submit(id, accepted_[id] = std::move(arch), msg::Fidelity::EXPLORE, 0, out);
 }
 
 std::string EngineerState::functional_hash(const lang::Program& program) const {
@@ -455,7 +460,6 @@ double EngineerState::novelty(const std::map<std::string, int>& ops, const std::
 }
 
 void EngineerState::fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity) const {
-  ref.setJobId(arch_id * 2 + (fidelity == msg::Fidelity::VERIFY ? 1 : 0));
   ref.setArchId(arch_id);
   ref.setFidelity(fidelity);
   ref.setBaseline(arch.baseline);
@@ -478,9 +482,12 @@ void EngineerState::fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const A
   if (scenario_.llm.judge) ref.setProgram(arch.program);  // the LLM judge reads it (analyst.h)
 }
 
-void EngineerState::submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, msg::OutboxWriter& out) {
+void EngineerState::submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, uint32_t replicate, msg::OutboxWriter& out) {
   auto job = out.send(actor_name::kCoordinator).initTrainJob();
-  fill_ref(job.initRef(), arch_id, arch, fidelity);
+  auto ref = job.initRef();
+  fill_ref(ref, arch_id, arch, fidelity);
+  ref.setJobId(next_job_id_++);
+  ref.setReplicate(replicate);
   job.setProgram(arch.program);
 }
 

@@ -23,6 +23,9 @@
 // Architectures the engineer makes (repairs, ablations) are numbered from kOwnIdBase + 1, so
 // that they never collide with the researcher's.
 //
+// Promotions name the verify trainings to run (replicates [first, first + count), one job each:
+// the selection seeds and, later, the replication's fresh seeds; analyst.h).
+//
 // Accepts: proposal, promotion, trainFailure, ablationRequest.
 // Sends: trainJob (coordinator), rejection, duplicate, trainFailure, ablationRequest (analyst),
 // proposal (itself).
@@ -93,7 +96,8 @@ class EngineerState : public ActorState {
   bool propose_repair(uint64_t arch_id, const std::optional<Repair>& repair, const std::string& failure, msg::OutboxWriter& out);
   std::string functional_hash(const lang::Program& program) const;
   void fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity) const;
-  void submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, msg::OutboxWriter& out);
+  // One training job; jobs are numbered 1, 2, ... in the order they are submitted.
+  void submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, uint32_t replicate, msg::OutboxWriter& out);
   double novelty(const std::map<std::string, int>& ops, const std::vector<uint64_t>& parents) const;
   std::vector<int64_t> widths() const;
 
@@ -103,6 +107,7 @@ class EngineerState : public ActorState {
   std::map<std::string, uint64_t> seen_;             // structural hash -> first arch with it
   std::map<std::string, uint64_t> functions_seen_;   // functional hash -> first arch with it
   std::map<uint64_t, Accepted> accepted_;
+  uint64_t next_job_id_ = 1;
   std::map<uint64_t, Attempt> attempts_;             // every reviewed proposal
   uint64_t next_own_id_ = kOwnIdBase + 1;
 };

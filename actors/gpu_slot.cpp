@@ -115,8 +115,8 @@ training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint
   training::ExperimentConfig config;
   for (auto [task, train] : {std::pair{training::Task::Lm, &config.lm}, std::pair{training::Task::Mqar, &config.mqar}}) {
     *train = verify ? training::verify_config(task) : training::explore_config(task);
-    train->mqar = scenario.mqar;
-    train->lm = scenario.lm;
+    train->mqar = verify ? training::verify_task(scenario.mqar) : scenario.mqar;
+    train->lm = verify ? training::verify_task(scenario.lm) : scenario.lm;
     train->d_model = spec.d_model;
     train->layers = spec.layers;
     if (spec.steps > 0) train->steps = spec.steps;

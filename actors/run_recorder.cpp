@@ -5,6 +5,7 @@
 #include <chrono>
 #include <fstream>
 #include <map>
+#include <tuple>
 #include <thread>
 
 #include "actors/gpu_slot.h"
@@ -127,17 +128,41 @@ void RunRecorder::project(msg::Event::Reader event) {
       break;
     }
     case msg::Payload::TRAIN_RESULT: {
+      // One record per architecture and fidelity: each seed's result is appended to its list;
+      // the first failure's reason stays (the analyst's judgment below sets the means).
       auto r = payload.getTrainResult();
+      const uint8_t key = fidelity_key(r.getRef().getFidelity());
+      const bool ok = r.getStatus() == msg::TrainStatus::OK;
+      std::vector<std::tuple<uint32_t, bool, double, double>> seeds;
+      double gpu_hours = 0;
+      bool failed_before = false;
+      std::string reason;
+      if (auto stored = store_.result(r.getRef().getArchId(), key)) {
+        msg::CanonicalView<msg::ResultRecord> view(*stored);
+        for (auto seed : view.root().getSeeds()) seeds.emplace_back(seed.getReplicate(), seed.getOk(), seed.getLoss(), seed.getAccuracy());
+        gpu_hours = view.root().getGpuHours();
+        failed_before = view.root().getOutcome() == msg::Outcome::FAILED;
+        reason = view.root().getReason();
+      }
+      seeds.emplace_back(r.getRef().getReplicate(), ok, r.getLoss(), r.getAccuracy());
       auto record = message.initRoot<msg::ResultRecord>();
       record.setArchId(r.getRef().getArchId());
       record.setFidelity(r.getRef().getFidelity());
-      record.setOutcome(r.getStatus() == msg::TrainStatus::OK ? msg::Outcome::SCORED : msg::Outcome::FAILED);
-      record.setReason(r.getFailure());
+      record.setOutcome(ok && !failed_before ? msg::Outcome::SCORED : msg::Outcome::FAILED);
+      record.setReason(failed_before ? reason : std::string(r.getFailure().cStr()));
       record.setLoss(r.getLoss());
       record.setAccuracy(r.getAccuracy());
-      record.setGpuHours(r.getGpuHours());
+      record.setGpuHours(gpu_hours + r.getGpuHours());
       record.setVtimeNs(event.getVtimeNs());
-      store_.put_result(r.getRef().getArchId(), fidelity_key(r.getRef().getFidelity()), msg::canonical_bytes(record.asReader()));
+      auto list = record.initSeeds(static_cast<unsigned>(seeds.size()));
+      for (unsigned i = 0; i < seeds.size(); ++i) {
+        const auto& [replicate, seed_ok, loss, accuracy] = seeds[i];
+        list[i].setReplicate(replicate);
+        list[i].setOk(seed_ok);
+        list[i].setLoss(loss);
+        list[i].setAccuracy(accuracy);
+      }
+      store_.put_result(r.getRef().getArchId(), key, msg::canonical_bytes(record.asReader()));
       break;
     }
     case msg::Payload::POOL_UPDATE: {
@@ -162,8 +187,12 @@ void RunRecorder::project(msg::Event::Reader event) {
       msg::CanonicalView<msg::ResultRecord> view(*stored);
       message.setRoot(view.root());
       auto record = message.getRoot<msg::ResultRecord>();
+      record.setOutcome(msg::Outcome::SCORED);
       record.setFitness(u.getFitness());
       record.setBreakthrough(u.getBreakthrough());
+      record.setLoss(u.getLoss());
+      record.setAccuracy(u.getAccuracy());
+      if (u.hasEvidence()) record.setEvidence(u.getEvidence());
       store_.put_result(u.getArchId(), key, msg::canonical_bytes(record.asReader()));
       break;
     }

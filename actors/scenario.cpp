@@ -100,6 +100,29 @@ class TableReader {
     out = std::move(values);
   }
 
+  // An integer or an array of integers, each in [min, max]; an array needs at least one.
+  void integer_list(const char* key, std::vector<int64_t>& out, int64_t min, int64_t max, const char* example) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    std::vector<int64_t> values;
+    bool valid = true;
+    if (auto i = node->as_integer()) values.push_back(i->get());
+    else if (auto array = node->as_array(); array && !array->empty()) {
+      for (const auto& item : *array) {
+        if (auto v = item.as_integer()) values.push_back(v->get());
+        else valid = false;
+      }
+    } else valid = false;
+    if (!valid) fail(node->source(), std::string("'") + key + "' " + where() + " must be an integer or a non-empty array of integers; write for example " + key + " = " + example);
+    for (int64_t v : values) {
+      if (v < min || v > max) {
+        fail(node->source(), std::string("'") + key + "' " + where() + " holds " + std::to_string(v) + ", out of range; it takes " +
+                                 std::to_string(min) + " to " + std::to_string(max) + ", for example " + key + " = " + example);
+      }
+    }
+    out = std::move(values);
+  }
+
   const toml::table* subtable(const char* key) {
     const toml::node* node = find(key);
     if (!node) return nullptr;
@@ -143,6 +166,10 @@ void read_fidelity(TableReader& parent, const char* key, FidelitySpec& spec, con
   r.number<int64_t>("steps", spec.steps, 0, 100000000, "300");
   r.number<int64_t>("batch", spec.batch, 0, 1000000, "32");
   r.number<double>("lr", spec.lr, 0.0, 10.0, "3.0e-3");
+  if (std::string(key) == "verify") {
+    r.number<uint32_t>("seeds", spec.seeds, 2, 1000, "3");
+    r.number<uint32_t>("replication_seeds", spec.replication_seeds, 2, 1000, "3");
+  }
   r.reject_unknown_keys();
 }
 
@@ -284,7 +311,9 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
                           ": a surrogate oracle needs the live run it learns from; add run = \"runs/my-live-run\" to [oracle]");
     }
     r.number<uint64_t>("world_seed", s.world_seed, 0, kMaxU64, "1");
-    r.number<double>("noise", s.noise, 0.0, 10.0, "0.01");
+    r.number<double>("noise", s.noise, 0.0, 10.0, "0.005");
+    r.number<double>("recall_noise", s.recall_noise, 0.0, 1.0, "0.01");
+    r.number<double>("plateau_rate", s.plateau_rate, 0.0, 1.0, "0.05");
     r.number<double>("failure_rate", s.failure_rate, 0.0, 1.0, "0.05");
     r.number<double>("prior_noise", s.prior_noise, 0.0, 10.0, "0.5");
     r.number<double>("interaction_scale", s.interaction_scale, 0.0, 10.0, "0.15");
@@ -303,13 +332,15 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
       TableReader m(*mqar, "task.mqar", file);
       m.number<int64_t>("vocab", s.mqar.vocab, 8, 1 << 20, "256");
       m.number<int64_t>("seq_len", s.mqar.seq_len, 8, 1 << 20, "64");
-      m.number<int64_t>("kv_pairs", s.mqar.kv_pairs, 1, 1 << 20, "8");
+      m.integer_list("kv_pairs", s.mqar.kv_pairs, 1, 1 << 20, "[4, 8, 16]");
       m.number<int64_t>("test_examples", s.mqar.test_examples, 1, 1 << 24, "256");
       m.reject_unknown_keys();
-      if (4 * s.mqar.kv_pairs > s.mqar.seq_len || 2 * s.mqar.kv_pairs > s.mqar.vocab / 2) {
-        throw ScenarioError(file + ":" + std::to_string(r.source_of("mqar").begin.line) +
-                            ": [task.mqar] needs seq_len >= 4 * kv_pairs (pairs, then queries) and vocab >= 4 * kv_pairs; "
-                            "raise seq_len or vocab, or lower kv_pairs");
+      for (int64_t kv : s.mqar.kv_pairs) {
+        if (4 * kv > s.mqar.seq_len || 2 * kv > s.mqar.vocab / 2 || s.mqar.seq_len % 2 != 0) {
+          throw ScenarioError(file + ":" + std::to_string(r.source_of("mqar").begin.line) +
+                              ": [task.mqar] needs an even seq_len >= 4 * kv_pairs (pairs, then queries) and vocab >= 4 * kv_pairs "
+                              "at every rung (kv_pairs " + std::to_string(kv) + "); raise seq_len or vocab, or lower kv_pairs");
+        }
       }
     }
     if (const toml::table* lm = r.subtable("lm")) {
@@ -352,6 +383,8 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   if (const toml::table* t = top.subtable("analyst")) {
     TableReader r(*t, "analyst", file);
     r.number<uint32_t>("max_ablations", s.max_ablations, 0, 1000, "8");
+    r.number<double>("alpha", s.alpha, 1e-6, 0.5, "0.05");
+    r.number<double>("recall_margin", s.recall_margin, 0.0, 1.0, "0.05");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("faults")) {

@@ -27,6 +27,10 @@ struct FidelitySpec {
   int64_t steps = 0;
   int64_t batch = 0;
   double lr = 0;
+  // Verify only: trainings of each verified architecture (and of every baseline) on seeds of
+  // their own, and the fresh seeds of a replication (stats/evidence.h). Explore trains once.
+  uint32_t seeds = 1;
+  uint32_t replication_seeds = 0;
   bool operator==(const FidelitySpec&) const = default;
 };
 
@@ -89,7 +93,7 @@ struct Scenario {
 
   // [fidelity.explore] and [fidelity.verify]
   FidelitySpec explore{512, 8, 1e9};
-  FidelitySpec verify{1024, 24, 15e9};
+  FidelitySpec verify{1024, 24, 15e9, 0, 0, 0, 3, 3};
   uint32_t promote_top = 10;  // an explore result within the best this many is verified
 
   // [researcher]
@@ -110,13 +114,17 @@ struct Scenario {
 
   // [analyst]
   uint32_t max_ablations = 8;  // components of each breakthrough ablated (one training each); 0: none
+  double alpha = 0.05;         // level of the breakthrough rule's tests (stats/evidence.h)
+  double recall_margin = 0.05; // recall may fall this far below the best baseline's (non-inferiority)
 
   // [oracle]
   std::string oracle = "synthetic";  // or "surrogate": a previous live run's results, generalised
   std::string surrogate_run;         // kind = "surrogate": the live run directory
   uint32_t surrogate_k = 5;          // nearest recorded programs a new one's result is drawn from
   uint64_t world_seed = 1;
-  double noise = 0.01;
+  double noise = 0.005;         // relative sd of a job's loss around its program's (measured: bench noise)
+  double recall_noise = 0.01;   // sd of the MQAR accuracy of a run that leaves the plateau
+  double plateau_rate = 0.05;   // share of runs that stay on the MQAR plateau
   double failure_rate = 0.05;
   double prior_noise = 0.5;         // per-world perturbation of the literature's effects
   double interaction_scale = 0.15;  // pairwise motif interactions

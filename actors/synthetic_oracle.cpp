@@ -104,7 +104,7 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
 }
 
 SyntheticOracle::SyntheticOracle(const Scenario& scenario)
-    : noise_(scenario.noise), failure_rate_(scenario.failure_rate) {
+    : noise_(scenario.noise), seed_noise_{0.0, scenario.recall_noise, scenario.plateau_rate}, failure_rate_(scenario.failure_rate) {
   Rng world(scenario.world_seed, "oracle/world");
   const auto& specs = feature_specs();
   const size_t n = specs.size();
@@ -169,7 +169,8 @@ OracleOutcome SyntheticOracle::evaluate(const lang::Program& program, const lang
   const double base = kBaseLoss[f_index];
   out.loss = base * (1.0 - kLossCap * std::tanh(loss_gain / kLossCap) + kComplexityPenalty * std::max(0.0, statements - 30.0)) +
              base * noise_ * noise.normal();
-  out.accuracy = std::clamp(sigmoid(kBaseRecallLogit + kRecallCap * std::tanh(recall_gain / kRecallCap)) + noise_ * noise.normal(), 0.0, 1.0);
+  // Recall scatters as live MQAR runs do: near the program's capacity, or stuck on the plateau.
+  out.accuracy = stats::draw_accuracy(noise, seed_noise_, sigmoid(kBaseRecallLogit + kRecallCap * std::tanh(recall_gain / kRecallCap)));
   return out;
 }
 

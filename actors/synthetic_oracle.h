@@ -8,7 +8,8 @@
 // cognition base) are perturbed at random per world seed; motifs the literature says nothing
 // about get random effects. Sparse pairwise interactions add to both. Improvements saturate
 // (tanh caps: diminishing returns), every job adds noise, and risky motifs fail to train with
-// some probability. Verify-fidelity effects are the explore effects times a per-world transfer
+// some probability; the noise has the shape measured on live runs (`asiarch bench noise`: a
+// loss sd relative to the loss, MQAR accuracy that is sometimes stuck on the plateau). Verify-fidelity effects are the explore effects times a per-world transfer
 // factor, so explore results predict verify results imperfectly.
 #include <array>
 #include <cstdint>
@@ -19,6 +20,7 @@
 #include "actors/scenario.h"
 #include "kernels/program.h"
 #include "messages/asiarch.capnp.h"
+#include "stats/evidence.h"
 
 namespace asiarch {
 
@@ -59,7 +61,8 @@ class SyntheticOracle : public Oracle {
   double quality(const Effects& effects, const std::vector<double>& f, bool recall) const;
 
   std::array<Effects, 2> effects_;  // indexed by msg::Fidelity
-  double noise_;
+  double noise_;                 // relative sd of the loss
+  stats::SeedNoise seed_noise_;  // the spread of MQAR accuracy (its loss_sd is unused: noise_ is relative)
   double failure_rate_;
 };
 

@@ -4,6 +4,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
@@ -57,37 +58,53 @@ std::vector<int64_t> weighted_distinct(Rng& stream, std::vector<double> weights,
   return drawn;
 }
 
-void validate(const MqarTask& task) {
-  if (task.kv_pairs < 1 || task.seq_len % 2 != 0 || 4 * task.kv_pairs > task.seq_len) {
+void validate(const MqarTask& task, int64_t kv_pairs) {
+  if (kv_pairs < 1 || task.seq_len % 2 != 0 || 4 * kv_pairs > task.seq_len) {
     throw TaskError("mqar: seq_len must be even and at least 4 * kv_pairs (seq_len " + std::to_string(task.seq_len) +
-                    ", kv_pairs " + std::to_string(task.kv_pairs) + ")");
+                    ", kv_pairs " + std::to_string(kv_pairs) + ")");
   }
-  if (task.kv_pairs >= task.vocab / 2) {
-    throw TaskError("mqar: kv_pairs " + std::to_string(task.kv_pairs) + " needs more distinct keys than vocab " +
+  if (std::find(task.kv_pairs.begin(), task.kv_pairs.end(), kv_pairs) == task.kv_pairs.end()) {
+    throw TaskError("mqar: kv_pairs " + std::to_string(kv_pairs) + " is not a rung of the task's ladder");
+  }
+  if (kv_pairs >= task.vocab / 2) {
+    throw TaskError("mqar: kv_pairs " + std::to_string(kv_pairs) + " needs more distinct keys than vocab " +
                     std::to_string(task.vocab) + " has (keys come from [1, vocab/2)); raise vocab");
   }
+}
+
+void validate(const MqarTask& task) {
+  if (task.kv_pairs.empty()) throw TaskError("mqar: the ladder kv_pairs needs at least one rung");
+  for (int64_t kv : task.kv_pairs) validate(task, kv);
   if (task.test_examples < 1) throw TaskError("mqar: test_examples must be positive");
 }
+
+// Each rung has a stream of its own, so adding a rung changes no other rung's examples.
+std::string rung_purpose(const char* purpose, int64_t kv_pairs) { return std::string(purpose) + " kv" + std::to_string(kv_pairs); }
 
 class MqarData final : public TaskData {
  public:
   MqarData(const MqarTask& task, uint64_t seed) : task_(task), seed_(seed) { validate(task); }
   int64_t vocab() const override { return task_.vocab; }
-  int64_t seq_len() const override { return task_.seq_len; }
 
+  // Steps go through the rungs in turn (their sequences differ in length).
   Batch train_batch(int64_t step, int64_t batch) const override {
-    return mqar_examples(task_, seed_, "mqar train", static_cast<uint64_t>(step), batch);
+    const int64_t kv = task_.kv_pairs[static_cast<size_t>(step % static_cast<int64_t>(task_.kv_pairs.size()))];
+    return mqar_examples(task_, kv, seed_, rung_purpose("mqar train", kv), static_cast<uint64_t>(step), batch);
   }
 
   std::vector<Batch> eval_batches(int64_t batch) const override {
-    const Batch all = mqar_examples(task_, kMqarTestSeed, "mqar test", 0, task_.test_examples);
     std::vector<Batch> batches;
-    for (int64_t first = 0; first < task_.test_examples; first += batch) {
-      const int64_t rows = std::min(batch, task_.test_examples - first);
-      batches.push_back({all.inputs.narrow(0, first, rows), all.targets.narrow(0, first, rows)});
+    for (size_t r = 0; r < task_.kv_pairs.size(); ++r) {
+      const int64_t kv = task_.kv_pairs[r];
+      const Batch all = mqar_examples(task_, kv, kMqarTestSeed, rung_purpose("mqar test", kv), 0, task_.test_examples);
+      for (int64_t first = 0; first < task_.test_examples; first += batch) {
+        const int64_t rows = std::min(batch, task_.test_examples - first);
+        batches.push_back({all.inputs.narrow(0, first, rows), all.targets.narrow(0, first, rows), static_cast<int64_t>(r)});
+      }
     }
     return batches;
   }
+  int64_t eval_groups() const override { return static_cast<int64_t>(task_.kv_pairs.size()); }
 
  private:
   MqarTask task_;
@@ -109,7 +126,6 @@ class LmData final : public TaskData {
     train_end_ = size - task.eval_bytes;
   }
   int64_t vocab() const override { return kByteVocab; }
-  int64_t seq_len() const override { return task_.seq_len; }
 
   Batch train_batch(int64_t step, int64_t batch) const override {
     Rng stream(seed_, "lm train", static_cast<uint64_t>(step));
@@ -173,10 +189,11 @@ std::string read_corpus(const std::string& path) {
 
 }  // namespace
 
-Batch mqar_examples(const MqarTask& task, uint64_t seed, const std::string& purpose, uint64_t index, int64_t examples) {
-  validate(task);
+Batch mqar_examples(const MqarTask& task, int64_t kv_pairs, uint64_t seed, const std::string& purpose, uint64_t index,
+                    int64_t examples) {
+  validate(task, kv_pairs);
   Rng stream(seed, purpose, index);
-  const int64_t length = task.seq_len, pairs = task.kv_pairs, key_range = task.vocab / 2;
+  const int64_t length = mqar_rung_length(task, kv_pairs), pairs = kv_pairs, key_range = task.vocab / 2;
   const int64_t space = (length - 2 * pairs) / 2;
   std::vector<double> gap_weights(static_cast<size_t>(space));
   for (int64_t i = 0; i < space; ++i) gap_weights[static_cast<size_t>(i)] = kGapPowerA * std::pow(static_cast<double>(i + 1), kGapPowerA - 1.0);
@@ -199,12 +216,25 @@ Batch mqar_examples(const MqarTask& task, uint64_t seed, const std::string& purp
       target[at] = values[static_cast<size_t>(p)];
     }
     // Keys and values are never 0, so 0 marks the positions left: random tokens (Zoology's
-    // random_non_queries).
+    // random_non_queries), but never one of this sequence's keys. Zoology's vocabulary of 8,192
+    // makes such a collision rare; in a small vocabulary a filler equal to a key that is queried
+    // later would bind that key to a second, random token, and the task would measure how a
+    // mixer resolves the conflict rather than how many pairs its state holds.
+    std::vector<bool> is_key(static_cast<size_t>(task.vocab), false);
+    for (int64_t key : keys) is_key[static_cast<size_t>(key)] = true;
     for (int64_t t = 0; t < length; ++t) {
-      if (in[t] == 0) in[t] = static_cast<int64_t>(stream.below(static_cast<uint64_t>(task.vocab)));
+      if (in[t] != 0) continue;
+      do {
+        in[t] = static_cast<int64_t>(stream.below(static_cast<uint64_t>(task.vocab)));
+      } while (is_key[static_cast<size_t>(in[t])]);
     }
   }
   return {as_tensor(inputs, examples, length), as_tensor(targets, examples, length)};
+}
+
+int64_t mqar_rung_length(const MqarTask& task, int64_t kv_pairs) {
+  const int64_t largest = *std::max_element(task.kv_pairs.begin(), task.kv_pairs.end());
+  return task.seq_len * kv_pairs / largest / 2 * 2;
 }
 
 std::shared_ptr<const std::string> corpus_bytes(const std::string& path) {

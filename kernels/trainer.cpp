@@ -3,7 +3,9 @@
 #include <chrono>
 #include <cmath>
 #include <map>
+#include <mutex>
 #include <numbers>
+#include <thread>
 
 #include "kernels/model.h"
 #include "kernels/tasks.h"
@@ -58,23 +60,32 @@ std::string invalid_config(const TrainConfig& c) {
 }
 
 struct Evaluation {
-  double loss = 0;      // nats per counted token
-  double accuracy = 0;  // argmax equals the target, over counted tokens
+  double loss = 0;      // nats per counted token; with several groups, the mean over them
+  double accuracy = 0;  // argmax equals the target, over counted tokens; the mean over groups
+  std::vector<double> group_accuracy;
 };
 
 Evaluation evaluate(model::LanguageModel& net, const TaskData& task, int64_t batch) {
   torch::NoGradGuard no_grad;
   net->eval();
-  double loss_sum = 0;
-  int64_t correct = 0, counted = 0;
+  const auto groups = static_cast<size_t>(task.eval_groups());
+  std::vector<double> loss_sum(groups, 0.0);
+  std::vector<int64_t> correct(groups, 0), counted(groups, 0);
   for (const Batch& b : task.eval_batches(batch)) {
+    const auto g = static_cast<size_t>(b.group);
     const auto logits = net->forward(b.inputs);
-    loss_sum += cross_entropy(logits, b.targets, torch::kSum).item<double>();
+    loss_sum[g] += cross_entropy(logits, b.targets, torch::kSum).item<double>();
     const auto counts = b.targets.ne(kIgnored);
-    correct += logits.argmax(-1).eq(b.targets).logical_and(counts).sum().item<int64_t>();
-    counted += counts.sum().item<int64_t>();
+    correct[g] += logits.argmax(-1).eq(b.targets).logical_and(counts).sum().item<int64_t>();
+    counted[g] += counts.sum().item<int64_t>();
   }
-  return {loss_sum / static_cast<double>(counted), static_cast<double>(correct) / static_cast<double>(counted)};
+  Evaluation result;
+  for (size_t g = 0; g < groups; ++g) {
+    result.loss += loss_sum[g] / static_cast<double>(counted[g]) / static_cast<double>(groups);
+    result.group_accuracy.push_back(static_cast<double>(correct[g]) / static_cast<double>(counted[g]));
+    result.accuracy += result.group_accuracy.back() / static_cast<double>(groups);
+  }
+  return result;
 }
 
 // The metadata a weights file carries: enough to rebuild the model that reads it.
@@ -130,12 +141,14 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
     const std::vector<torch::Tensor> parameters = net->parameters();
     net->train();
     double initial_loss = 0;
+    int64_t tokens = 0;
     const auto training_started = Clock::now();
     for (int64_t step = 0; step < config.steps; ++step) {
       if (config.cancelled != nullptr && config.cancelled->load()) return fail("cancelled");
       const double rate = learning_rate(config, step);
       for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(rate);
       const Batch batch = task->train_batch(step, config.batch);
+      tokens += batch.inputs.numel();
       const auto loss = cross_entropy(net->forward(batch.inputs), batch.targets, torch::kMean);
       const double value = loss.item<double>();
       if (!std::isfinite(value)) return fail("nan_loss: step " + std::to_string(step + 1));
@@ -154,13 +167,15 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
     }
     const double training_seconds = seconds_since(training_started);
     metrics.peak_memory_bytes = memory.peak_bytes();
-    metrics.tokens_per_second = static_cast<double>(config.steps * config.batch * task->seq_len()) / training_seconds;
+    metrics.tokens_per_second = static_cast<double>(tokens) / training_seconds;
 
     const Evaluation held_out = evaluate(net, *task, config.batch);
     if (!std::isfinite(held_out.loss)) return fail("nan_eval: the held-out loss is " + number(held_out.loss));
     metrics.loss = held_out.loss;
-    if (config.task == Task::Mqar) metrics.accuracy = held_out.accuracy;
-    else metrics.bits_per_byte = held_out.loss / std::log(2.0);
+    if (config.task == Task::Mqar) {
+      metrics.accuracy = held_out.accuracy;
+      metrics.rung_accuracy = held_out.group_accuracy;
+    } else metrics.bits_per_byte = held_out.loss / std::log(2.0);
   } catch (const std::exception& e) {
     return fail(std::string("runtime: ") + model::error_text(e));
   }
@@ -174,6 +189,26 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   metrics.ok = true;
   metrics.seconds = seconds_since(started);
   return metrics;
+}
+
+std::vector<TrainMetrics> train_programs(const std::vector<TrainRun>& runs, int jobs,
+                                         const std::function<void(size_t index, const TrainMetrics& metrics)>& done) {
+  std::vector<TrainMetrics> results(runs.size());
+  std::atomic<size_t> next{0};
+  std::mutex report;
+  auto work = [&] {
+    for (size_t i; (i = next++) < runs.size();) {
+      results[i] = train_program(runs[i].program, runs[i].config);
+      if (!done) continue;
+      std::lock_guard lock(report);
+      done(i, results[i]);
+    }
+  };
+  std::vector<std::thread> workers;
+  const size_t count = std::min(runs.size(), static_cast<size_t>(std::max(1, jobs)));
+  for (size_t w = 0; w < count; ++w) workers.emplace_back(work);
+  for (auto& worker : workers) worker.join();
+  return results;
 }
 
 int64_t model_vocab(const TrainConfig& config) { return config.task == Task::Mqar ? config.mqar.vocab : kByteVocab; }
@@ -193,14 +228,27 @@ TrainConfig explore_config(Task task) {
   return config;
 }
 
+MqarTask verify_task(const MqarTask& explore) {
+  MqarTask task = explore;
+  task.vocab *= 2;
+  task.seq_len *= 2;
+  for (int64_t& kv : task.kv_pairs) kv *= 2;
+  return task;
+}
+
+LmTask verify_task(const LmTask& explore) {
+  LmTask task = explore;
+  task.seq_len *= 2;
+  return task;
+}
+
 TrainConfig verify_config(Task task) {
   TrainConfig config = explore_config(task);
   config.d_model *= 2;
   config.steps = config.steps * 5 / 2;
   config.warmup_steps = config.warmup_steps * 5 / 2;
-  config.mqar.seq_len *= 2;
-  config.mqar.kv_pairs *= 2;
-  config.lm.seq_len *= 2;
+  config.mqar = verify_task(config.mqar);
+  config.lm = verify_task(config.lm);
   return config;
 }
 

@@ -14,14 +14,23 @@ namespace asiarch::training {
 
 // Multi-query associative recall as Zoology defines it (Arora et al., 2023, arXiv:2312.04927):
 // key-value pairs, then queries of those keys at random later positions; accuracy counts only
-// the query positions.
+// the query positions. Difficulty is a ladder of key-value counts at one width, as in Zoology's
+// figures: rung r holds kv_pairs[r] pairs in sequences of seq_len * kv_pairs[r] / max(kv_pairs)
+// tokens (the largest rung is seq_len long; every rung is as dense in queries). Training steps
+// go through the rungs in turn, each rung has its own test set, and the metric is the mean
+// accuracy over the rungs, so that architectures separate by how many associations their state
+// holds. The short rungs are also where a model first learns to recall: on long sequences alone
+// a small DeltaNet often never leaves the plateau (README, "Recall that measures capacity").
 struct MqarTask {
   int64_t vocab = 64;
-  int64_t seq_len = 32;
-  int64_t kv_pairs = 8;
-  int64_t test_examples = 256;
+  int64_t seq_len = 64;
+  std::vector<int64_t> kv_pairs = {4, 8, 16};  // the ladder's rungs
+  int64_t test_examples = 256;                 // per rung
   bool operator==(const MqarTask&) const = default;
 };
+
+// The length of a rung's sequences: seq_len * kv_pairs / max(kv_pairs), rounded down to even.
+int64_t mqar_rung_length(const MqarTask& task, int64_t kv_pairs);
 
 // The default corpus: the GCIDE dictionary text of Debian's dict-gcide.
 inline constexpr const char* kDefaultCorpus = "/usr/share/dictd/gcide.dict.dz";
@@ -67,7 +76,8 @@ struct TrainMetrics {
   bool ok = false;
   std::string failure;        // named reason when !ok, e.g. "nan_loss: at step 12", "model: ..."
   double loss = 0;            // held-out cross-entropy, nats per token
-  double accuracy = 0;        // MQAR: accuracy at query positions
+  double accuracy = 0;        // MQAR: accuracy at query positions, the mean over the ladder's rungs
+  std::vector<double> rung_accuracy;  // MQAR: accuracy at each rung of MqarTask::kv_pairs
   double bits_per_byte = 0;   // LM: held-out bits per byte
   double tokens_per_second = 0;
   uint64_t peak_memory_bytes = 0;  // peak bytes of tensors alive during training
@@ -86,14 +96,29 @@ using TrainProgress = std::function<void(int64_t step, int64_t steps, double los
 // fails to build or train: the metrics say why (ok = false).
 TrainMetrics train_program(const lang::Program& program, const TrainConfig& config, const TrainProgress& progress = {});
 
+// Many independent trainings on `jobs` threads at once (each at its config's torch thread count;
+// results do not depend on `jobs`, since every run is seeded and its thread count fixed). The
+// results come back in the order of `runs`; `done` is called as each run ends (index, metrics),
+// from the thread that ran it, one call at a time.
+struct TrainRun {
+  lang::Program program;
+  TrainConfig config;
+};
+std::vector<TrainMetrics> train_programs(const std::vector<TrainRun>& runs, int jobs,
+                                         const std::function<void(size_t index, const TrainMetrics& metrics)>& done = {});
+
 // The settings of the two fidelities of DESIGN.md for one task. The defaults of MqarTask, LmTask
 // and TrainConfig are the explore setting, tuned on a 2-core CPU (one thread): about half a
 // minute per experiment, and on MQAR softmax attention and DeltaNet reach near-perfect recall
 // while linear attention stays well below. The LM run takes fewer, smaller batches of longer
-// sequences. Verify is twice as wide and 2.5x as long, on sequences twice as long with twice
-// the key-value pairs.
+// sequences. Verify is twice as wide and 2.5x as long, on the tasks of verify_task.
 TrainConfig explore_config(Task task);
 TrainConfig verify_config(Task task);
+// A task at the verify fidelity from its explore form: MQAR with twice the vocabulary, sequence
+// length and key-value pairs at every rung (a model twice as wide has twice the state per head,
+// so the ladder keeps its pressure); LM on sequences twice as long.
+MqarTask verify_task(const MqarTask& explore);
+LmTask verify_task(const LmTask& explore);
 
 // The checks by measurement that a program passes before it may train.
 struct MeasureConfig {

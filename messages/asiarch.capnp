@@ -126,6 +126,8 @@ struct JobRef {
   lrScale @15 :Float64;       # learning-rate multiplier (0: 1)
   functionalHash @16 :Text;   # the engineer's functional hash (training::functional_hash)
   program @17 :Text;          # the program's text, only when the LLM judge reads it ([llm] judge)
+  replicate @18 :UInt32;      # which training of the architecture at this fidelity: 0 at explore; at
+                              # verify 0 .. seeds-1 select, the next ones replicate (fresh seeds)
 }
 
 struct TrainJob {
@@ -234,12 +236,55 @@ struct PoolUpdate {
   promoted @9 :Bool;          # sent on to the verify fidelity
   reusedFrom @10 :UInt64;     # the result is that of this earlier architecture (same function); 0: own result
   repairOf @11 :UInt64;       # the architecture is the engineer's repair of this one (0: not a repair)
+  evidence @12 :Evidence;     # at verify: the seeds and the tests behind `breakthrough`
+}
+
+# The statistics of a verified architecture against the best baselines (stats/evidence.h).
+enum Verdict {
+  none @0;           # a baseline, or not compared (too few seeds)
+  notBetter @1;      # screening failed: no loss gain beyond the noise, or recall worse than the margin
+  notConfirmed @2;   # screening passed, the replication on fresh seeds did not
+  confirmed @3;      # both passed: a breakthrough
+}
+
+# Mean and sample standard deviation of one metric over seeds.
+struct SeedStats {
+  n @0 :UInt32;
+  mean @1 :Float64;
+  sd @2 :Float64;
+}
+
+# One stage of the rule: the candidate's seeds against the comparators' (Welch).
+struct EvidenceTest {
+  loss @0 :SeedStats;
+  accuracy @1 :SeedStats;
+  baselineLoss @2 :SeedStats;       # the best-loss baseline's seeds of this stage
+  baselineAccuracy @3 :SeedStats;   # the best-recall baseline's
+  lossLow @4 :Float64;              # 95% interval of (candidate - baseline) loss
+  lossHigh @5 :Float64;
+  accuracyLow @6 :Float64;          # 95% interval of (candidate - baseline) accuracy
+  accuracyHigh @7 :Float64;
+  pLoss @8 :Float64;                # one-sided p of the loss gain
+  level @9 :Float64;                # the level it was tested at
+  recallBound @10 :Float64;         # one-sided lower bound of the accuracy difference
+  passed @11 :Bool;
+}
+
+struct Evidence {
+  verdict @0 :Verdict;
+  lossBaseline @1 :UInt64;     # arch id of the baseline with the lowest mean verify loss
+  recallBaseline @2 :UInt64;   # arch id of the baseline with the highest mean verify accuracy
+  screening @3 :EvidenceTest;
+  replication @4 :EvidenceTest;  # set when screening passed
+  verified @5 :UInt64;         # candidates the campaign had verified, this one included (the m of alpha / m)
 }
 
 # The analyst asks the engineer to train an explore winner at the verify fidelity.
 struct Promotion {
   archId @0 :UInt64;
   fitness @1 :Float64;
+  firstReplicate @2 :UInt32;  # train replicates [firstReplicate, firstReplicate + replicates) at verify
+  replicates @3 :UInt32;
 }
 
 # A failed explore result on its way to repair: the analyst sends it to the engineer, which
@@ -371,6 +416,15 @@ struct ResultRecord {
   fitness @7 :Float64;
   breakthrough @8 :Bool;
   vtimeNs @9 :UInt64;
+  seeds @10 :List(SeedResult);  # every training at this fidelity, in the order results came in
+  evidence @11 :Evidence;       # at verify, once judged
+}
+
+struct SeedResult {
+  replicate @0 :UInt32;
+  ok @1 :Bool;
+  loss @2 :Float64;
+  accuracy @3 :Float64;
 }
 
 struct InsightRecord {

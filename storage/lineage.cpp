@@ -24,6 +24,42 @@ void decode(const RunStore& store, const char* table, std::string_view bytes, Vi
   }
 }
 
+EvidenceStage stage_of(msg::EvidenceTest::Reader test) {
+  EvidenceStage stage;
+  stage.seeds = test.getLoss().getN();
+  stage.loss_mean = test.getLoss().getMean();
+  stage.loss_sd = test.getLoss().getSd();
+  stage.accuracy_mean = test.getAccuracy().getMean();
+  stage.accuracy_sd = test.getAccuracy().getSd();
+  stage.baseline_loss_mean = test.getBaselineLoss().getMean();
+  stage.baseline_accuracy_mean = test.getBaselineAccuracy().getMean();
+  stage.loss_low = test.getLossLow();
+  stage.loss_high = test.getLossHigh();
+  stage.accuracy_low = test.getAccuracyLow();
+  stage.accuracy_high = test.getAccuracyHigh();
+  stage.p_loss = test.getPLoss();
+  stage.level = test.getLevel();
+  stage.recall_bound = test.getRecallBound();
+  stage.passed = test.getPassed();
+  return stage;
+}
+
+Evidence evidence_of(msg::Evidence::Reader record) {
+  Evidence evidence;
+  switch (record.getVerdict()) {
+    case msg::Verdict::NONE: break;
+    case msg::Verdict::NOT_BETTER: evidence.verdict = "not better"; break;
+    case msg::Verdict::NOT_CONFIRMED: evidence.verdict = "not confirmed"; break;
+    case msg::Verdict::CONFIRMED: evidence.verdict = "confirmed"; break;
+  }
+  evidence.loss_baseline = record.getLossBaseline();
+  evidence.recall_baseline = record.getRecallBaseline();
+  evidence.verified = record.getVerified();
+  evidence.screening = stage_of(record.getScreening());
+  if (record.hasReplication()) evidence.replication = stage_of(record.getReplication());
+  return evidence;
+}
+
 // The events that make the judgments, with what read_judgments needs of each.
 struct LoggedEvent {
   enum class Kind { Result, Update, Stop } kind;
@@ -153,6 +189,8 @@ Lineage::Lineage(const RunStore& store) {
       outcome.fitness = record.getFitness();
       outcome.breakthrough = record.getBreakthrough();
       outcome.vtime_ns = record.getVtimeNs();
+      for (auto seed : record.getSeeds()) outcome.seeds.push_back({seed.getReplicate(), seed.getOk(), seed.getLoss(), seed.getAccuracy()});
+      if (record.hasEvidence()) outcome.evidence = evidence_of(record.getEvidence());
       (fidelity == 1 ? entry->second.verify : entry->second.explore) = outcome;
     });
   });

@@ -19,6 +19,34 @@ namespace asiarch::storage {
 enum class Fidelity : uint8_t { Explore = 0, Verify = 1 };
 const char* fidelity_name(Fidelity fidelity);  // "explore", "verify"
 
+// One training of an architecture at a fidelity (a seed).
+struct SeedRun {
+  uint32_t replicate = 0;  // verify: below the scenario's seeds selection, above replication
+  bool ok = false;
+  double loss = 0, accuracy = 0;
+};
+
+// One stage of the breakthrough rule (msg::EvidenceTest): the candidate's seeds against the best
+// baselines'.
+struct EvidenceStage {
+  uint32_t seeds = 0;
+  double loss_mean = 0, loss_sd = 0, accuracy_mean = 0, accuracy_sd = 0;
+  double baseline_loss_mean = 0, baseline_accuracy_mean = 0;
+  double loss_low = 0, loss_high = 0;          // 95% interval of the loss difference
+  double accuracy_low = 0, accuracy_high = 0;  // and of the accuracy difference
+  double p_loss = 1, level = 0, recall_bound = 0;
+  bool passed = false;
+};
+
+// How a verified architecture was judged (msg::Evidence).
+struct Evidence {
+  // "" (a baseline, or too few seeds), "not better", "not confirmed" or "confirmed".
+  std::string verdict;
+  uint64_t loss_baseline = 0, recall_baseline = 0, verified = 0;
+  EvidenceStage screening;
+  std::optional<EvidenceStage> replication;
+};
+
 // What came of one architecture at one fidelity (a ResultRecord, with its judgment).
 struct ArchOutcome {
   // "scored" or "failed" (judged by the analyst), "rejected" (by the engineer), "ablation" (an
@@ -31,6 +59,8 @@ struct ArchOutcome {
   double tokens_per_second = 0;
   bool breakthrough = false;
   uint64_t vtime_ns = 0;
+  std::vector<SeedRun> seeds;       // every training, in the order results came in
+  std::optional<Evidence> evidence;  // verify, once judged
   bool scored() const { return outcome == "scored"; }
 };
 

@@ -230,17 +230,18 @@ TEST_CASE("tasks: MQAR data is deterministic and labelled as Zoology defines it"
   training::MqarTask task;
   task.vocab = 64;
   task.seq_len = 32;
-  task.kv_pairs = 6;
-  const auto a = training::mqar_examples(task, 3, "mqar train", 7, 40);
-  const auto b = training::mqar_examples(task, 3, "mqar train", 7, 40);
-  const auto c = training::mqar_examples(task, 3, "mqar train", 8, 40);
+  const int64_t kv_pairs = 6;
+  task.kv_pairs = {kv_pairs};
+  const auto a = training::mqar_examples(task, kv_pairs, 3, "mqar train", 7, 40);
+  const auto b = training::mqar_examples(task, kv_pairs, 3, "mqar train", 7, 40);
+  const auto c = training::mqar_examples(task, kv_pairs, 3, "mqar train", 8, 40);
   CHECK(torch::equal(a.inputs, b.inputs));
   CHECK(torch::equal(a.targets, b.targets));
   CHECK_FALSE(torch::equal(a.inputs, c.inputs));
   for (int64_t e = 0; e < 40; ++e) {
     const auto in = a.inputs[e], target = a.targets[e];
     std::map<int64_t, int64_t> value_of;
-    for (int64_t p = 0; p < task.kv_pairs; ++p) {
+    for (int64_t p = 0; p < kv_pairs; ++p) {
       const int64_t key = in[2 * p].item<int64_t>(), value = in[2 * p + 1].item<int64_t>();
       CHECK(key >= 1);
       CHECK(key < 32);
@@ -250,18 +251,20 @@ TEST_CASE("tasks: MQAR data is deterministic and labelled as Zoology defines it"
       value_of[key] = value;
     }
     std::set<int64_t> queried;
-    for (int64_t t = 0; t < task.seq_len; ++t) {
-      const int64_t label = target[t].item<int64_t>();
-      if (label == training::kIgnored) continue;
+    for (int64_t t = 2 * kv_pairs; t < task.seq_len; ++t) {
+      const int64_t label = target[t].item<int64_t>(), token = in[t].item<int64_t>();
+      if (label == training::kIgnored) {
+        // A filler: never one of this sequence's keys, so no key is bound to a second token.
+        CHECK(value_of.count(token) == 0);
+        continue;
+      }
       // A query: one of the keys, after the pairs at an even offset, labelled with its value.
-      CHECK(t >= 2 * task.kv_pairs);
-      CHECK((t - 2 * task.kv_pairs) % 2 == 0);
-      const int64_t key = in[t].item<int64_t>();
-      REQUIRE(value_of.count(key) == 1);
-      CHECK(label == value_of[key]);
-      queried.insert(key);
+      CHECK((t - 2 * kv_pairs) % 2 == 0);
+      REQUIRE(value_of.count(token) == 1);
+      CHECK(label == value_of[token]);
+      queried.insert(token);
     }
-    CHECK(static_cast<int64_t>(queried.size()) == task.kv_pairs);
+    CHECK(static_cast<int64_t>(queried.size()) == kv_pairs);
   }
   // The test set does not depend on the training seed.
   training::TrainConfig one = training::explore_config(training::Task::Mqar), two = one;
@@ -270,6 +273,36 @@ TEST_CASE("tasks: MQAR data is deterministic and labelled as Zoology defines it"
   REQUIRE(test_one.size() == test_two.size());
   CHECK(torch::equal(test_one[0].inputs, test_two[0].inputs));
   CHECK_FALSE(torch::equal(training::make_task(one)->train_batch(0, 4).inputs, training::make_task(two)->train_batch(0, 4).inputs));
+}
+
+TEST_CASE("tasks: the MQAR ladder goes through its rungs and scores each rung apart", "[training][tasks]") {
+  training::TrainConfig config = training::explore_config(training::Task::Mqar);
+  config.mqar.seq_len = 64;
+  config.mqar.kv_pairs = {2, 4, 8};
+  config.mqar.test_examples = 20;
+  const auto task = training::make_task(config);
+  CHECK(task->eval_groups() == 3);
+  // Step s trains rung s mod 3: 2, 4, 8 pairs in sequences of 16, 32, 64 tokens.
+  for (int64_t step = 3; step < 6; ++step) {
+    const auto batch = task->train_batch(step, 5);
+    const int64_t kv = config.mqar.kv_pairs[static_cast<size_t>(step % 3)];
+    CHECK(batch.inputs.size(0) == 5);
+    CHECK(batch.inputs.size(1) == 8 * kv);
+    CHECK(training::mqar_rung_length(config.mqar, kv) == 8 * kv);
+    CHECK((batch.targets.ne(training::kIgnored).sum(1) == kv).all().item<bool>());
+  }
+  // The held-out set: test_examples per rung, tagged with the rung.
+  std::map<int64_t, int64_t> rows_per_group;
+  for (const auto& b : task->eval_batches(8)) rows_per_group[b.group] += b.inputs.size(0);
+  CHECK(rows_per_group == std::map<int64_t, int64_t>{{0, 20}, {1, 20}, {2, 20}});
+  // The verify task keeps the pressure: twice the vocabulary, length and pairs per rung.
+  const training::MqarTask verify = training::verify_task(config.mqar);
+  CHECK(verify.vocab == 2 * config.mqar.vocab);
+  CHECK(verify.seq_len == 2 * config.mqar.seq_len);
+  CHECK(verify.kv_pairs == std::vector<int64_t>{4, 8, 16});
+  // A rung the sequence cannot hold is refused with the rule.
+  config.mqar.kv_pairs = {4, 40};
+  CHECK_THROWS_WITH(training::make_task(config), Catch::Contains("at least 4 * kv_pairs"));
 }
 
 TEST_CASE("tasks: LM windows are deterministic and the held-out split is the corpus's end", "[training][tasks]") {

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "actors/scenario.h"
+#include "storage/lineage.h"
 
 namespace asiarch::storage {
 struct ArchEntry;
@@ -21,6 +22,7 @@ void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim|kernels
 void add_check_commands(CLI::App& app, int& exit_code);     // check
 void add_cognition_commands(CLI::App& app, int& exit_code); // cognition list|query
 void add_train_commands(CLI::App& app, int& exit_code);     // train
+void add_compare_commands(CLI::App& app, int& exit_code);   // compare
 void add_lineage_commands(CLI::App& app, int& exit_code);   // lineage, top
 void add_sweep_commands(CLI::App& app, int& exit_code);     // sweep
 void add_report_commands(CLI::App& app, int& exit_code);    // report
@@ -49,5 +51,12 @@ std::string fixed(double value, int decimals);
 void print_top_table(const storage::Lineage& lineage, size_t n, bool with_baselines);
 // How an architecture is named to people: a baseline by its program's name, others "arch N".
 std::string arch_label(const storage::ArchEntry& entry);
+// A result's seeds as the tables show them: the mean with the half-width of its 95% t-interval
+// over the selection seeds ("2.3943 ±0.0123"; one seed: the value alone), the seed counts
+// ("3" or "3+3" with a replication), and the verdict of the breakthrough rule.
+std::string interval_text(const std::vector<storage::SeedRun>& seeds, bool loss, int decimals);
+uint32_t replication_start(const std::vector<storage::SeedRun>& seeds);
+std::string seeds_text(const storage::ArchOutcome& outcome);
+std::string verdict_text(const storage::ArchOutcome& outcome);
 
 }  // namespace asiarch::tools

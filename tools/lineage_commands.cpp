@@ -5,10 +5,50 @@
 #include <iostream>
 
 #include "kernels/program.h"
+#include "stats/stats.h"
 #include "storage/lineage.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {
+
+uint32_t replication_start(const std::vector<storage::SeedRun>& seeds) {
+  // Replicates are numbered after the selection seeds, which are 0 .. k-1 with k the count of
+  // the first results in (the selection is asked for first and all at once).
+  uint32_t start = 0;
+  for (const auto& s : seeds) {
+    if (s.replicate != start) break;
+    ++start;
+  }
+  return start;
+}
+
+static std::vector<double> selection_values(const std::vector<storage::SeedRun>& seeds, bool loss) {
+  // The seeds a result's mean is over: all but a replication's (replicates come after them).
+  std::vector<double> values;
+  for (const auto& s : seeds) {
+    if (s.ok && (seeds.size() == 1 || s.replicate < replication_start(seeds))) values.push_back(loss ? s.loss : s.accuracy);
+  }
+  return values;
+}
+
+std::string interval_text(const std::vector<storage::SeedRun>& seeds, bool loss, int decimals) {
+  const stats::Summary s = stats::summarize(selection_values(seeds, loss));
+  if (s.n < 2) return fixed(s.n == 1 ? s.mean : NAN, decimals);
+  const double half = stats::student_t_quantile(0.975, static_cast<double>(s.n - 1)) * s.sd / std::sqrt(static_cast<double>(s.n));
+  return fixed(s.mean, decimals) + " ±" + fixed(half, decimals);
+}
+
+std::string seeds_text(const storage::ArchOutcome& o) {
+  const size_t selection = std::min<size_t>(replication_start(o.seeds), o.seeds.size());
+  const size_t replication = o.seeds.size() - selection;
+  return std::to_string(selection) + (replication ? "+" + std::to_string(replication) : "");
+}
+
+std::string verdict_text(const storage::ArchOutcome& o) {
+  if (o.evidence && !o.evidence->verdict.empty()) return o.evidence->verdict;
+  return o.breakthrough ? "yes" : "";
+}
+
 namespace {
 
 std::string signed_fixed(double value, int decimals) { return (value >= 0 ? "+" : "") + fixed(value, decimals); }
@@ -19,11 +59,25 @@ std::string parent_list(const storage::ArchEntry& entry) {
   return out;
 }
 
-std::string outcome_text(const std::optional<storage::ArchOutcome>& outcome) {
+std::string stage_text(const char* name, const storage::EvidenceStage& s) {
+  return std::string(name) + ": " + std::to_string(s.seeds) + " seeds, loss " + fixed(s.loss_mean, 4) + " (sd " + fixed(s.loss_sd, 4) +
+         ") vs " + fixed(s.baseline_loss_mean, 4) + ", difference 95% CI [" + signed_fixed(s.loss_low, 4) + ", " + signed_fixed(s.loss_high, 4) +
+         "], p " + fixed(s.p_loss, 4) + " (level " + fixed(s.level, 4) + "); recall " + fixed(s.accuracy_mean, 3) + " vs " +
+         fixed(s.baseline_accuracy_mean, 3) + ", lower bound " + signed_fixed(s.recall_bound, 3) + (s.passed ? ": passed" : ": failed");
+}
+
+std::string outcome_text(const storage::Lineage& lineage, const std::optional<storage::ArchOutcome>& outcome) {
   if (!outcome) return "not trained";
   if (!outcome->scored()) return outcome->outcome + (outcome->reason.empty() ? "" : " (" + outcome->reason + ")");
-  return "fitness " + fixed(outcome->fitness, 4) + ", loss " + fixed(outcome->loss, 4) + ", accuracy " + fixed(outcome->accuracy, 3) +
-         (outcome->breakthrough ? ", BREAKTHROUGH" : "");
+  std::string text = "fitness " + fixed(outcome->fitness, 4) + ", loss " + interval_text(outcome->seeds, true, 4) + ", accuracy " +
+                     interval_text(outcome->seeds, false, 3) + (outcome->breakthrough ? ", BREAKTHROUGH" : "");
+  if (!outcome->evidence || outcome->evidence->verdict.empty()) return text;
+  const storage::Evidence& e = *outcome->evidence;
+  auto name = [&](uint64_t id) { const auto* entry = lineage.find(id); return entry ? arch_label(*entry) : "arch " + std::to_string(id); };
+  text += "\n  verdict: " + e.verdict + " (against " + name(e.loss_baseline) + " on loss, " + name(e.recall_baseline) +
+          " on recall; candidate " + std::to_string(e.verified) + " verified)\n    " + stage_text("screening", e.screening);
+  if (e.replication) text += "\n    " + stage_text("replication on fresh seeds", *e.replication);
+  return text;
 }
 
 int lineage(const std::string& dir, uint64_t id) {
@@ -46,8 +100,8 @@ int lineage(const std::string& dir, uint64_t id) {
       if (step.baseline()) std::cout << "  (start program)";
       else std::cout << "  <- " << parent_list(step) << " by " << step.operator_name;
       if (const auto change = lineage.fitness_change(step.id)) std::cout << "  explore fitness " << signed_fixed(*change, 4) << " over its parent";
-      std::cout << "\n  explore: " << outcome_text(step.explore) << "\n";
-      if (step.verify) std::cout << "  verify:  " << outcome_text(step.verify) << "\n";
+      std::cout << "\n  explore: " << outcome_text(lineage, step.explore) << "\n";
+      if (step.verify) std::cout << "  verify:  " << outcome_text(lineage, step.verify) << "\n";
       std::cout << "  motivation: " << step.motivation << "\n";
     }
     std::cout.flush();
@@ -91,14 +145,15 @@ int top(const std::string& dir, size_t n, bool json) {
 
 void print_top_table(const storage::Lineage& lineage, size_t n, bool with_baselines) {
   const std::vector<const storage::ArchEntry*> ranked = lineage.ranking();
-  std::printf("%4s  %10s  %-20s %-8s %8s %8s %8s  %-21s %s\n", "rank", "id", "name", "fidelity", "fitness", "loss", "accuracy", "operator",
-              "breakthrough");
+  std::printf("%4s  %10s  %-20s %-8s %8s %16s %14s %5s  %-21s %s\n", "rank", "id", "name", "fidelity", "fitness", "loss (95% CI)",
+              "recall (95% CI)", "seeds", "operator", "breakthrough");
   for (size_t i = 0; i < ranked.size(); ++i) {
     const storage::ArchEntry& e = *ranked[i];
     if (i >= n && !(with_baselines && e.baseline())) continue;
     const storage::ArchOutcome& o = *e.best_scored();
-    std::printf("%4zu  %10llu  %-20s %-8s %8.4f %8.4f %8.3f  %-21s %s\n", i + 1, static_cast<unsigned long long>(e.id), arch_label(e).c_str(),
-                e.verified() ? "verify" : "explore", o.fitness, o.loss, o.accuracy, e.operator_name.c_str(), o.breakthrough ? "yes" : "");
+    std::printf("%4zu  %10llu  %-20s %-8s %8.4f %16s %14s %5s  %-21s %s\n", i + 1, static_cast<unsigned long long>(e.id), arch_label(e).c_str(),
+                e.verified() ? "verify" : "explore", o.fitness, interval_text(o.seeds, true, 4).c_str(), interval_text(o.seeds, false, 3).c_str(),
+                seeds_text(o).c_str(), e.operator_name.c_str(), verdict_text(o).c_str());
   }
   if (ranked.empty()) std::cout << "(no architecture has been scored yet)\n";
   std::cout.flush();

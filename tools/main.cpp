@@ -71,6 +71,7 @@ int main(int argc, char** argv) {
   asiarch::tools::add_check_commands(app, exit_code);
   asiarch::tools::add_cognition_commands(app, exit_code);
   asiarch::tools::add_train_commands(app, exit_code);
+  asiarch::tools::add_compare_commands(app, exit_code);
   asiarch::tools::add_lineage_commands(app, exit_code);
   asiarch::tools::add_sweep_commands(app, exit_code);
   asiarch::tools::add_report_commands(app, exit_code);
