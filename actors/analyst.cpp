@@ -475,6 +475,7 @@ void AnalystState::send_verify_update(const Judgment& j, msg::OutboxWriter& out)
   evidence.setLossBaseline(j.loss_baseline);
   evidence.setRecallBaseline(j.recall_baseline);
   evidence.setVerified(j.verified);
+  evidence.setSeeds(scenario_.verify.seeds);
   const stats::Seeds own = seeds_of(m.arch_id, false);
   set_seed_stats(evidence.initScreening().initLoss(), stats::summarize(own.loss));
   set_seed_stats(evidence.getScreening().initAccuracy(), stats::summarize(own.accuracy));

@@ -168,7 +168,7 @@ void read_fidelity(TableReader& parent, const char* key, FidelitySpec& spec, con
   r.number<double>("lr", spec.lr, 0.0, 10.0, "3.0e-3");
   if (std::string(key) == "verify") {
     r.number<uint32_t>("seeds", spec.seeds, 2, 1000, "3");
-    r.number<uint32_t>("replication_seeds", spec.replication_seeds, 2, 1000, "3");
+    r.number<uint32_t>("replication_seeds", spec.replication_seeds, 2, 1000, "5");
   }
   r.reject_unknown_keys();
 }

@@ -93,7 +93,7 @@ struct Scenario {
 
   // [fidelity.explore] and [fidelity.verify]
   FidelitySpec explore{512, 8, 1e9};
-  FidelitySpec verify{1024, 24, 15e9, 0, 0, 0, 3, 3};
+  FidelitySpec verify{1024, 24, 15e9, 0, 0, 0, 3, 5};
   uint32_t promote_top = 10;  // an explore result within the best this many is verified
 
   // [researcher]

@@ -277,6 +277,7 @@ struct Evidence {
   screening @3 :EvidenceTest;
   replication @4 :EvidenceTest;  # set when screening passed
   verified @5 :UInt64;         # candidates the campaign had verified, this one included (the m of alpha / m)
+  seeds @6 :UInt32;            # selection seeds per architecture ([fidelity.verify] seeds); replicates follow
 }
 
 # The analyst asks the engineer to train an explore winner at the verify fidelity.

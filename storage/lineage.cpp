@@ -55,6 +55,7 @@ Evidence evidence_of(msg::Evidence::Reader record) {
   evidence.loss_baseline = record.getLossBaseline();
   evidence.recall_baseline = record.getRecallBaseline();
   evidence.verified = record.getVerified();
+  evidence.seeds = record.getSeeds();
   evidence.screening = stage_of(record.getScreening());
   if (record.hasReplication()) evidence.replication = stage_of(record.getReplication());
   return evidence;

@@ -43,6 +43,7 @@ struct Evidence {
   // "" (a baseline, or too few seeds), "not better", "not confirmed" or "confirmed".
   std::string verdict;
   uint64_t loss_baseline = 0, recall_baseline = 0, verified = 0;
+  uint32_t seeds = 0;  // selection seeds; replicates are numbered from here
   EvidenceStage screening;
   std::optional<EvidenceStage> replication;
 };

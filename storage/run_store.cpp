@@ -3,12 +3,45 @@
 
 #include <lmdb.h>
 
+#include <csetjmp>
+#include <csignal>
 #include <cerrno>
+#include <functional>
+#include <set>
 #include <cstring>
 #include <system_error>
 #include <utility>
 
 namespace asiarch::storage {
+namespace {
+
+sigjmp_buf* guard_jump = nullptr;
+
+void on_bus_error(int) { siglongjmp(*guard_jump, 1); }
+
+// Runs `read` (reads of the mapped file) and returns false instead of dying when a page it
+// touches lies past the end of the file (SIGBUS). Only for the opening checks, which run before
+// the store is shared between threads.
+bool read_guarded(const std::function<void()>& read) {
+  sigjmp_buf jump;
+  struct sigaction guard{}, previous{};
+  guard.sa_handler = on_bus_error;
+  sigemptyset(&guard.sa_mask);
+  if (sigsetjmp(jump, 1) != 0) {
+    sigaction(SIGBUS, &previous, nullptr);
+    guard_jump = nullptr;
+    return false;
+  }
+  guard_jump = &jump;
+  sigaction(SIGBUS, &guard, &previous);
+  read();
+  sigaction(SIGBUS, &previous, nullptr);
+  guard_jump = nullptr;
+  return true;
+}
+
+}  // namespace
+
 namespace {
 
 // The map is sparse on disk; this only bounds how large one run can grow.
@@ -145,10 +178,40 @@ struct RunStore::Impl {
     std::error_code error;
     const uint64_t size = std::filesystem::file_size(dir / "data.mdb", error);
     if (error) throw StorageError("run store " + dir.string() + ": cannot read the size of data.mdb: " + error.message());
-    if (size < needed) {
+    if (size < needed && !missing_pages_are_free(size / stat.ms_psize, info.me_last_pgno)) {
       throw StorageError("run store " + dir.string() + ": data.mdb has " + std::to_string(size) + " bytes where its pages need " +
                          std::to_string(needed) + "; the file was truncated (an interrupted copy?) and the run store is damaged");
     }
+  }
+
+  // A transaction that takes pages from the end of the file and frees them again before it
+  // commits (deleting records does) records a last page it never wrote, so data.mdb can end
+  // before it: not damage, as long as every page past the end is on LMDB's free list. The free
+  // list is read under a SIGBUS guard, since its own pages could lie past the end of a file that
+  // really was truncated.
+  bool missing_pages_are_free(uint64_t first_missing, uint64_t last) const {
+    std::set<uint64_t> free;
+    const bool read = read_guarded([&] {
+      MDB_txn* txn = nullptr;
+      if (mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn) != MDB_SUCCESS) return;
+      MDB_cursor* cursor = nullptr;
+      if (mdb_cursor_open(txn, 0, &cursor) == MDB_SUCCESS) {  // dbi 0: LMDB's free list
+        MDB_val key{}, value{};
+        for (int rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == MDB_SUCCESS; rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+          // An ID list: its length, then page numbers.
+          const auto* ids = static_cast<const size_t*>(value.mv_data);
+          const size_t count = value.mv_size / sizeof(size_t);
+          for (size_t i = 1; i < count && i <= ids[0]; ++i) free.insert(ids[i]);
+        }
+        mdb_cursor_close(cursor);
+      }
+      mdb_txn_abort(txn);
+    });
+    if (!read) return false;
+    for (uint64_t page = first_missing; page <= last; ++page) {
+      if (!free.count(page)) return false;
+    }
+    return true;
   }
 
   // A transaction to read in: the open write transaction, whose uncommitted writes a ReadWrite

@@ -50,11 +50,11 @@ TEST_CASE("bad researcher options are errors that say what to write", "[research
 }
 
 TEST_CASE("bench search: the full researcher beats random mutation and itself without cognition", "[researcher]") {
-  const Result r = sh(cli("bench search --seeds 3 --json --scenario " + source("scenarios/search.toml")));
+  const Result r = sh(cli("bench search --seeds 10 --json --scenario " + source("scenarios/search.toml")));
   REQUIRE(r.code == 0);
   const std::string json = last_line(r.output);
   INFO(json);
-  CHECK(json.find("\"seeds\": [1, 2, 3]") != std::string::npos);
+  CHECK(json.find("\"seeds\": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]") != std::string::npos);
   const double full = json_number(json, "full"), random = json_number(json, "random"), no_cognition = json_number(json, "no_cognition");
   CHECK(full >= 1.5 * random);
   CHECK(full > no_cognition);

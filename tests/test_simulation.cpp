@@ -126,7 +126,7 @@ TEST_CASE("scenario errors name the file, the line and the fix", "[scenario]") {
   CHECK(error_of("name = \"t\"\n[campaign]\nstart = [\"gla\"]\n").find("reference baseline 'deltanet' is not in 'start'") != std::string::npos);
   CHECK(error_of("[campaign]\n").find("no name") != std::string::npos);
   CHECK(error_of("name = \"t\"\nmode = \"dream\"\n[campaign]\nstart = [\"deltanet\"]\n").find("s.toml:2: mode \"dream\" is not a mode") == 0);
-  CHECK(error_of(base + "[task.mqar]\nkv_pairs = 20\n").find("needs seq_len >= 4 * kv_pairs") != std::string::npos);
+  CHECK(error_of(base + "[task.mqar]\nkv_pairs = 20\n").find("seq_len >= 4 * kv_pairs") != std::string::npos);
   CHECK(error_of(base + "[live]\nthreds = 2\n").find("did you mean 'threads'") != std::string::npos);
   CHECK(error_of(base + "[oracel]\n").find("did you mean 'oracle'") != std::string::npos);
   CHECK(error_of("name = \"t\"\n[campaign\n").find("s.toml:2: not valid TOML") == 0);

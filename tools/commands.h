@@ -53,9 +53,8 @@ void print_top_table(const storage::Lineage& lineage, size_t n, bool with_baseli
 std::string arch_label(const storage::ArchEntry& entry);
 // A result's seeds as the tables show them: the mean with the half-width of its 95% t-interval
 // over the selection seeds ("2.3943 ±0.0123"; one seed: the value alone), the seed counts
-// ("3" or "3+3" with a replication), and the verdict of the breakthrough rule.
-std::string interval_text(const std::vector<storage::SeedRun>& seeds, bool loss, int decimals);
-uint32_t replication_start(const std::vector<storage::SeedRun>& seeds);
+// ("3" or "3+5" with a replication), and the verdict of the breakthrough rule.
+std::string interval_text(const storage::ArchOutcome& outcome, bool loss, int decimals);
 std::string seeds_text(const storage::ArchOutcome& outcome);
 std::string verdict_text(const storage::ArchOutcome& outcome);
 

@@ -11,37 +11,29 @@
 
 namespace asiarch::tools {
 
-uint32_t replication_start(const std::vector<storage::SeedRun>& seeds) {
-  // Replicates are numbered after the selection seeds, which are 0 .. k-1 with k the count of
-  // the first results in (the selection is asked for first and all at once).
-  uint32_t start = 0;
-  for (const auto& s : seeds) {
-    if (s.replicate != start) break;
-    ++start;
-  }
-  return start;
+// The seeds a verify result's mean is over: the selection seeds (replicates are numbered after
+// them); every seed when the result was not judged with evidence.
+static bool selection_seed(const storage::ArchOutcome& o, const storage::SeedRun& seed) {
+  return !o.evidence || o.evidence->seeds == 0 || seed.replicate < o.evidence->seeds;
 }
 
-static std::vector<double> selection_values(const std::vector<storage::SeedRun>& seeds, bool loss) {
-  // The seeds a result's mean is over: all but a replication's (replicates come after them).
+std::string interval_text(const storage::ArchOutcome& o, bool loss, int decimals) {
   std::vector<double> values;
-  for (const auto& s : seeds) {
-    if (s.ok && (seeds.size() == 1 || s.replicate < replication_start(seeds))) values.push_back(loss ? s.loss : s.accuracy);
+  for (const auto& seed : o.seeds) {
+    if (seed.ok && selection_seed(o, seed)) values.push_back(loss ? seed.loss : seed.accuracy);
   }
-  return values;
-}
-
-std::string interval_text(const std::vector<storage::SeedRun>& seeds, bool loss, int decimals) {
-  const stats::Summary s = stats::summarize(selection_values(seeds, loss));
-  if (s.n < 2) return fixed(s.n == 1 ? s.mean : NAN, decimals);
+  if (values.empty()) return fixed(loss ? o.loss : o.accuracy, decimals);
+  const stats::Summary s = stats::summarize(values);
+  if (s.n < 2) return fixed(s.mean, decimals);
   const double half = stats::student_t_quantile(0.975, static_cast<double>(s.n - 1)) * s.sd / std::sqrt(static_cast<double>(s.n));
   return fixed(s.mean, decimals) + " ±" + fixed(half, decimals);
 }
 
 std::string seeds_text(const storage::ArchOutcome& o) {
-  const size_t selection = std::min<size_t>(replication_start(o.seeds), o.seeds.size());
+  size_t selection = 0;
+  for (const auto& seed : o.seeds) selection += selection_seed(o, seed) ? 1 : 0;
   const size_t replication = o.seeds.size() - selection;
-  return std::to_string(selection) + (replication ? "+" + std::to_string(replication) : "");
+  return std::to_string(std::max<size_t>(selection, 1)) + (replication ? "+" + std::to_string(replication) : "");
 }
 
 std::string verdict_text(const storage::ArchOutcome& o) {
@@ -69,8 +61,8 @@ std::string stage_text(const char* name, const storage::EvidenceStage& s) {
 std::string outcome_text(const storage::Lineage& lineage, const std::optional<storage::ArchOutcome>& outcome) {
   if (!outcome) return "not trained";
   if (!outcome->scored()) return outcome->outcome + (outcome->reason.empty() ? "" : " (" + outcome->reason + ")");
-  std::string text = "fitness " + fixed(outcome->fitness, 4) + ", loss " + interval_text(outcome->seeds, true, 4) + ", accuracy " +
-                     interval_text(outcome->seeds, false, 3) + (outcome->breakthrough ? ", BREAKTHROUGH" : "");
+  std::string text = "fitness " + fixed(outcome->fitness, 4) + ", loss " + interval_text(*outcome, true, 4) + ", accuracy " +
+                     interval_text(*outcome, false, 3) + (outcome->breakthrough ? ", BREAKTHROUGH" : "");
   if (!outcome->evidence || outcome->evidence->verdict.empty()) return text;
   const storage::Evidence& e = *outcome->evidence;
   auto name = [&](uint64_t id) { const auto* entry = lineage.find(id); return entry ? arch_label(*entry) : "arch " + std::to_string(id); };
@@ -152,7 +144,7 @@ void print_top_table(const storage::Lineage& lineage, size_t n, bool with_baseli
     if (i >= n && !(with_baselines && e.baseline())) continue;
     const storage::ArchOutcome& o = *e.best_scored();
     std::printf("%4zu  %10llu  %-20s %-8s %8.4f %16s %14s %5s  %-21s %s\n", i + 1, static_cast<unsigned long long>(e.id), arch_label(e).c_str(),
-                e.verified() ? "verify" : "explore", o.fitness, interval_text(o.seeds, true, 4).c_str(), interval_text(o.seeds, false, 3).c_str(),
+                e.verified() ? "verify" : "explore", o.fitness, interval_text(o, true, 4).c_str(), interval_text(o, false, 3).c_str(),
                 seeds_text(o).c_str(), e.operator_name.c_str(), verdict_text(o).c_str());
   }
   if (ranked.empty()) std::cout << "(no architecture has been scored yet)\n";
