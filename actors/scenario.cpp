@@ -318,6 +318,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     r.number<double>("prior_noise", s.prior_noise, 0.0, 10.0, "0.5");
     r.number<double>("interaction_scale", s.interaction_scale, 0.0, 10.0, "0.15");
     r.number<double>("transfer_noise", s.transfer_noise, 0.0, 10.0, "0.3");
+    r.number<double>("effect_scale", s.effect_scale, 0.0, 10.0, "1.0");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("cost")) {

@@ -129,6 +129,7 @@ struct Scenario {
   double prior_noise = 0.5;         // per-world perturbation of the literature's effects
   double interaction_scale = 0.15;  // pairwise motif interactions
   double transfer_noise = 0.3;      // how imperfectly explore predicts verify
+  double effect_scale = 1.0;        // scales every effect; 0: a null world where every program is as good as any other
 
   // [cost]
   double gpu_flops_per_second = 1e14;

@@ -104,7 +104,8 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
 }
 
 SyntheticOracle::SyntheticOracle(const Scenario& scenario)
-    : noise_(scenario.noise), seed_noise_{0.0, scenario.recall_noise, scenario.plateau_rate}, failure_rate_(scenario.failure_rate) {
+    : noise_(scenario.noise), seed_noise_{0.0, scenario.recall_noise, scenario.plateau_rate}, failure_rate_(scenario.failure_rate),
+      effect_scale_(scenario.effect_scale) {
   Rng world(scenario.world_seed, "oracle/world");
   const auto& specs = feature_specs();
   const size_t n = specs.size();
@@ -163,9 +164,9 @@ OracleOutcome SyntheticOracle::evaluate(const lang::Program& program, const lang
   }
   const int f_index = fidelity == msg::Fidelity::VERIFY ? 1 : 0;
   const Effects& effects = effects_[f_index];
-  const double loss_gain = -quality(effects, f, false);
-  const double recall_gain = quality(effects, f, true);
-  const double statements = static_cast<double>(canonical.body.size());
+  const double loss_gain = -effect_scale_ * quality(effects, f, false);
+  const double recall_gain = effect_scale_ * quality(effects, f, true);
+  const double statements = effect_scale_ > 0 ? static_cast<double>(canonical.body.size()) : 0.0;
   const double base = kBaseLoss[f_index];
   out.loss = base * (1.0 - kLossCap * std::tanh(loss_gain / kLossCap) + kComplexityPenalty * std::max(0.0, statements - 30.0)) +
              base * noise_ * noise.normal();

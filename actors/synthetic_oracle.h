@@ -64,6 +64,7 @@ class SyntheticOracle : public Oracle {
   double noise_;                 // relative sd of the loss
   stats::SeedNoise seed_noise_;  // the spread of MQAR accuracy (its loss_sd is unused: noise_ is relative)
   double failure_rate_;
+  double effect_scale_;  // 0: the null world (no program differs from another but by noise)
 };
 
 struct JobCost {
