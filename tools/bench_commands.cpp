@@ -2,6 +2,7 @@
 // asiarch bench kernels: the fused recurrence kernels against their libtorch-op references.
 // asiarch bench train: training throughput and seconds per explore experiment.
 // asiarch bench search: breakthroughs of the researcher's strategies at equal budget.
+// asiarch bench noise lives in noise_bench.cpp.
 #include <spdlog/spdlog.h>
 
 #include <chrono>
@@ -253,6 +254,8 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   search->add_flag("--json", search_args->json, "Print one JSON object: mean breakthroughs of full, random and no_cognition, and the seeds");
   search->callback([search_args, &exit_code] { exit_code = bench_search(*search_args); });
+
+  add_noise_bench(*bench, exit_code);
 }
 
 }  // namespace asiarch::tools

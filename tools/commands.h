@@ -18,7 +18,8 @@ namespace asiarch::tools {
 
 void add_campaign_commands(CLI::App& app, int& exit_code);  // run, resume, replay, inspect
 void add_arch_commands(CLI::App& app, int& exit_code);      // arch list|show|check|ops
-void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim|kernels|train
+void add_bench_commands(CLI::App& app, int& exit_code);     // bench sim|kernels|train|search|noise
+void add_noise_bench(CLI::App& bench, int& exit_code);      // bench noise
 void add_check_commands(CLI::App& app, int& exit_code);     // check
 void add_cognition_commands(CLI::App& app, int& exit_code); // cognition list|query
 void add_train_commands(CLI::App& app, int& exit_code);     // train
@@ -45,6 +46,8 @@ std::string grouped(uint64_t value);
 std::string grouped(double value, int decimals);
 // A JSON string literal.
 std::string json_string(const std::string& text);
+// A JSON number that reads back as the same double (null when it is not finite).
+std::string json_number(double value);
 // A number with `decimals` decimals, or "n/a" when it is not finite.
 std::string fixed(double value, int decimals);
 // The best `n` scored architectures as a table (and, with_baselines, every baseline below them).

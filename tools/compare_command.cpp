@@ -48,12 +48,6 @@ std::string verdict_of(training::Task task, const std::optional<stats::Differenc
   return a_lower == lower_is_better(task) ? "better" : "worse";
 }
 
-std::string exact(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
-
 void print_text(const CompareArgs& args, const std::string names[2], const TaskComparison& c) {
   const training::Task task = c.task;
   std::printf("\n%s (%s is better), %s, Welch's t on %u seeds a side\n", metric_name(task), lower_is_better(task) ? "lower" : "higher",
@@ -89,20 +83,20 @@ void print_json(const CompareArgs& args, const std::string names[2], const std::
       for (size_t i = 0; i < c.runs[side].size(); ++i) {
         const auto& m = c.runs[side][i];
         std::cout << (i ? ", " : "") << "{\"seed\": " << c.seeds[side][i] << ", \"status\": \"" << (m.ok ? "ok" : "failed")
-                  << "\", \"failure\": " << json_string(m.failure) << ", \"" << metric_key(c.task) << "\": " << exact(metric_of(c.task, m));
+                  << "\", \"failure\": " << json_string(m.failure) << ", \"" << metric_key(c.task) << "\": " << json_number(metric_of(c.task, m));
         if (c.task == training::Task::Mqar) {
           std::cout << ", \"rung_accuracy\": [";
-          for (size_t r = 0; r < m.rung_accuracy.size(); ++r) std::cout << (r ? ", " : "") << exact(m.rung_accuracy[r]);
+          for (size_t r = 0; r < m.rung_accuracy.size(); ++r) std::cout << (r ? ", " : "") << json_number(m.rung_accuracy[r]);
           std::cout << "]";
         }
         std::cout << "}";
       }
-      std::cout << "], \"mean\": " << exact(c.summary[side].mean) << ", \"sd\": " << exact(c.summary[side].sd) << ", \"n\": " << c.summary[side].n
+      std::cout << "], \"mean\": " << json_number(c.summary[side].mean) << ", \"sd\": " << json_number(c.summary[side].sd) << ", \"n\": " << c.summary[side].n
                 << "}";
     }
     if (c.difference) {
-      std::cout << ", \"difference\": " << exact(c.difference->estimate) << ", \"low\": " << exact(c.difference->low)
-                << ", \"high\": " << exact(c.difference->high) << ", \"df\": " << exact(c.difference->df);
+      std::cout << ", \"difference\": " << json_number(c.difference->estimate) << ", \"low\": " << json_number(c.difference->low)
+                << ", \"high\": " << json_number(c.difference->high) << ", \"df\": " << json_number(c.difference->df);
     }
     std::cout << ", \"verdict\": " << json_string(c.verdict) << "}";
   }

@@ -5,6 +5,8 @@
 #include <kj/exception.h>
 #include <malloc.h>
 
+#include <cmath>
+#include <cstdio>
 #include <iostream>
 
 #include "tools/commands.h"
@@ -24,6 +26,13 @@ std::string grouped(double value, int decimals) {
   char fraction[32];
   std::snprintf(fraction, sizeof fraction, "%.*f", decimals, value - std::floor(value));
   return grouped(static_cast<uint64_t>(std::floor(value))) + (decimals > 0 ? std::string(fraction + 1) : "");
+}
+
+std::string json_number(double value) {
+  if (!std::isfinite(value)) return "null";
+  char text[32];
+  std::snprintf(text, sizeof text, "%.17g", value);
+  return text;
 }
 
 std::string json_string(const std::string& text) {
