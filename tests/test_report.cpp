@@ -22,7 +22,7 @@ size_t count_of(const std::string& text, const std::string& word) {
   return count;
 }
 
-// Runs the quickstart campaign into `dir` and once more elsewhere; both must end with one digest.
+// Runs the smoke campaign into `dir` and once more elsewhere; both must end with one digest.
 void run_smoke_twice(const fs::path& dir) {
   const fs::path twin = dir.string() + "-twin";
   const Result a = sh(cli("run " + source("scenarios/sim-smoke.toml") + " --out " + dir.string()));

@@ -501,16 +501,28 @@ TEST_CASE("cli: arch check --measure runs the measured checks and names a failur
   CHECK(quadratic.output.find("failed check: complexity") != std::string::npos);
 }
 
-TEST_CASE("training: at the explore setting the literature's MQAR ordering holds", "[training][slow]") {
-  auto accuracy = [](const std::string& name) {
-    const training::TrainMetrics m = training::train_program(baseline(name), training::explore_config(training::Task::Mqar));
-    INFO(name << ": " << m.failure);
-    REQUIRE(m.ok);
-    return m.accuracy;
+TEST_CASE("training: at the explore setting the literature's MQAR ordering holds over 3 seeds", "[training][slow]") {
+  // The mean over seeds 1-3 of the ladder's accuracy: one seed decides nothing (README, "Recall
+  // that measures capacity"), and a mean of three holds only if no seed stays on the plateau.
+  auto mean_accuracy = [](const std::string& name) {
+    std::vector<training::TrainRun> runs;
+    for (uint64_t seed = 1; seed <= 3; ++seed) {
+      training::TrainConfig config = training::explore_config(training::Task::Mqar);
+      config.seed = seed;
+      runs.push_back({baseline(name), config});
+    }
+    double sum = 0;
+    for (const training::TrainMetrics& m : training::train_programs(runs, 3)) {
+      INFO(name << ": " << m.failure);
+      REQUIRE(m.ok);
+      sum += m.accuracy;
+    }
+    return sum / 3;
   };
-  const double softmax = accuracy("softmax_attention"), deltanet = accuracy("deltanet"), linear = accuracy("linear_attention");
-  CHECK(softmax > 0.9);
-  CHECK(deltanet > 0.9);
+  const double softmax = mean_accuracy("softmax_attention"), deltanet = mean_accuracy("deltanet"), linear = mean_accuracy("linear_attention");
+  INFO("softmax " << softmax << ", deltanet " << deltanet << ", linear_attention " << linear);
+  CHECK(softmax >= 0.9);
+  CHECK(deltanet >= 0.9);
   CHECK(linear < deltanet - 0.1);
 }
 
