@@ -171,7 +171,9 @@ std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::s
       config.lm.lr *= ref.getLrScale();
       config.mqar.lr *= ref.getLrScale();
     }
-    if (!run_dir.empty()) {
+    // One set of weights per architecture and fidelity: the first verify seed's (replicates train
+    // at once on several slots, and the last to finish would otherwise decide which is kept).
+    if (!run_dir.empty() && ref.getReplicate() == 0) {
       const std::filesystem::path prefix = kept_weights_prefix(run_dir, ref.getArchId(), ref.getFidelity());
       std::error_code error;
       std::filesystem::create_directories(prefix.parent_path(), error);

@@ -49,7 +49,8 @@ training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint
 std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::string& dispatch_event_bytes,
                            const std::atomic<bool>& cancelled, const std::filesystem::path& run_dir = {});
 
-// Where a live run keeps the weights of an architecture's job at a fidelity: this prefix with
+// Where a live run keeps the weights of an architecture's job at a fidelity (at verify, of its
+// first seed, replicate 0): this prefix with
 // -lm.safetensors and -mqar.safetensors (training::weights_file), e.g.
 // DIR/weights/arch-7-explore-lm.safetensors.
 std::filesystem::path kept_weights_prefix(const std::filesystem::path& run_dir, uint64_t arch_id, msg::Fidelity fidelity);

@@ -8,6 +8,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <thread>
@@ -30,6 +31,7 @@ std::string digest_of(const std::string& output) {
 
 struct LoggedResult {
   uint64_t seq, job_id, arch_id;
+  uint32_t replicate;
   std::string bytes;
 };
 
@@ -42,7 +44,7 @@ std::vector<LoggedResult> logged_results(const std::filesystem::path& dir) {
     if (view.root().getPayload().which() != msg::Payload::TRAIN_RESULT) return;
     REQUIRE(view.root().getInput());  // a live run never derives a result
     auto ref = view.root().getPayload().getTrainResult().getRef();
-    results.push_back(LoggedResult{seq, ref.getJobId(), ref.getArchId(), std::string(bytes)});
+    results.push_back(LoggedResult{seq, ref.getJobId(), ref.getArchId(), ref.getReplicate(), std::string(bytes)});
   });
   return results;
 }
@@ -59,6 +61,9 @@ TEST_CASE("a live campaign trains, replays from its log without training, and re
 
   const auto results = logged_results(dir);
   CHECK(results.size() >= 5);
+  // Verify trains several seeds of an architecture (the scenario's default 3): replicates 1 and 2
+  // are logged results too, and replay, check and retrain take them as any other.
+  CHECK(std::count_if(results.begin(), results.end(), [](const LoggedResult& r) { return r.replicate == 2; }) >= 1);
 
   // Replay recomputes every derived event around the logged inputs, twice to the same digest.
   for (int round = 0; round < 2; ++round) {
