@@ -67,7 +67,8 @@ void print_text(const CompareArgs& args, const std::string names[2], const TaskC
     std::printf("  A - B: %+.4f, 95%% CI [%+.4f, %+.4f] (df %.1f, two-sided p %.4f)\n", d.estimate, d.low, d.high, d.df,
                 std::min(1.0, 2 * std::min(d.p_below(), d.p_above())));
   }
-  std::printf("  verdict: A is %s\n", c.verdict == "better" || c.verdict == "worse" ? c.verdict.c_str() : ("... " + c.verdict).c_str());
+  const bool decided = c.verdict == "better" || c.verdict == "worse";
+  std::printf("  verdict: %s%s\n", decided ? "A is " : "", c.verdict.c_str());
 }
 
 void print_json(const CompareArgs& args, const std::string names[2], const std::vector<TaskComparison>& comparisons) {
