@@ -9,6 +9,10 @@
 #include "actors/scenario.h"
 #include "storage/lineage.h"
 
+namespace asiarch::training {
+struct TrainConfig;
+}
+
 namespace asiarch::storage {
 struct ArchEntry;
 class Lineage;
@@ -46,8 +50,12 @@ std::string grouped(uint64_t value);
 std::string grouped(double value, int decimals);
 // A JSON string literal.
 std::string json_string(const std::string& text);
-// A JSON number that reads back as the same double (null when it is not finite).
+// A JSON number that reads back as the same double, so that two runs compare exactly (null when
+// it is not finite).
 std::string json_number(double value);
+// `steps` optimiser steps instead of the config's, warm-up keeping its share of the run (the
+// --steps of train, compare and bench noise: short runs for tests and quick looks).
+void set_steps(training::TrainConfig& config, int64_t steps);
 // A number with `decimals` decimals, or "n/a" when it is not finite.
 std::string fixed(double value, int decimals);
 // The best `n` scored architectures as a table (and, with_baselines, every baseline below them).

@@ -21,6 +21,7 @@ struct CompareArgs {
   uint64_t first_seed = 1;
   int jobs = 0;  // 0: the cores
   int threads = 1;
+  std::optional<int64_t> steps;
   bool json = false;
 };
 
@@ -139,6 +140,7 @@ int compare(const CompareArgs& args) {
         training::TrainConfig config = args.verify ? training::verify_config(task) : training::explore_config(task);
         config.seed = args.first_seed + static_cast<uint64_t>(side) * args.seeds + i;
         config.threads = args.threads;
+        if (args.steps) set_steps(config, *args.steps);
         c.seeds[side].push_back(config.seed);
         runs.push_back({programs[side], config});
       }
@@ -206,6 +208,7 @@ void add_compare_commands(CLI::App& app, int& exit_code) {
   cmd->add_option("--threads", args->threads, "libtorch threads of each run (results are bit-identical at a fixed count)")
       ->check(CLI::Range(1, 64))
       ->capture_default_str();
+  cmd->add_option("--steps", args->steps, "Optimiser steps instead of the fidelity's (warm-up keeps its share)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object: every run, the means, the interval and the verdict per task");
   cmd->callback([args, &exit_code] { exit_code = compare(*args); });
 }

@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "kernels/training.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {
@@ -33,6 +34,11 @@ std::string json_number(double value) {
   char text[32];
   std::snprintf(text, sizeof text, "%.17g", value);
   return text;
+}
+
+void set_steps(training::TrainConfig& config, int64_t steps) {
+  config.warmup_steps = config.warmup_steps * steps / config.steps;
+  config.steps = steps;
 }
 
 std::string json_string(const std::string& text) {

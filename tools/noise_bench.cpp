@@ -26,6 +26,7 @@ struct NoiseArgs {
   std::string programs;  // comma-separated; empty: every baseline
   int jobs = 0;
   int threads = 1;
+  std::optional<int64_t> steps;
   bool json = false;
 };
 
@@ -92,6 +93,7 @@ int bench_noise(const NoiseArgs& args) {
           training::TrainConfig config = verify ? training::verify_config(task) : training::explore_config(task);
           config.seed = seed;
           config.threads = args.threads;
+          if (args.steps) set_steps(config, *args.steps);
           runs.push_back({program, config});
         }
   const int jobs = args.jobs > 0 ? args.jobs : std::max(1, static_cast<int>(std::thread::hardware_concurrency()) / args.threads);
@@ -184,6 +186,7 @@ void add_noise_bench(CLI::App& bench, int& exit_code) {
   cmd->add_option("--jobs", args->jobs, "Runs trained at once (default: the cores / --threads); the results do not depend on it")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--threads", args->threads, "libtorch threads of each run")->check(CLI::Range(1, 64))->capture_default_str();
+  cmd->add_option("--steps", args->steps, "Optimiser steps instead of the fidelity's (warm-up keeps its share)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback([args, &exit_code] { exit_code = bench_noise(*args); });
 }

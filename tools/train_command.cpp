@@ -22,21 +22,14 @@ struct TrainArgs {
   bool json = false;
 };
 
-// A double that reads back to the same bits, so that two runs compare exactly.
-std::string exact(double value) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.17g", value);
-  return text;
-}
-
 void print_json(const TrainArgs& args, const lang::Program& program, const training::TrainConfig& config, const training::TrainMetrics& m) {
   const bool mqar = config.task == training::Task::Mqar;
   std::cout << "{\"program\": " << json_string(program.name) << ", \"task\": \"" << (mqar ? "mqar" : "lm") << "\", \"fidelity\": \""
             << (args.verify ? "verify" : "explore") << "\", \"status\": \"" << (m.ok ? "ok" : "failed")
-            << "\", \"failure\": " << json_string(m.failure) << ", \"loss\": " << exact(m.loss) << ", "
-            << (mqar ? "\"accuracy\": " + exact(m.accuracy) : "\"bits_per_byte\": " + exact(m.bits_per_byte))
-            << ", \"tokens_per_second\": " << exact(m.tokens_per_second) << ", \"peak_memory_bytes\": " << m.peak_memory_bytes
-            << ", \"seconds\": " << exact(m.seconds) << ", \"steps\": " << m.steps << ", \"params\": " << m.params
+            << "\", \"failure\": " << json_string(m.failure) << ", \"loss\": " << json_number(m.loss) << ", "
+            << (mqar ? "\"accuracy\": " + json_number(m.accuracy) : "\"bits_per_byte\": " + json_number(m.bits_per_byte))
+            << ", \"tokens_per_second\": " << json_number(m.tokens_per_second) << ", \"peak_memory_bytes\": " << m.peak_memory_bytes
+            << ", \"seconds\": " << json_number(m.seconds) << ", \"steps\": " << m.steps << ", \"params\": " << m.params
             << ", \"seed\": " << config.seed << ", \"threads\": " << config.threads << "}" << std::endl;
 }
 
@@ -59,10 +52,7 @@ int train(const TrainArgs& args) {
   training::TrainConfig config = args.verify ? training::verify_config(args.task) : training::explore_config(args.task);
   if (args.seed) config.seed = *args.seed;
   if (args.threads) config.threads = *args.threads;
-  if (args.steps) {
-    config.warmup_steps = config.warmup_steps * *args.steps / config.steps;  // the same share of the run
-    config.steps = *args.steps;
-  }
+  if (args.steps) set_steps(config, *args.steps);
   if (!args.corpus.empty()) config.lm.corpus = args.corpus;
   config.weights_path = args.save_weights;
   lang::Program program;
