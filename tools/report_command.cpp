@@ -250,8 +250,9 @@ std::string baselines_table(const storage::Lineage& lineage) {
 
 std::string top_table(const storage::Lineage& lineage, const std::vector<const storage::ArchEntry*>& top) {
   const Bar bars[2] = {baseline_bar(lineage, storage::Fidelity::Explore), baseline_bar(lineage, storage::Fidelity::Verify)};
-  std::string html = "<table><tr><th>rank</th><th>id</th><th>fidelity</th><th>fitness</th><th>loss (vs best baseline)</th>"
-                     "<th>accuracy (vs best baseline)</th><th>tokens/s</th><th>operator</th><th>parents</th><th>breakthrough</th></tr>\n";
+  std::string html = "<table><tr><th>rank</th><th>id</th><th>fidelity</th><th>fitness</th><th>loss &plusmn; 95% CI (vs best baseline)</th>"
+                     "<th>accuracy &plusmn; 95% CI (vs best baseline)</th><th>seeds</th><th>tokens/s</th><th>operator</th><th>parents</th>"
+                     "<th>breakthrough</th></tr>\n";
   for (size_t i = 0; i < top.size(); ++i) {
     const storage::ArchEntry& e = *top[i];
     const storage::ArchOutcome& o = *e.best_scored();
@@ -260,9 +261,10 @@ std::string top_table(const storage::Lineage& lineage, const std::vector<const s
     for (uint64_t p : e.parent_ids) parents += (parents.empty() ? "" : ", ") + std::to_string(p);
     html += std::string("<tr") + (o.breakthrough ? " class=\"breakthrough\"" : "") + "><td>" + std::to_string(i + 1) + "</td><td><a href=\"#arch-" +
             std::to_string(e.id) + "\">" + html_escaped(arch_label(e)) + "</a></td><td>" + (e.verified() ? "verify" : "explore") + "</td><td>" +
-            fixed(o.fitness, 4) + "</td><td>" + fixed(o.loss, 4) + delta(o.loss, bar.loss, 4) + "</td><td>" + fixed(o.accuracy, 3) +
-            delta(o.accuracy, bar.accuracy, 3) + "</td><td>" + grouped(o.tokens_per_second, 0) + "</td><td>" + html_escaped(e.operator_name) +
-            "</td><td>" + parents + "</td><td>" + (o.breakthrough ? "yes" : "") + "</td></tr>\n";
+            fixed(o.fitness, 4) + "</td><td>" + html_escaped(interval_text(o, true, 4)) + delta(o.loss, bar.loss, 4) + "</td><td>" +
+            html_escaped(interval_text(o, false, 3)) + delta(o.accuracy, bar.accuracy, 3) + "</td><td>" + seeds_text(o) + "</td><td>" +
+            grouped(o.tokens_per_second, 0) + "</td><td>" + html_escaped(e.operator_name) + "</td><td>" + parents + "</td><td>" +
+            html_escaped(verdict_text(o)) + "</td></tr>\n";
   }
   return html + "</table>\n";
 }
