@@ -72,7 +72,7 @@ double judge_score(const JudgeScores& scores);
 struct LlmCallStats {
   std::map<std::string, uint64_t> requests_by_purpose;  // propose, judge
   uint64_t replies = 0, failures = 0;
-  std::map<std::string, uint64_t> failures_by_kind;     // timeout, connection, http, malformed
+  std::map<std::string, uint64_t> failures_by_kind;     // timeout, connection, http, malformed, too_large
   uint64_t revisions = 0;         // requests with attempt > 0
   uint64_t llm_proposals = 0;     // proposals made from the model's program (operator "llm")
   uint64_t http_tries = 0;        // HTTP attempts, retries included

@@ -21,8 +21,15 @@ struct Try {
   uint64_t prompt_tokens = 0, completion_tokens = 0;
 };
 
+// A reply with a program is a few KiB; a server that streams without end must not fill memory
+// or the log (the reply's content is logged).
+constexpr size_t kMaxReplyBytes = 256 << 10;
+
+// Returning less than it was given makes libcurl end the transfer with CURLE_WRITE_ERROR.
 size_t collect(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
+  auto* reply = static_cast<std::string*>(out);
+  if (reply->size() + size * count > kMaxReplyBytes) return 0;
+  reply->append(data, size * count);
   return size * count;
 }
 
@@ -87,6 +94,7 @@ Try post(const LlmSpec& spec, const std::string& body, const std::string& key) {
   curl_slist_free_all(headers);
   curl_easy_cleanup(curl);
   if (code == CURLE_OPERATION_TIMEDOUT) return Try{false, true, "", "timeout after " + seconds(spec.timeout_s), "timeout"};
+  if (code == CURLE_WRITE_ERROR) return Try{false, false, "", "the reply was longer than " + std::to_string(kMaxReplyBytes >> 10) + " KiB", "too_large"};
   if (code != CURLE_OK) return Try{false, true, "", std::string("connection failed: ") + curl_easy_strerror(code), "connection"};
   return read_answer(status, answer);
 }

@@ -16,6 +16,7 @@
 //   http        HTTP 429 or 5xx                                      retried
 //   http        another status outside 2xx (bad key, bad request)   not retried: it would repeat
 //   malformed   a 2xx body that is not JSON or has no message text  not retried: the server answered
+//   too_large   a body longer than 256 KiB (cut there)               not retried: the server answered
 // Wall-clock time is measured here (latencyMs); it is an input, never a decision.
 #include "actors/llm.h"
 #include "actors/scenario.h"

@@ -257,7 +257,9 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
   Rng injected(seed_, "fault/log-write/" + std::to_string(starts_) + "/" + std::to_string(++commits_));
   for (uint32_t attempt = 0;; ++attempt) {
     try {
-      store_.put_meta(meta_key::kSummary, summary_bytes(summary));
+      // A resume re-runs the recorded events before it writes new ones: until it passes them, the
+      // stored summary (of the killed process) says more than this one.
+      if (summary.events >= recorded_events_ || !summary.stop_reason.empty()) store_.put_meta(meta_key::kSummary, summary_bytes(summary));
       if (log_write_failures_ > 0) store_.put_meta(meta_key::kLogWriteFailures, storage::be64(log_write_failures_));
       if (injected.chance(faults_.log_write_failure)) store_.fail_next_commit("an injected write failure ([faults] log_write_failure)");
       store_.commit();
@@ -299,7 +301,12 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   if (parse_scenario(scenario.bytes, scenario.file) != scenario) {
     throw std::invalid_argument("the scenario differs from its own text; edit the text and parse it again (the run records the text)");
   }
-  std::filesystem::create_directories(out);
+  std::error_code error;
+  std::filesystem::create_directories(out, error);
+  if (error || !std::filesystem::is_directory(out)) {
+    throw storage::StorageError("cannot create the run directory " + out.string() + ": " +
+                                (error ? error.message() : std::string("a file of that name exists")) + "; choose another --out directory");
+  }
   const auto lock = storage::RunLock::acquire(out);
   // Listening (when it does) fails on a taken port before the store is created.
   const LiveTrainer trainer = live_trainer(scenario, seed, out, listen);
@@ -317,7 +324,9 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
 
 CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress, const std::optional<ListenOptions>& listen) {
   if (!std::filesystem::exists(dir / "data.mdb")) {
-    throw storage::StorageError("not a run directory: " + dir.string() + " has no data.mdb; pass the directory that `asiarch run` wrote");
+    throw storage::StorageError("not a run directory: " + dir.string() + " has no data.mdb; pass the directory that `asiarch run` wrote (a run killed " +
+                                "before it created its store left none: start it again with `asiarch run SCENARIO --out " + dir.string() +
+                                "`, which reuses the directory)");
   }
   const auto lock = storage::RunLock::acquire(dir);
   auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadWrite);
@@ -341,7 +350,8 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
 RecordedRun read_recorded_run(const storage::RunStore& store) {
   const auto header_bytes = store.meta(meta_key::kHeader);
   if (!header_bytes) {
-    throw storage::StorageError(store.dir().string() + " has no run header: its campaign ended before it logged anything; start it again with `asiarch run`");
+    throw storage::StorageError(store.dir().string() + " has no run header: its campaign ended before it logged anything; start it again with `asiarch run SCENARIO --out " +
+                                store.dir().string() + "`, which reuses the directory");
   }
   try {
     msg::CanonicalView<msg::RunHeader> view(*header_bytes);
@@ -404,6 +414,10 @@ CampaignSummary read_summary(const std::filesystem::path& dir) {
   } catch (const kj::Exception& e) {
     throw storage::StorageError(dir.string() + ": the run's summary (meta \"summary\") is damaged: " + e.getDescription().cStr() +
                                 "; `asiarch check` and `asiarch replay` still read the log");
+  }
+  // A summary of an unfinished run was written by a writer that may since have died.
+  if (!summary.finished && summary.stop_reason.empty() && !storage::RunLock::held(dir)) {
+    summary.stop_reason = "stopped: no process is writing the run (it was killed or failed); `asiarch resume " + dir.string() + "` continues it";
   }
   return summary;
 }

@@ -176,6 +176,9 @@ void read_fidelity(TableReader& parent, const char* key, FidelitySpec& spec, con
 }  // namespace
 
 Scenario parse_scenario(const std::string& text, const std::string& file) {
+  if (text.size() > kMaxScenarioBytes) {
+    throw ScenarioError(file + ": the scenario is larger than " + std::to_string(kMaxScenarioBytes >> 10) + " KiB; a scenario is a short TOML file");
+  }
   toml::table root;
   try {
     root = toml::parse(text, file);
@@ -192,6 +195,14 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   TableReader top(root, "", file);
   top.text("name", s.name, "\"my-campaign\"");
   if (s.name.empty()) throw ScenarioError(file + ":1: the scenario has no name; add a line name = \"my-campaign\" at the top");
+  // The name becomes a directory under runs/: no separators, no leading dot.
+  const bool plain_name = s.name.size() <= 100 && s.name.front() != '.' && std::all_of(s.name.begin(), s.name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.';
+  });
+  if (!plain_name) {
+    throw ScenarioError(file + ":" + std::to_string(top.source_of("name").begin.line) + ": name \"" + s.name +
+                        "\" names the run directory runs/NAME-seedS: use at most 100 letters, digits, '-', '_' and '.', not starting with '.'");
+  }
   top.text("mode", s.mode, "\"simulation\"");
   if (s.mode != "simulation" && s.mode != "live") {
     throw ScenarioError(file + ":" + std::to_string(top.source_of("mode").begin.line) + ": mode \"" + s.mode +
@@ -220,8 +231,13 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
                           (b ? "' is a reference only (it fails the complexity check)" : "' is not a shipped program") +
                           "; use one of " + known + " (see `asiarch arch list`)");
     };
-    if (s.start.empty()) throw ScenarioError(file + ":" + std::to_string(r.source_of("start").begin.line) + ": 'start' is empty; name at least one program, e.g. start = [\"deltanet\"]");
-    for (const auto& name : s.start) check_name(name, "start");
+    const std::string start_line = std::to_string(r.source_of("start").begin.line);
+    if (s.start.empty()) throw ScenarioError(file + ":" + start_line + ": 'start' is empty; name at least one program, e.g. start = [\"deltanet\"]");
+    std::set<std::string> named;
+    for (const auto& name : s.start) {
+      if (!named.insert(name).second) throw ScenarioError(file + ":" + start_line + ": 'start' names '" + name + "' twice; name each program once");
+      check_name(name, "start");
+    }
     if (t->get("reference")) check_name(s.reference, "reference");
     if (std::find(s.start.begin(), s.start.end(), s.reference) == s.start.end()) {
       const char* key = t->get("reference") ? "reference" : "start";
@@ -323,8 +339,9 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   }
   if (const toml::table* t = top.subtable("cost")) {
     TableReader r(*t, "cost", file);
-    r.number<double>("gpu_flops_per_second", s.gpu_flops_per_second, 1.0, kHuge, "1.0e14");
-    r.number<double>("overhead_gpu_hours", s.overhead_gpu_hours, 0.0, 1e6, "0.5");
+    // A slower GPU or a longer fixed cost makes one job last years of virtual time.
+    r.number<double>("gpu_flops_per_second", s.gpu_flops_per_second, 1e12, 1e18, "1.0e14");
+    r.number<double>("overhead_gpu_hours", s.overhead_gpu_hours, 0.0, 1000.0, "0.5");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("task")) {
@@ -418,13 +435,20 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
 }
 
 Scenario load_scenario(const std::filesystem::path& path) {
+  std::error_code error;
+  if (!std::filesystem::is_regular_file(path, error)) {
+    throw ScenarioError(path.string() + (std::filesystem::exists(path, error) ? ": not a regular file; a scenario is a TOML file" : ": no such file") +
+                        "; check the path, e.g. scenarios/sim-smoke.toml");
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     throw ScenarioError(path.string() + ": cannot read the scenario file (missing or unreadable); check the path, e.g. scenarios/sim-smoke.toml");
   }
-  std::ostringstream text;
-  text << in.rdbuf();
-  return parse_scenario(text.str(), path.string());
+  // The run header records the scenario's text in one message: a bound keeps the log readable.
+  std::string text(kMaxScenarioBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  return parse_scenario(text, path.string());
 }
 
 }  // namespace asiarch

@@ -161,6 +161,8 @@ struct Scenario {
 };
 
 // Parses and validates; throws ScenarioError. `file` is used in messages and recorded.
+// The run header records a scenario's text in one message, so its size is bounded.
+constexpr size_t kMaxScenarioBytes = size_t{1} << 20;
 Scenario parse_scenario(const std::string& text, const std::string& file);
 // Reads the file and parses it; a missing or unreadable file is a ScenarioError too.
 Scenario load_scenario(const std::filesystem::path& path);

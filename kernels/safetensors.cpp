@@ -248,8 +248,16 @@ Contents read_file(const std::filesystem::path& path) {
   }
 }
 
+void require_file_path(const std::filesystem::path& path) {
+  std::error_code error;
+  const auto status = std::filesystem::symlink_status(path, error);
+  if (status.type() == std::filesystem::file_type::not_found || status.type() == std::filesystem::file_type::regular) return;
+  throw std::invalid_argument(path.string() + " exists and is not a regular file; write the weights to a new path or over a file");
+}
+
 void write_file(const std::filesystem::path& path, const std::vector<TensorBytes>& tensors,
                 const std::map<std::string, std::string>& metadata) {
+  require_file_path(path);
   const std::string header = header_json(tensors, metadata);
   std::filesystem::path partial = path;
   partial += ".partial";

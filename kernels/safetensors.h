@@ -21,8 +21,13 @@ struct TensorBytes {
   std::string data;  // row-major, little-endian, exactly the shape's size in dtype's bytes
 };
 
+// Throws std::invalid_argument unless `path` is a new path or a regular file: renaming over a
+// device node or a directory would replace it.
+void require_file_path(const std::filesystem::path& path);
+
 // Writes `tensors` (in this order) and `metadata` to `path`, through a temporary file renamed
-// into place, so a reader never sees half a file. Throws std::runtime_error naming the path.
+// into place, so a reader never sees half a file. Throws std::runtime_error naming the path
+// (std::invalid_argument when require_file_path refuses it).
 void write_file(const std::filesystem::path& path, const std::vector<TensorBytes>& tensors,
                 const std::map<std::string, std::string>& metadata = {});
 

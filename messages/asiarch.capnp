@@ -338,7 +338,7 @@ struct LlmReply {
   ok @2 :Bool;
   content @3 :Text;           # the model's message, when ok
   error @4 :Text;             # why not, readable: "timeout after 2 s (2 tries)", "HTTP 500: ...", ...
-  errorKind @5 :Text;         # timeout, connection, http, malformed (empty when ok)
+  errorKind @5 :Text;         # timeout, connection, http, malformed, too_large (empty when ok)
   httpStatus @6 :UInt32;      # of the last try; 0 when no HTTP answer came
   tries @7 :UInt32;           # HTTP attempts, retries included
   promptTokens @8 :UInt64;    # the server's usage figures (0 when it gives none)

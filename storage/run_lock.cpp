@@ -2,10 +2,15 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 #include "storage/run_store.h"
@@ -31,6 +36,23 @@ std::unique_ptr<RunLock> RunLock::acquire(const std::filesystem::path& dir) {
     throw StorageError("cannot write " + file.string() + ": " + std::strerror(errno));
   }
   return std::unique_ptr<RunLock>(new RunLock(fd));
+}
+
+bool RunLock::held(const std::filesystem::path& dir) {
+  struct stat file{};
+  if (::stat((dir / "writer.lock").c_str(), &file) != 0) return errno != ENOENT;
+  std::ifstream locks("/proc/locks");
+  if (!locks) return true;
+  // A line: "1: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF"; the device in hex, the inode in decimal.
+  char expected[64];
+  std::snprintf(expected, sizeof expected, "%02x:%02x:%lu", major(file.st_dev), minor(file.st_dev), static_cast<unsigned long>(file.st_ino));
+  std::string line;
+  while (std::getline(locks, line)) {
+    std::istringstream fields(line);
+    std::string index, kind, mode, access, pid, device;
+    if (fields >> index >> kind >> mode >> access >> pid >> device && kind == "FLOCK" && device == expected) return true;
+  }
+  return false;
 }
 
 RunLock::~RunLock() { ::close(fd_); }  // closing the descriptor releases the flock

@@ -12,6 +12,9 @@ class RunLock {
  public:
   // Takes the lock or throws StorageError naming the process that holds it.
   static std::unique_ptr<RunLock> acquire(const std::filesystem::path& dir);
+  // Whether a process holds the lock now, read from /proc/locks without touching the lock (a
+  // probe that took it could make a starting writer fail). True when it cannot be told.
+  static bool held(const std::filesystem::path& dir);
   ~RunLock();
   RunLock(const RunLock&) = delete;
   RunLock& operator=(const RunLock&) = delete;

@@ -1,11 +1,18 @@
 // The run store over LMDB. The byte formats are documented in run_store.h.
 #include "storage/run_store.h"
 
-#include <lmdb.h>
+#include "storage/crash_point.h"
 
+#include <lmdb.h>
+#include <sys/resource.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <csetjmp>
 #include <csignal>
 #include <cerrno>
+#include <fstream>
 #include <functional>
 #include <set>
 #include <cstring>
@@ -49,6 +56,7 @@ constexpr size_t kMapSize = size_t{8} << 30;
 constexpr unsigned int kMaxDatabases = 8;
 constexpr size_t kKeyBytes = 8;
 constexpr std::string_view kDiscarded = "the writes since the last commit were discarded";
+constexpr uint64_t kLowDiskBytes = uint64_t{64} << 20;  // below this a failed write is blamed on the full disk
 
 enum Table : size_t { kEvents, kChain, kArchs, kResults, kInsights, kMeta, kTableCount };
 constexpr std::array<const char*, kTableCount> kTableNames = {"events", "chain", "archs", "results", "insights", "meta"};
@@ -63,10 +71,29 @@ std::string result_key(uint64_t id, uint8_t fidelity) {
   return key;
 }
 
+// The map reserves address space, not memory: 8 GiB, or half of what an address-space limit
+// (`ulimit -v`) leaves, so that a limited shell can still read and write runs. LMDB raises it to
+// the size of an existing file.
+size_t map_size() {
+  rlimit limit{};
+  if (::getrlimit(RLIMIT_AS, &limit) != 0 || limit.rlim_cur == RLIM_INFINITY) return kMapSize;
+  size_t pages_in_use = 0;
+  std::ifstream("/proc/self/statm") >> pages_in_use;
+  const size_t in_use = pages_in_use * static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  const size_t left = limit.rlim_cur > in_use ? limit.rlim_cur - in_use : 0;
+  return std::min(kMapSize, left / 2);
+}
+
 // What to do about an LMDB or system error, where there is something to say.
-std::string remedy(int rc) {
+std::string remedy(int rc, const std::filesystem::path& dir) {
+  // LMDB reports a write that the full disk cut short as EIO.
+  struct statvfs disk{};
+  if ((rc == EIO || rc == ENOSPC) && ::statvfs(dir.c_str(), &disk) == 0 && uint64_t{disk.f_bavail} * disk.f_frsize < kLowDiskBytes) {
+    return "; the file system holding " + dir.string() + " has " + std::to_string(uint64_t{disk.f_bavail} * disk.f_frsize >> 20) +
+           " MiB free: free some disk space and resume the run";
+  }
   switch (rc) {
-    case MDB_MAP_FULL: return "; the run outgrew the store's 8 GiB map: start a smaller campaign";
+    case MDB_MAP_FULL: return "; the run outgrew the store's map (8 GiB, less under `ulimit -v`): raise the limit or start a smaller campaign";
     case ENOSPC: return "; free some disk space and resume the run";
     case EACCES:
     case EROFS: return "; check that the directory is writable by this user";
@@ -129,19 +156,22 @@ struct RunStore::Impl {
     if (!table.empty()) message.append(" ").append(table);
     message.append(": ").append(mdb_strerror(rc));
     if (!consequence.empty()) message.append("; ").append(consequence);
-    throw StorageError(message + remedy(rc));
+    throw StorageError(message + remedy(rc, dir));
   }
   void check(int rc, std::string_view doing, std::string_view table = {}) const {
     if (rc != MDB_SUCCESS) fail(rc, doing, table);
   }
 
-  void open_env() {
+  // Opens the environment and its tables; false when the store holds no table at all (the
+  // process that created it ended before its first commit: an empty run, not a damaged one).
+  [[nodiscard]] bool open_env() {
     check(mdb_env_create(&env), "creating the LMDB environment");
     check(mdb_env_set_maxdbs(env, kMaxDatabases), "setting the number of tables");
-    check(mdb_env_set_mapsize(env, kMapSize), "setting the map size");
+    check(mdb_env_set_mapsize(env, map_size()), "setting the map size");
     // MDB_NOTLS: read transactions are not bound to threads, so a read may nest in a for_each visit.
     const unsigned int flags = MDB_NOTLS | (mode == Mode::ReadOnly ? MDB_RDONLY : 0);
     check(mdb_env_open(env, dir.c_str(), flags, 0644), "opening the LMDB environment");
+    release_dead_readers();
     require_whole_file();
 
     MDB_txn* txn = nullptr;
@@ -155,16 +185,32 @@ struct RunStore::Impl {
         MDB_stat catalogue{};
         const bool empty = rc == MDB_NOTFOUND && mdb_stat(txn, 0, &catalogue) == MDB_SUCCESS && catalogue.ms_entries == 0;
         mdb_txn_abort(txn);
-        if (empty) {
-          throw StorageError("run store " + dir.string() + " holds no run: the process that created it ended before its first commit; "
-                             "remove the directory and start the campaign again with `asiarch run`");
-        }
+        if (empty) return false;
         fail(rc, "opening table", kTableNames[t]);
       }
     }
     // Committing keeps the table handles open for the life of the environment.
-    check(mdb_txn_commit(txn), "committing the table catalogue");
+    check(mode == Mode::ReadWrite ? commit_write(txn) : mdb_txn_commit(txn), "committing the table catalogue");
     if (mode == Mode::ReadWrite) end = read_log_end();
+    return true;
+  }
+
+  // True when every table is empty: nothing of a run was ever committed.
+  bool holds_nothing() const {
+    ReadTxn txn(*this);
+    for (size_t t = 0; t < kTableCount; ++t) {
+      MDB_stat stat{};
+      check(mdb_stat(txn.get(), tables[t], &stat), "reading the size of table", kTableNames[t]);
+      if (stat.ms_entries != 0) return false;
+    }
+    return true;
+  }
+
+  // A reader killed inside a read transaction keeps its slot in lock.mdb; after 126 of them no
+  // reader could begin. LMDB frees the slots whose process is gone.
+  void release_dead_readers() const {
+    int released = 0;
+    check(mdb_reader_check(env, &released), "releasing the reader slots of ended processes");
   }
 
   // LMDB maps data.mdb and trusts its meta page: reading a page past the end of a truncated file
@@ -220,7 +266,12 @@ struct RunStore::Impl {
    public:
     explicit ReadTxn(const Impl& impl) : txn_(impl.write_txn) {
       if (txn_ == nullptr) {
-        impl.check(mdb_txn_begin(impl.env, nullptr, MDB_RDONLY, &txn_), "beginning a read transaction");
+        int rc = mdb_txn_begin(impl.env, nullptr, MDB_RDONLY, &txn_);
+        if (rc == MDB_READERS_FULL) {  // slots of readers that ended since the store was opened
+          impl.release_dead_readers();
+          rc = mdb_txn_begin(impl.env, nullptr, MDB_RDONLY, &txn_);
+        }
+        impl.check(rc, "beginning a read transaction");
         owned_ = true;
       }
     }
@@ -332,6 +383,13 @@ struct RunStore::Impl {
     end = read_log_end();
   }
 
+  static int commit_write(MDB_txn* txn) {
+    crash_point(CrashSite::Commit);
+    const int rc = mdb_txn_commit(txn);
+    if (rc == MDB_SUCCESS) crash_point(CrashSite::Committed);
+    return rc;
+  }
+
   void commit() {
     if (write_txn == nullptr) return;
     if (!injected_failure.empty()) {
@@ -342,7 +400,7 @@ struct RunStore::Impl {
       const std::string why = std::exchange(injected_failure, {});
       throw StorageError("run store " + dir.string() + ": committing: " + why + "; " + std::string(kDiscarded));
     }
-    const int rc = mdb_txn_commit(write_txn);  // frees the transaction whether or not it succeeds
+    const int rc = commit_write(write_txn);  // frees the transaction whether or not it succeeds
     write_txn = nullptr;
     if (rc != MDB_SUCCESS) {
       end = read_log_end();
@@ -356,13 +414,21 @@ RunStore::~RunStore() = default;
 
 std::unique_ptr<RunStore> RunStore::create(const std::filesystem::path& dir) {
   if (std::filesystem::exists(dir / "data.mdb")) {
-    throw StorageError(dir.string() + " already holds a run store (data.mdb); choose another --out directory or remove it");
+    // A run killed inside its first commits left a store that holds nothing: it is started afresh.
+    bool empty = false;
+    {
+      Impl existing(dir, Mode::ReadOnly);
+      empty = !existing.open_env() || existing.holds_nothing();
+    }
+    if (!empty) throw StorageError(dir.string() + " already holds a run store (data.mdb); choose another --out directory or remove it");
+    std::filesystem::remove(dir / "data.mdb");
+    std::filesystem::remove(dir / "lock.mdb");
   }
   std::error_code error;
   std::filesystem::create_directories(dir, error);
   if (error) throw StorageError("cannot create the run directory " + dir.string() + ": " + error.message() + "; check the path and its permissions");
   auto impl = std::make_unique<Impl>(dir, Mode::ReadWrite);
-  impl->open_env();
+  if (!impl->open_env()) throw StorageError("run store " + dir.string() + ": the new store's tables could not be created");
   return std::unique_ptr<RunStore>(new RunStore(std::move(impl)));
 }
 
@@ -371,7 +437,10 @@ std::unique_ptr<RunStore> RunStore::open(const std::filesystem::path& dir, Mode 
     throw StorageError("not a run directory: " + dir.string() + " has no data.mdb; pass the directory that `asiarch run` wrote");
   }
   auto impl = std::make_unique<Impl>(dir, mode);
-  impl->open_env();
+  if (!impl->open_env()) {
+    throw StorageError("run store " + dir.string() + " holds no run: the process that created it ended before its first commit; "
+                       "start the campaign again with `asiarch run SCENARIO --out " + dir.string() + "`, which reuses the directory");
+  }
   return std::unique_ptr<RunStore>(new RunStore(std::move(impl)));
 }
 
@@ -399,6 +468,7 @@ Digest RunStore::append_event(uint64_t seq, std::string_view canonical_event) {
     throw StorageError("run store " + impl_->dir.string() + ": event seq " + std::to_string(seq) + " does not follow the last seq " +
                        std::to_string(end.last_seq) + "; events are appended in order 1, 2, 3, ...");
   }
+  crash_point(CrashSite::Event, seq);
   const Digest link = chain_next(end.head, seq, canonical_event);
   const std::string key = be64(seq);
   impl_->put(kEvents, key, canonical_event, MDB_APPEND);

@@ -17,6 +17,7 @@ a fresh server is deterministic:
   slow      sleeps --slow-seconds (default 5) before a valid answer: longer than the client waits
   error500  HTTP 500 with a JSON error body
   garbage   HTTP 200 with a body that is not JSON
+  endless   HTTP 200 with a body that never ends (until the client hangs up)
 
 A request whose system message asks for a review (the analyst's judge) gets
 {"performance": P, "novelty": N, "complexity": C} with scores drawn from the request number, for
@@ -116,6 +117,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return self.send(500, json.dumps({"error": {"message": "the fake server's scripted internal error"}}))
         if behaviour == "garbage":
             return self.send(200, "<html>this is not JSON", "text/html")
+        if behaviour == "endless":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            try:
+                self.wfile.write(b'{"padding": "')
+                while True:
+                    self.wfile.write(b"x" * 65536)
+            except (BrokenPipeError, ConnectionResetError):
+                return
         if behaviour == "slow":
             time.sleep(self.server.state.slow_seconds)
         messages = request.get("messages", [])

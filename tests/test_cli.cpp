@@ -2,6 +2,8 @@
 // one-byte change made with the standard LMDB tools, and errors that name file and line.
 #include <catch2/catch.hpp>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <fstream>
 #include <regex>
@@ -108,10 +110,22 @@ TEST_CASE("a malformed scenario exits 2 naming file, line and fix, and creates n
   typo.replace(typo.find("gpu_slots"), 9, "gpu_slot");
   std::string wrong_type = good;
   wrong_type.replace(wrong_type.find("gpu_slots = 4"), 13, "gpu_slots = \"four\"");
+  const auto replaced = [&good](const std::string& from, const std::string& to) {
+    std::string edited = good;
+    return edited.replace(edited.find(from), from.size(), to);
+  };
+  // Each passed validation once and failed only after the run directory existed.
+  std::string padded = good;
+  padded.append(size_t{2} << 20, '#');
   const std::vector<Case> cases = {
       {"typo.toml", typo, "did you mean 'gpu_slots'"},
       {"type.toml", wrong_type, "must be an integer"},
       {"syntax.toml", "name = \"x\"\n[campaign\n", "not valid TOML"},
+      {"twice.toml", replaced("\"retnet\", \"gla\"", "\"retnet\", \"retnet\""), "names 'retnet' twice"},
+      {"slow-gpu.toml", replaced("gpu_flops_per_second = 1.0e14", "gpu_flops_per_second = 1e10"), "gpu_flops_per_second"},
+      {"overhead.toml", replaced("overhead_gpu_hours = 0.5", "overhead_gpu_hours = 1e6"), "overhead_gpu_hours"},
+      {"escape.toml", replaced("name = \"sim-smoke\"", "name = \"../../../x\""), "names the run directory"},
+      {"huge.toml", padded, "larger than 1024 KiB"},
   };
   for (const auto& c : cases) {
     const std::string file = write_file(scratch / c.name, c.contents);
@@ -125,6 +139,50 @@ TEST_CASE("a malformed scenario exits 2 naming file, line and fix, and creates n
   const Result missing = sh(cli("run " + (scratch / "absent.toml").string() + " --out " + out.string()));
   CHECK(missing.code == 2);
   CHECK_FALSE(fs::exists(out));
+  const Result device = sh(cli("run /dev/zero --out " + out.string()));
+  CHECK(device.code == 2);
+  CHECK(device.output.find("not a regular file") != std::string::npos);
+  CHECK_FALSE(fs::exists(out));
+  fs::remove_all(scratch);
+}
+
+TEST_CASE("out-of-range numbers, odd paths and a limited address space give clear errors, not signals or wrong runs", "[cli]") {
+  const fs::path scratch = fresh_dir("bad-input");
+  fs::create_directories(scratch);
+  struct Case {
+    std::string args, expect;
+  };
+  const std::string fifo = (scratch / "fifo").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string file = write_file(scratch / "a-file", "not a directory");
+  const std::vector<Case> cases = {
+      {"arch list --d-model 1099511627776", "not in range"},
+      {"run " + source("scenarios/sim-smoke.toml") + " --seed -1", "a seed is a whole number"},
+      {"run " + source("scenarios/sim-smoke.toml") + " --seed 18446744073709551616", "a seed is a whole number"},
+      {"train deltanet --task mqar --seed -1", "a seed is a whole number"},
+      {"train deltanet --task mqar --threads 4096", "not in range"},
+      {"train deltanet --task mqar --steps 2 --save-weights " + fifo, "is not a regular file"},
+      {"run " + source("scenarios/sim-smoke.toml") + " --out " + file, "cannot create the run directory"},
+  };
+  for (const auto& c : cases) {
+    const Result r = sh(cli(c.args));
+    INFO(c.args << "\n" << r.output);
+    CHECK(r.code == 2);
+    CHECK(r.output.find(c.expect) != std::string::npos);
+  }
+  CHECK(fs::status(fifo).type() == fs::file_type::fifo);
+  CHECK(read_file(file) == "not a directory");
+
+  // The largest seed is a seed like any other.
+  const fs::path run = scratch / "run";
+  const Result largest = sh(cli("run " + source("scenarios/sim-smoke.toml") + " --seed 18446744073709551615 --out " + run.string()));
+  CHECK(largest.code == 0);
+  CHECK(largest.output.find("(seed 18446744073709551615)") != std::string::npos);
+  // Under an address-space limit smaller than the store's usual 8 GiB map, runs can still be read.
+  const Result limited = sh("ulimit -v 6000000 && " + cli("inspect " + run.string()));
+  INFO(limited.output);
+  CHECK(limited.code == 0);
+  CHECK(limited.output.find("finished") != std::string::npos);
   fs::remove_all(scratch);
 }
 

@@ -287,6 +287,20 @@ TEST_CASE("the HTTP client maps answers, timeouts, HTTP errors, garbage and refu
   CHECK(refused.status == 0);
 }
 
+TEST_CASE("a reply that never ends is cut at 256 KiB, long before the timeout", "[llm]") {
+  FakeServer server("endless");
+  LlmSpec spec;
+  spec.endpoint = server.endpoint();
+  spec.model = "fake-model";
+  spec.timeout_s = 600;
+  spec.max_retries = 2;
+  const ClientAnswer endless = ask(spec, kParentPrompt);
+  CHECK_FALSE(endless.ok);
+  CHECK(endless.kind == "too_large");
+  CHECK(endless.tries == 1);
+  CHECK(endless.error == "the reply was longer than 256 KiB (1 try)");
+}
+
 TEST_CASE("a campaign with the LLM researcher and judge survives failed calls and replays without the model", "[llm]") {
   // Every kind of failure early on, then valid replies. The second slow makes the retry of the
   // first time out too, so one call fails as a timeout.

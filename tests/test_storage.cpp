@@ -2,6 +2,7 @@
 // lineage tables, and that the LMDB tools read what it writes.
 #include <lmdb.h>
 #include <openssl/sha.h>
+#include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -338,7 +339,11 @@ TEST_CASE("for_each visits in key order before and after commit", "[storage]") {
 TEST_CASE("create refuses an existing run and open refuses a directory without one", "[storage]") {
   TempDir tmp;
   const fs::path nested = tmp.path() / "runs" / "first";
-  RunStore::create(nested).reset();  // creates missing parents
+  {
+    auto store = RunStore::create(nested);  // creates missing parents
+    write_events(*store, 1);
+    store->commit();
+  }
   CHECK(fs::exists(nested / "data.mdb"));
   try {
     RunStore::create(nested);
@@ -415,4 +420,61 @@ TEST_CASE("a changed event no longer matches the stored chain at its seq", "[sto
   }
   CHECK(first_mismatch == kChanged);
   CHECK(store->event(kChanged) != test_event(kChanged));
+}
+
+TEST_CASE("readers killed inside a read transaction do not use up the reader slots", "[storage]") {
+  TempDir tmp;
+  {
+    auto store = RunStore::create(tmp.path());
+    write_events(*store, 10);
+    store->commit();
+  }
+  // A process that keeps the store open, as a running campaign does: LMDB clears the reader
+  // table only when the first process opens the store after all others closed it.
+  int hold[2];
+  REQUIRE(pipe(hold) == 0);
+  const pid_t holder = fork();
+  REQUIRE(holder >= 0);
+  if (holder == 0) {
+    close(hold[1]);
+    auto store = RunStore::open(tmp.path(), RunStore::Mode::ReadOnly);
+    char byte;
+    while (read(hold[0], &byte, 1) > 0) {
+    }
+    _exit(0);
+  }
+  close(hold[0]);
+  // LMDB has 126 reader slots; each reader here dies holding one (as a `top` stopped mid-read).
+  for (int reader = 0; reader < 130; ++reader) {
+    const pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      try {
+        RunStore::open(tmp.path(), RunStore::Mode::ReadOnly)->for_each_event([](uint64_t, std::string_view) { ::raise(SIGKILL); });
+      } catch (...) {
+      }
+      _exit(3);  // the read failed before it began
+    }
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    INFO("reader " << reader);
+    REQUIRE(WIFSIGNALED(status));
+  }
+  {
+    auto reader = RunStore::open(tmp.path(), RunStore::Mode::ReadOnly);
+    CHECK(reader->last_seq() == 10);
+  }
+  close(hold[1]);
+  REQUIRE(waitpid(holder, nullptr, 0) == holder);
+}
+
+TEST_CASE("a store that holds nothing (a run killed in its first commits) is started afresh by create", "[storage]") {
+  TempDir tmp;
+  RunStore::create(tmp.path());  // the tables' catalogue only: nothing of a run
+  {
+    auto store = RunStore::create(tmp.path());
+    write_events(*store, 3);
+    store->commit();
+  }
+  CHECK(RunStore::open(tmp.path(), RunStore::Mode::ReadOnly)->last_seq() == 3);
 }

@@ -30,8 +30,8 @@ struct ShapeArgs {
 };
 
 void add_shape_options(CLI::App* cmd, ShapeArgs& shape) {
-  cmd->add_option("--d-model", shape.d_model, "Model width D the program is checked at")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--context", shape.context, "Context length T for FLOPs and state")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--d-model", shape.d_model, "Model width D the program is checked at")->check(CLI::Range(1, 1 << 16))->capture_default_str();
+  cmd->add_option("--context", shape.context, "Context length T for FLOPs and state")->check(CLI::Range(1, 1 << 24))->capture_default_str();
 }
 
 void print_figures(const lang::Figures& f, const lang::ModelShape& shape) {

@@ -234,14 +234,14 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
   kernels->add_option("--batch", kernel_args->options.batch, "Sequences per batch")->check(CLI::PositiveNumber)->capture_default_str();
   kernels->add_option("--heads", kernel_args->options.heads, "Heads")->check(CLI::PositiveNumber)->capture_default_str();
   kernels->add_option("--threads", kernel_args->options.threads, "Torch intra-op threads")
-      ->check(CLI::PositiveNumber)
+      ->check(CLI::Range(1, kMaxTorchThreads))
       ->capture_default_str();
   kernels->callback([kernel_args, &exit_code] { exit_code = bench_kernels(*kernel_args); });
 
   auto train_args = std::make_shared<TrainBenchArgs>();
   auto* train = bench->add_subcommand("train", "Training tokens per second and seconds per explore experiment (DeltaNet, vs softmax attention)");
   train->add_flag("--json", train_args->json, "Print one JSON object");
-  train->add_option("--threads", train_args->threads, "Torch intra-op threads")->check(CLI::PositiveNumber)->capture_default_str();
+  train->add_option("--threads", train_args->threads, "Torch intra-op threads")->check(CLI::Range(1, kMaxTorchThreads))->capture_default_str();
   train->callback([train_args, &exit_code] { exit_code = bench_train(*train_args); });
 
   auto search_args = std::make_shared<SearchBenchArgs>();

@@ -37,7 +37,7 @@ struct ListenArgs {
 struct RunArgs {
   std::string scenario;
   std::string out;
-  int64_t seed = -1;
+  std::optional<uint64_t> seed;
   ListenArgs listen;
 };
 
@@ -118,7 +118,7 @@ int run(const RunArgs& args) {
   const std::optional<Scenario> loaded = load_scenario_or_report(args.scenario);
   if (!loaded) return 2;
   const Scenario& scenario = *loaded;
-  const uint64_t seed = args.seed >= 0 ? static_cast<uint64_t>(args.seed) : scenario.seed;
+  const uint64_t seed = args.seed.value_or(scenario.seed);
   const std::string out = args.out.empty() ? "runs/" + scenario.name + "-seed" + std::to_string(seed) : args.out;
   if (args.listen.options() && scenario.mode != "live") {
     std::cerr << "scenario " << scenario.name << " is simulated: its gpu-slots need no workers; run it without --listen" << std::endl;
@@ -258,7 +258,7 @@ void add_campaign_commands(CLI::App& app, int& exit_code) {
   auto* run_cmd = app.add_subcommand("run", "Run a campaign from a scenario file; prints a summary whose last line is the digest");
   run_cmd->add_option("scenario", args->scenario, "Scenario file (TOML), e.g. scenarios/sim-smoke.toml")->required();
   run_cmd->add_option("--out", args->out, "Run directory to create (default: runs/<name>-seed<seed>); must not hold a run");
-  run_cmd->add_option("--seed", args->seed, "Campaign seed (default: the scenario's seed)")->check(CLI::NonNegativeNumber);
+  run_cmd->add_option("--seed", args->seed, "Campaign seed (default: the scenario's seed)")->check(seed_text());
   args->listen.add_to(run_cmd);
   run_cmd->callback([args, &exit_code] { exit_code = run(*args); });
 

@@ -45,6 +45,12 @@ ProgramSource load_program(const std::string& name_or_file);
 // Loads a scenario; on a bad one prints its FILE:LINE error and returns nothing (exit 2).
 std::optional<Scenario> load_scenario_or_report(const std::string& path);
 
+// The most libtorch threads a --threads option takes: more only adds start-up time on these small models.
+constexpr int kMaxTorchThreads = 64;
+
+// The text of a seed option: decimal digits, 0 to 2^64-1 (CLI11 alone reads "-1" as 2^64-1).
+const CLI::Validator& seed_text();
+
 // Human-readable numbers for summaries: 12,345 and 1,234.5.
 std::string grouped(uint64_t value);
 std::string grouped(double value, int decimals);

@@ -202,11 +202,11 @@ void add_compare_commands(CLI::App& app, int& exit_code) {
   cmd->add_option("--seeds", args->seeds, "Seeds per program: A trains seeds S..S+N-1, B the next N")
       ->check(CLI::Range(2u, 1000u))
       ->capture_default_str();
-  cmd->add_option("--seed", args->first_seed, "S, the first seed")->capture_default_str();
+  cmd->add_option("--seed", args->first_seed, "S, the first seed")->check(seed_text())->capture_default_str();
   cmd->add_option("--jobs", args->jobs, "Runs trained at once (default: the cores / --threads); the results do not depend on it")
       ->check(CLI::Range(1, 1024));
   cmd->add_option("--threads", args->threads, "libtorch threads of each run (results are bit-identical at a fixed count)")
-      ->check(CLI::Range(1, 64))
+      ->check(CLI::Range(1, kMaxTorchThreads))
       ->capture_default_str();
   cmd->add_option("--steps", args->steps, "Optimiser steps instead of the fidelity's (warm-up keeps its share)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object: every run, the means, the interval and the verdict per task");

@@ -5,10 +5,13 @@
 #include <kj/exception.h>
 #include <malloc.h>
 
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstdio>
 #include <iostream>
 
+#include "kernels/program.h"
 #include "kernels/training.h"
 #include "tools/commands.h"
 
@@ -27,6 +30,17 @@ std::string grouped(double value, int decimals) {
   char fraction[32];
   std::snprintf(fraction, sizeof fraction, "%.*f", decimals, value - std::floor(value));
   return grouped(static_cast<uint64_t>(std::floor(value))) + (decimals > 0 ? std::string(fraction + 1) : "");
+}
+
+const CLI::Validator& seed_text() {
+  static const CLI::Validator validator(
+      [](std::string& text) -> std::string {
+        errno = 0;
+        if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos && (std::strtoull(text.c_str(), nullptr, 10), errno == 0)) return {};
+        return "a seed is a whole number from 0 to 18446744073709551615, not '" + text + "'";
+      },
+      "SEED");
+  return validator;
 }
 
 std::string json_number(double value) {
@@ -100,6 +114,15 @@ int main(int argc, char** argv) {
   } catch (const kj::Exception& e) {
     // Commands turn damaged messages into clear errors; this is the net under them.
     std::cerr << "a stored message could not be decoded: " << e.getDescription().cStr() << std::endl;
+    return 1;
+  } catch (const asiarch::lang::ProgramError& e) {  // bad input that a command did not catch itself
+    std::cerr << e.what() << std::endl;
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << e.what() << std::endl;
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << e.what() << std::endl;
     return 1;
   }
   return exit_code;

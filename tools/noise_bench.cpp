@@ -185,7 +185,7 @@ void add_noise_bench(CLI::App& bench, int& exit_code) {
   cmd->add_option("--programs", args->programs, "Comma-separated programs (names or files; default: every baseline)");
   cmd->add_option("--jobs", args->jobs, "Runs trained at once (default: the cores / --threads); the results do not depend on it")
       ->check(CLI::Range(1, 1024));
-  cmd->add_option("--threads", args->threads, "libtorch threads of each run")->check(CLI::Range(1, 64))->capture_default_str();
+  cmd->add_option("--threads", args->threads, "libtorch threads of each run")->check(CLI::Range(1, kMaxTorchThreads))->capture_default_str();
   cmd->add_option("--steps", args->steps, "Optimiser steps instead of the fidelity's (warm-up keeps its share)")->check(CLI::PositiveNumber);
   cmd->add_flag("--json", args->json, "Print one JSON object");
   cmd->callback([args, &exit_code] { exit_code = bench_noise(*args); });

@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <iostream>
 
+#include "kernels/safetensors.h"
 #include "kernels/training.h"
 #include "tools/commands.h"
 
@@ -57,6 +58,7 @@ int train(const TrainArgs& args) {
   config.weights_path = args.save_weights;
   lang::Program program;
   try {
+    if (!args.save_weights.empty()) safetensors::require_file_path(args.save_weights);
     const ProgramSource source = load_program(args.program);
     program = lang::parse(source.text, source.file);
     lang::check(program, lang::ModelShape{config.d_model, lang::ModelShape{}.context}, source.file);
@@ -102,9 +104,9 @@ void add_train_commands(CLI::App& app, int& exit_code) {
   cmd->add_option("--fidelity", args->verify, "explore (tiny, seconds) or verify (twice as wide, longer)")
       ->transform(CLI::CheckedTransformer(std::map<std::string, bool>{{"explore", false}, {"verify", true}}))
       ->default_str("explore");
-  cmd->add_option("--seed", args->seed, "Seed of the weights and the training batches (default: the fidelity's)");
+  cmd->add_option("--seed", args->seed, "Seed of the weights and the training batches (default: the fidelity's)")->check(seed_text());
   cmd->add_option("--threads", args->threads, "libtorch threads; results are bit-identical at a fixed count (default: the fidelity's)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1, kMaxTorchThreads));
   cmd->add_option("--steps", args->steps, "Optimiser steps instead of the fidelity's (warm-up keeps its share)")->check(CLI::PositiveNumber);
   cmd->add_option("--corpus", args->corpus, "Text file (plain or gzip) for --task lm instead of GCIDE from dict-gcide");
   cmd->add_option("--save-weights", args->save_weights,
