@@ -1,5 +1,7 @@
 #include "actors/remote_workers.h"
 
+#include "actors/secret_gate.h"
+
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
 
@@ -33,6 +35,13 @@ using refused_atom = caf::atom_constant<caf::atom("wk_refused")>;
 using job_atom = caf::atom_constant<caf::atom("wk_job")>;
 using cancel_atom = caf::atom_constant<caf::atom("wk_cancel")>;
 using result_atom = caf::atom_constant<caf::atom("wk_result")>;
+// A worker's session says it is alive every kHeartbeat; the run drops a worker silent for
+// kSilence (a frozen process keeps its connection open) and tells it so if it wakes up.
+using heartbeat_atom = caf::atom_constant<caf::atom("wk_beat")>;
+using dropped_atom = caf::atom_constant<caf::atom("wk_dropped")>;
+using tick_atom = caf::atom_constant<caf::atom("wk_tick")>;
+constexpr auto kHeartbeat = std::chrono::seconds(2);
+constexpr auto kSilence = std::chrono::seconds(20);
 // Within one process: the dispatcher has new requests in its Exchange; a worker's training
 // thread reports to its session.
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
@@ -123,6 +132,7 @@ struct ConnectedWorker {
   caf::actor handle;
   uint32_t slots = 1;
   std::set<uint64_t> tickets;  // jobs it holds
+  std::chrono::steady_clock::time_point heard;  // its last message
 };
 
 struct DispatcherState {
@@ -185,29 +195,55 @@ void assign(caf::stateful_actor<DispatcherState>* self) {
   }
 }
 
+// Forgets a worker that left or fell silent, and queues again the jobs it held.
+void drop_worker(caf::stateful_actor<DispatcherState>* self, const DispatcherSetup& setup,
+                 std::map<caf::actor_addr, ConnectedWorker>::iterator found, const std::string& why) {
+  auto& state = self->state;
+  const ConnectedWorker& worker = found->second;
+  std::string held;
+  for (auto ticket = worker.tickets.rbegin(); ticket != worker.tickets.rend(); ++ticket) {
+    RemoteJob& job = state.jobs.at(*ticket);
+    job.holder = caf::actor_addr{};
+    state.queue.push_front(*ticket);
+    held = job.label + (held.empty() ? "" : ", ") + held;
+  }
+  spdlog::warn("remote worker {} {}{}", worker.number, why, held.empty() ? "" : "; re-queued what it held: " + held);
+  state.workers.erase(found);
+  if (state.workers.empty()) state.announced_waiting = false;
+  assign(self);
+  announce_waiting(state, setup);
+}
+
 caf::behavior dispatcher(caf::stateful_actor<DispatcherState>* self, std::shared_ptr<const DispatcherSetup> setup) {
   self->set_default_handler(caf::drop);
   self->set_exit_handler([](caf::exit_msg&) {});
   self->set_down_handler([self, setup](caf::down_msg& down) {
-    auto& state = self->state;
-    const auto found = state.workers.find(down.source);
-    if (found == state.workers.end()) return;
-    const ConnectedWorker& worker = found->second;
-    std::string held;
-    for (auto ticket = worker.tickets.rbegin(); ticket != worker.tickets.rend(); ++ticket) {
-      RemoteJob& job = state.jobs.at(*ticket);
-      job.holder = caf::actor_addr{};
-      state.queue.push_front(*ticket);
-      held = job.label + (held.empty() ? "" : ", ") + held;
-    }
-    spdlog::warn("remote worker {} left ({}){}", worker.number, self->system().render(down.reason),
-                 held.empty() ? "" : "; re-queued what it held: " + held);
-    state.workers.erase(found);
-    if (state.workers.empty()) state.announced_waiting = false;
-    assign(self);
-    announce_waiting(state, *setup);
+    const auto found = self->state.workers.find(down.source);
+    if (found != self->state.workers.end()) drop_worker(self, *setup, found, "left (" + self->system().render(down.reason) + ")");
   });
+  self->delayed_send(self, kHeartbeat, tick_atom::value);
   return {
+      [self, setup](tick_atom) {
+        auto& workers = self->state.workers;
+        const auto now = std::chrono::steady_clock::now();
+        for (auto it = workers.begin(); it != workers.end();) {
+          const auto next = std::next(it);
+          if (now - it->second.heard > kSilence) {
+            const caf::actor handle = it->second.handle;
+            self->demonitor(handle);
+            drop_worker(self, *setup, it, "fell silent for " + std::to_string(kSilence.count()) + " s (frozen or cut off)");
+            self->send(handle, dropped_atom::value);
+          }
+          it = next;
+        }
+        self->delayed_send(self, kHeartbeat, tick_atom::value);
+      },
+      [self](heartbeat_atom) {
+        const auto addr = caf::actor_cast<caf::actor_addr>(self->current_sender());
+        const auto worker = self->state.workers.find(addr);
+        if (worker != self->state.workers.end()) worker->second.heard = std::chrono::steady_clock::now();
+        else if (self->current_sender()) self->send(caf::actor_cast<caf::actor>(self->current_sender()), dropped_atom::value);
+      },
       [self, setup](hello_atom, const std::string& secret, uint32_t slots) {
         const caf::strong_actor_ptr sender = self->current_sender();
         if (!sender) return;
@@ -222,7 +258,8 @@ caf::behavior dispatcher(caf::stateful_actor<DispatcherState>* self, std::shared
           return;
         }
         if (state.workers.count(addr)) return;
-        ConnectedWorker worker{++state.workers_seen, handle, std::clamp<uint32_t>(slots, 1, kMaxSlotsPerWorker), {}};
+        ConnectedWorker worker{++state.workers_seen, handle, std::clamp<uint32_t>(slots, 1, kMaxSlotsPerWorker), {},
+                               std::chrono::steady_clock::now()};
         spdlog::info("remote worker {} connected from node {} with {} slot(s)", worker.number, caf::to_string(sender->node()), worker.slots);
         self->monitor(handle);
         state.workers.emplace(addr, std::move(worker));
@@ -297,12 +334,17 @@ class RemotePool {
     config_.load<caf::io::middleman>();
     config_.set("scheduler.max-threads", 2);
     system_ = std::make_unique<caf::actor_system>(config_);
+    const std::string secret = setup->secret;
     dispatcher_ = system_->spawn(dispatcher, std::shared_ptr<const DispatcherSetup>(std::move(setup)));
-    const auto port = system_->middleman().publish(dispatcher_, options.port, options.bind.c_str(), true);
-    if (!port) {
+    // The middleman listens on loopback only; workers reach it through the secret gate.
+    const auto inner_port = system_->middleman().publish(dispatcher_, 0, "127.0.0.1", true);
+    try {
+      if (!inner_port) throw std::invalid_argument(system_->render(inner_port.error()));
+      gate_ = std::make_unique<gate::Gatekeeper>(options.bind, options.port, *inner_port, secret);
+    } catch (const std::invalid_argument& e) {
       close();
-      throw std::invalid_argument("cannot listen for workers on " + options.bind + ":" + std::to_string(options.port) + ": " +
-                               system_->render(port.error()) + "; choose another --listen port or --bind address");
+      throw std::invalid_argument("cannot listen for workers on " + options.bind + ":" + std::to_string(options.port) + ": " + e.what() +
+                                  "; choose another --listen port or --bind address");
     }
   }
 
@@ -340,6 +382,7 @@ class RemotePool {
   caf::actor_system_config config_;
   std::unique_ptr<caf::actor_system> system_;
   caf::actor dispatcher_;
+  std::unique_ptr<gate::Gatekeeper> gate_;  // closed before the actor system goes
   std::atomic<uint64_t> next_ticket_{1};
 };
 
@@ -431,6 +474,7 @@ caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor
     finish(1);
   });
   self->send(run, hello_atom::value, secret, slots);
+  self->send(self, heartbeat_atom::value);
   return {
       [self, where, slots, finish](welcome_atom, const std::string& scenario_text, const std::string& scenario_file, uint64_t seed) {
         try {
@@ -446,6 +490,14 @@ caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor
       [where, finish](refused_atom, const std::string& why) {
         spdlog::error("the run at {} refused this worker: {}", where, why);
         finish(2);
+      },
+      [where, finish](dropped_atom) {
+        spdlog::warn("the run at {} dropped this worker after a silence (was it stopped?); connecting again", where);
+        finish(1);
+      },
+      [self, run](heartbeat_atom) {
+        self->send(run, heartbeat_atom::value);
+        self->delayed_send(self, kHeartbeat, heartbeat_atom::value);
       },
       [self, jobs, run](job_atom, uint64_t ticket, const std::string& dispatch_bytes) {
         const std::string label = dispatch_label(dispatch_bytes);
@@ -551,7 +603,14 @@ int serve_as_worker(const WorkerOptions& options, const std::atomic<bool>& stop)
       spdlog::error("{}", e.what());
       return 2;
     }
-    auto run = system.middleman().remote_actor(options.host, options.port);
+    // The middleman connects to the local end of the secret gate, which carries it to the run.
+    const gate::GateOpener opener(options.host, options.port, secret);
+    auto run = system.middleman().remote_actor("127.0.0.1", opener.local_port());
+    if (!run && opener.refused()) {
+      spdlog::error("the run at {} refused this worker: wrong secret: present the run's worker secret (`--secret-file DIR/worker.secret`, "
+                    "or the file the run was given with --secret-file)", where);
+      return 2;
+    }
     if (!run) {
       spdlog::info("no run listens at {} yet ({}); trying again in {:.1f} s", where, system.render(run.error()),
                    std::chrono::duration<double>(backoff).count());

@@ -15,8 +15,13 @@
 // A worker that goes down (connection lost, process killed) has its jobs queued again for
 // another worker; a result for a job that is not (or no longer) its sender's is dropped.
 //
-// The middleman's TCP traffic is not encrypted (CAF's OpenSSL module is not used): the run
-// listens on loopback unless told otherwise, and the secret keeps out peers that reach the port.
+// The middleman itself listens on a loopback port only. Workers reach it through the secret gate
+// (actors/secret_gate.h): a connection must prove the secret in its first 48 bytes before any byte
+// reaches CAF, whose handshake would otherwise allocate whatever a stranger's header announces.
+// The hello message carries the secret too, for peers on the run's own host that bypass the gate.
+//
+// The traffic is not encrypted (CAF's OpenSSL module is not used): the run listens on loopback
+// unless told otherwise, and the secret keeps out peers that reach the port.
 #include <atomic>
 #include <cstdint>
 #include <filesystem>

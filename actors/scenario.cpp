@@ -231,11 +231,12 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
                           (b ? "' is a reference only (it fails the complexity check)" : "' is not a shipped program") +
                           "; use one of " + known + " (see `asiarch arch list`)");
     };
-    const std::string start_line = std::to_string(r.source_of("start").begin.line);
-    if (s.start.empty()) throw ScenarioError(file + ":" + start_line + ": 'start' is empty; name at least one program, e.g. start = [\"deltanet\"]");
+    // Called only when 'start' was given: the default list is neither empty nor repeats a name.
+    const auto start_line = [&] { return std::to_string(r.source_of("start").begin.line); };
+    if (s.start.empty()) throw ScenarioError(file + ":" + start_line() + ": 'start' is empty; name at least one program, e.g. start = [\"deltanet\"]");
     std::set<std::string> named;
     for (const auto& name : s.start) {
-      if (!named.insert(name).second) throw ScenarioError(file + ":" + start_line + ": 'start' names '" + name + "' twice; name each program once");
+      if (!named.insert(name).second) throw ScenarioError(file + ":" + start_line() + ": 'start' names '" + name + "' twice; name each program once");
       check_name(name, "start");
     }
     if (t->get("reference")) check_name(s.reference, "reference");

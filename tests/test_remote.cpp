@@ -12,6 +12,7 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <fstream>
 #include <thread>
 
 #include "test_helpers.h"
@@ -69,6 +70,36 @@ std::string scenario_with_longer_jobs() {
     text.replace(at, steps.size(), "steps = 100\n");
   }
   return text;
+}
+
+// The resident memory of process `pid`, in KiB (0 when it cannot be read).
+long resident_kib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+  }
+  return 0;
+}
+
+// Connects to 127.0.0.1:port, sends `bytes`, and returns what comes back until the peer closes or
+// 10 s pass.
+std::string send_and_read(int port, const std::string& bytes) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+  ::send(fd, bytes.data(), bytes.size(), MSG_NOSIGNAL);
+  std::string answer;
+  char buffer[256];
+  for (ssize_t n; (n = ::recv(fd, buffer, sizeof buffer, 0)) > 0;) answer.append(buffer, static_cast<size_t>(n));
+  ::close(fd);
+  return answer;
 }
 
 std::string digest_in(const std::string& output) {
@@ -156,6 +187,19 @@ TEST_CASE("a remote worker must present the run's secret; bad usage exits 2", "[
   CHECK(refused.output.find("refused this worker: wrong secret") != std::string::npos);
   CHECK(refused.output.find("running job") == std::string::npos);
 
+  // Strangers without the secret, each sending a CAF handshake header (client_handshake) that
+  // announces a 256 MiB payload: the gate reads 48 bytes of each, answers 'R' and hangs up, and
+  // the run's memory stays put (CAF itself would allocate the payload).
+  std::string header(48, '\0');
+  header[0] = 0x01;
+  header[4] = 0x10;  // payload_len, big-endian: 0x10000000 bytes
+  const long before = resident_kib(run);
+  for (int stranger = 0; stranger < 3; ++stranger) CHECK(send_and_read(std::stoi(port), header) == "R");
+  const long after = resident_kib(run);
+  INFO("resident memory " << before << " KiB before the strangers, " << after << " KiB after");
+  CHECK(before > 0);
+  CHECK(after - before < 64 * 1024);
+
   // The right secret is welcomed and given work.
   const pid_t welcomed = start(cli(connect + " --secret-file " + secret_file.string()), (logs / "welcomed.log").string());
   const bool given_work = eventually([&] { return contains(logs / "welcomed.log", "running job"); }, 30);
@@ -172,5 +216,68 @@ TEST_CASE("a remote worker must present the run's secret; bad usage exits 2", "[
   CHECK(sh(cli(connect + " --secret-file " + (logs / "missing").string())).code == 2);
   CHECK(sh(cli("run " + source("scenarios/sim-smoke.toml") + " --out " + (logs / "sim").string() + " --listen " + port)).code == 2);
   std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(logs);
+}
+
+TEST_CASE("a frozen worker's job goes to another worker once it has been silent for 20 s", "[remote]") {
+  const auto dir = fresh_dir("remote-frozen");
+  const auto logs = fresh_dir("remote-frozen-logs");
+  std::filesystem::create_directories(logs);
+  const std::string scenario = write_file(logs / "scenario.toml", scenario_with_longer_jobs());
+  const std::string secret = write_file(logs / "secret", "a test secret\n");
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::string port = std::to_string(free_port());
+  const std::string worker = "worker --connect 127.0.0.1:" + port + " --secret-file " + secret;
+  const pid_t run = start(cli("run " + scenario + " --out " + dir.string() + " --listen " + port + " --secret-file " + secret),
+                          (logs / "run.log").string());
+  const pid_t frozen = start(cli(worker + " --slots 1"), (logs / "frozen.log").string());
+  // Stopped (as by SIGSTOP or a hung machine) while it holds a job: its connection stays open.
+  const bool frozen_got_job = eventually([&] { return contains(logs / "frozen.log", "running job"); }, 60);
+  ::kill(frozen, SIGSTOP);
+  const pid_t steady = start(cli(worker + " --slots 2"), (logs / "steady.log").string());
+
+  const int run_code = exit_code_within(run, 240);
+  ::kill(frozen, SIGCONT);
+  ::kill(frozen, SIGTERM);
+  ::kill(steady, SIGTERM);
+  const int frozen_code = exit_code_within(frozen, 30);
+  const int steady_code = exit_code_within(steady, 30);
+  const std::string run_output = read_file(logs / "run.log");
+  INFO("run:\n" << run_output << "\nfrozen worker:\n" << read_file(logs / "frozen.log") << "\nsteady worker:\n" << read_file(logs / "steady.log"));
+  REQUIRE(frozen_got_job);
+  REQUIRE(run_code == 0);
+  CHECK(frozen_code == 0);
+  CHECK(steady_code == 0);
+  CHECK(run_output.find("remote worker 1 fell silent for 20 s") != std::string::npos);
+  CHECK(run_output.find("re-queued what it held: job") != std::string::npos);
+  const Result check = sh(cli("check " + dir.string()));
+  INFO(check.output);
+  CHECK(check.code == 0);
+  std::filesystem::remove_all(dir);
+  std::filesystem::remove_all(logs);
+}
+
+TEST_CASE("a worker facing a server that never answers stops on SIGTERM within the gate's 10 s", "[remote]") {
+  const int listener = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(listener >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(listener, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::listen(listener, 16) == 0);  // accepts connections (the kernel does) and never answers
+  socklen_t len = sizeof addr;
+  REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  const auto logs = fresh_dir("remote-silent");
+  std::filesystem::create_directories(logs);
+  const std::string secret = write_file(logs / "secret", "a test secret\n");
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const pid_t worker = start(cli("worker --connect 127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + " --secret-file " + secret),
+                             (logs / "worker.log").string());
+  REQUIRE(eventually([&] { return contains(logs / "worker.log", "Ctrl-C stops it"); }, 30));
+  ::kill(worker, SIGTERM);
+  const int code = exit_code_within(worker, 15);
+  INFO(read_file(logs / "worker.log"));
+  CHECK(code == 0);
+  ::close(listener);
   std::filesystem::remove_all(logs);
 }
