@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <map>
 #include <set>
 #include <utility>
@@ -13,9 +14,11 @@
 #include "actors/actor_state.h"
 #include "actors/coordinator.h"
 #include "actors/event_queue.h"
+#include "actors/lineage_projection.h"
 #include "actors/llm.h"
 #include "actors/run_recorder.h"
 #include "messages/codec.h"
+#include "storage/committed_head.h"
 #include "storage/run_store.h"
 
 namespace asiarch {
@@ -29,6 +32,9 @@ constexpr const char* kJobs = "jobs";
 constexpr const char* kPool = "pool";
 constexpr const char* kSummary = "summary";
 constexpr const char* kLlm = "llm";
+constexpr const char* kTables = "tables";
+constexpr const char* kMeta = "meta";
+constexpr const char* kHead = "head";
 
 std::string str(uint64_t value) { return std::to_string(value); }
 
@@ -396,60 +402,189 @@ class LlmCheck {
   std::map<Key, Open> open_;
 };
 
-// summary: a finished run's summary describes exactly this log.
-Found check_summary(const std::optional<storage::Bytes>& summary_bytes, uint64_t last_seq, const storage::Digest& head) {
-  if (!summary_bytes) return std::nullopt;
-  try {
-    msg::CanonicalView<msg::RunSummary> view(*summary_bytes);
-    auto summary = view.root();
-    if (!summary.getFinished()) return std::nullopt;
-    if (summary.getEvents() != last_seq) {
-      return LogViolation{std::min<uint64_t>(summary.getEvents(), last_seq) + 1, kSummary,
-                          "the summary says the finished campaign logged " + str(summary.getEvents()) + " events, but the log holds " + str(last_seq)};
+// What a summary counts, as the log says it up to some event.
+struct LoggedCounts {
+  uint64_t proposals = 0, rejections = 0;
+  std::map<std::string, uint64_t> rejections_by_check, faults;
+
+  void count(msg::Event::Reader event) {
+    const auto payload = event.getPayload();
+    if (payload.which() == msg::Payload::PROPOSAL) ++proposals;
+    if (payload.which() == msg::Payload::SLOT_FAULT) ++faults[fault_kind_name(payload.getSlotFault().getKind())];
+    if (payload.which() == msg::Payload::REJECTION) {
+      ++rejections;
+      ++rejections_by_check[payload.getRejection().getCheck().cStr()];
     }
-    if (summary.getDigest() != storage::to_hex(head)) {
-      return LogViolation{last_seq, kSummary, "the summary's digest " + std::string(summary.getDigest().cStr()) + " is not the chain head h_" +
-                                                  str(last_seq) + " = " + storage::to_hex(head)};
-    }
-  } catch (const kj::Exception& e) {
-    return LogViolation{last_seq, kSummary, std::string("the run summary (meta \"summary\") does not decode: ") + e.getDescription().cStr()};
   }
-  return std::nullopt;
+  bool operator==(const LoggedCounts&) const = default;
+};
+
+LoggedCounts counts_in(msg::RunSummary::Reader summary) {
+  LoggedCounts counts;
+  counts.proposals = summary.getProposals();
+  counts.rejections = summary.getRejections();
+  for (auto c : summary.getRejectionsByCheck()) counts.rejections_by_check[c.getCheck().cStr()] = c.getCount();
+  for (auto f : summary.getFaults()) counts.faults[f.getKind().cStr()] = f.getCount();
+  return counts;
+}
+
+// summary: the summary (meta "summary") is bound to the log: the event count and digest it names
+// are a prefix of the chain (the whole log once finished), and its counts are the log's up to
+// there. Its other figures are the coordinator's: `asiarch replay` recomputes them.
+class SummaryCheck {
+ public:
+  explicit SummaryCheck(const std::optional<storage::Bytes>& bytes) : bytes_(bytes) {
+    if (!bytes_) return;
+    try {
+      view_.emplace(*bytes_);
+      at_ = view_->root().getEvents();
+    } catch (const kj::Exception& e) {
+      problem_ = LogViolation{0, kSummary, std::string("the run summary (meta \"summary\") does not decode: ") + e.getDescription().cStr()};
+    }
+  }
+
+  void on_event(uint64_t seq, msg::Event::Reader event) {
+    counts_.count(event);
+    if (seq == at_) counts_at_ = counts_;
+  }
+
+  Found at_end(const storage::RunStore& store, uint64_t last_seq) const {
+    if (problem_ || !view_) return problem_;
+    const auto summary = view_->root();
+    const uint64_t events = summary.getEvents();
+    if (summary.getFinished() ? events != last_seq : events > last_seq) {
+      return LogViolation{std::min(events, last_seq) + 1, kSummary,
+                          std::string("the summary says the ") + (summary.getFinished() ? "finished " : "") + "campaign logged " + str(events) +
+                              " events, but the log holds " + str(last_seq)};
+    }
+    const std::string digest = summary.getDigest();
+    const auto link = store.chain_link(events);
+    if (!digest.empty() || summary.getFinished()) {
+      if (!link || digest != storage::to_hex(*link)) {
+        return LogViolation{events, kSummary, "the summary's digest " + digest + " is not the chain link h_" + str(events) +
+                                                  (link ? " = " + storage::to_hex(*link) : std::string(" (missing)"))};
+      }
+    }
+    if (counts_in(summary) != (events == 0 ? LoggedCounts{} : counts_at_)) {
+      return LogViolation{events, kSummary, "the summary's counts of proposals, rejections or slot faults are not the log's up to event " + str(events)};
+    }
+    return std::nullopt;
+  }
+
+ private:
+  const std::optional<storage::Bytes>& bytes_;
+  mutable std::optional<msg::CanonicalView<msg::RunSummary>> view_;
+  uint64_t at_ = 0;
+  Found problem_;
+  LoggedCounts counts_, counts_at_;
+};
+
+// tables: archs, results and insights hold exactly the projection of the log, byte for byte.
+template <typename Key>
+Found compare_table(const char* table, const std::map<Key, std::string>& expected, const std::function<std::string(const Key&)>& key_name,
+                    const std::function<void(const std::function<void(const Key&, std::string_view)>&)>& for_each_stored, uint64_t last_seq) {
+  Found found;
+  size_t stored = 0;
+  for_each_stored([&](const Key& key, std::string_view value) {
+    if (found) return;
+    ++stored;
+    const auto want = expected.find(key);
+    if (want == expected.end()) {
+      found = LogViolation{last_seq, kTables, "table " + std::string(table) + ", key " + key_name(key) + ": a record the log does not make"};
+    } else if (want->second != value) {
+      found = LogViolation{last_seq, kTables, "table " + std::string(table) + ", key " + key_name(key) + ": differs from the log's projection"};
+    }
+  });
+  if (found || stored == expected.size()) return found;
+  for (const auto& [key, value] : expected) {
+    bool present = false;
+    for_each_stored([&](const Key& k, std::string_view) { present = present || k == key; });
+    if (!present) return LogViolation{last_seq, kTables, "table " + std::string(table) + ", key " + key_name(key) + ": missing (the log makes it)"};
+  }
+  return found;
+}
+
+Found check_tables(const storage::RunStore& store, const ProjectedTables& expected, uint64_t last_seq) {
+  const std::function<std::string(const uint64_t&)> id_name = [](const uint64_t& id) { return str(id); };
+  if (Found f = compare_table<uint64_t>(
+          "archs", expected.archs, id_name, [&](const auto& visit) { store.for_each_arch([&](uint64_t id, std::string_view v) { visit(id, v); }); },
+          last_seq)) {
+    return f;
+  }
+  using ResultKey = std::pair<uint64_t, uint8_t>;
+  if (Found f = compare_table<ResultKey>(
+          "results", expected.results, [](const ResultKey& k) { return str(k.first) + " (" + (k.second ? "verify" : "explore") + ")"; },
+          [&](const auto& visit) { store.for_each_result([&](uint64_t id, uint8_t fidelity, std::string_view v) { visit(ResultKey{id, fidelity}, v); }); },
+          last_seq)) {
+    return f;
+  }
+  return compare_table<uint64_t>(
+      "insights", expected.insights, id_name,
+      [&](const auto& visit) { store.for_each_insight([&](uint64_t id, std::string_view v) { visit(id, v); }); }, last_seq);
+}
+
+// meta: only the keys a run writes, each in its format (the header is bound by the chain's h_0,
+// the summary by the summary invariant).
+Found check_meta(const storage::RunStore& store, uint64_t last_seq) {
+  Found found;
+  store.for_each_meta([&](std::string_view key, std::string_view value) {
+    if (found) return;
+    if (key == meta_key::kHeader || key == meta_key::kSummary) return;
+    if (key == meta_key::kStarts || key == meta_key::kLogWriteFailures) {
+      if (value.size() != 8) found = LogViolation{last_seq, kMeta, "meta \"" + std::string(key) + "\" has " + str(value.size()) + " bytes, not 8"};
+      return;
+    }
+    found = LogViolation{last_seq, kMeta, "meta holds a key a run does not write: \"" + std::string(key) + "\""};
+  });
+  return found;
 }
 
 }  // namespace
 
 LogCheckReport check_run_log(const std::filesystem::path& dir) {
   const auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
-  const std::optional<storage::Bytes> header = store->meta(meta_key::kHeader);
-  if (!header) throw storage::StorageError(dir.string() + " has no run header; it is not a complete run directory");
-  // Read before the events: a summary that says finished belongs to a log that no longer grows,
-  // so a run still being written is never held to a summary newer than the events read.
-  const std::optional<storage::Bytes> summary = store->meta(meta_key::kSummary);
-
+  // Read before the store: the file is rewritten after each commit, so it never names more than
+  // the snapshot below holds unless the store was set back.
+  const std::optional<storage::CommittedHead> committed_head = storage::read_committed_head(dir);
   LogCheckReport report;
-  report.invariants = {kChain, kTime, kJobs, kPool, kLlm, kSummary};
-  ChainCheck chain(*store, *header);
-  report.violation = chain.problem_at_start();
-  if (report.violation) return report;
-  TimeCheck time;
-  JobsCheck jobs;
-  PoolCheck pool;
-  LlmCheck llm;
-  store->for_each_event([&](uint64_t seq, std::string_view canonical_event) {
+  report.invariants = {kChain, kTime, kJobs, kPool, kLlm, kSummary, kTables, kMeta, kHead};
+  // One read transaction: a run still being written is checked as of one commit.
+  store->read_snapshot([&] {
+    const std::optional<storage::Bytes> header = store->meta(meta_key::kHeader);
+    if (!header) throw storage::StorageError(dir.string() + " has no run header; it is not a complete run directory");
+    ChainCheck chain(*store, *header);
+    report.violation = chain.problem_at_start();
     if (report.violation) return;
-    ++report.events;
-    if ((report.violation = chain.link(seq, canonical_event))) return;
-    msg::CanonicalView<msg::Event> view(canonical_event);
-    if ((report.violation = ChainCheck::decodes(seq, view))) return;
-    const auto event = view.root();
-    if ((report.violation = time.on_event(seq, event, canonical_event))) return;
-    if ((report.violation = jobs.on_event(seq, event))) return;
-    if ((report.violation = pool.on_event(seq, event))) return;
-    report.violation = llm.on_event(seq, event);
+    TimeCheck time;
+    JobsCheck jobs;
+    PoolCheck pool;
+    LlmCheck llm;
+    const std::optional<storage::Bytes> summary_bytes = store->meta(meta_key::kSummary);
+    SummaryCheck summary(summary_bytes);
+    ProjectedTables projected;
+    store->for_each_event([&](uint64_t seq, std::string_view canonical_event) {
+      if (report.violation) return;
+      ++report.events;
+      if ((report.violation = chain.link(seq, canonical_event))) return;
+      msg::CanonicalView<msg::Event> view(canonical_event);
+      if ((report.violation = ChainCheck::decodes(seq, view))) return;
+      const auto event = view.root();
+      if ((report.violation = time.on_event(seq, event, canonical_event))) return;
+      if ((report.violation = jobs.on_event(seq, event))) return;
+      if ((report.violation = pool.on_event(seq, event))) return;
+      if ((report.violation = llm.on_event(seq, event))) return;
+      summary.on_event(seq, event);
+      project_event(event, projected);
+    });
+    const uint64_t last = chain.last_seq();
+    if (!report.violation) report.violation = jobs.at_end(last);
+    if (!report.violation) report.violation = summary.at_end(*store, last);
+    if (!report.violation) report.violation = check_tables(*store, projected, last);
+    if (!report.violation) report.violation = check_meta(*store, last);
+    if (!report.violation) {
+      if (const auto why = storage::rolled_back(*store, committed_head)) report.violation = LogViolation{last, kHead, *why};
+    }
   });
-  if (!report.violation) report.violation = jobs.at_end(chain.last_seq());
-  if (!report.violation) report.violation = check_summary(summary, chain.last_seq(), chain.head());
   return report;
 }
 

@@ -18,7 +18,15 @@
 //            to the requester that answers one of its open requests (same requestId, and
 //            requestHash the SHA-256 of that request's canonical bytes), exactly once; in the
 //            delivery order it answers the delivery of its request (time).
-//   summary  a finished run's summary (meta "summary") names the log's event count and digest.
+//   summary  the summary (meta "summary") names an event count and digest that are a prefix of
+//            the chain (the whole log once the run finished), and its counts of proposals,
+//            rejections and slot faults are the log's up to there (replay recomputes the rest).
+//   tables   archs, results and insights hold exactly the projection of the log
+//            (actors/lineage_projection.h), byte for byte: a changed, extra or missing record is
+//            named with its table and key.
+//   meta     only the keys a run writes, each in its format.
+//   head     the store holds the event and chain link that DIR/head recorded at the last commit
+//            (storage/committed_head.h): a store set back to an older meta page is found.
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -29,7 +37,7 @@ namespace asiarch {
 
 struct LogViolation {
   uint64_t seq = 0;         // the event where the log breaks the invariant; 0 is the header
-  std::string invariant;    // chain, time, jobs, pool, llm or summary
+  std::string invariant;    // chain, time, jobs, pool, llm, summary, tables, meta or head
   std::string explanation;  // what is wrong, in words
 };
 

@@ -81,11 +81,31 @@ class ReplayComparer : public ChainSink {
       report_.replayed_kind = "(none: the replay stopped at seq " + std::to_string(summary.events) + ")";
       report_.diff = diff_lines(msg::pretty_event_bytes(stored), "");
     }
+    if (report_.divergence_seq == 0 && finished_summary_differs(summary)) {
+      report_.note = "the run's summary (meta \"summary\") differs from the recomputed one: " + summary_text(summary);
+    }
     report_.identical = report_.divergence_seq == 0 && report_.note.empty();
     return report_;
   }
 
  private:
+  // A finished run's stored summary is the recomputed one, byte for byte (an undecodable one differs).
+  bool finished_summary_differs(const CampaignSummary& summary) const {
+    const auto stored = recorded_.meta(meta_key::kSummary);
+    if (!stored) return false;
+    try {
+      if (!msg::CanonicalView<msg::RunSummary>(*stored).root().getFinished()) return false;
+    } catch (const kj::Exception&) {
+      return true;
+    }
+    return *stored != summary_bytes(summary);
+  }
+
+  static std::string summary_text(const CampaignSummary& s) {
+    return "recomputed " + std::to_string(s.events) + " events, " + std::to_string(s.experiments) + " experiments, " +
+           std::to_string(s.breakthroughs) + " breakthroughs, stop: " + s.stop_reason;
+  }
+
   bool diverge(uint64_t seq, const std::string& recorded_text, const std::string& recorded_kind, const std::string& replayed) {
     report_.divergence_seq = seq;
     report_.recorded_kind = recorded_kind.empty() ? "(none)" : recorded_kind;

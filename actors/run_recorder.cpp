@@ -9,15 +9,15 @@
 #include <thread>
 
 #include "actors/gpu_slot.h"
+#include "actors/lineage_projection.h"
 #include "common/rng.h"
 #include "actors/llm_client.h"
 #include "actors/remote_workers.h"
+#include "storage/committed_head.h"
 #include "storage/run_lock.h"
 
 namespace asiarch {
 namespace {
-
-uint8_t fidelity_key(msg::Fidelity fidelity) { return fidelity == msg::Fidelity::VERIFY ? 1 : 0; }
 
 // A live campaign's gpu-slots train in this process, or on remote workers when it listens for
 // them; a simulated one's need no trainer.
@@ -50,6 +50,9 @@ void RunRecorder::begin(const std::string& header_bytes) {
   if (const auto h0 = store_.chain_link(0)) {  // resuming: the chain exists
     if (*h0 != storage::sha256(header_bytes)) {
       throw std::runtime_error("the run's chain does not start from its header (h_0 differs); `asiarch check` shows more");
+    }
+    if (const auto why = storage::rolled_back(store_, storage::read_committed_head(store_.dir()))) {
+      throw storage::StorageError(*why + "; it is not continued");
     }
     head_ = *h0;
     log_write_failures_ = stored_log_write_failures(store_);
@@ -99,115 +102,9 @@ void RunRecorder::verify_recorded(uint64_t seq, const std::string& canonical) {
   head_ = link;
 }
 
-// The lineage tables are projections of the log: what was proposed, and what came of it.
 void RunRecorder::project(msg::Event::Reader event) {
-  auto payload = event.getPayload();
-  capnp::MallocMessageBuilder message;
-  switch (payload.which()) {
-    case msg::Payload::PROPOSAL: {
-      auto p = payload.getProposal();
-      auto record = message.initRoot<msg::ArchRecord>();
-      record.setId(p.getArchId());
-      record.setParentIds(p.getParentIds());
-      record.setProgram(p.getProgram());
-      record.setOperator(p.getOperator());
-      record.setMotivation(p.getMotivation());
-      record.setVtimeNs(event.getVtimeNs());
-      store_.put_arch(p.getArchId(), msg::canonical_bytes(record.asReader()));
-      break;
-    }
-    case msg::Payload::REJECTION: {
-      auto r = payload.getRejection();
-      auto record = message.initRoot<msg::ResultRecord>();
-      record.setArchId(r.getArchId());
-      record.setFidelity(msg::Fidelity::EXPLORE);
-      record.setOutcome(msg::Outcome::REJECTED);
-      record.setReason(std::string(r.getCheck().cStr()) + ": " + r.getReason().cStr());
-      record.setVtimeNs(event.getVtimeNs());
-      store_.put_result(r.getArchId(), 0, msg::canonical_bytes(record.asReader()));
-      break;
-    }
-    case msg::Payload::TRAIN_RESULT: {
-      // One record per architecture and fidelity: each seed's result is appended to its list;
-      // the first failure's reason stays (the analyst's judgment below sets the means).
-      auto r = payload.getTrainResult();
-      const uint8_t key = fidelity_key(r.getRef().getFidelity());
-      const bool ok = r.getStatus() == msg::TrainStatus::OK;
-      std::vector<std::tuple<uint32_t, bool, double, double>> seeds;
-      double gpu_hours = 0;
-      bool failed_before = false;
-      std::string reason;
-      if (auto stored = store_.result(r.getRef().getArchId(), key)) {
-        msg::CanonicalView<msg::ResultRecord> view(*stored);
-        for (auto seed : view.root().getSeeds()) seeds.emplace_back(seed.getReplicate(), seed.getOk(), seed.getLoss(), seed.getAccuracy());
-        gpu_hours = view.root().getGpuHours();
-        failed_before = view.root().getOutcome() == msg::Outcome::FAILED;
-        reason = view.root().getReason();
-      }
-      seeds.emplace_back(r.getRef().getReplicate(), ok, r.getLoss(), r.getAccuracy());
-      auto record = message.initRoot<msg::ResultRecord>();
-      record.setArchId(r.getRef().getArchId());
-      record.setFidelity(r.getRef().getFidelity());
-      record.setOutcome(ok && !failed_before ? msg::Outcome::SCORED : msg::Outcome::FAILED);
-      record.setReason(failed_before ? reason : std::string(r.getFailure().cStr()));
-      record.setLoss(r.getLoss());
-      record.setAccuracy(r.getAccuracy());
-      record.setGpuHours(gpu_hours + r.getGpuHours());
-      record.setVtimeNs(event.getVtimeNs());
-      auto list = record.initSeeds(static_cast<unsigned>(seeds.size()));
-      for (unsigned i = 0; i < seeds.size(); ++i) {
-        const auto& [replicate, seed_ok, loss, accuracy] = seeds[i];
-        list[i].setReplicate(replicate);
-        list[i].setOk(seed_ok);
-        list[i].setLoss(loss);
-        list[i].setAccuracy(accuracy);
-      }
-      store_.put_result(r.getRef().getArchId(), key, msg::canonical_bytes(record.asReader()));
-      break;
-    }
-    case msg::Payload::POOL_UPDATE: {
-      auto u = payload.getPoolUpdate();
-      if (u.getReusedFrom() != 0) {  // a duplicate: its result is reused, it has no training of its own
-        auto record = message.initRoot<msg::ResultRecord>();
-        record.setArchId(u.getArchId());
-        record.setFidelity(u.getFidelity());
-        record.setOutcome(u.getOutcome());
-        record.setReason("same function as arch " + std::to_string(u.getReusedFrom()) + ": its result is reused");
-        record.setLoss(u.getLoss());
-        record.setAccuracy(u.getAccuracy());
-        record.setFitness(u.getFitness());
-        record.setVtimeNs(event.getVtimeNs());
-        store_.put_result(u.getArchId(), fidelity_key(u.getFidelity()), msg::canonical_bytes(record.asReader()));
-        break;
-      }
-      if (u.getOutcome() != msg::Outcome::SCORED) break;
-      const uint8_t key = fidelity_key(u.getFidelity());
-      auto stored = store_.result(u.getArchId(), key);
-      if (!stored) break;
-      msg::CanonicalView<msg::ResultRecord> view(*stored);
-      message.setRoot(view.root());
-      auto record = message.getRoot<msg::ResultRecord>();
-      record.setOutcome(msg::Outcome::SCORED);
-      record.setFitness(u.getFitness());
-      record.setBreakthrough(u.getBreakthrough());
-      record.setLoss(u.getLoss());
-      record.setAccuracy(u.getAccuracy());
-      if (u.hasEvidence()) record.setEvidence(u.getEvidence());
-      store_.put_result(u.getArchId(), key, msg::canonical_bytes(record.asReader()));
-      break;
-    }
-    case msg::Payload::INSIGHT: {
-      auto i = payload.getInsight();
-      auto record = message.initRoot<msg::InsightRecord>();
-      record.setId(i.getInsightId());
-      record.setArchId(i.getArchId());
-      record.setText(i.getText());
-      store_.put_insight(i.getInsightId(), msg::canonical_bytes(record.asReader()));
-      break;
-    }
-    default:
-      break;
-  }
+  StoreTables tables(store_);
+  project_event(event, tables);
 }
 
 uint64_t stored_log_write_failures(const storage::RunStore& store) {
@@ -220,7 +117,7 @@ CampaignSummary RunRecorder::with_log_write_failures(CampaignSummary summary) co
   return summary;
 }
 
-std::string RunRecorder::summary_bytes(const CampaignSummary& summary) const {
+std::string summary_bytes(const CampaignSummary& summary) {
   capnp::MallocMessageBuilder message;
   auto s = message.initRoot<msg::RunSummary>();
   s.setScenarioName(summary.scenario_name);
@@ -252,6 +149,16 @@ std::string RunRecorder::summary_bytes(const CampaignSummary& summary) const {
   return msg::canonical_bytes(s.asReader());
 }
 
+// The head file may lag the store (a kill between the two), never lead it: a failed write is
+// only a warning, since the commit it follows stands.
+void RunRecorder::write_head() const {
+  try {
+    storage::write_committed_head(store_.dir(), {store_.last_seq(), store_.head()});
+  } catch (const storage::StorageError& e) {
+    spdlog::warn("{}", e.what());
+  }
+}
+
 void RunRecorder::checkpoint(const CampaignSummary& summary) {
   if (gave_up_) return;  // the store holds what was committed; nothing more is written
   Rng injected(seed_, "fault/log-write/" + std::to_string(starts_) + "/" + std::to_string(++commits_));
@@ -264,6 +171,7 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
       if (injected.chance(faults_.log_write_failure)) store_.fail_next_commit("an injected write failure ([faults] log_write_failure)");
       store_.commit();
       uncommitted_.clear();
+      write_head();
       return;
     } catch (const storage::StorageError& e) {
       ++log_write_failures_;

@@ -49,7 +49,7 @@ class RunRecorder : public EventSink {
  private:
   void verify_recorded(uint64_t seq, const std::string& canonical);
   void project(msg::Event::Reader event);
-  std::string summary_bytes(const CampaignSummary& summary) const;
+  void write_head() const;
   void count_starts();
   storage::RunStore& store_;
   uint64_t recorded_events_;  // events the store held before this process began
@@ -62,6 +62,9 @@ class RunRecorder : public EventSink {
   uint64_t log_write_failures_ = 0;       // over every start of the run
   bool gave_up_ = false;
 };
+
+// The canonical RunSummary bytes of meta "summary" (the log-write failures are kept apart).
+std::string summary_bytes(const CampaignSummary& summary);
 
 // The failed commits of the run's log so far (meta "log_write_failures"; 0 when none).
 uint64_t stored_log_write_failures(const storage::RunStore& store);

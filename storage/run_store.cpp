@@ -137,6 +137,7 @@ struct RunStore::Impl {
   MDB_env* env = nullptr;
   std::array<MDB_dbi, kTableCount> tables{};
   MDB_txn* write_txn = nullptr;  // open from the first write to commit(); ReadWrite only
+  MDB_txn* snapshot_txn = nullptr;  // during read_snapshot(): the one read transaction of every read
   LogEnd end;                    // ReadWrite only: cached so that append is O(1)
   std::string injected_failure;  // set: the next commit fails with this reason (fault injection)
 
@@ -264,7 +265,7 @@ struct RunStore::Impl {
   // store must see, or else a short read-only one.
   class ReadTxn {
    public:
-    explicit ReadTxn(const Impl& impl) : txn_(impl.write_txn) {
+    explicit ReadTxn(const Impl& impl) : txn_(impl.write_txn != nullptr ? impl.write_txn : impl.snapshot_txn) {
       if (txn_ == nullptr) {
         int rc = mdb_txn_begin(impl.env, nullptr, MDB_RDONLY, &txn_);
         if (rc == MDB_READERS_FULL) {  // slots of readers that ended since the store was opened
@@ -538,6 +539,26 @@ void RunStore::put_meta(std::string_view key, std::string_view value) {
 }
 
 std::optional<Bytes> RunStore::meta(std::string_view key) const { return impl_->get(kMeta, key); }
+
+void RunStore::for_each_meta(const std::function<void(std::string_view key, std::string_view value)>& visit) const {
+  impl_->for_each(kMeta, visit);
+}
+
+void RunStore::read_snapshot(const std::function<void()>& reads) const {
+  if (impl_->snapshot_txn != nullptr || impl_->write_txn != nullptr) return reads();
+  MDB_txn* txn = nullptr;
+  impl_->check(mdb_txn_begin(impl_->env, nullptr, MDB_RDONLY, &txn), "beginning a read transaction");
+  impl_->snapshot_txn = txn;
+  try {
+    reads();
+  } catch (...) {
+    impl_->snapshot_txn = nullptr;
+    mdb_txn_abort(txn);
+    throw;
+  }
+  impl_->snapshot_txn = nullptr;
+  mdb_txn_abort(txn);
+}
 
 void RunStore::commit() { impl_->commit(); }
 

@@ -94,6 +94,11 @@ class RunStore {
 
   void put_meta(std::string_view key, std::string_view value);
   std::optional<Bytes> meta(std::string_view key) const;
+  void for_each_meta(const std::function<void(std::string_view key, std::string_view value)>& visit) const;
+
+  // Runs `reads` with every read of this store in one read transaction: one committed state,
+  // even while another process commits (check compares tables written in the same commit).
+  void read_snapshot(const std::function<void()>& reads) const;
 
   // Makes every write since the last commit durable and visible to other processes. A write that
   // fails throws and discards every write since the last commit (LMDB cannot go on with it).

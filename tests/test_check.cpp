@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "actors/campaign.h"
+#include "actors/lineage_projection.h"
 #include "actors/log_check.h"
 #include "actors/run_recorder.h"
 #include "messages/codec.h"
@@ -139,7 +140,7 @@ std::vector<uint64_t> seqs_of(const fs::path& dir, msg::Payload::Which kind) {
 }
 
 // A hand-made log in a new run store, written the way the coordinator writes one: each event is
-// appended with the next seq and chained.
+// appended with the next seq and chained, and projected into the lineage tables.
 class HandLog {
  public:
   explicit HandLog(const fs::path& dir) : store_(storage::RunStore::create(dir)) {
@@ -160,6 +161,8 @@ class HandLog {
     event.setTo(to);
     fill(event.initPayload());
     store_->append_event(seq_, msg::canonical_bytes(event.asReader()));
+    StoreTables tables(*store_);
+    project_event(event.asReader(), tables);
   }
   void start(uint32_t gpu_slots) {
     add(0, "coordinator", "researcher", [&](msg::Payload::Builder p) { p.initStart().setGpuSlots(gpu_slots); });
@@ -248,12 +251,12 @@ TEST_CASE("a fresh campaign's log keeps every invariant", "[check]") {
   const LogCheckReport report = check_run_log(dir);
   CHECK(first_violation(report) == "none");
   CHECK(report.events == recorded.events);
-  CHECK(report.invariants == std::vector<std::string>{"chain", "time", "jobs", "pool", "llm", "summary"});
+  CHECK(report.invariants == std::vector<std::string>{"chain", "time", "jobs", "pool", "llm", "summary", "tables", "meta", "head"});
 
   const Result r = cli("check " + dir.string());
   CHECK(r.code == 0);
   CHECK(r.output.rfind("check passed: ", 0) == 0);
-  CHECK(r.output.find(" events; invariants: chain, time, jobs, pool, llm, summary\n") != std::string::npos);
+  CHECK(r.output.find(" events; invariants: chain, time, jobs, pool, llm, summary, tables, meta, head\n") != std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -483,4 +486,70 @@ TEST_CASE("damaged or foreign data.mdb files exit 2 from inspect, replay and che
   }
   fs::remove_all(run);
   fs::remove_all(root);
+}
+
+TEST_CASE("a changed or extra record in archs, results, insights or meta is found with its table and key", "[check]") {
+  struct Change {
+    std::string name, expect;
+    std::function<void(storage::RunStore&)> apply;
+  };
+  const auto flip_last_byte = [](std::string value) {
+    value.back() ^= 0x01;
+    return value;
+  };
+  const std::vector<Change> changes = {
+      {"arch", "table archs, key 3: differs from the log's projection",
+       [&](storage::RunStore& s) { s.put_arch(3, flip_last_byte(*s.arch(3))); }},
+      {"result", "table results, key 3 (explore): differs from the log's projection",
+       [&](storage::RunStore& s) { s.put_result(3, 0, flip_last_byte(*s.result(3, 0))); }},
+      {"extra arch", "table archs, key 99999: a record the log does not make", [](storage::RunStore& s) { s.put_arch(99999, "x"); }},
+      {"extra insight", "table insights, key 99999: a record the log does not make", [](storage::RunStore& s) { s.put_insight(99999, "x"); }},
+      {"extra meta", "meta holds a key a run does not write: \"extra\"", [](storage::RunStore& s) { s.put_meta("extra", "x"); }},
+      {"starts", "meta \"starts\" has 3 bytes, not 8", [](storage::RunStore& s) { s.put_meta("starts", "abc"); }},
+  };
+  for (const auto& change : changes) {
+    const fs::path dir = fresh_dir("tables-" + std::to_string(&change - changes.data()));
+    record_smoke(dir);
+    {
+      auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadWrite);
+      change.apply(*store);
+      store->commit();
+    }
+    const Result r = cli("check " + dir.string());
+    INFO(change.name << ": " << r.output);
+    CHECK(r.code == 1);
+    CHECK(r.output.find(change.expect) != std::string::npos);
+    fs::remove_all(dir);
+  }
+}
+
+TEST_CASE("a store set back to its older LMDB meta page is found by check and not resumed", "[check]") {
+  const fs::path dir = fresh_dir("rolled-back");
+  const CampaignSummary recorded = record_smoke(dir);
+  // LMDB keeps two meta pages (pages 0 and 1 of data.mdb) and opens the one with the larger
+  // transaction id. Making the older one larger sets the store back to the commit before the last.
+  constexpr std::streamoff kPageSize = 4096, kTxnIdOffset = 144;
+  std::fstream file(dir / "data.mdb", std::ios::in | std::ios::out | std::ios::binary);
+  uint64_t txnid[2];
+  for (int page = 0; page < 2; ++page) {
+    file.seekg(page * kPageSize + kTxnIdOffset);
+    file.read(reinterpret_cast<char*>(&txnid[page]), sizeof txnid[page]);
+  }
+  const int older = txnid[0] < txnid[1] ? 0 : 1;
+  const uint64_t raised = txnid[older] + 1000;
+  file.seekp(older * kPageSize + kTxnIdOffset);
+  file.write(reinterpret_cast<const char*>(&raised), sizeof raised);
+  file.close();
+  REQUIRE(storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly)->last_seq() < recorded.events);
+
+  const Result r = cli("check " + dir.string());
+  INFO(r.output);
+  CHECK(r.code == 1);
+  CHECK(r.output.find("(head)") != std::string::npos);
+  CHECK(r.output.find("set back to an older state") != std::string::npos);
+  const Result resumed = cli("resume " + dir.string());
+  INFO(resumed.output);
+  CHECK(resumed.code != 0);
+  CHECK(resumed.output.find("set back to an older state") != std::string::npos);
+  fs::remove_all(dir);
 }
