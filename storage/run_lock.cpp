@@ -17,30 +17,34 @@
 
 namespace asiarch::storage {
 
+// The lock is on the directory itself, which cannot be deleted while it holds a run; writer.lock
+// only names the holder's pid for the message another process gets.
 std::unique_ptr<RunLock> RunLock::acquire(const std::filesystem::path& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) throw StorageError("cannot open the run directory " + dir.string() + ": " + std::strerror(errno) + "; check the path and its permissions");
   const std::filesystem::path file = dir / "writer.lock";
-  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-  if (fd < 0) throw StorageError("cannot open " + file.string() + ": " + std::strerror(errno) + "; check the run directory's permissions");
   if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    char holder[32] = {};
-    const ssize_t n = ::pread(fd, holder, sizeof holder - 1, 0);
     ::close(fd);
-    throw StorageError("the run directory " + dir.string() + " is in use by another asiarch process" +
-                       (n > 0 ? " (pid " + std::string(holder, static_cast<size_t>(n)) + ")" : std::string()) +
+    std::ifstream holder(file);
+    std::string pid;
+    holder >> pid;
+    throw StorageError("the run directory " + dir.string() + " is in use by another asiarch process" + (pid.empty() ? std::string() : " (pid " + pid + ")") +
                        "; wait for it to finish or stop it, then try again");
   }
-  // The holder's pid, for the message another process gets.
   const std::string pid = std::to_string(::getpid());
-  if (::ftruncate(fd, 0) != 0 || ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+  std::ofstream note(file, std::ios::trunc);
+  note << pid;
+  note.close();
+  if (!note) {
     ::close(fd);
-    throw StorageError("cannot write " + file.string() + ": " + std::strerror(errno));
+    throw StorageError("cannot write " + file.string() + "; check the run directory's permissions");
   }
   return std::unique_ptr<RunLock>(new RunLock(fd));
 }
 
 bool RunLock::held(const std::filesystem::path& dir) {
   struct stat file{};
-  if (::stat((dir / "writer.lock").c_str(), &file) != 0) return errno != ENOENT;
+  if (::stat(dir.c_str(), &file) != 0) return errno != ENOENT;
   std::ifstream locks("/proc/locks");
   if (!locks) return true;
   // A line: "1: FLOCK  ADVISORY  WRITE 4242 fd:01:123456 0 EOF"; the device in hex, the inode in decimal.

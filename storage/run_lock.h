@@ -1,6 +1,6 @@
 #pragma once
 // One writer per run directory: `asiarch run` and `asiarch resume` hold an exclusive flock(2)
-// on DIR/writer.lock for as long as they write. The kernel releases it when the process ends,
+// on the directory DIR itself for as long as they write (DIR/writer.lock names the holder's pid). The kernel releases it when the process ends,
 // however it ends (kill -9 included), so a crashed run never leaves a stale lock behind.
 // Readers (inspect, replay, check) take no lock: LMDB readers do not block the writer.
 #include <filesystem>

@@ -2,6 +2,7 @@
 #include "storage/run_store.h"
 
 #include "storage/crash_point.h"
+#include "storage/damage_guard.h"
 
 #include <lmdb.h>
 #include <sys/resource.h>
@@ -171,6 +172,7 @@ struct RunStore::Impl {
     check(mdb_env_set_mapsize(env, map_size()), "setting the map size");
     // MDB_NOTLS: read transactions are not bound to threads, so a read may nest in a for_each visit.
     const unsigned int flags = MDB_NOTLS | (mode == Mode::ReadOnly ? MDB_RDONLY : 0);
+    note_reading(dir.c_str(), "meta (LMDB's meta pages)");
     check(mdb_env_open(env, dir.c_str(), flags, 0644), "opening the LMDB environment");
     release_dead_readers();
     require_whole_file();
@@ -291,6 +293,7 @@ struct RunStore::Impl {
   class Cursor {
    public:
     Cursor(const Impl& impl, MDB_txn* txn, Table table) {
+      note_reading(impl.dir.c_str(), kTableNames[table]);
       impl.check(mdb_cursor_open(txn, impl.tables[table], &cursor_), "opening a cursor on table", kTableNames[table]);
     }
     ~Cursor() { mdb_cursor_close(cursor_); }
@@ -303,6 +306,7 @@ struct RunStore::Impl {
   };
 
   std::optional<std::string_view> get_in(MDB_txn* txn, Table table, std::string_view key) const {
+    note_reading(dir.c_str(), kTableNames[table]);
     MDB_val k = as_value(key), value{};
     const int rc = mdb_get(txn, tables[table], &k, &value);
     if (rc == MDB_NOTFOUND) return std::nullopt;

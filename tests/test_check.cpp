@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -39,6 +40,11 @@ CampaignSummary record_smoke(const fs::path& dir) {
   const CampaignSummary recorded = run_campaign(scenario, scenario.seed, dir);
   REQUIRE(simulate_campaign(scenario, scenario.seed).digest == recorded.digest);
   return recorded;
+}
+
+std::string read_bytes(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), {});
 }
 
 // A copy of the run's LMDB file in a new directory (LMDB makes a new lock.mdb beside it).
@@ -552,4 +558,111 @@ TEST_CASE("a store set back to its older LMDB meta page is found by check and no
   CHECK(resumed.code != 0);
   CHECK(resumed.output.find("set back to an older state") != std::string::npos);
   fs::remove_all(dir);
+}
+
+namespace {
+
+// Damages `trials` copies of a small campaign's data.mdb, seeded: half of them change one byte of a
+// logged value (an event, a chain link, an arch, result or insight record, the run header), which
+// check must find; the others change a meta page, any page, a branch page, or zero a whole
+// branch page. No command may end by a signal. Returns how many reads the damage guard reported.
+int corrupt_and_read(uint64_t seed, int trials) {
+  const fs::path run = fresh_dir("corrupt-source-" + std::to_string(seed));
+  record_smoke(run);
+  const std::string original = read_bytes(run / "data.mdb");
+  constexpr size_t kPageSize = 4096;
+  constexpr size_t kFlagsOffset = 10;  // LMDB's page header: pgno (8), pad (2), flags (2), ...
+  constexpr uint16_t kBranchPage = 0x01;
+
+  // Where each logged value lies in data.mdb, for those stored once (a stale copy on a free page
+  // is no longer part of the run).
+  struct Stored {
+    std::string what;
+    size_t offset, size;
+  };
+  std::vector<Stored> logged;
+  {
+    const auto store = storage::RunStore::open(run, storage::RunStore::Mode::ReadOnly);
+    const auto locate = [&](const std::string& what, std::string_view value) {
+      const size_t at = original.find(value);
+      if (at != std::string::npos && original.find(value, at + 1) == std::string::npos) logged.push_back({what, at, value.size()});
+    };
+    store->for_each_event([&](uint64_t seq, std::string_view v) { locate("event " + std::to_string(seq), v); });
+    for (uint64_t n = 0; n <= store->last_seq(); ++n) {
+      const auto link = store->chain_link(n);
+      locate("chain link " + std::to_string(n), std::string_view(reinterpret_cast<const char*>(link->data()), link->size()));
+    }
+    store->for_each_arch([&](uint64_t id, std::string_view v) { locate("arch " + std::to_string(id), v); });
+    store->for_each_result([&](uint64_t id, uint8_t f, std::string_view v) { locate("result " + std::to_string(id) + "/" + std::to_string(f), v); });
+    store->for_each_insight([&](uint64_t id, std::string_view v) { locate("insight " + std::to_string(id), v); });
+    locate("meta header", *store->meta(meta_key::kHeader));
+  }
+  REQUIRE(logged.size() > 1000);
+  std::vector<size_t> branch_pages;
+  for (size_t page = 2; page < original.size() / kPageSize; ++page) {
+    uint16_t flags = 0;
+    std::memcpy(&flags, original.data() + page * kPageSize + kFlagsOffset, sizeof flags);
+    if (flags & kBranchPage) branch_pages.push_back(page);
+  }
+  REQUIRE(!branch_pages.empty());
+
+  std::mt19937_64 random(seed);
+  int guarded = 0;
+  for (int trial = 0; trial < trials; ++trial) {
+    std::string bytes = original;
+    std::string what;
+    const bool logged_byte = trial % 2 == 0;
+    const auto flip = [&](size_t offset) { bytes[offset] = static_cast<char>(bytes[offset] ^ static_cast<char>(1 + random() % 255)); };
+    if (logged_byte) {
+      const Stored& target = logged[random() % logged.size()];
+      flip(target.offset + random() % target.size);
+      what = "a byte of " + target.what;
+    } else if (trial % 8 == 1) {
+      flip((random() % 2) * kPageSize + random() % 256);  // a meta page's header and fields
+      what = "a meta page";
+    } else if (trial % 8 == 3) {
+      flip(random() % bytes.size());  // any page: branch, leaf, overflow or free
+      what = "a byte anywhere";
+    } else {
+      const size_t page = branch_pages[random() % branch_pages.size()];
+      if (trial % 8 == 5) {
+        flip(page * kPageSize + random() % kPageSize);
+        what = "a byte of branch page " + std::to_string(page);
+      } else {
+        std::fill_n(bytes.begin() + static_cast<std::ptrdiff_t>(page * kPageSize), kPageSize, '\0');
+        what = "branch page " + std::to_string(page) + ", zeroed";
+      }
+    }
+    const fs::path copy = fresh_dir("corrupt-copy-" + std::to_string(seed));
+    fs::create_directories(copy);
+    std::ofstream(copy / "data.mdb", std::ios::binary) << bytes;
+
+    INFO("trial " << trial << ": " << what);
+    std::vector<std::string> commands = {"check"};
+    if (trial % 20 == 7) commands = {"check", "inspect", "top", "lineage", "replay"};
+    for (const std::string& command : commands) {
+      const Result r = cli(command + " " + copy.string() + (command == "lineage" ? " --arch 3" : ""));
+      INFO(command << ": " << r.output);
+      CHECK(r.code >= 0);  // -1 or 128 + n: ended by a signal
+      CHECK(r.code <= 2);
+      if (r.output.find("is damaged: reading") != std::string::npos) ++guarded;
+      if (command == "check" && logged_byte) CHECK(r.code != 0);
+    }
+    fs::remove_all(copy);
+  }
+  fs::remove_all(run);
+  return guarded;
+}
+
+}  // namespace
+
+// 200 corruptions in all, in two halves that ctest runs side by side.
+TEST_CASE("100 seeded corruptions (first half): no command dies by a signal, and every changed logged byte is found", "[check]") {
+  const int guarded = corrupt_and_read(20261206, 100);
+  WARN(guarded << " reads of damaged copies ended by a fault, reported by the damage guard");
+}
+
+TEST_CASE("100 seeded corruptions (second half): no command dies by a signal, and every changed logged byte is found", "[check]") {
+  const int guarded = corrupt_and_read(20261207, 100);
+  WARN(guarded << " reads of damaged copies ended by a fault, reported by the damage guard");
 }

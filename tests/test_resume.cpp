@@ -105,6 +105,13 @@ TEST_CASE("a run directory has one writer at a time", "[resume]") {
     const Result refused = sh(cli("resume " + dir.string()));
     CHECK(refused.code == 2);
     CHECK(refused.output.find("in use by another asiarch process (pid " + std::to_string(::getpid()) + ")") != std::string::npos);
+    // The lock is on the directory: deleting the files beside the store does not make room for a second writer.
+    fs::remove(dir / "writer.lock");
+    fs::remove(dir / "lock.mdb");
+    const Result still_refused = sh(cli("resume " + dir.string()));
+    INFO(still_refused.output);
+    CHECK(still_refused.code == 2);
+    CHECK(still_refused.output.find("in use by another asiarch process") != std::string::npos);
   }
   // Released with its holder: a finished run resumes to itself.
   const Result finished = sh(cli("resume " + dir.string()));
