@@ -35,7 +35,7 @@ using testing::Delivery;
 
 }  // namespace
 
-TEST_CASE("the same scenario and seed give the same digest; another seed another", "[campaign]") {
+TEST_CASE("the same scenario and seed give the same digest, another seed another", "[campaign]") {
   const Scenario scenario = smoke();
   const CampaignSummary a = simulate_campaign(scenario, 1);
   const CampaignSummary b = simulate_campaign(scenario, 1);

@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 using namespace asiarch::testing;
 
-TEST_CASE("run ends with the digest; the same seed repeats it; inspect reads it", "[cli]") {
+TEST_CASE("run ends with the digest, the same seed repeats it, inspect reads it", "[cli]") {
   const fs::path a = fresh_dir("run-a"), b = fresh_dir("run-b"), c = fresh_dir("run-c");
   const Result first = sh(cli("run " + source("scenarios/sim-smoke.toml") + " --out " + a.string()));
   REQUIRE(first.code == 0);

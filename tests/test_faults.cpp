@@ -224,7 +224,7 @@ TEST_CASE("a campaign with every fault at 10% completes, deterministically, and 
   fs::remove(file);
 }
 
-TEST_CASE("failed log commits are retried; a writer that gives up stops with exit 1 and resume completes the run", "[faults]") {
+TEST_CASE("failed log commits are retried, a writer that gives up stops with exit 1 and resume completes the run", "[faults]") {
   const fs::path dir = fresh_dir("faults-log");
   // Half the commits fail and one retry is allowed, so a commit gives up a quarter of the time;
   // a campaign of 600 experiments commits three or four times. The first seed whose run gives up

@@ -162,7 +162,7 @@ TEST_CASE("a live campaign trains on two remote workers, survives one killed mid
   std::filesystem::remove_all(logs);
 }
 
-TEST_CASE("a remote worker must present the run's secret; bad usage exits 2", "[remote]") {
+TEST_CASE("a remote worker must present the run's secret, bad usage exits 2", "[remote]") {
   const auto dir = fresh_dir("remote-secret");
   const auto logs = fresh_dir("remote-secret-logs");
   std::filesystem::create_directories(logs);

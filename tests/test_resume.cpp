@@ -148,6 +148,8 @@ TEST_CASE("a log that this binary does not reproduce is not continued", "[resume
     for (uint64_t seq = 1; seq <= last; ++seq) rewritten->append_event(seq, events[seq - 1]);
     rewritten->commit();
   }
+  // The head file names the finished run's last commit: without it the store is a run killed at event 5,000.
+  fs::remove(dir / "head");
   const Result refused = sh(cli("resume " + dir.string()));
   CHECK(refused.code == 1);
   CHECK(refused.output.find("differs from this binary's campaign at seq 50") != std::string::npos);
@@ -175,7 +177,7 @@ TEST_CASE("a damaged summary is reported, not crashed on, and resume rewrites it
   fs::remove_all(dir);
 }
 
-TEST_CASE("a run killed in its first commits starts again in its directory; a killed resume keeps the committed count; a dead run reads as stopped", "[resume]") {
+TEST_CASE("a run killed in its first commits starts again in its directory, a killed resume keeps the committed count, and a dead run reads as stopped", "[resume]") {
   const std::string text = edited_text("scenarios/paper-scale.toml", "max_experiments = 1773", "max_experiments = 600");
   const std::string scenario_file = write_file(fresh_dir("early-kill.toml"), text);
   const std::string expected = simulate_campaign(parse_scenario(text, scenario_file), 1).digest;
@@ -203,4 +205,23 @@ TEST_CASE("a run killed in its first commits starts again in its directory; a ki
   const Result resumed = sh(cli("resume " + dir.string()));
   CHECK(last_line(resumed.output) == "digest: " + expected);
   fs::remove_all(dir);
+}
+
+TEST_CASE("a full disk is named as such, and the run it stopped reads as stopped", "[resume]") {
+  const CrashCampaign campaign("full-disk");
+  const fs::path mount = fresh_dir("full-disk");
+  fs::create_directories(mount);
+  const std::string run = (mount / "run").string();
+  // A 2 MiB file system in a mount namespace of its own (root only): the run fills it.
+  const Result r = sh("unshare -m sh -c 'mount -t tmpfs -o size=2m tmpfs " + mount.string() + " || exit 77; " + cli("run " + campaign.file + " --out " + run) +
+                      "; echo \"run exit $?\"; " + cli("inspect " + run) + "'");
+  fs::remove_all(mount);
+  if (r.code == 77 || r.code == 127) {
+    WARN("a small file system cannot be mounted here (it takes root and unshare): the full-disk case was not run");
+    return;
+  }
+  INFO(r.output);
+  CHECK(r.output.find("run exit 1") != std::string::npos);
+  CHECK(r.output.find("MiB free: free some disk space and resume the run") != std::string::npos);
+  CHECK(r.output.find("stopped: no process is writing the run") != std::string::npos);
 }

@@ -42,7 +42,7 @@ TEST_CASE("Welch's interval of a worked example") {
   CHECK(d->p_above() == Approx(1 - 0.0537655974653136184).epsilon(1e-10));
 }
 
-TEST_CASE("one seed gives no interval; constant sides give a point") {
+TEST_CASE("one seed gives no interval, constant sides give a point") {
   CHECK_FALSE(welch(summarize({1}), summarize({1, 2})));
   const auto same = welch(summarize({2, 2, 2}), summarize({2, 2, 2}));
   REQUIRE(same);

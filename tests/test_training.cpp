@@ -142,7 +142,7 @@ TEST_CASE("model: every operator builds, runs and keeps the shapes of its type",
   }
 }
 
-TEST_CASE("model: the whole model maps tokens to logits; dead statements are not built", "[training][model]") {
+TEST_CASE("model: the whole model maps tokens to logits, dead statements are not built", "[training][model]") {
   const lang::Program program = program_text("  unused = linear(x, out=D)\n  a = linear(x, out=D)\n  return a\n");
   model::LanguageModel net(program, model::ModelConfig{256, 32, 2, 1});
   CHECK(net->mixer_params() == 32 * 32);
@@ -341,7 +341,7 @@ TEST_CASE("tasks: LM windows are deterministic and the held-out split is the cor
   }
 }
 
-TEST_CASE("tasks: the default corpus is GCIDE; a missing one names the path and the fix", "[training][tasks]") {
+TEST_CASE("tasks: the default corpus is GCIDE, a missing one names the path and the fix", "[training][tasks]") {
   if (std::filesystem::exists(training::kDefaultCorpus)) {
     const auto bytes = training::corpus_bytes(training::kDefaultCorpus);
     CHECK(bytes->size() > 10'000'000);
