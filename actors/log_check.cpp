@@ -114,8 +114,17 @@ class ChainCheck {
 // queued early are never delivered before it: the replayed queue still delivers in the
 // coordinator's order. And each such answer is due no earlier than its real delivery, which is
 // delivered no earlier than the silent one it is checked against.
+// What the coordinator's summary adds up from the deliveries so far (Loop::delivered).
+struct DeliveredFigures {
+  double gpu_hours = 0;
+  uint64_t experiments = 0, breakthroughs = 0, vtime_ns = 0;
+};
+
 class TimeCheck {
  public:
+  // As of the delivery being handled now: what the summary written at this point says.
+  const DeliveredFigures& figures() const { return figures_; }
+
   Found on_event(uint64_t seq, msg::Event::Reader event, std::string_view canonical_event) {
     const std::string from = event.getFrom().cStr();
     // The model's reply answers the delivery of its request to `llm`, like a derived event.
@@ -130,7 +139,7 @@ class TimeCheck {
       if (next.vtime_ns < current_.vtime_ns) {
         return LogViolation{next.seq, kTime, delivery_name(next) + " comes after " + delivery_name(current_) + ": virtual time ran backwards"};
       }
-      current_ = std::move(next);
+      deliver(std::move(next));
     }
     if (event.getVtimeNs() < current_.vtime_ns) {
       return LogViolation{seq, kTime, event_name(seq, event) + " from " + from + " answers " + delivery_name(current_) + " but is due at vtime " +
@@ -150,15 +159,31 @@ class TimeCheck {
       if (next.vtime_ns < current_.vtime_ns) {
         return LogViolation{next.seq, kTime, delivery_name(next) + " comes after " + delivery_name(current_) + ": virtual time ran backwards"};
       }
-      current_ = std::move(next);
+      deliver(std::move(next));
     }
     if (event.getVtimeNs() < current_.vtime_ns) {
       return LogViolation{seq, kTime, "input " + event_name(seq, event) + " arrives at vtime " + str(event.getVtimeNs()) + " ns, before " +
                                           delivery_name(current_)};
     }
     current_ = QueuedEvent{event.getVtimeNs(), seq, event.getFrom().cStr(), std::string(canonical_event)};
+    figures_.vtime_ns = current_.vtime_ns;
     queue_.push(QueuedEvent{event.getVtimeNs(), seq, event.getTo().cStr(), std::string(canonical_event)});
     return std::nullopt;
+  }
+
+  // The coordinator's accounting of a delivery, in the same order, so the sum of GPU hours is the
+  // same double.
+  void deliver(QueuedEvent next) {
+    current_ = std::move(next);
+    figures_.vtime_ns = current_.vtime_ns;
+    msg::CanonicalView<msg::Event> view(current_.bytes);
+    const auto payload = view.root().getPayload();
+    if (payload.which() == msg::Payload::TRAIN_RESULT) {
+      const auto result = payload.getTrainResult();
+      figures_.gpu_hours += result.getGpuHours();
+      if (result.getRef().getFidelity() == msg::Fidelity::EXPLORE && result.getRef().getAblationOf() == 0) ++figures_.experiments;
+    }
+    if (payload.which() == msg::Payload::POOL_UPDATE) figures_.breakthroughs = payload.getPoolUpdate().getBreakthroughs();
   }
 
   static std::string delivery_name(const QueuedEvent& delivery) {
@@ -171,6 +196,7 @@ class TimeCheck {
   // vtime 0: it sends the first event.
   QueuedEvent current_{0, 0, actor_name::kCoordinator, {}};
   EventQueue queue_;
+  DeliveredFigures figures_;
 };
 
 // jobs: every job is sent (trainJob), dispatched to a free slot, and ended by one trainResult.
@@ -429,8 +455,10 @@ LoggedCounts counts_in(msg::RunSummary::Reader summary) {
 }
 
 // summary: the summary (meta "summary") is bound to the log: the event count and digest it names
-// are a prefix of the chain (the whole log once finished), and its counts are the log's up to
-// there. Its other figures are the coordinator's: `asiarch replay` recomputes them.
+// are a prefix of the chain (the whole log once finished); its counts are the log's up to there;
+// its experiments, breakthroughs, GPU hours and virtual time are what the deliveries before that
+// event add up to (the time check reconstructs them); its name, seed and target are the header's;
+// a finished one ends with the coordinator's stop. Only a failure's text is not in the log.
 class SummaryCheck {
  public:
   explicit SummaryCheck(const std::optional<storage::Bytes>& bytes) : bytes_(bytes) {
@@ -443,14 +471,26 @@ class SummaryCheck {
     }
   }
 
-  void on_event(uint64_t seq, msg::Event::Reader event) {
+  // After the time check has seen the event: its figures are those of the delivery that sent it.
+  void on_event(uint64_t seq, msg::Event::Reader event, const DeliveredFigures& figures) {
     counts_.count(event);
-    if (seq == at_) counts_at_ = counts_;
+    const auto payload = event.getPayload();
+    last_is_stop_ = payload.which() == msg::Payload::STOP && std::string_view(event.getFrom().cStr()) == actor_name::kCoordinator;
+    if (last_is_stop_) stop_reason_ = payload.getStop().getReason().cStr();
+    if (seq == at_) {
+      counts_at_ = counts_;
+      figures_at_ = figures;
+    }
   }
 
   Found at_end(const storage::RunStore& store, uint64_t last_seq) const {
     if (problem_ || !view_) return problem_;
     const auto summary = view_->root();
+    const RecordedRun run = read_recorded_run(store);
+    if (summary.getScenarioName() != run.scenario.name || summary.getSeed() != run.seed ||
+        summary.getTargetExperiments() != run.scenario.max_experiments) {
+      return LogViolation{0, kSummary, "the summary's scenario name, seed or target experiments are not the run header's"};
+    }
     const uint64_t events = summary.getEvents();
     if (summary.getFinished() ? events != last_seq : events > last_seq) {
       return LogViolation{std::min(events, last_seq) + 1, kSummary,
@@ -468,6 +508,17 @@ class SummaryCheck {
     if (counts_in(summary) != (events == 0 ? LoggedCounts{} : counts_at_)) {
       return LogViolation{events, kSummary, "the summary's counts of proposals, rejections or slot faults are not the log's up to event " + str(events)};
     }
+    const DeliveredFigures figures = events == 0 ? DeliveredFigures{} : figures_at_;
+    if (summary.getExperiments() != figures.experiments || summary.getBreakthroughs() != figures.breakthroughs ||
+        summary.getGpuHours() != figures.gpu_hours || summary.getVtimeNs() != figures.vtime_ns) {
+      return LogViolation{events, kSummary, "the summary's experiments, breakthroughs, GPU hours or virtual time are not what the deliveries up to event " +
+                                                str(events) + " add up to (" + str(figures.experiments) + " experiments, " + str(figures.breakthroughs) +
+                                                " breakthroughs)"};
+    }
+    if (summary.getFinished() && (!last_is_stop_ || stop_reason_ != summary.getStopReason().cStr())) {
+      return LogViolation{last_seq, kSummary, "the summary says the campaign finished (\"" + std::string(summary.getStopReason().cStr()) +
+                                                  "\"), but the log does not end with the coordinator's stop for that reason"};
+    }
     return std::nullopt;
   }
 
@@ -477,6 +528,9 @@ class SummaryCheck {
   uint64_t at_ = 0;
   Found problem_;
   LoggedCounts counts_, counts_at_;
+  DeliveredFigures figures_at_;
+  bool last_is_stop_ = false;
+  std::string stop_reason_;
 };
 
 // tables: archs, results and insights hold exactly the projection of the log, byte for byte.
@@ -524,8 +578,9 @@ Found check_tables(const storage::RunStore& store, const ProjectedTables& expect
 }
 
 // meta: only the keys a run writes, each in its format (the header is bound by the chain's h_0,
-// the summary by the summary invariant).
-Found check_meta(const storage::RunStore& store, uint64_t last_seq) {
+// the summary by the summary invariant), and while the store ends where DIR/head says, the table
+// is the one committed there.
+Found check_meta(const storage::RunStore& store, uint64_t last_seq, const std::optional<storage::CommittedHead>& committed_head) {
   Found found;
   store.for_each_meta([&](std::string_view key, std::string_view value) {
     if (found) return;
@@ -536,7 +591,9 @@ Found check_meta(const storage::RunStore& store, uint64_t last_seq) {
     }
     found = LogViolation{last_seq, kMeta, "meta holds a key a run does not write: \"" + std::string(key) + "\""};
   });
-  return found;
+  if (found) return found;
+  if (const auto why = storage::meta_changed(store, committed_head)) return LogViolation{last_seq, kMeta, *why};
+  return std::nullopt;
 }
 
 }  // namespace
@@ -573,14 +630,14 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
       if ((report.violation = jobs.on_event(seq, event))) return;
       if ((report.violation = pool.on_event(seq, event))) return;
       if ((report.violation = llm.on_event(seq, event))) return;
-      summary.on_event(seq, event);
+      summary.on_event(seq, event, time.figures());
       project_event(event, projected);
     });
     const uint64_t last = chain.last_seq();
     if (!report.violation) report.violation = jobs.at_end(last);
     if (!report.violation) report.violation = summary.at_end(*store, last);
     if (!report.violation) report.violation = check_tables(*store, projected, last);
-    if (!report.violation) report.violation = check_meta(*store, last);
+    if (!report.violation) report.violation = check_meta(*store, last, committed_head);
     if (!report.violation) {
       if (const auto why = storage::rolled_back(*store, committed_head)) report.violation = LogViolation{last, kHead, *why};
     }

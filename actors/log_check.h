@@ -19,12 +19,16 @@
 //            requestHash the SHA-256 of that request's canonical bytes), exactly once; in the
 //            delivery order it answers the delivery of its request (time).
 //   summary  the summary (meta "summary") names an event count and digest that are a prefix of
-//            the chain (the whole log once the run finished), and its counts of proposals,
-//            rejections and slot faults are the log's up to there (replay recomputes the rest).
+//            the chain (the whole log once the run finished); its counts of proposals, rejections
+//            and slot faults are the log's up to there, and its experiments, breakthroughs, GPU
+//            hours and virtual time what the deliveries before that event add up to; its name,
+//            seed and target are the header's; a finished one ends with the coordinator's stop.
 //   tables   archs, results and insights hold exactly the projection of the log
 //            (actors/lineage_projection.h), byte for byte: a changed, extra or missing record is
 //            named with its table and key.
-//   meta     only the keys a run writes, each in its format.
+//   meta     only the keys a run writes, each in its format; while the store ends where
+//            DIR/head says, the table hashes to the SHA-256 recorded there (this binds the values
+//            the log does not determine: a failure's text, the count of starts).
 //   head     the store holds the event and chain link that DIR/head recorded at the last commit
 //            (storage/committed_head.h): a store set back to an older meta page is found.
 #include <cstdint>

@@ -153,7 +153,7 @@ std::string summary_bytes(const CampaignSummary& summary) {
 // only a warning, since the commit it follows stands.
 void RunRecorder::write_head() const {
   try {
-    storage::write_committed_head(store_.dir(), {store_.last_seq(), store_.head()});
+    storage::write_committed_head(store_.dir(), storage::committed_head(store_));
   } catch (const storage::StorageError& e) {
     spdlog::warn("{}", e.what());
   }

@@ -494,7 +494,7 @@ TEST_CASE("damaged or foreign data.mdb files exit 2 from inspect, replay and che
   fs::remove_all(root);
 }
 
-TEST_CASE("a changed or extra record in archs, results, insights or meta is found with its table and key", "[check]") {
+TEST_CASE("a changed or extra record in archs, results, insights, meta or the summary is found with its table and key", "[check]") {
   struct Change {
     std::string name, expect;
     std::function<void(storage::RunStore&)> apply;
@@ -512,6 +512,19 @@ TEST_CASE("a changed or extra record in archs, results, insights or meta is foun
       {"extra insight", "table insights, key 99999: a record the log does not make", [](storage::RunStore& s) { s.put_insight(99999, "x"); }},
       {"extra meta", "meta holds a key a run does not write: \"extra\"", [](storage::RunStore& s) { s.put_meta("extra", "x"); }},
       {"starts", "meta \"starts\" has 3 bytes, not 8", [](storage::RunStore& s) { s.put_meta("starts", "abc"); }},
+      {"starts value", "(meta): the meta table is not the one committed with event", [](storage::RunStore& s) { s.put_meta("starts", storage::be64(7)); }},
+      {"summary gpu hours", "the summary's experiments, breakthroughs, GPU hours or virtual time are not what the deliveries",
+       [](storage::RunStore& s) {
+         CampaignSummary summary = read_summary(s.dir());
+         summary.gpu_hours += 1e-9;
+         s.put_meta(meta_key::kSummary, summary_bytes(summary));
+       }},
+      {"summary seed", "the summary's scenario name, seed or target experiments are not the run header's",
+       [](storage::RunStore& s) {
+         CampaignSummary summary = read_summary(s.dir());
+         summary.seed += 1;
+         s.put_meta(meta_key::kSummary, summary_bytes(summary));
+       }},
   };
   for (const auto& change : changes) {
     const fs::path dir = fresh_dir("tables-" + std::to_string(&change - changes.data()));
