@@ -71,7 +71,7 @@ void RunRecorder::count_starts() {
     starts_ = (stored && stored->size() == 8 ? storage::from_be64(*stored) : 0) + 1;
     store_.put_meta(meta_key::kStarts, storage::be64(starts_));
   }
-  store_.commit();
+  commit();
 }
 
 bool RunRecorder::append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) {
@@ -149,9 +149,10 @@ std::string summary_bytes(const CampaignSummary& summary) {
   return msg::canonical_bytes(s.asReader());
 }
 
-// The head file may lag the store (a kill between the two), never lead it: a failed write is
-// only a warning, since the commit it follows stands.
-void RunRecorder::write_head() const {
+// Every commit is followed by DIR/head. The file may lag the store (a kill between the two),
+// never lead it: a failed write of it is only a warning, since the commit stands.
+void RunRecorder::commit() {
+  store_.commit();
   try {
     storage::write_committed_head(store_.dir(), storage::committed_head(store_));
   } catch (const storage::StorageError& e) {
@@ -169,9 +170,8 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
       if (summary.events >= recorded_events_ || !summary.stop_reason.empty()) store_.put_meta(meta_key::kSummary, summary_bytes(summary));
       if (log_write_failures_ > 0) store_.put_meta(meta_key::kLogWriteFailures, storage::be64(log_write_failures_));
       if (injected.chance(faults_.log_write_failure)) store_.fail_next_commit("an injected write failure ([faults] log_write_failure)");
-      store_.commit();
+      commit();
       uncommitted_.clear();
-      write_head();
       return;
     } catch (const storage::StorageError& e) {
       ++log_write_failures_;
@@ -182,7 +182,7 @@ void RunRecorder::checkpoint(const CampaignSummary& summary) {
         // the count alone, not injected; when the disk refuses it too, the count is lost with them.
         try {
           store_.put_meta(meta_key::kLogWriteFailures, storage::be64(log_write_failures_));
-          store_.commit();
+          commit();
         } catch (const storage::StorageError&) {
         }
         throw LogWriteError("the event log could not be committed after " + std::to_string(attempt + 1) + (attempt == 0 ? " attempt (" : " attempts (") + e.what() +

@@ -49,7 +49,7 @@ class RunRecorder : public EventSink {
  private:
   void verify_recorded(uint64_t seq, const std::string& canonical);
   void project(msg::Event::Reader event);
-  void write_head() const;
+  void commit();
   void count_starts();
   storage::RunStore& store_;
   uint64_t recorded_events_;  // events the store held before this process began

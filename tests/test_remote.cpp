@@ -102,6 +102,13 @@ std::string send_and_read(int port, const std::string& bytes) {
   return answer;
 }
 
+// A secret file readable by its owner only, as a worker requires.
+std::string private_secret(const std::filesystem::path& dir) {
+  const std::string secret = write_file(dir / "secret", "a test secret\n");
+  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  return secret;
+}
+
 std::string digest_in(const std::string& output) {
   const std::string line = last_line(output);
   REQUIRE(line.rfind("digest: ", 0) == 0);
@@ -115,8 +122,7 @@ TEST_CASE("a live campaign trains on two remote workers, survives one killed mid
   const auto logs = fresh_dir("remote-logs");
   std::filesystem::create_directories(logs);
   const std::string scenario = write_file(logs / "scenario.toml", scenario_with_longer_jobs());
-  const std::string secret = write_file(logs / "secret", "a test secret\n");
-  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::string secret = private_secret(logs);
   const std::string port = std::to_string(free_port());
   const std::string worker = "worker --connect 127.0.0.1:" + port + " --secret-file " + secret;
 
@@ -224,8 +230,7 @@ TEST_CASE("a frozen worker's job goes to another worker once it has been silent 
   const auto logs = fresh_dir("remote-frozen-logs");
   std::filesystem::create_directories(logs);
   const std::string scenario = write_file(logs / "scenario.toml", scenario_with_longer_jobs());
-  const std::string secret = write_file(logs / "secret", "a test secret\n");
-  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::string secret = private_secret(logs);
   const std::string port = std::to_string(free_port());
   const std::string worker = "worker --connect 127.0.0.1:" + port + " --secret-file " + secret;
   const pid_t run = start(cli("run " + scenario + " --out " + dir.string() + " --listen " + port + " --secret-file " + secret),
@@ -269,8 +274,7 @@ TEST_CASE("a worker facing a server that never answers stops on SIGTERM within t
   REQUIRE(::getsockname(listener, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
   const auto logs = fresh_dir("remote-silent");
   std::filesystem::create_directories(logs);
-  const std::string secret = write_file(logs / "secret", "a test secret\n");
-  std::filesystem::permissions(secret, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  const std::string secret = private_secret(logs);
   const pid_t worker = start(cli("worker --connect 127.0.0.1:" + std::to_string(ntohs(addr.sin_port)) + " --secret-file " + secret),
                              (logs / "worker.log").string());
   REQUIRE(eventually([&] { return contains(logs / "worker.log", "Ctrl-C stops it"); }, 30));
