@@ -299,6 +299,25 @@ std::string fault_kind_name(msg::FaultKind kind) {
   return "unknown(" + std::to_string(static_cast<int>(kind)) + ")";
 }
 
+void count_logged(CampaignSummary& summary, msg::Payload::Reader payload) {
+  if (payload.which() == msg::Payload::PROPOSAL) ++summary.proposals;
+  if (payload.which() == msg::Payload::SLOT_FAULT) ++summary.faults[fault_kind_name(payload.getSlotFault().getKind())];
+  if (payload.which() == msg::Payload::REJECTION) {
+    ++summary.rejections;
+    ++summary.rejections_by_check[payload.getRejection().getCheck().cStr()];
+  }
+}
+
+void count_delivered(CampaignSummary& summary, msg::Payload::Reader payload) {
+  if (payload.which() == msg::Payload::TRAIN_RESULT) {
+    auto result = payload.getTrainResult();
+    summary.gpu_hours += result.getGpuHours();
+    // Ablations measure a breakthrough's components: they are not experiments of the budget.
+    if (result.getRef().getFidelity() == msg::Fidelity::EXPLORE && result.getRef().getAblationOf() == 0) ++summary.experiments;
+  }
+  if (payload.which() == msg::Payload::POOL_UPDATE) summary.breakthroughs = payload.getPoolUpdate().getBreakthroughs();
+}
+
 std::string run_header_bytes(const Scenario& scenario, uint64_t seed) {
   capnp::MallocMessageBuilder message;
   auto header = message.initRoot<msg::RunHeader>();
@@ -489,14 +508,7 @@ class Loop {
 
   // Accounts for an event `receiver` has handled and sends what it answered.
   void delivered(const std::string& receiver, msg::Event::Reader event, const std::string& outbox_bytes) {
-    auto payload = event.getPayload();
-    if (payload.which() == msg::Payload::TRAIN_RESULT) {
-      auto result = payload.getTrainResult();
-      summary.gpu_hours += result.getGpuHours();
-      // Ablations measure a breakthrough's components: they are not experiments of the budget.
-      if (result.getRef().getFidelity() == msg::Fidelity::EXPLORE && result.getRef().getAblationOf() == 0) ++summary.experiments;
-    }
-    if (payload.which() == msg::Payload::POOL_UPDATE) summary.breakthroughs = payload.getPoolUpdate().getBreakthroughs();
+    count_delivered(summary, event.getPayload());
 
     msg::CanonicalView<msg::Outbox> outbox(outbox_bytes);
     for (auto outgoing : outbox.root().getMessages()) {
@@ -539,12 +551,7 @@ class Loop {
     event.setInput(input);
     event.setPayload(payload);
     std::string bytes = msg::canonical_bytes(event.asReader());
-    if (payload.which() == msg::Payload::PROPOSAL) ++summary.proposals;
-    if (payload.which() == msg::Payload::SLOT_FAULT) ++summary.faults[fault_kind_name(payload.getSlotFault().getKind())];
-    if (payload.which() == msg::Payload::REJECTION) {
-      ++summary.rejections;
-      ++summary.rejections_by_check[payload.getRejection().getCheck().cStr()];
-    }
+    count_logged(summary, payload);
     if (!sink_.append(seq, bytes, event.asReader())) stopped_ = true;
     if (seq % kCheckpointEvery == 0) {
       summary.digest = sink_.digest_hex();

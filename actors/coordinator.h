@@ -96,6 +96,12 @@ std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, 
 // "crash", "timeout", "late", "garbage": the schema's names, as the summary counts them.
 std::string fault_kind_name(msg::FaultKind kind);
 
+// The summary's accounting, one rule for the loop and for `asiarch check`: an event counts when
+// it is logged (proposals, rejections, slot faults) or when it is delivered (GPU hours,
+// experiments, breakthroughs).
+void count_logged(CampaignSummary& summary, msg::Payload::Reader payload);
+void count_delivered(CampaignSummary& summary, msg::Payload::Reader payload);
+
 // The canonical RunHeader of a campaign: h_0 of its chain is the SHA-256 of these bytes.
 std::string run_header_bytes(const Scenario& scenario, uint64_t seed);
 

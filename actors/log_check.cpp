@@ -114,16 +114,11 @@ class ChainCheck {
 // queued early are never delivered before it: the replayed queue still delivers in the
 // coordinator's order. And each such answer is due no earlier than its real delivery, which is
 // delivered no earlier than the silent one it is checked against.
-// What the coordinator's summary adds up from the deliveries so far (Loop::delivered).
-struct DeliveredFigures {
-  double gpu_hours = 0;
-  uint64_t experiments = 0, breakthroughs = 0, vtime_ns = 0;
-};
-
 class TimeCheck {
  public:
-  // As of the delivery being handled now: what the summary written at this point says.
-  const DeliveredFigures& figures() const { return figures_; }
+  // The coordinator's accounting of the deliveries so far (count_delivered) and the virtual time
+  // of the one being handled now: what a summary written at this point says of them.
+  const CampaignSummary& delivered() const { return delivered_; }
 
   Found on_event(uint64_t seq, msg::Event::Reader event, std::string_view canonical_event) {
     const std::string from = event.getFrom().cStr();
@@ -166,24 +161,17 @@ class TimeCheck {
                                           delivery_name(current_)};
     }
     current_ = QueuedEvent{event.getVtimeNs(), seq, event.getFrom().cStr(), std::string(canonical_event)};
-    figures_.vtime_ns = current_.vtime_ns;
+    delivered_.vtime_ns = current_.vtime_ns;
     queue_.push(QueuedEvent{event.getVtimeNs(), seq, event.getTo().cStr(), std::string(canonical_event)});
     return std::nullopt;
   }
 
-  // The coordinator's accounting of a delivery, in the same order, so the sum of GPU hours is the
-  // same double.
+  // Accounted in the coordinator's order, so the sum of GPU hours is the same double.
   void deliver(QueuedEvent next) {
     current_ = std::move(next);
-    figures_.vtime_ns = current_.vtime_ns;
+    delivered_.vtime_ns = current_.vtime_ns;
     msg::CanonicalView<msg::Event> view(current_.bytes);
-    const auto payload = view.root().getPayload();
-    if (payload.which() == msg::Payload::TRAIN_RESULT) {
-      const auto result = payload.getTrainResult();
-      figures_.gpu_hours += result.getGpuHours();
-      if (result.getRef().getFidelity() == msg::Fidelity::EXPLORE && result.getRef().getAblationOf() == 0) ++figures_.experiments;
-    }
-    if (payload.which() == msg::Payload::POOL_UPDATE) figures_.breakthroughs = payload.getPoolUpdate().getBreakthroughs();
+    count_delivered(delivered_, view.root().getPayload());
   }
 
   static std::string delivery_name(const QueuedEvent& delivery) {
@@ -196,7 +184,7 @@ class TimeCheck {
   // vtime 0: it sends the first event.
   QueuedEvent current_{0, 0, actor_name::kCoordinator, {}};
   EventQueue queue_;
-  DeliveredFigures figures_;
+  CampaignSummary delivered_;
 };
 
 // jobs: every job is sent (trainJob), dispatched to a free slot, and ended by one trainResult.
@@ -428,107 +416,79 @@ class LlmCheck {
   std::map<Key, Open> open_;
 };
 
-// What a summary counts, as the log says it up to some event.
-struct LoggedCounts {
-  uint64_t proposals = 0, rejections = 0;
-  std::map<std::string, uint64_t> rejections_by_check, faults;
-
-  void count(msg::Event::Reader event) {
-    const auto payload = event.getPayload();
-    if (payload.which() == msg::Payload::PROPOSAL) ++proposals;
-    if (payload.which() == msg::Payload::SLOT_FAULT) ++faults[fault_kind_name(payload.getSlotFault().getKind())];
-    if (payload.which() == msg::Payload::REJECTION) {
-      ++rejections;
-      ++rejections_by_check[payload.getRejection().getCheck().cStr()];
-    }
-  }
-  bool operator==(const LoggedCounts&) const = default;
-};
-
-LoggedCounts counts_in(msg::RunSummary::Reader summary) {
-  LoggedCounts counts;
-  counts.proposals = summary.getProposals();
-  counts.rejections = summary.getRejections();
-  for (auto c : summary.getRejectionsByCheck()) counts.rejections_by_check[c.getCheck().cStr()] = c.getCount();
-  for (auto f : summary.getFaults()) counts.faults[f.getKind().cStr()] = f.getCount();
-  return counts;
-}
-
 // summary: the summary (meta "summary") is bound to the log: the event count and digest it names
-// are a prefix of the chain (the whole log once finished); its counts are the log's up to there;
-// its experiments, breakthroughs, GPU hours and virtual time are what the deliveries before that
-// event add up to (the time check reconstructs them); its name, seed and target are the header's;
-// a finished one ends with the coordinator's stop. Only a failure's text is not in the log.
+// are a prefix of the chain (the whole log once finished); its counts are the log's up to there
+// and its experiments, breakthroughs, GPU hours and virtual time what the deliveries before that
+// event add up to, both by the coordinator's own accounting; its name, seed and target are the
+// header's; a finished one ends with the coordinator's stop. Only a failure's text is not in the
+// log (DIR/head binds it: see the meta invariant).
 class SummaryCheck {
  public:
-  explicit SummaryCheck(const std::optional<storage::Bytes>& bytes) : bytes_(bytes) {
-    if (!bytes_) return;
+  explicit SummaryCheck(const std::optional<storage::Bytes>& bytes) {
+    if (!bytes) return;
     try {
-      view_.emplace(*bytes_);
-      at_ = view_->root().getEvents();
+      stored_ = decode_summary(*bytes);
     } catch (const kj::Exception& e) {
       problem_ = LogViolation{0, kSummary, std::string("the run summary (meta \"summary\") does not decode: ") + e.getDescription().cStr()};
     }
   }
 
-  // After the time check has seen the event: its figures are those of the delivery that sent it.
-  void on_event(uint64_t seq, msg::Event::Reader event, const DeliveredFigures& figures) {
-    counts_.count(event);
+  // After the time check has seen the event, so that `delivered` is as of the delivery that sent it.
+  void on_event(uint64_t seq, msg::Event::Reader event, const CampaignSummary& delivered) {
     const auto payload = event.getPayload();
+    count_logged(logged_, payload);
     last_is_stop_ = payload.which() == msg::Payload::STOP && std::string_view(event.getFrom().cStr()) == actor_name::kCoordinator;
     if (last_is_stop_) stop_reason_ = payload.getStop().getReason().cStr();
-    if (seq == at_) {
-      counts_at_ = counts_;
-      figures_at_ = figures;
+    if (stored_ && seq == stored_->events) {
+      expected_ = logged_;
+      expected_.experiments = delivered.experiments;
+      expected_.breakthroughs = delivered.breakthroughs;
+      expected_.gpu_hours = delivered.gpu_hours;
+      expected_.vtime_ns = delivered.vtime_ns;
     }
   }
 
   Found at_end(const storage::RunStore& store, uint64_t last_seq) const {
-    if (problem_ || !view_) return problem_;
-    const auto summary = view_->root();
+    if (problem_ || !stored_) return problem_;
+    const CampaignSummary& summary = *stored_;
     const RecordedRun run = read_recorded_run(store);
-    if (summary.getScenarioName() != run.scenario.name || summary.getSeed() != run.seed ||
-        summary.getTargetExperiments() != run.scenario.max_experiments) {
+    if (summary.scenario_name != run.scenario.name || summary.seed != run.seed || summary.target_experiments != run.scenario.max_experiments) {
       return LogViolation{0, kSummary, "the summary's scenario name, seed or target experiments are not the run header's"};
     }
-    const uint64_t events = summary.getEvents();
-    if (summary.getFinished() ? events != last_seq : events > last_seq) {
+    const uint64_t events = summary.events;
+    if (summary.finished ? events != last_seq : events > last_seq) {
       return LogViolation{std::min(events, last_seq) + 1, kSummary,
-                          std::string("the summary says the ") + (summary.getFinished() ? "finished " : "") + "campaign logged " + str(events) +
+                          std::string("the summary says the ") + (summary.finished ? "finished " : "") + "campaign logged " + str(events) +
                               " events, but the log holds " + str(last_seq)};
     }
-    const std::string digest = summary.getDigest();
     const auto link = store.chain_link(events);
-    if (!digest.empty() || summary.getFinished()) {
-      if (!link || digest != storage::to_hex(*link)) {
-        return LogViolation{events, kSummary, "the summary's digest " + digest + " is not the chain link h_" + str(events) +
-                                                  (link ? " = " + storage::to_hex(*link) : std::string(" (missing)"))};
-      }
+    if ((!summary.digest.empty() || summary.finished) && (!link || summary.digest != storage::to_hex(*link))) {
+      return LogViolation{events, kSummary, "the summary's digest " + summary.digest + " is not the chain link h_" + str(events) +
+                                                (link ? " = " + storage::to_hex(*link) : std::string(" (missing)"))};
     }
-    if (counts_in(summary) != (events == 0 ? LoggedCounts{} : counts_at_)) {
+    // An empty expectation where the summary names event 0: nothing was logged or delivered yet.
+    const CampaignSummary& expected = expected_;
+    if (summary.proposals != expected.proposals || summary.rejections != expected.rejections ||
+        summary.rejections_by_check != expected.rejections_by_check || summary.faults != expected.faults) {
       return LogViolation{events, kSummary, "the summary's counts of proposals, rejections or slot faults are not the log's up to event " + str(events)};
     }
-    const DeliveredFigures figures = events == 0 ? DeliveredFigures{} : figures_at_;
-    if (summary.getExperiments() != figures.experiments || summary.getBreakthroughs() != figures.breakthroughs ||
-        summary.getGpuHours() != figures.gpu_hours || summary.getVtimeNs() != figures.vtime_ns) {
+    if (summary.experiments != expected.experiments || summary.breakthroughs != expected.breakthroughs ||
+        summary.gpu_hours != expected.gpu_hours || summary.vtime_ns != expected.vtime_ns) {
       return LogViolation{events, kSummary, "the summary's experiments, breakthroughs, GPU hours or virtual time are not what the deliveries up to event " +
-                                                str(events) + " add up to (" + str(figures.experiments) + " experiments, " + str(figures.breakthroughs) +
-                                                " breakthroughs)"};
+                                                str(events) + " add up to (" + str(expected.experiments) + " experiments, " +
+                                                str(expected.breakthroughs) + " breakthroughs)"};
     }
-    if (summary.getFinished() && (!last_is_stop_ || stop_reason_ != summary.getStopReason().cStr())) {
-      return LogViolation{last_seq, kSummary, "the summary says the campaign finished (\"" + std::string(summary.getStopReason().cStr()) +
+    if (summary.finished && (!last_is_stop_ || stop_reason_ != summary.stop_reason)) {
+      return LogViolation{last_seq, kSummary, "the summary says the campaign finished (\"" + summary.stop_reason +
                                                   "\"), but the log does not end with the coordinator's stop for that reason"};
     }
     return std::nullopt;
   }
 
  private:
-  const std::optional<storage::Bytes>& bytes_;
-  mutable std::optional<msg::CanonicalView<msg::RunSummary>> view_;
-  uint64_t at_ = 0;
+  std::optional<CampaignSummary> stored_;
   Found problem_;
-  LoggedCounts counts_, counts_at_;
-  DeliveredFigures figures_at_;
+  CampaignSummary logged_, expected_;
   bool last_is_stop_ = false;
   std::string stop_reason_;
 };
@@ -538,10 +498,10 @@ template <typename Key>
 Found compare_table(const char* table, const std::map<Key, std::string>& expected, const std::function<std::string(const Key&)>& key_name,
                     const std::function<void(const std::function<void(const Key&, std::string_view)>&)>& for_each_stored, uint64_t last_seq) {
   Found found;
-  size_t stored = 0;
+  std::set<Key> stored;
   for_each_stored([&](const Key& key, std::string_view value) {
     if (found) return;
-    ++stored;
+    stored.insert(key);
     const auto want = expected.find(key);
     if (want == expected.end()) {
       found = LogViolation{last_seq, kTables, "table " + std::string(table) + ", key " + key_name(key) + ": a record the log does not make"};
@@ -549,13 +509,11 @@ Found compare_table(const char* table, const std::map<Key, std::string>& expecte
       found = LogViolation{last_seq, kTables, "table " + std::string(table) + ", key " + key_name(key) + ": differs from the log's projection"};
     }
   });
-  if (found || stored == expected.size()) return found;
+  if (found) return found;
   for (const auto& [key, value] : expected) {
-    bool present = false;
-    for_each_stored([&](const Key& k, std::string_view) { present = present || k == key; });
-    if (!present) return LogViolation{last_seq, kTables, "table " + std::string(table) + ", key " + key_name(key) + ": missing (the log makes it)"};
+    if (!stored.count(key)) return LogViolation{last_seq, kTables, "table " + std::string(table) + ", key " + key_name(key) + ": missing (the log makes it)"};
   }
-  return found;
+  return std::nullopt;
 }
 
 Found check_tables(const storage::RunStore& store, const ProjectedTables& expected, uint64_t last_seq) {
@@ -630,7 +588,7 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
       if ((report.violation = jobs.on_event(seq, event))) return;
       if ((report.violation = pool.on_event(seq, event))) return;
       if ((report.violation = llm.on_event(seq, event))) return;
-      summary.on_event(seq, event, time.figures());
+      summary.on_event(seq, event, time.delivered());
       project_event(event, projected);
     });
     const uint64_t last = chain.last_seq();

@@ -42,25 +42,15 @@ using dropped_atom = caf::atom_constant<caf::atom("wk_dropped")>;
 using tick_atom = caf::atom_constant<caf::atom("wk_tick")>;
 constexpr auto kHeartbeat = std::chrono::seconds(2);
 constexpr auto kSilence = std::chrono::seconds(20);
+// Why a worker is refused, by the dispatcher (hello) or by the gate (preamble).
+constexpr std::string_view kWrongSecret =
+    "wrong secret: present the run's worker secret (`--secret-file DIR/worker.secret`, or the file the run was given with --secret-file)";
 // Within one process: the dispatcher has new requests in its Exchange; a worker's training
 // thread reports to its session.
 using wake_atom = caf::atom_constant<caf::atom("wake")>;
 using trained_atom = caf::atom_constant<caf::atom("trained")>;
 
 constexpr uint32_t kMaxSlotsPerWorker = 256;
-
-// Compares in time that depends on the lengths only, so a peer cannot find the secret byte by
-// byte from how fast it is refused.
-bool same_secret(const std::string& given, const std::string& expected) {
-  unsigned diff = given.size() != expected.size() ? 1U : 0U;
-  const size_t n = std::max(given.size(), expected.size());
-  for (size_t i = 0; i < n; ++i) {
-    const unsigned char a = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
-    const unsigned char b = i < expected.size() ? static_cast<unsigned char>(expected[i]) : 0;
-    diff |= static_cast<unsigned>(a ^ b);
-  }
-  return diff == 0;
-}
 
 std::string read_secret_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -250,11 +240,9 @@ caf::behavior dispatcher(caf::stateful_actor<DispatcherState>* self, std::shared
         auto& state = self->state;
         const auto addr = caf::actor_cast<caf::actor_addr>(sender);
         const auto handle = caf::actor_cast<caf::actor>(sender);
-        if (!same_secret(secret, setup->secret)) {
+        if (!gate::same_secret(secret, setup->secret)) {
           spdlog::warn("refused a worker from node {}: it presented a wrong secret", caf::to_string(sender->node()));
-          self->send(handle, refused_atom::value,
-                     std::string("wrong secret: present the run's worker secret (`--secret-file DIR/worker.secret`, "
-                                 "or the file the run was given with --secret-file)"));
+          self->send(handle, refused_atom::value, std::string(kWrongSecret));
           return;
         }
         if (state.workers.count(addr)) return;
@@ -607,8 +595,7 @@ int serve_as_worker(const WorkerOptions& options, const std::atomic<bool>& stop)
     const gate::GateOpener opener(options.host, options.port, secret);
     auto run = system.middleman().remote_actor("127.0.0.1", opener.local_port());
     if (!run && opener.refused()) {
-      spdlog::error("the run at {} refused this worker: wrong secret: present the run's worker secret (`--secret-file DIR/worker.secret`, "
-                    "or the file the run was given with --secret-file)", where);
+      spdlog::error("the run at {} refused this worker: {}", where, kWrongSecret);
       return 2;
     }
     if (!run) {

@@ -291,6 +291,28 @@ CampaignSummary simulate_campaign(const Scenario& scenario, uint64_t seed, LogMo
   return run_loop(scenario, seed, run_header_bytes(scenario, seed), sink, {}, {}, llm_client(scenario));
 }
 
+CampaignSummary decode_summary(std::string_view bytes) {
+  msg::CanonicalView<msg::RunSummary> view(bytes);
+  auto s = view.root();
+  CampaignSummary summary;
+  summary.scenario_name = s.getScenarioName();
+  summary.seed = s.getSeed();
+  summary.events = s.getEvents();
+  summary.experiments = s.getExperiments();
+  summary.target_experiments = s.getTargetExperiments();
+  summary.breakthroughs = s.getBreakthroughs();
+  summary.gpu_hours = s.getGpuHours();
+  summary.vtime_ns = s.getVtimeNs();
+  summary.digest = s.getDigest();
+  summary.finished = s.getFinished();
+  summary.stop_reason = s.getStopReason();
+  summary.proposals = s.getProposals();
+  summary.rejections = s.getRejections();
+  for (auto c : s.getRejectionsByCheck()) summary.rejections_by_check[c.getCheck().cStr()] = c.getCount();
+  for (auto f : s.getFaults()) summary.faults[f.getKind().cStr()] = f.getCount();
+  return summary;
+}
+
 CampaignSummary read_summary(const std::filesystem::path& dir) {
   auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
   auto bytes = store->meta(meta_key::kSummary);
@@ -301,23 +323,7 @@ CampaignSummary read_summary(const std::filesystem::path& dir) {
     return summary;
   }
   try {
-    msg::CanonicalView<msg::RunSummary> view(*bytes);
-    auto s = view.root();
-    summary.scenario_name = s.getScenarioName();
-    summary.seed = s.getSeed();
-    summary.events = s.getEvents();
-    summary.experiments = s.getExperiments();
-    summary.target_experiments = s.getTargetExperiments();
-    summary.breakthroughs = s.getBreakthroughs();
-    summary.gpu_hours = s.getGpuHours();
-    summary.vtime_ns = s.getVtimeNs();
-    summary.digest = s.getDigest();
-    summary.finished = s.getFinished();
-    summary.stop_reason = s.getStopReason();
-    summary.proposals = s.getProposals();
-    summary.rejections = s.getRejections();
-    for (auto c : s.getRejectionsByCheck()) summary.rejections_by_check[c.getCheck().cStr()] = c.getCount();
-    for (auto f : s.getFaults()) summary.faults[f.getKind().cStr()] = f.getCount();
+    summary = decode_summary(*bytes);
     if (const uint64_t failures = stored_log_write_failures(*store)) summary.faults["log_write"] = failures;
   } catch (const kj::Exception& e) {
     throw storage::StorageError(dir.string() + ": the run's summary (meta \"summary\") is damaged: " + e.getDescription().cStr() +

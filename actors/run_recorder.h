@@ -4,6 +4,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "actors/coordinator.h"
@@ -63,8 +64,10 @@ class RunRecorder : public EventSink {
   bool gave_up_ = false;
 };
 
-// The canonical RunSummary bytes of meta "summary" (the log-write failures are kept apart).
+// The canonical RunSummary bytes of meta "summary" (the log-write failures are kept apart), and
+// back (throws kj::Exception when the bytes do not decode).
 std::string summary_bytes(const CampaignSummary& summary);
+CampaignSummary decode_summary(std::string_view bytes);
 
 // The failed commits of the run's log so far (meta "log_write_failures"; 0 when none).
 uint64_t stored_log_write_failures(const storage::RunStore& store);

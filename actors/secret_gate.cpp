@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -113,15 +114,18 @@ int connect_to(const std::string& host, uint16_t port, std::chrono::seconds time
   return fd;
 }
 
-// Compares in time that depends on the length only.
-bool same_bytes(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  unsigned char difference = 0;
-  for (size_t i = 0; i < a.size(); ++i) difference |= static_cast<unsigned char>(a[i] ^ b[i]);
+}  // namespace
+
+bool same_secret(std::string_view given, std::string_view expected) {
+  unsigned difference = given.size() != expected.size() ? 1U : 0U;
+  const size_t n = std::max(given.size(), expected.size());
+  for (size_t i = 0; i < n; ++i) {
+    const unsigned char a = i < given.size() ? static_cast<unsigned char>(given[i]) : 0;
+    const unsigned char b = i < expected.size() ? static_cast<unsigned char>(expected[i]) : 0;
+    difference |= static_cast<unsigned>(a ^ b);
+  }
   return difference == 0;
 }
-
-}  // namespace
 
 std::string preamble(const std::string& secret) {
   const storage::Digest hash = storage::sha256(secret);
@@ -257,7 +261,7 @@ class SpliceLoop {
       if (n > 0) it->received.append(bytes, static_cast<size_t>(n));
       const bool gone = n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
       if (it->received.size() == kPreambleBytes) {
-        admit(it->fd, same_bytes(it->received, preamble_));
+        admit(it->fd, same_secret(it->received, preamble_));
       } else if (gone || now >= it->deadline) {
         ::close(it->fd);
       } else {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace asiarch::gate {
 
@@ -27,6 +28,9 @@ constexpr size_t kSpliceBufferBytes = 64 << 10;
 
 // The preamble that proves `secret`.
 std::string preamble(const std::string& secret);
+// Compares a presented secret (or preamble) with the expected one in time that depends on the
+// lengths only, so a peer cannot find it byte by byte.
+bool same_secret(std::string_view given, std::string_view expected);
 
 class SpliceLoop;
 

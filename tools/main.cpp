@@ -83,23 +83,6 @@ std::string json_string(const std::string& text) {
 
 namespace {
 
-int run_cli(int argc, char** argv);
-
-// The commands that read a run store someone may have damaged run under the damage guard.
-bool reads_a_store(int argc, char** argv) {
-  static const std::set<std::string> kReaders = {"inspect", "check", "replay", "resume", "top", "lineage", "report", "export", "retrain"};
-  return argc > 1 && kReaders.count(argv[1]) > 0;
-}
-
-}  // namespace
-
-int main(int argc, char** argv) {
-  if (reads_a_store(argc, argv)) return asiarch::storage::run_guarded([&] { return run_cli(argc, argv); });
-  return run_cli(argc, argv);
-}
-
-namespace {
-
 int run_cli(int argc, char** argv) {
   // Keep freed memory in the heap: by default glibc hands it back to the kernel and every
   // campaign step page-faults it in again, which made `bench sim` swing between 1.1 s and 1.8 s
@@ -150,4 +133,15 @@ int run_cli(int argc, char** argv) {
   return exit_code;
 }
 
+// The commands that read a run store someone may have damaged run under the damage guard.
+bool reads_a_store(int argc, char** argv) {
+  static const std::set<std::string> kReaders = {"inspect", "check", "replay", "resume", "top", "lineage", "report", "export", "retrain"};
+  return argc > 1 && kReaders.count(argv[1]) > 0;
+}
+
 }  // namespace
+
+int main(int argc, char** argv) {
+  if (reads_a_store(argc, argv)) return asiarch::storage::run_guarded([&] { return run_cli(argc, argv); });
+  return run_cli(argc, argv);
+}
