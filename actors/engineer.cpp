@@ -6,7 +6,7 @@
 #include <set>
 
 #include "actors/mutations.h"
-#include "kernels/training.h"
+#include "training/training.h"
 
 namespace asiarch {
 namespace {
@@ -368,7 +368,7 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
 }
 
 std::string EngineerState::functional_hash(const lang::Program& program) const {
-  if (scenario_.mode != "live") return training::algebraic_hash(program);
+  if (scenario_.mode != "live") return lang::algebraic_hash(program);
   training::ProbeConfig probe;
   probe.d_model = scenario_.explore.d_model;
   probe.threads = scenario_.live_threads;

@@ -14,7 +14,7 @@
 //
 // Duplicates, before any training: first the structural hash, then the functional hash (live:
 // the mixer's rounded outputs on a probe batch, training::functional_hash; simulation: the
-// algebraic normal form, training::algebraic_normal_form). A duplicate is not trained: the
+// algebraic normal form, lang::algebraic_normal_form). A duplicate is not trained: the
 // analyst reuses the result of the architecture it duplicates.
 //
 // Ablations: for a breakthrough the analyst names, one proposal per component removed
@@ -35,7 +35,7 @@
 
 #include "actors/actor_state.h"
 #include "actors/scenario.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch {
 

@@ -13,7 +13,7 @@
 #include "actors/actor_state.h"
 #include "actors/scenario.h"
 #include "actors/synthetic_oracle.h"
-#include "kernels/training.h"
+#include "training/training.h"
 
 namespace asiarch {
 
@@ -35,7 +35,7 @@ class SimulatedGpuSlotState : public ActorState {
 };
 
 // A live gpu-slot trains: the measured checks, then the fidelity's language-model and MQAR runs
-// (kernels/training.h). Its results are input events of the log (DESIGN.md), so this is not an
+// (training/training.h). Its results are input events of the log (DESIGN.md), so this is not an
 // actor state: the coordinator runs it on a worker thread per job.
 
 // The experiment a live job runs: the scenario's tasks and fidelity, seeded by the campaign seed

@@ -6,7 +6,7 @@
 #include <cctype>
 
 #include "actors/actor_state.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 #include "storage/run_store.h"
 
 namespace asiarch {

@@ -1,5 +1,5 @@
 #pragma once
-// Typed mutation operators over the architecture language (kernels/LANGUAGE.md). Each one
+// Typed mutation operators over the architecture language (lang/LANGUAGE.md). Each one
 // rewrites a parent program into a child that type-checks, or reports that it does not apply.
 // Their names are the `rewrites` vocabulary of the cognition base (retrieval/data/*.toml).
 #include <optional>
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/rng.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch {
 

@@ -5,7 +5,7 @@
 #include <optional>
 
 #include "actors/mutations.h"
-#include "kernels/training.h"
+#include "training/training.h"
 
 namespace asiarch {
 namespace {
@@ -81,7 +81,7 @@ void ResearcherState::propose_baselines(msg::CampaignStart::Reader start, msg::O
     // Islands get the start programs in turn.
     const auto island = static_cast<uint32_t>((id - 1) % start_ids_.size());
     candidates_[id] = Candidate{baseline->text, baseline->name, "", island, 0, "baseline", "", -1};
-    proposed_hashes_.insert(training::algebraic_hash(lang::parse(baseline->text, baseline->name)));
+    proposed_hashes_.insert(lang::algebraic_hash(lang::parse(baseline->text, baseline->name)));
     start_ids_[island].push_back(id);
     auto proposal = out.send(actor_name::kEngineer).initProposal();
     proposal.setArchId(id);
@@ -186,7 +186,7 @@ ResearcherState::Child ResearcherState::find_child(const Plan& plan, const std::
     for (size_t i = 0; i < order.size() && !child.is_new; ++i) {
       std::optional<Mutation> mutation = mutate(order[i].op, parent_program, shape_, rng_, references);
       if (!mutation) continue;
-      std::string hash = training::algebraic_hash(mutation->child);
+      std::string hash = lang::algebraic_hash(mutation->child);
       const bool is_new = !proposed_hashes_.count(hash);
       if (!child.mutation || is_new) child = Child{std::move(mutation), std::move(hash), i, is_new};
     }
@@ -333,7 +333,7 @@ void ResearcherState::on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWrite
   // A function proposed before would only reuse that result (the engineer's duplicate check):
   // the model is asked for another, as the built-in researcher searches for a new child.
   std::string hash;
-  if (program && proposed_hashes_.count(hash = training::algebraic_hash(*program))) {
+  if (program && proposed_hashes_.count(hash = lang::algebraic_hash(*program))) {
     problem = "the program computes the same function as an earlier proposal (up to names and algebraic identities); change what it computes";
     program.reset();
   }

@@ -33,7 +33,7 @@
 #include "actors/mutations.h"
 #include "actors/scenario.h"
 #include "common/rng.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch {
 
@@ -82,7 +82,7 @@ class ResearcherState : public ActorState {
   // A mutation of a plan's parent and whether its function is new to the campaign.
   struct Child {
     std::optional<Mutation> mutation;
-    std::string hash;   // training::algebraic_hash of the child
+    std::string hash;   // lang::algebraic_hash of the child
     size_t option = 0;  // index into the options tried
     bool is_new = false;
   };
@@ -116,7 +116,7 @@ class ResearcherState : public ActorState {
   uint64_t scored_ = 0;  // explore results scored, for migration
   std::map<uint64_t, Plan> waiting_for_insight_;  // request id -> plan
   std::map<uint64_t, LlmPlan> waiting_for_llm_;   // request id -> conversation
-  std::set<std::string> proposed_hashes_;         // training::algebraic_hash of every proposal
+  std::set<std::string> proposed_hashes_;         // lang::algebraic_hash of every proposal
   std::set<uint64_t> exhausted_;                  // parents whose children were all proposed before
   std::map<std::string, Arm> operator_arms_, insight_arms_;
   double operator_pulls_ = 0, insight_pulls_ = 0;

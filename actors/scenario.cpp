@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "common/suggest.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch {
 namespace {

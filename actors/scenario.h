@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/training.h"
+#include "training/training.h"
 
 namespace asiarch {
 

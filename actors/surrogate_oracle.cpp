@@ -8,7 +8,7 @@
 #include <map>
 
 #include "actors/run_recorder.h"
-#include "kernels/training.h"
+#include "training/training.h"
 #include "retrieval/cognition.h"
 
 namespace asiarch {
@@ -25,12 +25,12 @@ struct Record {
 
 // The key of a program: its algebraic normal form's text (a canonical form that also sees through
 // the identities simulation treats as one function).
-std::string key_of(const lang::Program& program) { return lang::print(training::algebraic_normal_form(program)); }
+std::string key_of(const lang::Program& program) { return lang::print(lang::algebraic_normal_form(program)); }
 
 }  // namespace
 
 std::vector<float> program_embedding(const lang::Program& program) {
-  const lang::Program form = training::algebraic_normal_form(program);
+  const lang::Program form = lang::algebraic_normal_form(program);
   std::map<std::string, std::string> op_of{{"x", "input"}};
   std::string text;
   for (const auto& s : form.body) {

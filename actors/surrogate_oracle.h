@@ -3,7 +3,7 @@
 // come from a previous live run's recorded training results (its results and archs tables),
 // generalised to new programs by nearest neighbours in faiss.
 //
-// A program is keyed by its algebraic normal form (training::algebraic_normal_form), and embedded
+// A program is keyed by its algebraic normal form (lang::algebraic_normal_form), and embedded
 // by the text of that form's structure: each operator with its attributes and each
 // operator-to-operator edge as a word, through the cognition base's hashed n-gram embedding
 // (retrieval::embed_text), so the embedding is deterministic. At one fidelity:

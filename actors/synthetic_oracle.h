@@ -18,7 +18,7 @@
 
 #include "common/rng.h"
 #include "actors/scenario.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 #include "messages/asiarch.capnp.h"
 #include "stats/evidence.h"
 

@@ -8,7 +8,7 @@
 #include <map>
 #include <unistd.h>
 
-#include "kernels/program.h"
+#include "lang/program.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
 

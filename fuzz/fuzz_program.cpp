@@ -1,4 +1,4 @@
-// libFuzzer target: the architecture language (kernels/LANGUAGE.md). Any text either parses or
+// libFuzzer target: the architecture language (lang/LANGUAGE.md). Any text either parses or
 // is refused with a ProgramError; what parses prints and parses back to the same text, and its
 // type check, derived figures and canonical form either work or refuse with a ProgramError.
 // Anything else (another exception, a sanitizer report, a round trip that differs) is a bug.
@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-#include "kernels/program.h"
+#include "lang/program.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace asiarch::lang;

@@ -35,6 +35,6 @@ run() {
   fi
 }
 rm -f "$build"/crash-*
-run fuzz_program "$root/kernels/baselines" "$root/kernels/discoveries"
+run fuzz_program "$root/lang/baselines" "$root/lang/discoveries"
 run fuzz_scenario "$root/scenarios"
 run fuzz_event "$here/corpus/event"

@@ -8,7 +8,7 @@
 #include "actors/campaign.h"
 #include "actors/engineer.h"
 #include "actors/run_recorder.h"
-#include "kernels/training.h"
+#include "training/training.h"
 #include "storage/lineage.h"
 #include "tests/test_helpers.h"
 
@@ -23,7 +23,7 @@ const std::string kDeltanet = lang::find_baseline("deltanet")->text;
 
 // DeltaNet with the queries' SiLU written as q * sigmoid(q): the same function.
 std::string deltanet_rewritten() {
-  return testing::edited_text("kernels/baselines/deltanet.arch", "  q_act = silu(q_conv)\n",
+  return testing::edited_text("lang/baselines/deltanet.arch", "  q_act = silu(q_conv)\n",
                               "  q_gate = sigmoid(q_conv)\n  q_act = mul(q_conv, q_gate)\n");
 }
 
@@ -60,14 +60,14 @@ TEST_CASE("silu(x) and x * sigmoid(x) rewrites are duplicates before training, i
   CHECK(duplicate.getSameAs() == 1);
   CHECK(std::string(duplicate.getKind().cStr()) == "functional");
   // A real change is not a duplicate.
-  auto relu = propose(engineer, 3, testing::edited_text("kernels/baselines/deltanet.arch", "  q_act = silu(q_conv)\n", "  q_act = relu(q_conv)\n"));
+  auto relu = propose(engineer, 3, testing::edited_text("lang/baselines/deltanet.arch", "  q_act = silu(q_conv)\n", "  q_act = relu(q_conv)\n"));
   CHECK(kind(relu) == msg::Payload::TRAIN_JOB);
 }
 
 TEST_CASE("the live probe gives equal functions one hash, deterministically, and others another", "[engineer][duplicate][probe]") {
   const lang::Program original = lang::parse(kDeltanet);
   const lang::Program rewritten = lang::parse(deltanet_rewritten());
-  const lang::Program relu = lang::parse(testing::edited_text("kernels/baselines/deltanet.arch", "  q_act = silu(q_conv)\n", "  q_act = relu(q_conv)\n"));
+  const lang::Program relu = lang::parse(testing::edited_text("lang/baselines/deltanet.arch", "  q_act = silu(q_conv)\n", "  q_act = relu(q_conv)\n"));
   training::ProbeConfig probe;
   CHECK(lang::structural_hash(original) != lang::structural_hash(rewritten));
   const std::string hash = training::functional_hash(original, probe);
@@ -119,7 +119,7 @@ TEST_CASE("a program over the parameter budget is repaired by resizing, and the 
 
 TEST_CASE("non-causal and quadratic programs get their causal, bounded forms", "[engineer][repair]") {
   EngineerState engineer(load_scenario(testing::source("scenarios/sim-smoke.toml")));
-  auto peeking = propose(engineer, 2, testing::edited_text("kernels/baselines/deltanet.arch", "v_conv = short_conv(v_proj, k=4)", "v_conv = noncausal_conv(v_proj, k=4)"));
+  auto peeking = propose(engineer, 2, testing::edited_text("lang/baselines/deltanet.arch", "v_conv = short_conv(v_proj, k=4)", "v_conv = noncausal_conv(v_proj, k=4)"));
   REQUIRE(kind(peeking) == msg::Payload::PROPOSAL);
   CHECK(std::string(peeking.messages()[0].getPayload().getProposal().getOperator().cStr()) == "repair:causal_conv");
   auto quadratic = propose(engineer, 3, lang::find_baseline("softmax_attention")->text);
@@ -133,7 +133,7 @@ TEST_CASE("non-causal and quadratic programs get their causal, bounded forms", "
 
 TEST_CASE("a training failure is repaired by the rule that fits it, for a bounded number of attempts", "[engineer][repair]") {
   EngineerState engineer(smoke_with("[campaign]", "[engineer]\nrepair_attempts = 2\n\n[campaign]"));
-  const std::string unnormalised = testing::edited_text("kernels/baselines/deltanet.arch", "  k = l2norm(k_heads)\n", "  k = rmsnorm(k_heads)\n");
+  const std::string unnormalised = testing::edited_text("lang/baselines/deltanet.arch", "  k = l2norm(k_heads)\n", "  k = rmsnorm(k_heads)\n");
   auto job = propose(engineer, 2, unnormalised);
   REQUIRE(kind(job) == msg::Payload::TRAIN_JOB);
   auto fail = [&](msg::JobRef::Reader ref, const std::string& failure) {

@@ -4,8 +4,8 @@
 #include <map>
 #include <sstream>
 
-#include "kernels/model.h"
-#include "kernels/safetensors.h"
+#include "training/model.h"
+#include "training/safetensors.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"

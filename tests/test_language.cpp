@@ -1,12 +1,12 @@
 // The architecture language: text form, type checking, derived figures, canonical form and the
-// shipped baselines (kernels/LANGUAGE.md).
+// shipped baselines (lang/LANGUAGE.md).
 #include <catch2/catch.hpp>
 
 #include <fstream>
 #include <set>
 #include <sstream>
 
-#include "kernels/program.h"
+#include "lang/program.h"
 
 using namespace asiarch::lang;
 
@@ -51,10 +51,10 @@ TEST_CASE("the shipped baselines are exactly the seven published mixers") {
   CHECK(find_baseline("gated_delta") == nullptr);
 }
 
-TEST_CASE("the embedded baselines are the files in kernels/baselines") {
+TEST_CASE("the embedded baselines are the files in lang/baselines") {
   for (const auto& b : baselines()) {
     INFO(b.name);
-    CHECK(read_file(std::string(ASIARCH_SOURCE_DIR) + "/kernels/baselines/" + b.name + ".arch") == b.text);
+    CHECK(read_file(std::string(ASIARCH_SOURCE_DIR) + "/lang/baselines/" + b.name + ".arch") == b.text);
   }
 }
 
@@ -410,7 +410,7 @@ TEST_CASE("the discoveries are the two ASI-Arch architectures, shipped and check
     CHECK(d.discovery);
     CHECK_FALSE(d.reference_only);
     REQUIRE(find_baseline(d.name) == &d);
-    CHECK(read_file(std::string(ASIARCH_SOURCE_DIR) + "/kernels/discoveries/" + d.name + ".arch") == d.text);
+    CHECK(read_file(std::string(ASIARCH_SOURCE_DIR) + "/lang/discoveries/" + d.name + ".arch") == d.text);
     const Program p = parse(d.text, d.name + ".arch");
     CHECK(p.name == d.name);
     CHECK(print(p) == d.text);

@@ -13,7 +13,7 @@
 #include "actors/campaign.h"
 #include "actors/llm.h"
 #include "actors/llm_client.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 #include "storage/run_store.h"
 #include "test_helpers.h"
 

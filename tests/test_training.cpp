@@ -3,9 +3,9 @@
 #include <map>
 #include <set>
 
-#include "kernels/model.h"
-#include "kernels/tasks.h"
-#include "kernels/training.h"
+#include "training/model.h"
+#include "training/tasks.h"
+#include "training/training.h"
 #include "tests/test_helpers.h"
 
 // libtorch's c10 logging defines CHECK (abort on failure, invisible to Catch): Catch's must win.

@@ -4,8 +4,8 @@
 #include <iostream>
 #include <sstream>
 
-#include "kernels/program.h"
-#include "kernels/training.h"
+#include "lang/program.h"
+#include "training/training.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {
@@ -128,7 +128,7 @@ void add_arch_commands(CLI::App& app, int& exit_code) {
     cmd->callback([target, shape, show, measured, &exit_code] { exit_code = show_or_check(*target, *shape, show, *measured); });
   }
 
-  auto* ops_cmd = arch->add_subcommand("ops", "List the operators of the language (kernels/LANGUAGE.md has the details)");
+  auto* ops_cmd = arch->add_subcommand("ops", "List the operators of the language (lang/LANGUAGE.md has the details)");
   ops_cmd->callback([&exit_code] { exit_code = ops(); });
 }
 

@@ -13,7 +13,7 @@
 
 #include "actors/campaign.h"
 #include "kernels/kernel_bench.h"
-#include "kernels/training.h"
+#include "training/training.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {

@@ -6,7 +6,7 @@
 #include <iostream>
 #include <thread>
 
-#include "kernels/training.h"
+#include "training/training.h"
 #include "stats/stats.h"
 #include "tools/commands.h"
 

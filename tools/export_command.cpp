@@ -7,9 +7,9 @@
 
 #include "actors/gpu_slot.h"
 #include "actors/run_recorder.h"
-#include "kernels/pytorch_export.h"
-#include "kernels/safetensors.h"
-#include "kernels/training.h"
+#include "export/pytorch_export.h"
+#include "training/safetensors.h"
+#include "training/training.h"
 #include "storage/lineage.h"
 #include "tools/commands.h"
 

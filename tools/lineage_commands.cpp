@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <iostream>
 
-#include "kernels/program.h"
+#include "lang/program.h"
 #include "stats/stats.h"
 #include "storage/lineage.h"
 #include "tools/commands.h"

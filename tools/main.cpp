@@ -13,8 +13,8 @@
 #include <set>
 #include <string>
 
-#include "kernels/program.h"
-#include "kernels/training.h"
+#include "lang/program.h"
+#include "training/training.h"
 #include "storage/damage_guard.h"
 #include "tools/commands.h"
 

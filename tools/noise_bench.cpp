@@ -8,7 +8,7 @@
 #include <sstream>
 #include <thread>
 
-#include "kernels/training.h"
+#include "training/training.h"
 #include "stats/stats.h"
 #include "tools/commands.h"
 

@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <iostream>
 
-#include "kernels/safetensors.h"
-#include "kernels/training.h"
+#include "training/safetensors.h"
+#include "training/training.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {

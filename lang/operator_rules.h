@@ -1,6 +1,6 @@
 #pragma once
-// Internal to kernels/: the typing and cost rules behind operators(). Each operator has one
-// row in the table of kernels/operators.cpp; the checker, the figures and the canonical form
+// Internal to lang/: the typing and cost rules behind operators(). Each operator has one
+// row in the table of lang/operators.cpp; the checker, the figures and the canonical form
 // all read that row, so an operator is described in one place.
 #include <cstdint>
 #include <map>
@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch::lang::detail {
 

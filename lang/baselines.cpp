@@ -1,14 +1,14 @@
-// The shipped programs: kernels/baselines/*.arch and kernels/discoveries/*.arch, compiled into
+// The shipped programs: lang/baselines/*.arch and lang/discoveries/*.arch, compiled into
 // the library by cmake/embed_files.cmake.
 #include <algorithm>
 #include <set>
 
 #include "common/embedded_file.h"
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch::lang {
 
-// Generated from kernels/baselines/*.arch and kernels/discoveries/*.arch (kernels/CMakeLists.txt).
+// Generated from lang/baselines/*.arch and lang/discoveries/*.arch (lang/CMakeLists.txt).
 const std::vector<asiarch::EmbeddedFile>& shipped_baseline_files();
 const std::vector<asiarch::EmbeddedFile>& shipped_discovery_files();
 

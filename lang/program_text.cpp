@@ -1,9 +1,9 @@
-// The text form of programs (kernels/LANGUAGE.md): parse() and print().
+// The text form of programs (lang/LANGUAGE.md): parse() and print().
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 
-#include "kernels/program_analysis.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
 

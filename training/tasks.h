@@ -1,5 +1,5 @@
 #pragma once
-// Internal to kernels/: the training tasks behind one interface. A task makes training batches
+// Internal to training/: the training tasks behind one interface. A task makes training batches
 // from (seed, step) and a fixed evaluation set, all deterministic; the trainer does the rest.
 #include <torch/torch.h>
 
@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/training.h"
+#include "training/training.h"
 
 namespace asiarch::training {
 

@@ -1,4 +1,4 @@
-#include "kernels/safetensors.h"
+#include "training/safetensors.h"
 
 #include <algorithm>
 #include <bit>

@@ -1,6 +1,6 @@
-// The PyTorch export (kernels/pytorch_export.h): the embedded runtime, then a Mixer class
+// The PyTorch export (export/pytorch_export.h): the embedded runtime, then a Mixer class
 // generated statement by statement from the checked program.
-#include "kernels/pytorch_export.h"
+#include "export/pytorch_export.h"
 
 #include <cmath>
 #include <cstdio>
@@ -8,11 +8,11 @@
 #include <sstream>
 
 #include "common/embedded_file.h"
-#include "kernels/model.h"
-#include "kernels/program_analysis.h"
+#include "training/model.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
-// Generated from kernels/export/*.py (kernels/CMakeLists.txt).
+// Generated from export/python/*.py (export/CMakeLists.txt).
 const std::vector<asiarch::EmbeddedFile>& pytorch_runtime_files();
 }  // namespace asiarch::lang
 
@@ -26,7 +26,7 @@ const std::string& runtime_text() {
   for (const auto& file : lang::pytorch_runtime_files()) {
     if (file.name == "asiarch_torch.py") return file.contents;
   }
-  throw std::logic_error("export: the PyTorch runtime kernels/export/asiarch_torch.py is not embedded");
+  throw std::logic_error("export: the PyTorch runtime export/python/asiarch_torch.py is not embedded");
 }
 
 // A Python string literal of any text.
@@ -158,7 +158,7 @@ std::string expression(const lang::Statement& statement, const lang::detail::Che
 std::string docstring(const PytorchExport& m, const std::string& module_name) {
   std::ostringstream out;
   out << "\"\"\"" << m.program.name << " as a standalone PyTorch module, exported by asiarch from " << m.origin << ".\n\n"
-      << "The whole model asiarch trains around the token mixer (kernels/model.cpp): a token embedding, " << m.layers
+      << "The whole model asiarch trains around the token mixer (training/model.cpp): a token embedding, " << m.layers
       << " blocks of\n(RMSNorm, mixer, residual, RMSNorm, SwiGLU MLP, residual), a final RMSNorm and an output head tied\n"
       << "to the embedding, at vocab=" << m.vocab << ", d_model=" << m.d_model
       << ". Parameter names and shapes are the C++ model's, so\nload_weights reads the safetensors files asiarch writes. "

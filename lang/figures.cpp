@@ -1,5 +1,5 @@
 // Derived figures of a checked program: the costs of the statements the result depends on.
-#include "kernels/program_analysis.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
 namespace {

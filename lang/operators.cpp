@@ -1,12 +1,12 @@
-// The operator table: one row per operator of kernels/LANGUAGE.md with its typing rule, its
+// The operator table: one row per operator of lang/LANGUAGE.md with its typing rule, its
 // arity and attributes, and its cost (parameters, FLOPs per token, state). Rules shared by
 // several operators are written once below and named by the rows that use them.
 #include <algorithm>
 #include <initializer_list>
 #include <map>
 
-#include "kernels/operator_rules.h"
-#include "kernels/program_analysis.h"
+#include "lang/operator_rules.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
 namespace detail {

@@ -1,7 +1,7 @@
 #pragma once
-// Internal to kernels/ (and its tests): the torch modules built from programs, the seeded
+// Internal to training/ and export/ (and their tests): the torch modules built from programs, the seeded
 // stream that draws their weights and the tasks' data, and the measurement of live tensor
-// memory. Includes torch; tools see only kernels/training.h.
+// memory. Includes torch; the actors and tools see only training/training.h.
 #include <torch/torch.h>
 
 #include <cstdint>
@@ -10,8 +10,8 @@
 #include <string_view>
 #include <vector>
 
-#include "kernels/program.h"
-#include "kernels/safetensors.h"
+#include "lang/program.h"
+#include "training/safetensors.h"
 
 namespace asiarch::model {
 

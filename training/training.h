@@ -1,5 +1,5 @@
 #pragma once
-// Training and measuring models built from programs: the torch-free face of kernels/ for the
+// Training and measuring models built from programs: the torch-free face of training/ for the
 // actors and tools. Everything here is seeded and deterministic at a fixed thread count; wall
 // clock figures (seconds, tokens per second) are measurements, never inputs to a decision.
 #include <atomic>
@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch::training {
 
@@ -65,7 +65,7 @@ struct TrainConfig {
   // When set and true, training stops at the next step with ok = false, failure "cancelled".
   const std::atomic<bool>* cancelled = nullptr;
   // When not empty, a run that trained writes the model's parameters there (safetensors, see
-  // kernels/safetensors.h), with the program and the model's sizes as metadata. The weights are
+  // training/safetensors.h), with the program and the model's sizes as metadata. The weights are
   // an output only: writing them changes no metric, and a failed write is reported in
   // TrainMetrics::weights_error, not as a failed run.
   std::string weights_path;
@@ -169,7 +169,7 @@ struct ExperimentMetrics {
 ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentConfig& config,
                                  const std::function<void(const std::string& stage)>& progress = {});
 
-// ---- functional duplicates (kernels/functional_probe.cpp) ----
+// ---- functional duplicates (training/functional_probe.cpp) ----
 // Two programs that compute the same function need one training, as in AutoML-Zero (Real et al.,
 // 2020, arXiv:2003.03384, "functional equivalence checking"): the mixer runs on a fixed probe
 // batch with weights drawn from a fixed seed, and its rounded outputs are hashed.
@@ -190,12 +190,5 @@ struct ProbeConfig {
 // only parameter-free statements keep every weight. Throws lang::ProgramError when the program
 // does not type-check at config.d_model.
 std::string functional_hash(const lang::Program& program, const ProbeConfig& config);
-
-// The torch-free stand-in that simulation uses: algebraic identities of the operator set
-// rewritten to one form (mul(a, sigmoid(a)) -> silu(a), exp(logsigmoid(a)) -> sigmoid(a),
-// neg(neg(a)) -> a, mul(rmsnorm(a), silu(g)) -> gated_rmsnorm(a, g)), then the canonical form.
-lang::Program algebraic_normal_form(const lang::Program& program);
-// lang::structural_hash of the algebraic normal form: the duplicate key of simulation.
-std::string algebraic_hash(const lang::Program& program);
 
 }  // namespace asiarch::training

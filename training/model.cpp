@@ -1,6 +1,6 @@
-// Model assembly: the mixer a program describes, operator by operator (kernels/LANGUAGE.md),
+// Model assembly: the mixer a program describes, operator by operator (lang/LANGUAGE.md),
 // and the fixed model around it (DESIGN.md); the memory counter.
-#include "kernels/model.h"
+#include "training/model.h"
 
 #include <c10/core/CPUAllocator.h>
 
@@ -12,7 +12,7 @@
 #include <optional>
 
 #include "common/rng.h"
-#include "kernels/program_analysis.h"
+#include "lang/program_analysis.h"
 #include "kernels/recurrences.h"
 
 namespace asiarch::model {

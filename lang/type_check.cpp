@@ -4,7 +4,7 @@
 #include <set>
 
 #include "common/suggest.h"
-#include "kernels/program_analysis.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
 namespace detail {

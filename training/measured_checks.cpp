@@ -1,11 +1,11 @@
-// The checks by measurement (kernels/training.h): a probe model built from the program is run
+// The checks by measurement (training/training.h): a probe model built from the program is run
 // and measured, so these hold for the module as built, not only for the static figures.
 #include <chrono>
 #include <cmath>
 
 #include "common/rng.h"
-#include "kernels/model.h"
-#include "kernels/training.h"
+#include "training/model.h"
+#include "training/training.h"
 
 namespace asiarch::training {
 namespace {

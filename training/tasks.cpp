@@ -1,6 +1,6 @@
 // The training tasks: MQAR generated from a seed, and byte-level language modelling on a text
 // file with a fixed held-out split.
-#include "kernels/tasks.h"
+#include "training/tasks.h"
 
 #include <zlib.h>
 
@@ -12,7 +12,7 @@
 #include <numeric>
 
 #include "common/rng.h"
-#include "kernels/model.h"
+#include "training/model.h"
 
 namespace asiarch::training {
 namespace {

@@ -1,13 +1,13 @@
 #pragma once
 // Exporting a program's whole model as a standalone PyTorch file: the runtime of
-// kernels/export/asiarch_torch.py (every operator in plain PyTorch, the fixed model, a
+// export/python/asiarch_torch.py (every operator in plain PyTorch, the fixed model, a
 // safetensors reader) and a generated Mixer class whose parameters have exactly the names and
-// shapes of the C++ model (kernels/model.h), so that load_weights reads what asiarch kept.
+// shapes of the C++ model (training/model.h), so that load_weights reads what asiarch kept.
 // Torch-free.
 #include <cstdint>
 #include <string>
 
-#include "kernels/program.h"
+#include "lang/program.h"
 
 namespace asiarch::exporting {
 

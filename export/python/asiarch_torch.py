@@ -1,5 +1,5 @@
-# ---- asiarch PyTorch runtime: every operator of the architecture language (kernels/LANGUAGE.md)
-# in plain PyTorch, the fixed model around the mixer (kernels/model.cpp) and a reader of the
+# ---- asiarch PyTorch runtime: every operator of the architecture language (lang/LANGUAGE.md)
+# in plain PyTorch, the fixed model around the mixer (training/model.cpp) and a reader of the
 # safetensors files asiarch writes. Recurrences are plain loops over time: slow, but every line
 # is one formula of LANGUAGE.md. Shapes: seq [B, T, n], heads [B, h, T, d], scalars [B, h, T].
 import json
@@ -22,7 +22,7 @@ class Weights(nn.Module):
             self.register_parameter(name, nn.Parameter(tensor))
 
 
-# ---- parameter initialisation (the distributions of kernels/model.cpp) ----
+# ---- parameter initialisation (the distributions of training/model.cpp) ----
 
 def init_projection(out_features, in_features):
     """Xavier normal (Glorot and Bengio, 2010)."""
@@ -304,7 +304,7 @@ def op_head_route(g, paths):
     return weighted_paths(torch.softmax(g, -1), paths)
 
 
-# ---- the fixed model around the mixer (kernels/model.cpp) ----
+# ---- the fixed model around the mixer (training/model.cpp) ----
 
 def mlp_hidden_width(d_model):
     """SwiGLU's hidden width: about 8/3 D, a multiple of 8."""

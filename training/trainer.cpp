@@ -1,5 +1,5 @@
 // Training a model built from a program on a task, the fidelity settings, and one experiment
-// of a campaign (kernels/training.h).
+// of a campaign (training/training.h).
 #include <chrono>
 #include <cmath>
 #include <map>
@@ -7,9 +7,9 @@
 #include <numbers>
 #include <thread>
 
-#include "kernels/model.h"
-#include "kernels/tasks.h"
-#include "kernels/training.h"
+#include "training/model.h"
+#include "training/tasks.h"
+#include "training/training.h"
 
 namespace asiarch::training {
 namespace {

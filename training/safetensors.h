@@ -2,7 +2,7 @@
 // Writing and reading tensors in the safetensors format (https://github.com/huggingface/safetensors): an
 // 8-byte little-endian header length, a JSON header of name -> {dtype, shape, data_offsets}
 // (and an optional "__metadata__" of strings), then the raw little-endian data. Python reads it
-// with a few lines of struct and json (kernels/export/asiarch_torch.py), no extra packages.
+// with a few lines of struct and json (export/python/asiarch_torch.py), no extra packages.
 // Torch-free.
 #include <cstdint>
 #include <filesystem>

@@ -1,6 +1,6 @@
 #pragma once
 // The architecture language: typed SSA programs that describe a token mixer. The text form,
-// the types and every operator are specified in kernels/LANGUAGE.md. This header is torch-free.
+// the types and every operator are specified in lang/LANGUAGE.md. This header is torch-free.
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -106,6 +106,14 @@ Figures derive(const Program& program, const ModelShape& shape);
 Program canonical(const Program& program);
 std::string structural_hash(const Program& program);
 
+// The torch-free stand-in for the functional probe that simulation uses: algebraic identities of
+// the operator set rewritten to one form (mul(a, sigmoid(a)) -> silu(a), exp(logsigmoid(a)) ->
+// sigmoid(a), neg(neg(a)) -> a, mul(rmsnorm(a), silu(g)) -> gated_rmsnorm(a, g)), then the
+// canonical form (lang/algebraic_normal_form.cpp).
+Program algebraic_normal_form(const Program& program);
+// structural_hash of the algebraic normal form: the duplicate key of simulation.
+std::string algebraic_hash(const Program& program);
+
 // The operator table, for tools and mutation operators.
 enum class OpClass { Projection, Reshape, Elementwise, Binary, Learned, Norm, LocalMix, Recurrence, Routing };
 struct OpInfo {
@@ -118,14 +126,14 @@ struct OpInfo {
 const std::vector<OpInfo>& operators();             // in a fixed order
 const OpInfo* find_operator(std::string_view name); // nullptr if unknown
 
-// Shipped programs: the baselines of DESIGN.md (kernels/baselines/*.arch) and the architectures
-// ASI-Arch discovered (kernels/discoveries/*.arch), by name. Both may start a campaign or be
+// Shipped programs: the baselines of DESIGN.md (lang/baselines/*.arch) and the architectures
+// ASI-Arch discovered (lang/discoveries/*.arch), by name. Both may start a campaign or be
 // trained by name; only the baselines are the published starting points.
 struct Baseline {
   std::string name;        // e.g. "gated_deltanet"
   std::string text;        // the program's text form
   bool reference_only;     // softmax_attention: fails the complexity check by design
-  bool discovery = false;  // from kernels/discoveries: found by a search, not a baseline
+  bool discovery = false;  // from lang/discoveries: found by a search, not a baseline
 };
 const std::vector<Baseline>& baselines();    // sorted by name
 const std::vector<Baseline>& discoveries();  // sorted by name

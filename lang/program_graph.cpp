@@ -3,7 +3,7 @@
 #include <map>
 
 #include "common/suggest.h"
-#include "kernels/program_analysis.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang::detail {
 

@@ -1,5 +1,4 @@
-// Functional hashing (kernels/training.h): the probe of a program's mixer and the algebraic
-// normal form that stands in for it in simulation.
+// Functional hashing (training/training.h): the probe of a program's mixer.
 #include <openssl/evp.h>
 
 #include <cmath>
@@ -7,8 +6,8 @@
 #include <map>
 
 #include "common/rng.h"
-#include "kernels/model.h"
-#include "kernels/training.h"
+#include "training/model.h"
+#include "training/training.h"
 
 namespace asiarch::training {
 namespace {
@@ -75,56 +74,5 @@ std::string functional_hash(const lang::Program& program, const ProbeConfig& con
   return sha256_hex(rounded.data(), rounded.size() * sizeof(int64_t));
 }
 
-lang::Program algebraic_normal_form(const lang::Program& program) {
-  lang::Program p = lang::canonical(program);
-  bool changed = true;
-  while (changed) {
-    changed = false;
-    std::map<std::string, const lang::Statement*> defined;
-    std::map<std::string, std::string> alias;  // value -> the earlier value it equals
-    for (auto& s : p.body) {
-      for (auto& arg : s.args) {
-        if (auto a = alias.find(arg); a != alias.end()) arg = a->second;
-      }
-      auto def = [&](const std::string& name, const char* op) -> const lang::Statement* {
-        auto d = defined.find(name);
-        return d != defined.end() && d->second->op == op ? d->second : nullptr;
-      };
-      if (s.op == "mul" && s.args.size() == 2) {
-        for (int side = 0; side < 2; ++side) {
-          const std::string a = s.args[side];
-          const std::string b = s.args[1 - side];
-          const auto* sig = def(b, "sigmoid");
-          const auto* norm = def(a, "rmsnorm");
-          const auto* gate = def(b, "silu");
-          if (sig && sig->args[0] == a) {
-            s.op = "silu";
-            s.args = {a};
-          } else if (norm && gate) {
-            s.op = "gated_rmsnorm";
-            s.args = {norm->args[0], gate->args[0]};
-          } else {
-            continue;
-          }
-          changed = true;
-          break;
-        }
-      } else if (s.op == "exp" && def(s.args[0], "logsigmoid")) {
-        s.args = {def(s.args[0], "logsigmoid")->args[0]};
-        s.op = "sigmoid";
-        changed = true;
-      } else if (s.op == "neg" && def(s.args[0], "neg")) {
-        alias[s.name] = def(s.args[0], "neg")->args[0];
-        changed = true;
-      }
-      defined[s.name] = &s;
-    }
-    if (auto a = alias.find(p.result); a != alias.end()) p.result = a->second;
-    if (changed) p = lang::canonical(p);
-  }
-  return p;
-}
-
-std::string algebraic_hash(const lang::Program& program) { return lang::structural_hash(algebraic_normal_form(program)); }
 
 }  // namespace asiarch::training

@@ -1,12 +1,12 @@
 #pragma once
-// Internal to kernels/: the def-use graph of a program and its checked form, shared by the
+// Internal to lang/: the def-use graph of a program and its checked form, shared by the
 // parser, the type checker, the figures and the canonical form.
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "kernels/operator_rules.h"
-#include "kernels/program.h"
+#include "lang/operator_rules.h"
+#include "lang/program.h"
 
 namespace asiarch::lang::detail {
 

@@ -1,11 +1,11 @@
-// The canonical form and the structural hash (kernels/LANGUAGE.md).
+// The canonical form and the structural hash (lang/LANGUAGE.md).
 #include <openssl/evp.h>
 
 #include <algorithm>
 #include <cstring>
 #include <numeric>
 
-#include "kernels/program_analysis.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
 namespace {

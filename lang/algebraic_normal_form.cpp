@@ -1,0 +1,61 @@
+// The algebraic normal form (lang/program.h): identities of the operator set rewritten to one
+// form, then the canonical form. Simulation's stand-in for the functional probe.
+#include <map>
+
+#include "lang/program.h"
+
+namespace asiarch::lang {
+
+Program algebraic_normal_form(const Program& program) {
+  Program p = canonical(program);
+  bool changed = true;
+  while (changed) {
+    changed = false;
+    std::map<std::string, const Statement*> defined;
+    std::map<std::string, std::string> alias;  // value -> the earlier value it equals
+    for (auto& s : p.body) {
+      for (auto& arg : s.args) {
+        if (auto a = alias.find(arg); a != alias.end()) arg = a->second;
+      }
+      auto def = [&](const std::string& name, const char* op) -> const Statement* {
+        auto d = defined.find(name);
+        return d != defined.end() && d->second->op == op ? d->second : nullptr;
+      };
+      if (s.op == "mul" && s.args.size() == 2) {
+        for (int side = 0; side < 2; ++side) {
+          const std::string a = s.args[side];
+          const std::string b = s.args[1 - side];
+          const auto* sig = def(b, "sigmoid");
+          const auto* norm = def(a, "rmsnorm");
+          const auto* gate = def(b, "silu");
+          if (sig && sig->args[0] == a) {
+            s.op = "silu";
+            s.args = {a};
+          } else if (norm && gate) {
+            s.op = "gated_rmsnorm";
+            s.args = {norm->args[0], gate->args[0]};
+          } else {
+            continue;
+          }
+          changed = true;
+          break;
+        }
+      } else if (s.op == "exp" && def(s.args[0], "logsigmoid")) {
+        s.args = {def(s.args[0], "logsigmoid")->args[0]};
+        s.op = "sigmoid";
+        changed = true;
+      } else if (s.op == "neg" && def(s.args[0], "neg")) {
+        alias[s.name] = def(s.args[0], "neg")->args[0];
+        changed = true;
+      }
+      defined[s.name] = &s;
+    }
+    if (auto a = alias.find(p.result); a != alias.end()) p.result = a->second;
+    if (changed) p = canonical(p);
+  }
+  return p;
+}
+
+std::string algebraic_hash(const Program& program) { return structural_hash(algebraic_normal_form(program)); }
+
+}  // namespace asiarch::lang
