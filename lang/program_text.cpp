@@ -78,6 +78,8 @@ class Parser {
         }
         std::string_view comment = line.substr(1);
         if (!comment.empty() && comment[0] == ' ') comment.remove_prefix(1);
+        // Trailing blanks carry nothing, and a kept '\r' would read back as a line ending.
+        comment.remove_suffix(comment.size() - (comment.find_last_not_of(" \t\r") + 1));
         comments.emplace_back(comment);
         continue;
       }

@@ -156,4 +156,10 @@ inline pid_t start(const std::string& command, const std::string& output = "/dev
   return pid;
 }
 
+// `asiarch ARGS` with its process killed by SIGKILL at the crash point `crash_at`
+// (storage/crash_point.h): a kill at a chosen event, the same on an idle machine and a busy one.
+inline Result crashed_at(const std::string& crash_at, const std::string& args) {
+  return sh("ASIARCH_CRASH_AT=" + crash_at + " exec " + cli(args));
+}
+
 }  // namespace asiarch::testing

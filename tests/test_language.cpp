@@ -140,6 +140,11 @@ TEST_CASE("parsing accepts free spacing and blank lines and prints the canonical
   const Program reals = parse("program r\n  a = route(x, x, x, temp=1e-3)\n  return a\n");
   CHECK(std::get<double>(reals.body[0].attrs[0].value) == 1e-3);
   CHECK(print(reals).find("temp=0.001") != std::string::npos);
+  // A comment's trailing blanks and carriage returns are dropped: kept, a '\r' would print as a
+  // line ending and read back shorter (fuzz/regressions/fuzz_program/comment-ending-in-cr.arch).
+  const Program crlf = parse("program c\r\n# x \r\r\n  a = silu(x)\r\n  return a\r\n");
+  CHECK(crlf.body.at(0).comments == std::vector<std::string>{"x"});
+  CHECK(print(parse(print(crlf))) == print(crlf));
 }
 
 TEST_CASE("ProgramError::what() is FILE:LINE: message") {

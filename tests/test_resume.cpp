@@ -16,9 +16,6 @@ using namespace asiarch::testing;
 
 namespace {
 
-// `asiarch ARGS` with its process killed by SIGKILL at the crash point `crash_at` (storage/crash_point.h).
-Result crashed_at(const std::string& crash_at, const std::string& args) { return sh("ASIARCH_CRASH_AT=" + crash_at + " exec " + cli(args)); }
-
 // A shortened paper-scale campaign (about 7,500 events, so a checkpoint at event 4,096 falls
 // inside it) and its uninterrupted digest.
 struct CrashCampaign {
