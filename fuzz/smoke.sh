@@ -2,7 +2,8 @@
 # Builds the libFuzzer targets (fuzz/CMakeLists.txt) with clang into BUILD and runs each for
 # RUNS inputs from a fixed seed, so the same inputs on an idle machine and a busy one, over its
 # seed corpus (the repo's programs, scenarios and logged events) and its regression corpus
-# (fuzz/regressions/: inputs that once crashed a target). Exits non-zero when a target crashes; the crashing input is left as BUILD/crash-TARGET-*.
+# (fuzz/regressions/: inputs that once crashed a target). Exits non-zero when a target crashes;
+# the crashing input is left as BUILD/crash-TARGET-*.
 # Usage: fuzz/smoke.sh BUILD [RUNS]   (ctest runs it as fuzz_smoke; README: longer runs)
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
