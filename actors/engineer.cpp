@@ -96,28 +96,16 @@ std::optional<Repair> add_norm(const lang::Program& program) {
   return Repair{out, "add_norm", "L2-normalised the queries and keys of its recurrences (" + std::to_string(added) + " values)"};
 }
 
-// Whether a value is <= 0 (`negative`) or >= 0 by construction, through sign-preserving ops.
-bool signed_by_construction(const lang::Program& program, const std::string& name, bool negative) {
-  const lang::Statement* s = producer(program, name);
-  if (!s) return false;
-  const std::string& op = s->op;
-  if (op == "temperature" || op == "scale" || op == "split_heads" || op == "head_scalars") {
-    return signed_by_construction(program, s->args[0], negative);
-  }
-  if (op == "neg") return signed_by_construction(program, s->args[0], !negative);
-  if (negative) return op == "logsigmoid" || op == "retnet_decay";
-  return op == "softplus" || op == "relu" || op == "exp" || op == "sigmoid" || op == "elu1";
-}
-
-// bound_decay: a log-space decay g must stay <= 0, or exp(g) grows the state without bound;
-// logsigmoid bounds it as GLA does (Yang et al., 2023, arXiv:2312.06635).
-std::optional<Repair> bound_decay(const lang::Program& program) {
+// bound_decay: a log-space decay g must stay <= 0, or exp(g) grows the state without bound (the
+// type checker refuses a decay it cannot show to be <= 0); logsigmoid bounds it as GLA does
+// (Yang et al., 2023, arXiv:2312.06635).
+std::optional<Repair> bound_decay(const lang::Program& program, const lang::ModelShape& shape) {
   lang::Program out = program;
   int bounded = 0;
   for (size_t i = 0; i < out.body.size(); ++i) {
     const std::string& op = out.body[i].op;
     const size_t slot = op == "decay_attn" ? 3 : op == "gated_delta_rule" ? 4 : 0;
-    if (slot == 0 || signed_by_construction(out, out.body[i].args[slot], true)) continue;
+    if (slot == 0 || lang::provably_non_positive(out, out.body[i].args[slot], shape)) continue;
     wrap_argument(out, i, slot, "logsigmoid", "repair_decay");
     ++i;
     ++bounded;
@@ -254,8 +242,8 @@ std::optional<Repair> repair_for_failure(const lang::Program& program, const std
     if (failure.rfind(std::string("check ") + check, 0) == 0) return repair_for_check(program, check, shape, widths, param_target, tolerance);
   }
   if (!numerical_failure(failure)) return std::nullopt;
-  for (auto rule : {add_norm, bound_decay}) {
-    if (auto repair = rule(program); repair && passes(repair->program, shape, widths)) return repair;
+  for (auto repair : {add_norm(program), bound_decay(program, shape)}) {
+    if (repair && passes(repair->program, shape, widths)) return repair;
   }
   // Smaller steps: the first remedy for a loss that blows up (Goodfellow et al., Deep Learning, 8.2).
   return Repair{program, "lower_lr", "the same program retried at half the learning rate", 0.5};

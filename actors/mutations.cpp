@@ -663,7 +663,7 @@ std::optional<std::string> graft_reference(Editor& e, const Context& c) {
   for (const Statement& s : reference.body) {
     if (!needed.count(s.name)) continue;
     std::vector<std::string> args;
-    for (const auto& a : s.args) args.push_back(renamed.at(a));
+    for (const auto& a : s.args) args.push_back(lang::is_literal(a) ? a : renamed.at(a));
     renamed[s.name] = e.emit(&at, "ref_" + s.name, s.op, std::move(args), s.attrs);
     if (s.name == g.reference_value) break;
   }

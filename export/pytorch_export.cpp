@@ -112,7 +112,11 @@ std::string initial_value(const std::string& op, const ParameterSpec& p) {
   return "torch.tensor([" + values + "])";
 }
 
-std::string local(const std::string& name) { return name == "x" ? "x" : "v_" + name; }
+// The Python name of a value, or a number as a Python float.
+std::string local(const std::string& name) {
+  if (lang::is_literal(name)) return python_float(lang::literal_value(name));
+  return name == "x" ? "x" : "v_" + name;
+}
 
 // The Python expression of one checked statement; `w` is the mixer's statement modules.
 std::string expression(const lang::Statement& statement, const lang::detail::CheckedStatement& checked) {
@@ -136,6 +140,9 @@ std::string expression(const lang::Statement& statement, const lang::detail::Che
   if (op == "scale") return call(self + ".weight, " + kind_name(checked.type));
   if (op == "temperature") return call(self + ".log_temperature, " + kind_name(checked.type));
   if (op == "sharpen") return call(self + ".raw_scale, " + kind_name(checked.type));
+  if (op == "bias") return call(self + ".bias, " + kind_name(checked.type));
+  if (op == "div") return call(python_float(checked.operands.real("eps")));
+  if (op == "reduce_sum" || op == "reduce_mean" || op == "reduce_max" || op == "entropy") return call(kind_name(first));
   if (op == "rmsnorm" || op == "gated_rmsnorm") return call(self + ".gain");
   if (op == "short_conv" || op == "noncausal_conv") return call(self + ".taps");
   if (op == "fir") return call(self + ".taps, " + kind_name(checked.type));
@@ -151,7 +158,7 @@ std::string expression(const lang::Statement& statement, const lang::detail::Che
   if (op == "sigmoid_fuse") {
     return "op_sigmoid_fuse(" + a[0] + ", " + list_from(1) + ", " + python_float(checked.operands.reals.at("floor")) + ")";
   }
-  if (op == "head_route") return "op_head_route(" + a[0] + ", " + list_from(1) + ")";
+  if (op == "head_route" || op == "weighted_paths") return "op_" + op + "(" + a[0] + ", " + list_from(1) + ")";
   return call("");
 }
 

@@ -12,8 +12,17 @@ namespace {
 
 using detail::kInput;
 
-// Same value, one spelling: D*2/4 becomes D/2, attributes are sorted by key.
-std::vector<Attr> canonical_attrs(std::vector<Attr> attrs) {
+// Same value, one spelling: D*2/4 becomes D/2, an optional attribute at its default is dropped
+// (scale(a, init=1.0) is scale(a)), attributes are sorted by key.
+std::vector<Attr> canonical_attrs(const std::string& op, std::vector<Attr> attrs) {
+  if (const detail::OperatorRules* rules = detail::find_rules(op)) {
+    std::erase_if(attrs, [&](const Attr& attr) {
+      const double* real = std::get_if<double>(&attr.value);
+      return real && std::any_of(rules->attrs.begin(), rules->attrs.end(), [&](const detail::AttrSpec& spec) {
+               return spec.key == attr.key && spec.default_real == *real;
+             });
+    });
+  }
   for (Attr& attr : attrs) {
     if (Dim* dim = std::get_if<Dim>(&attr.value); dim && dim->of_model_width) {
       const int64_t divisor = std::gcd(dim->num, dim->den);
@@ -51,8 +60,13 @@ class Canonicalizer {
     return mix(hash, text.size());
   }
 
-  uint64_t fingerprint_of(int index) const {
-    return index == kInput ? 0x6a09e667f3bcc908ULL : fingerprint_[static_cast<size_t>(index)];
+  // The fingerprint of argument `position` of statement `index`: of x, of a number or of an
+  // earlier statement.
+  uint64_t fingerprint_of(size_t index, size_t position) const {
+    const int arg = graph_.args[index][position];
+    if (arg == kInput) return 0x6a09e667f3bcc908ULL;
+    if (arg == detail::kLiteral) return mix(0xbb67ae8584caa73bULL, program_.body[index].args[position]);
+    return fingerprint_[static_cast<size_t>(arg)];
   }
 
   // A 64-bit structural fingerprint of the sub-expression rooted at `index`: operator,
@@ -62,10 +76,11 @@ class Canonicalizer {
   uint64_t fingerprint(int index) const {
     const Statement& s = program_.body[static_cast<size_t>(index)];
     uint64_t hash = mix(0, s.op);
-    for (const Attr& attr : canonical_attrs(s.attrs)) {
+    for (const Attr& attr : canonical_attrs(s.op, s.attrs)) {
       hash = mix(hash, attr.key);
       if (const Dim* dim = std::get_if<Dim>(&attr.value)) {
         hash = mix(mix(mix(hash, dim->of_model_width ? 1u : 0u), static_cast<uint64_t>(dim->num)), static_cast<uint64_t>(dim->den));
+        if (dim->offset != 0) hash = mix(hash, static_cast<uint64_t>(dim->offset));  // widths without one hash as before
       } else {
         uint64_t bits;
         const double real = std::get<double>(attr.value);
@@ -74,22 +89,25 @@ class Canonicalizer {
       }
     }
     std::vector<uint64_t> args;
-    for (int arg : graph_.args[static_cast<size_t>(index)]) args.push_back(fingerprint_of(arg));
+    for (size_t j = 0; j < s.args.size(); ++j) args.push_back(fingerprint_of(static_cast<size_t>(index), j));
     const detail::OperatorRules* rules = detail::find_rules(s.op);
     if (rules && rules->commutative) std::sort(args.begin(), args.end());
     for (uint64_t arg : args) hash = mix(hash, arg);
     return hash;
   }
 
-  // The arguments of statement `index` in canonical order: commutative ones sorted by their
-  // sub-expressions' fingerprints (ties keep their order).
-  std::vector<int> ordered_args(int index) const {
-    std::vector<int> args = graph_.args[static_cast<size_t>(index)];
-    const detail::OperatorRules* rules = detail::find_rules(program_.body[static_cast<size_t>(index)].op);
+  // The argument positions of statement `index` in canonical order: commutative ones sorted by
+  // their sub-expressions' fingerprints (ties keep their order).
+  std::vector<size_t> ordered_args(int index) const {
+    const auto at = static_cast<size_t>(index);
+    std::vector<size_t> positions(graph_.args[at].size());
+    std::iota(positions.begin(), positions.end(), size_t{0});
+    const detail::OperatorRules* rules = detail::find_rules(program_.body[at].op);
     if (rules && rules->commutative) {
-      std::stable_sort(args.begin(), args.end(), [&](int a, int b) { return fingerprint_of(a) < fingerprint_of(b); });
+      std::stable_sort(positions.begin(), positions.end(),
+                       [&](size_t a, size_t b) { return fingerprint_of(at, a) < fingerprint_of(at, b); });
     }
-    return args;
+    return positions;
   }
 
   // The canonical program of the sub-expression rooted at `root`: its statements in the order of
@@ -101,26 +119,30 @@ class Canonicalizer {
     auto name_of = [&](int index) { return index == kInput ? std::string("x") : names[static_cast<size_t>(index)]; };
     struct Frame {
       int index;
-      std::vector<int> args;
+      std::vector<size_t> positions;  // of its arguments, in canonical order
       size_t next = 0;
     };
     std::vector<Frame> stack;
     auto enter = [&](int index) {
-      if (index != kInput && names[static_cast<size_t>(index)].empty()) stack.push_back(Frame{index, ordered_args(index)});
+      if (index >= 0 && names[static_cast<size_t>(index)].empty()) stack.push_back(Frame{index, ordered_args(index)});
     };
     enter(root);
     while (!stack.empty()) {
       Frame& frame = stack.back();
-      if (frame.next < frame.args.size()) {
-        enter(frame.args[frame.next++]);  // may reallocate the stack: `frame` is not used after this
+      const auto at = static_cast<size_t>(frame.index);
+      if (frame.next < frame.positions.size()) {
+        enter(graph_.args[at][frame.positions[frame.next++]]);  // may reallocate the stack: `frame` is not used after this
         continue;
       }
-      const Statement& source = program_.body[static_cast<size_t>(frame.index)];
+      const Statement& source = program_.body[at];
       Statement s;
       s.name = std::string("v").append(std::to_string(out.body.size()));
       s.op = source.op;
-      for (int arg : frame.args) s.args.push_back(name_of(arg));
-      s.attrs = canonical_attrs(source.attrs);
+      for (size_t position : frame.positions) {
+        const int arg = graph_.args[at][position];
+        s.args.push_back(arg == detail::kLiteral ? source.args[position] : name_of(arg));
+      }
+      s.attrs = canonical_attrs(source.op, source.attrs);
       names[static_cast<size_t>(frame.index)] = s.name;
       out.body.push_back(std::move(s));
       stack.pop_back();

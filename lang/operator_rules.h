@@ -4,6 +4,7 @@
 // all read that row, so an operator is described in one place.
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -12,22 +13,37 @@
 
 namespace asiarch::lang::detail {
 
-enum class AttrKind { Dimension, Real };
+// Dimension: a width (4, D, D*k/m+c), positive. Real: a positive number (temp, floor, eps).
+// SignedReal: any finite number (an initial value).
+enum class AttrKind { Dimension, Real, SignedReal };
 
 struct AttrSpec {
   std::string key;
   AttrKind kind;
+  std::optional<double> default_real = std::nullopt;  // set: the attribute is optional (a real)
+  bool required() const { return !default_real.has_value(); }
 };
+
+// What the checker knows of a value's sign, for the rules that need one (a log-space decay must
+// be <= 0). Derived bottom-up from the operators' sign rules; Any when nothing is known. Zero
+// (the literal 0.0) is both non-negative and non-positive.
+enum class Sign { Any, NonNegative, NonPositive, Zero };
+inline bool is_at_most_zero(Sign s) { return s == Sign::NonPositive || s == Sign::Zero; }
+inline bool is_at_least_zero(Sign s) { return s == Sign::NonNegative || s == Sign::Zero; }
 
 // One statement's operands after checking: argument types and evaluated attributes.
 struct Operands {
-  std::vector<Type> args;
+  std::vector<Type> args;               // a literal argument has the type of the first value argument
   std::vector<std::string> arg_names;   // for messages
+  std::vector<std::optional<double>> literals;  // per argument: its number, if it is a literal
+  std::vector<Sign> signs;              // per argument
   std::map<std::string, int64_t> dims;  // dimension attributes, evaluated at shape.d_model
   std::map<std::string, double> reals;  // real attributes
   ModelShape shape;
 
   int64_t dim(const std::string& key) const { return dims.at(key); }
+  // A real attribute, or its default when an optional one is not given.
+  double real(const std::string& key) const { return reals.at(key); }
 };
 
 // Thrown by a typing rule; the message says what is wrong and what to write instead. The
@@ -44,6 +60,7 @@ struct Cost {
 };
 
 using TypeRule = Type (*)(const Operands&);
+using SignRule = Sign (*)(const Operands&);
 // `context` is the sequence length T the figures are taken at.
 using CostRule = Cost (*)(const Operands&, const Type& result, int64_t context);
 
@@ -56,11 +73,13 @@ struct OperatorRules {
   std::string meaning;  // what it computes, one line
   int min_args;
   int max_args;                 // kVariadic: no upper bound
-  std::vector<AttrSpec> attrs;  // all required
+  std::vector<AttrSpec> attrs;  // required unless they have a default
   TypeRule result_type;
   CostRule cost;
   bool causal = true;
   bool commutative = false;  // arguments may be swapped (add, mul): the canonical form sorts them
+  bool takes_literals = false;  // a number may stand for an argument (add(a, 1.0))
+  SignRule sign = nullptr;      // the result's sign; nullptr: Any
 };
 
 const std::vector<OperatorRules>& operator_rules();  // in the order of operators()

@@ -60,9 +60,10 @@ const Type& same_type_from(const Operands& in, size_t first) {
 
 Type same_as_argument(const Operands& in) { return in.args[0]; }
 
+// seq[n] -> seq[N]; heads[h, d] -> heads[h, N] with one weight shared by every head.
 Type linear_type(const Operands& in) {
-  arg_of_kind(in, 0, {Kind::Seq});
-  return Type{Kind::Seq, 0, in.dim("out")};
+  const Type& a = arg_of_kind(in, 0, {Kind::Seq, Kind::Heads});
+  return Type{a.kind, a.heads, in.dim("out")};
 }
 
 Type split_heads_type(const Operands& in) {
@@ -91,16 +92,47 @@ Type concat_type(const Operands& in) {
   return Type{Kind::Seq, 0, n + m};
 }
 
-// add, sub, mul: one type, or per-head vectors with per-head scalars broadcast over the vector
-// (either order, so that the canonical form may sort the arguments of add and mul).
+// Whether `narrow` broadcasts over `wide`: per-head scalars over the vectors of those heads, or a
+// seq[1] (a reduction over channels) over every channel.
+bool broadcasts_over(const Type& narrow, const Type& wide) {
+  if (narrow.kind == Kind::Scalars && wide.kind == Kind::Heads) return narrow.heads == wide.heads;
+  return narrow.kind == Kind::Seq && wide.kind == Kind::Seq && narrow.dim == 1;
+}
+
+// add, sub, mul, div, max, min: one type, or a narrower value broadcast over a wider one (either
+// order, so that the canonical form may sort the arguments of add and mul).
 Type broadcast_type(const Operands& in) {
   const Type& a = in.args[0];
   const Type& b = in.args[1];
   if (a == b) return a;
-  if (a.kind == Kind::Heads && b.kind == Kind::Scalars && a.heads == b.heads) return a;
-  if (a.kind == Kind::Scalars && b.kind == Kind::Heads && a.heads == b.heads) return b;
+  if (broadcasts_over(b, a)) return a;
+  if (broadcasts_over(a, b)) return b;
   throw RuleError{"cannot combine " + to_string(a) + " ('" + in.arg_names[0] + "') with " + to_string(b) + " ('" +
-                  in.arg_names[1] + "'); use two values of one type, or heads[h, d] with scalars[h] of the same h"};
+                  in.arg_names[1] + "'); use two values of one type, heads[h, d] with scalars[h] of the same h, or seq[n] with seq[1]"};
+}
+
+// Reductions over the last dimension: seq[n] -> seq[1], heads[h, d] -> scalars[h].
+Type reduction_type(const Operands& in) {
+  const Type& a = arg_of_kind(in, 0, {Kind::Seq, Kind::Heads});
+  return a.kind == Kind::Seq ? Type{Kind::Seq, 0, 1} : Type{Kind::Scalars, a.heads, 0};
+}
+
+// Statistics over heads, given to every head: heads[h, d] or scalars[h] -> same.
+Type across_heads_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Heads, Kind::Scalars}); }
+
+// weighted_paths: weights seq[k] over k seq paths, or heads[h, k] over k paths heads[h, d].
+Type weighted_paths_type(const Operands& in) {
+  const Type& path = same_type_from(in, 1);
+  const int64_t paths = static_cast<int64_t>(in.args.size()) - 1;
+  const Type weights = path.kind == Kind::Heads ? Type{Kind::Heads, path.heads, paths} : Type{Kind::Seq, 0, paths};
+  if (path.kind == Kind::Scalars) {
+    throw RuleError{describe_arg(in, 1) + " is " + to_string(path) + "; the paths must be seq[n] or heads[h, d]"};
+  }
+  if (in.args[0] != weights) {
+    throw RuleError{"the weights, " + describe_arg(in, 0) + ", must be " + to_string(weights) + ", one per " +
+                    (path.kind == Kind::Heads ? "head and path" : "path") + ", got " + to_string(in.args[0])};
+  }
+  return path;
 }
 
 Type norm_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Seq, Kind::Heads}); }
@@ -147,6 +179,15 @@ void expect_head_scalars(const Operands& in, size_t i, const std::string& role, 
 
 Type kernel_output(const QkvShape& s) { return Type{Kind::Heads, s.heads, s.dv}; }
 
+// A decay g is a log decay: exp(g) <= 1 keeps the state from growing, so g must be known <= 0.
+void expect_log_decay(const Operands& in, size_t i) {
+  if (is_at_most_zero(in.signs[i])) return;
+  const std::string& g = in.arg_names[i];
+  throw RuleError{"the decay g, " + describe_arg(in, i) + ", must be a log decay, <= 0, and nothing makes '" + g +
+                  "' so; write logsigmoid(...), neg(softplus(...)), neg(exp(...)) or retnet_decay, or bound it with min(" + g +
+                  ", 0.0)"};
+}
+
 Type attention_type(const Operands& in) { return kernel_output(qkv_shape(in)); }
 
 Type decay_attn_type(const Operands& in) {
@@ -159,6 +200,7 @@ Type decay_attn_type(const Operands& in) {
                     to_string(vector_decay) + " (one per key channel, as q and k), got " + to_string(g) +
                     "; e.g. logsigmoid of head_scalars(linear(x, out=" + std::to_string(s.heads) + ")), on three lines"};
   }
+  expect_log_decay(in, 3);
   return kernel_output(s);
 }
 
@@ -172,6 +214,7 @@ Type gated_delta_rule_type(const Operands& in) {
   const QkvShape s = qkv_shape(in);
   expect_head_scalars(in, 3, "the writing strength beta", s.heads);
   expect_head_scalars(in, 4, "the decay g", s.heads);
+  expect_log_decay(in, 4);
   return kernel_output(s);
 }
 
@@ -231,6 +274,55 @@ Type sigmoid_fuse_type(const Operands& in) {
   return head_gated_paths_type(in);
 }
 
+// ---- sign rules ----
+
+Sign non_negative(const Operands&) { return Sign::NonNegative; }
+Sign non_positive(const Operands&) { return Sign::NonPositive; }
+Sign sign_of_first(const Operands& in) { return in.signs[0]; }
+
+Sign flipped(Sign s) {
+  return s == Sign::NonNegative ? Sign::NonPositive : s == Sign::NonPositive ? Sign::NonNegative : s;
+}
+Sign neg_sign(const Operands& in) { return flipped(in.signs[0]); }
+
+// The sign every argument from `first` on shares: that of a reshape, a concatenation, a sum or a
+// convex combination of them.
+Sign common_sign_of(const Operands& in, size_t first, size_t end) {
+  bool at_least_zero = true;
+  bool at_most_zero = true;
+  for (size_t i = first; i < end; ++i) {
+    at_least_zero = at_least_zero && is_at_least_zero(in.signs[i]);
+    at_most_zero = at_most_zero && is_at_most_zero(in.signs[i]);
+  }
+  if (at_least_zero && at_most_zero) return Sign::Zero;
+  return at_least_zero ? Sign::NonNegative : at_most_zero ? Sign::NonPositive : Sign::Any;
+}
+Sign common_sign(const Operands& in) { return common_sign_of(in, 0, in.signs.size()); }
+Sign common_path_sign(const Operands& in) { return common_sign_of(in, 1, in.signs.size()); }
+Sign gated_fuse_sign(const Operands& in) { return common_sign_of(in, 0, 2); }  // a and b; not the gate
+
+Sign sub_sign(const Operands& in) {
+  if (is_at_most_zero(in.signs[0]) && is_at_least_zero(in.signs[1])) return Sign::NonPositive;
+  if (is_at_least_zero(in.signs[0]) && is_at_most_zero(in.signs[1])) return Sign::NonNegative;
+  return Sign::Any;
+}
+Sign mul_sign(const Operands& in) {
+  if (in.signs[0] == Sign::Zero || in.signs[1] == Sign::Zero) return Sign::Zero;
+  if (in.signs[0] == Sign::Any || in.signs[1] == Sign::Any) return Sign::Any;
+  return in.signs[0] == in.signs[1] ? Sign::NonNegative : Sign::NonPositive;
+}
+// The denominator of div is at least eps > 0, so the quotient has the numerator's sign.
+Sign div_sign(const Operands& in) { return in.signs[0]; }
+// max(a, b) >= 0 when either is; min(a, b) <= 0 when either is.
+Sign max_sign(const Operands& in) {
+  if (is_at_least_zero(in.signs[0]) || is_at_least_zero(in.signs[1])) return Sign::NonNegative;
+  return common_sign(in);
+}
+Sign min_sign(const Operands& in) {
+  if (is_at_most_zero(in.signs[0]) || is_at_most_zero(in.signs[1])) return Sign::NonPositive;
+  return common_sign(in);
+}
+
 // ---- cost rules ----
 
 Cost no_cost(const Operands&, const Type&, int64_t) { return {}; }
@@ -241,10 +333,23 @@ Cost per_element(const Operands&, const Type& result, int64_t) {
   return Cost{0, static_cast<double>(kFlops) * static_cast<double>(elements(result)), 0};
 }
 
+// One [N, n] weight; on heads it is shared, so each head's vector pays for its own product.
 Cost linear_cost(const Operands& in, const Type& result, int64_t) {
   const int64_t weights = in.args[0].dim * result.dim;
-  return Cost{weights, 2.0 * static_cast<double>(weights), 0};
+  return Cost{weights, 2.0 * static_cast<double>(elements(in.args[0]) * result.dim), 0};
 }
+
+// bias: one learned value per channel of the last dimension (per head for scalars).
+Cost bias_cost(const Operands&, const Type& result, int64_t) {
+  return Cost{result.kind == Kind::Scalars ? result.heads : result.dim, static_cast<double>(elements(result)), 0};
+}
+
+// Work per element of the first argument (reductions read every element once or a few times).
+template <int kFlops>
+Cost per_input_element(const Operands& in, const Type&, int64_t) {
+  return Cost{0, static_cast<double>(kFlops) * static_cast<double>(elements(in.args[0])), 0};
+}
+
 
 // scale: one weight per channel of a seq, per head of heads and scalars.
 Cost scale_cost(const Operands&, const Type& result, int64_t) {
@@ -324,49 +429,97 @@ Cost path_stats_cost(const Operands& in, const Type&, int64_t) {
 
 constexpr AttrKind kDim = AttrKind::Dimension;
 constexpr AttrKind kReal = AttrKind::Real;
+constexpr AttrKind kSignedReal = AttrKind::SignedReal;
 
-OperatorRules unary(std::string name, std::string meaning) {
+OperatorRules unary(std::string name, std::string meaning, SignRule sign = nullptr) {
   std::string usage = name + "(a)";
-  return {std::move(name), OpClass::Elementwise, std::move(usage), std::move(meaning), 1, 1, {}, same_as_argument, per_element<1>};
+  OperatorRules rules{std::move(name), OpClass::Elementwise, std::move(usage), std::move(meaning), 1, 1, {}, same_as_argument, per_element<1>};
+  rules.sign = sign;
+  return rules;
 }
 
-OperatorRules binary(std::string name, std::string meaning, bool commutative) {
-  std::string usage = name + "(a, b)";
-  return {std::move(name), OpClass::Binary, std::move(usage), std::move(meaning), 2, 2, {}, broadcast_type, per_element<1>, true, commutative};
+// The elementwise operators of two arguments; either may be a number (`mul(a, 0.5)`).
+OperatorRules binary(std::string name, std::string meaning, bool commutative, SignRule sign, std::vector<AttrSpec> attrs = {}) {
+  std::string usage = name + "(a, b";
+  for (const auto& attr : attrs) usage += ", " + attr.key + "=E";
+  usage += ")";
+  OperatorRules rules{std::move(name), OpClass::Binary, std::move(usage), std::move(meaning), 2, 2, std::move(attrs),
+                      broadcast_type, per_element<1>, true, commutative};
+  rules.takes_literals = true;
+  rules.sign = sign;
+  return rules;
+}
+
+OperatorRules with_sign(OperatorRules rules, SignRule sign) {
+  rules.sign = sign;
+  return rules;
+}
+
+// The learned factors and offsets; `init=` sets where they start.
+OperatorRules learned(std::string name, std::string usage, std::string meaning, AttrSpec init, CostRule cost, SignRule sign) {
+  OperatorRules rules{std::move(name), OpClass::Learned, std::move(usage), std::move(meaning), 1, 1, {std::move(init)},
+                      same_as_argument, cost};
+  rules.sign = sign;
+  return rules;
+}
+
+OperatorRules reduction(std::string name, std::string meaning, TypeRule type, CostRule cost, SignRule sign) {
+  std::string usage = name + "(a)";
+  OperatorRules rules{std::move(name), OpClass::Reduction, std::move(usage), std::move(meaning), 1, 1, {}, type, cost};
+  rules.sign = sign;
+  return rules;
 }
 
 std::vector<OperatorRules> build_table() {
   return {
-      {"linear", OpClass::Projection, "linear(a, out=N)", "seq[n] -> seq[N], learned projection without bias", 1, 1,
-       {{"out", kDim}}, linear_type, linear_cost},
-      {"split_heads", OpClass::Reshape, "split_heads(a, h=H)", "seq[n] -> heads[H, n/H]", 1, 1, {{"h", kDim}},
-       split_heads_type, no_cost},
-      {"merge_heads", OpClass::Reshape, "merge_heads(a)", "heads[h, d] -> seq[h*d]", 1, 1, {}, merge_heads_type, no_cost},
-      {"head_scalars", OpClass::Reshape, "head_scalars(a)", "seq[h] -> scalars[h], one channel per head", 1, 1, {},
-       head_scalars_type, no_cost},
-      {"concat", OpClass::Reshape, "concat(a, b)", "seq[n], seq[m] -> seq[n+m]", 2, 2, {}, concat_type, no_cost},
+      {"linear", OpClass::Projection, "linear(a, out=N)",
+       "seq[n] -> seq[N], learned projection without bias (add one with bias); heads[h, d] -> heads[h, N], one weight shared by the heads",
+       1, 1, {{"out", kDim}}, linear_type, linear_cost},
+      with_sign({"split_heads", OpClass::Reshape, "split_heads(a, h=H)", "seq[n] -> heads[H, n/H]", 1, 1, {{"h", kDim}},
+                 split_heads_type, no_cost}, sign_of_first),
+      with_sign({"merge_heads", OpClass::Reshape, "merge_heads(a)", "heads[h, d] -> seq[h*d]", 1, 1, {}, merge_heads_type, no_cost},
+                sign_of_first),
+      with_sign({"head_scalars", OpClass::Reshape, "head_scalars(a)", "seq[h] -> scalars[h], one channel per head", 1, 1, {},
+                 head_scalars_type, no_cost}, sign_of_first),
+      with_sign({"concat", OpClass::Reshape, "concat(a, b)", "seq[n], seq[m] -> seq[n+m]", 2, 2, {}, concat_type, no_cost},
+                common_sign),
       unary("silu", "a * sigmoid(a)"),
-      unary("sigmoid", "1 / (1 + exp(-a))"),
-      unary("softplus", "log(1 + exp(a))"),
-      unary("logsigmoid", "log(sigmoid(a)) <= 0, a decay in log space"),
-      unary("elu1", "elu(a) + 1 > 0, the linear-attention feature map"),
-      unary("relu", "max(a, 0)"),
-      unary("exp", "exp(a)"),
+      unary("sigmoid", "1 / (1 + exp(-a))", non_negative),
+      unary("softplus", "log(1 + exp(a))", non_negative),
+      unary("logsigmoid", "log(sigmoid(a)) <= 0, a decay in log space", non_positive),
+      unary("elu1", "elu(a) + 1 > 0, the linear-attention feature map", non_negative),
+      unary("relu", "max(a, 0)", non_negative),
+      unary("exp", "exp(a)", non_negative),
       unary("tanh", "tanh(a)"),
-      unary("neg", "-a"),
-      binary("add", "a + b (heads[h, d] with scalars[h] broadcasts)", true),
-      binary("sub", "a - b (heads[h, d] with scalars[h] broadcasts)", false),
-      binary("mul", "a * b (heads[h, d] with scalars[h] broadcasts)", true),
-      {"scale", OpClass::Learned, "scale(a)", "learned scale per channel (seq) or per head (heads, scalars)", 1, 1, {},
-       same_as_argument, scale_cost},
-      {"temperature", OpClass::Learned, "temperature(a)",
-       "divides by a learned positive temperature, one for seq, one per head for heads and scalars", 1, 1, {},
-       same_as_argument, temperature_cost},
-      {"sharpen", OpClass::Learned, "sharpen(a)",
-       "multiplies by softplus of a learned parameter, one for seq, one per head for heads and scalars", 1, 1, {},
-       same_as_argument, temperature_cost},
+      unary("neg", "-a", neg_sign),
+      unary("gelu", "a * Phi(a), the exact GELU (Phi the normal CDF, by erf)"),
+      unary("abs", "|a|", non_negative),
+      unary("log", "log(max(a, 1e-12)): guarded against zero and negative inputs"),
+      unary("sqrt", "sqrt(max(a, 1e-12)): guarded against negative inputs", non_negative),
+      binary("add", "a + b", true, common_sign),
+      binary("sub", "a - b", false, sub_sign),
+      binary("mul", "a * b", true, mul_sign),
+      binary("div", "a / max(b, eps): for positive denominators (sums, norms); eps > 0 guards against zero", false, div_sign,
+             {{"eps", kReal}}),
+      binary("max", "elementwise maximum; with a number it clamps from below: max(a, 0.05)", true,
+             max_sign),
+      binary("min", "elementwise minimum; with a number it clamps from above: min(a, 0.0)", true,
+             min_sign),
+      learned("scale", "scale(a) or scale(a, init=V)", "learned factor per channel (seq) or per head (heads, scalars), starts at init > 0",
+              {"init", kReal, 1.0}, scale_cost, sign_of_first),
+      learned("temperature", "temperature(a) or temperature(a, init=V)",
+              "divides by a learned positive temperature, one for seq, one per head for heads and scalars, starts at init",
+              {"init", kReal, 1.0}, temperature_cost, sign_of_first),
+      learned("sharpen", "sharpen(a) or sharpen(a, init=V)",
+              "multiplies by softplus of a learned parameter, one for seq, one per head for heads and scalars, starts at init",
+              {"init", kReal, 1.0}, temperature_cost, sign_of_first),
+      learned("bias", "bias(a) or bias(a, init=V)",
+              "adds a learned value per channel of the last dimension (shared by the heads; per head for scalars), starts at init",
+              {"init", kSignedReal, 0.0}, bias_cost, nullptr),
       {"l2norm", OpClass::Norm, "l2norm(a)", "L2 normalisation over the last dimension (seq, heads)", 1, 1, {}, norm_type,
        per_element<3>},
+      with_sign({"softmax", OpClass::Norm, "softmax(a)", "softmax over the last dimension (seq, heads)", 1, 1, {}, norm_type,
+                 per_element<4>}, non_negative),
       {"rmsnorm", OpClass::Norm, "rmsnorm(a)", "RMSNorm with a learned gain over the last dimension (seq, heads)", 1, 1, {},
        norm_type, rmsnorm_cost<4>},
       {"gated_rmsnorm", OpClass::Norm, "gated_rmsnorm(a, g)", "rmsnorm(a) * silu(g), a and g of one type (seq, heads)", 2, 2,
@@ -379,8 +532,8 @@ std::vector<OperatorRules> build_table() {
       {"fir", OpClass::LocalMix, "fir(a, k=K)",
        "causal depthwise FIR filter over the last K tokens (seq, heads), taps start at the identity", 1, 1, {{"k", kDim}},
        fir_type, fir_cost},
-      {"seq_mean", OpClass::LocalMix, "seq_mean(a)", "mean over the whole sequence at every position: not causal", 1, 1, {},
-       same_as_argument, per_element<1>, false},
+      with_sign({"seq_mean", OpClass::LocalMix, "seq_mean(a)", "mean over the whole sequence at every position: not causal", 1, 1,
+                 {}, same_as_argument, per_element<1>, false}, sign_of_first),
       {"linear_attn", OpClass::Recurrence, "linear_attn(q, k, v)", "S_t = S_{t-1} + k_t v_t^T, o_t = S_t^T q_t", 3, 3, {},
        attention_type, recurrence_cost<4>},
       {"decay_attn", OpClass::Recurrence, "decay_attn(q, k, v, g)",
@@ -396,14 +549,14 @@ std::vector<OperatorRules> build_table() {
        {{"window", kDim}}, attention_type, swa_cost},
       {"softmax_attn", OpClass::Recurrence, "softmax_attn(q, k, v)",
        "causal full softmax attention: quadratic, reference only", 3, 3, {}, attention_type, cached_attention_cost},
-      {"retnet_decay", OpClass::Recurrence, "retnet_decay(a, h=H)",
-       "seq[n] -> scalars[H], the fixed RetNet log decays log(1 - 2^(-5-i))", 1, 1, {{"h", kDim}}, retnet_decay_type,
-       no_cost},
-      {"gated_fuse", OpClass::Routing, "gated_fuse(a, b, g)", "sigmoid(g) * a + (1 - sigmoid(g)) * b, all of one type", 3, 3,
-       {}, gated_fuse_type, per_element<4>},
-      {"route", OpClass::Routing, "route(logits, p1, ..., pk, temp=T)",
-       "per-token softmax over k >= 2 paths of one type, weights softmax(logits / temp), logits seq[k]", 3, kVariadic,
-       {{"temp", kReal}}, route_type, route_cost},
+      with_sign({"retnet_decay", OpClass::Recurrence, "retnet_decay(a, h=H)",
+                 "seq[n] -> scalars[H], the fixed RetNet log decays log(1 - 2^(-5-i))", 1, 1, {{"h", kDim}}, retnet_decay_type,
+                 no_cost}, non_positive),
+      with_sign({"gated_fuse", OpClass::Routing, "gated_fuse(a, b, g)", "sigmoid(g) * a + (1 - sigmoid(g)) * b, all of one type", 3,
+                 3, {}, gated_fuse_type, per_element<4>}, gated_fuse_sign),
+      with_sign({"route", OpClass::Routing, "route(logits, p1, ..., pk, temp=T)",
+                 "per-token softmax over k >= 2 paths of one type, weights softmax(logits / temp), logits seq[k]", 3, kVariadic,
+                 {{"temp", kReal}}, route_type, route_cost}, common_path_sign),
       {"path_stats", OpClass::Routing, "path_stats(p1, ..., pk)",
        "seq[2k]: per-token mean and standard deviation of each path over its channels", 1, kVariadic, {}, path_stats_type,
        path_stats_cost},
@@ -413,12 +566,27 @@ std::vector<OperatorRules> build_table() {
       {"head_mean_std", OpClass::Routing, "head_mean_std(p1, ..., pk)",
        "seq[2*k*h]: per token and path, the mean of each head's channels, then their standard deviation", 1, kVariadic, {},
        head_stats_type<2>, head_stats_cost<4>},
-      {"sigmoid_fuse", OpClass::Routing, "sigmoid_fuse(g, p1, ..., pk, floor=F)",
-       "sum over paths of (F + (1 - F) * sigmoid(g_p)) * p, g heads[h, k] per head and path", 2, kVariadic,
-       {{"floor", kReal}}, sigmoid_fuse_type, head_gated_paths_cost<4>},
-      {"head_route", OpClass::Routing, "head_route(g, p1, ..., pk)",
-       "per token and head, softmax over k >= 2 paths of the logits g heads[h, k]", 3, kVariadic, {},
-       head_gated_paths_type, head_gated_paths_cost<3>},
+      with_sign({"sigmoid_fuse", OpClass::Routing, "sigmoid_fuse(g, p1, ..., pk, floor=F)",
+                 "sum over paths of (F + (1 - F) * sigmoid(g_p)) * p, g heads[h, k] per head and path", 2, kVariadic,
+                 {{"floor", kReal}}, sigmoid_fuse_type, head_gated_paths_cost<4>}, common_path_sign),
+      with_sign({"head_route", OpClass::Routing, "head_route(g, p1, ..., pk)",
+                 "per token and head, softmax over k >= 2 paths of the logits g heads[h, k]", 3, kVariadic, {},
+                 head_gated_paths_type, head_gated_paths_cost<3>}, common_path_sign),
+      {"weighted_paths", OpClass::Routing, "weighted_paths(w, p1, ..., pk)",
+       "sum over paths of w_p * p, weights w seq[k] (seq paths) or heads[h, k] (per head)", 2, kVariadic, {},
+       weighted_paths_type, head_gated_paths_cost<0>},
+      reduction("reduce_sum", "sum over the last dimension: seq[n] -> seq[1], heads[h, d] -> scalars[h]", reduction_type,
+                per_input_element<1>, sign_of_first),
+      reduction("reduce_mean", "mean over the last dimension: seq[n] -> seq[1], heads[h, d] -> scalars[h]", reduction_type,
+                per_input_element<1>, sign_of_first),
+      reduction("reduce_max", "maximum over the last dimension: seq[n] -> seq[1], heads[h, d] -> scalars[h]", reduction_type,
+                per_input_element<1>, sign_of_first),
+      reduction("entropy", "-sum p log(max(p, 1e-12)) over the last dimension, of a distribution p (softmax)", reduction_type,
+                per_input_element<3>, non_negative),
+      reduction("heads_mean", "mean over the heads, given to every head: heads[h, d], scalars[h] -> same", across_heads_type,
+                per_input_element<2>, sign_of_first),
+      reduction("heads_std", "standard deviation over the heads, given to every head: heads[h, d], scalars[h] -> same",
+                across_heads_type, per_input_element<4>, non_negative),
   };
 }
 

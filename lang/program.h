@@ -26,11 +26,12 @@ class ProgramError : public std::runtime_error {
   std::string message_;
 };
 
-// A dimension attribute: an integer, or D times num/den.
+// A dimension attribute: an integer, or D times num/den plus an offset (D*2+240, D/2-8).
 struct Dim {
-  bool of_model_width = false;  // true: D*num/den; false: num
+  bool of_model_width = false;  // true: D*num/den + offset; false: num
   int64_t num = 0;
   int64_t den = 1;
+  int64_t offset = 0;
   bool operator==(const Dim&) const = default;
 };
 
@@ -42,10 +43,16 @@ struct Attr {
   bool operator==(const Attr&) const = default;
 };
 
+// A number written as an argument (`mul(a, 0.5)`): its text in the shortest form that reads
+// back to the same double, as print writes it. Value names never start with a digit or '-'.
+bool is_literal(std::string_view arg);
+double literal_value(std::string_view arg);  // of an argument for which is_literal holds
+std::string literal_text(double value);      // "0.5", "1.0", "-1e-06"
+
 struct Statement {
   std::string name;                   // the value this statement defines
   std::string op;                     // operator name, see LANGUAGE.md
-  std::vector<std::string> args;      // names of earlier values or "x"
+  std::vector<std::string> args;      // names of earlier values, "x", or literals (is_literal)
   std::vector<Attr> attrs;            // in source order
   std::vector<std::string> comments;  // full comment lines above it, text after "# "
   int line = 0;                       // 1-based line in the source text, 0 if built in code
@@ -92,6 +99,10 @@ std::string print(const Program& program);
 // Throws ProgramError naming the statement's line, the problem and what to write instead.
 std::vector<Type> check(const Program& program, const ModelShape& shape, std::string_view file = "<program>");
 
+// Whether the checker can show that the value `name` is <= 0, as a log decay must be (see
+// LANGUAGE.md, Signs). False when the statements up to its definition do not type-check.
+bool provably_non_positive(const Program& program, const std::string& name, const ModelShape& shape);
+
 // Derived figures of a type-checked program (throws ProgramError if it does not check).
 struct Figures {
   int64_t params = 0;            // per layer
@@ -115,12 +126,12 @@ Program algebraic_normal_form(const Program& program);
 std::string algebraic_hash(const Program& program);
 
 // The operator table, for tools and mutation operators.
-enum class OpClass { Projection, Reshape, Elementwise, Binary, Learned, Norm, LocalMix, Recurrence, Routing };
+enum class OpClass { Projection, Reshape, Elementwise, Binary, Learned, Norm, LocalMix, Recurrence, Routing, Reduction };
 struct OpInfo {
   std::string name;
   OpClass op_class;
   bool causal;                     // false for ops that look at the whole sequence
-  std::vector<std::string> attrs;  // attribute keys it takes, e.g. {"out"}, {"k"}, {"temp"}
+  std::vector<std::string> attrs;  // attribute keys it takes, e.g. {"out"}, {"k"}, {"temp"}, optional ones too
   std::string summary;             // one line for `asiarch arch ops`
 };
 const std::vector<OpInfo>& operators();             // in a fixed order

@@ -10,10 +10,11 @@
 
 namespace asiarch::lang::detail {
 
-inline constexpr int kInput = -1;  // an argument that is the program input x
+inline constexpr int kInput = -1;    // an argument that is the program input x
+inline constexpr int kLiteral = -2;  // an argument that is a number (is_literal)
 
 struct ProgramGraph {
-  std::vector<std::vector<int>> args;  // per statement, the body index defining each argument (kInput for x)
+  std::vector<std::vector<int>> args;  // per statement, the body index defining each argument (kInput, kLiteral)
   int result = kInput;                 // the body index defining the returned value
   std::vector<bool> live;              // per statement: the returned value depends on it
 };
@@ -26,6 +27,7 @@ struct CheckedStatement {
   const OperatorRules* rules;
   Operands operands;
   Type type;
+  Sign sign = Sign::Any;  // what the checker knows of the value's sign
 };
 
 struct CheckedProgram {
@@ -41,7 +43,7 @@ bool valid_name(std::string_view name);
 // What to write instead of an invalid name: lowercase, other characters replaced by '_'.
 std::string suggested_name(std::string_view name);
 
-// An attribute value as the text form writes it ("D/2", "4", "1.0").
+// An attribute value as the text form writes it ("D/2", "D*2+240", "4", "1.0").
 std::string format_attr_value(const AttrValue& value);
 
 }  // namespace asiarch::lang::detail

@@ -66,7 +66,7 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
   for (size_t i = 0; i < program.body.size(); ++i) {
     const Statement& s = program.body[i];
     std::vector<int> args;
-    for (const auto& arg : s.args) args.push_back(lookup(arg, s.line, "value"));
+    for (const auto& arg : s.args) args.push_back(is_literal(arg) ? kLiteral : lookup(arg, s.line, "value"));
     graph.args.push_back(std::move(args));
     if (!valid_name(s.name)) {
       throw ProgramError(file_name, s.line,
@@ -91,7 +91,7 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
   for (size_t i = program.body.size(); i-- > 0;) {
     if (!graph.live[i]) continue;
     for (int arg : graph.args[i]) {
-      if (arg != kInput) graph.live[static_cast<size_t>(arg)] = true;
+      if (arg >= 0) graph.live[static_cast<size_t>(arg)] = true;
     }
   }
   return graph;

@@ -16,25 +16,44 @@ ProgramError::ProgramError(std::string file, int line, const std::string& messag
 namespace detail {
 
 std::string format_attr_value(const AttrValue& value) {
-  if (const double* real = std::get_if<double>(&value)) {
-    char buffer[64];
-    const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, *real);  // shortest round-trip form
-    std::string text(buffer, end);
-    // A real is written with a '.' or an exponent so that it reads back as a real ("1.0", not "1").
-    if (text.find_first_of(".en") == std::string::npos) text += ".0";
-    return text;
-  }
+  if (const double* real = std::get_if<double>(&value)) return literal_text(*real);
   const Dim& dim = std::get<Dim>(value);
   if (!dim.of_model_width) return std::to_string(dim.num);
   std::string text = "D";
   if (dim.num != 1) text += "*" + std::to_string(dim.num);
   if (dim.den != 1) text += "/" + std::to_string(dim.den);
+  if (dim.offset > 0) text += "+";
+  if (dim.offset != 0) text += std::to_string(dim.offset);
   return text;
 }
 
 }  // namespace detail
 
+bool is_literal(std::string_view arg) {
+  return !arg.empty() && (std::isdigit(static_cast<unsigned char>(arg[0])) || arg[0] == '-');
+}
+
+double literal_value(std::string_view arg) {
+  double value = 0.0;
+  std::from_chars(arg.data(), arg.data() + arg.size(), value);
+  return value;
+}
+
+std::string literal_text(double value) {
+  char buffer[64];
+  const auto [end, ec] = std::to_chars(buffer, buffer + sizeof buffer, value);  // shortest round-trip form
+  std::string text(buffer, end);
+  // Written with a '.' or an exponent so that it reads back as a real ("1.0", not "1").
+  if (text.find_first_of(".en") == std::string::npos) text += ".0";
+  return text;
+}
+
 namespace {
+
+// What an attribute's value may be, for messages.
+constexpr const char* kValueForms =
+    "an integer (4), a width from the model width D (D, D*k, D/k or D*k/m, each may end in +c or -c: D*2+240) or a real "
+    "(1.0)";
 
 enum class TokenKind { Name, Number, Symbol, End };
 
@@ -162,11 +181,13 @@ class Parser {
           fail("'" + word + "' is not a number; write an integer such as 4 or a real such as 1.0 or 1e-3");
         }
         tokens_.push_back({TokenKind::Number, std::string(line.substr(begin, i - begin))});
-      } else if (std::string_view("=(),*/").find(c) != std::string_view::npos) {
+      } else if (std::string_view("=(),*/+").find(c) != std::string_view::npos) {
         tokens_.push_back({TokenKind::Symbol, std::string(1, c)});
         ++i;
       } else {
-        fail("unexpected character '" + std::string(1, c) + "'; a statement is written `NAME = OP(ARG, ..., KEY=VALUE)`");
+        fail("unexpected character '" + std::string(1, c) +
+             "'; a statement is written `NAME = OP(ARG, ..., KEY=VALUE)`, with ARG a value name or a number and VALUE one of " +
+             kValueForms);
       }
     }
   }
@@ -224,6 +245,10 @@ class Parser {
     const std::string form = "write `NAME = OP(ARG, ..., KEY=VALUE)`";
     s.name = take_name("value name", form);
     if (!take_symbol('=')) fail("expected '=' after '" + s.name + "', found " + describe(peek()) + "; " + form);
+    if (tokens_.size() == next_ + 1 && peek().kind == TokenKind::Name) {
+      fail("'" + s.name + " = " + peek().text + "' only copies a value, and a copy is not needed: use '" + peek().text +
+           "' where you would use '" + s.name + "'");
+    }
     s.op = take_name("operator name", "write an operator call such as `" + s.name + " = linear(x, out=D)`");
     if (!take_symbol('(')) {
       fail("expected '(' after '" + s.op + "', found " + describe(peek()) + "; write " + s.op + "(ARG, ...)");
@@ -234,18 +259,21 @@ class Parser {
       } while (take_symbol(','));
       if (!take_symbol(')')) {
         fail("expected ',' or ')' in the call of " + s.op + ", found " + describe(peek()) +
-             "; separate arguments with ', ' and close the call with ')'");
+             "; separate arguments with ', ' and close the call with ')'" +
+             (s.attrs.empty() ? std::string() : std::string("; an attribute's value is ") + kValueForms));
       }
     }
     expect_end("the call of " + s.op);
     return s;
   }
 
-  // One argument or KEY=VALUE attribute of a call.
+  // One argument (a value name or a number) or KEY=VALUE attribute of a call.
   void parse_item(Statement& s) {
     const bool is_attr = peek().kind == TokenKind::Name && next_ + 1 < tokens_.size() && tokens_[next_ + 1].text == "=";
-    const std::string name =
-        take_name(is_attr ? "attribute name" : "argument", "arguments are value names, attributes are KEY=VALUE");
+    const std::string name = peek().kind == TokenKind::Number
+                                 ? literal_text(parse_real(take().text))
+                                 : take_name(is_attr ? "attribute name" : "argument",
+                                             "arguments are value names or numbers, attributes are KEY=VALUE");
     if (!is_attr) {
       if (!s.attrs.empty()) {
         fail("argument '" + name + "' follows the attribute '" + s.attrs.back().key +
@@ -259,26 +287,33 @@ class Parser {
   }
 
   AttrValue parse_value(const std::string& key) {
-    const std::string forms = "write an integer (4), D, D*k, D/k or a real (1.0)";
     const Token token = take();
     if (token.kind == TokenKind::Number) {
       if (token.text.find_first_of(".eE") != std::string::npos) return parse_real(token.text);
       return Dim{false, parse_integer(token.text), 1};
     }
     if (token.kind != TokenKind::Name || token.text != "D") {
-      fail("attribute '" + key + "' has no valid value (found " + describe(token) + "); " + forms);
+      fail("attribute '" + key + "' has no valid value (found " + describe(token) + "); write " + kValueForms);
     }
     Dim dim{true, 1, 1};
-    if (take_symbol('*')) dim.num = take_integer("D*", forms);
-    if (take_symbol('/')) dim.den = take_integer("D/", forms);
+    if (take_symbol('*')) dim.num = take_integer("D*", false);
+    if (take_symbol('/')) dim.den = take_integer("D/", false);
     if (dim.den == 0) fail("'" + key + "' divides D by zero; write D/k with k at least 1");
+    // An offset: `+c`, or `-c`, which the tokenizer reads as one negative number.
+    if (take_symbol('+')) {
+      dim.offset = take_integer("+", false);
+    } else if (peek().kind == TokenKind::Number && peek().text[0] == '-') {
+      dim.offset = take_integer("D", true);
+    }
     return dim;
   }
 
-  int64_t take_integer(const std::string& after, const std::string& forms) {
+  // An integer token after `after`; negative only where `negative` allows it.
+  int64_t take_integer(const std::string& after, bool negative) {
     const Token token = take();
-    if (token.kind != TokenKind::Number || token.text.find_first_of(".eE") != std::string::npos) {
-      fail("expected an integer after '" + after + "', found " + describe(token) + "; " + forms);
+    if (token.kind != TokenKind::Number || token.text.find_first_of(".eE") != std::string::npos ||
+        (!negative && token.text[0] == '-')) {
+      fail("expected a whole number after '" + after + "', found " + describe(token) + "; write " + kValueForms);
     }
     return parse_integer(token.text);
   }

@@ -1,6 +1,8 @@
 // The type checker: arity, attributes and the typing rule of every statement (from the operator
 // table), and the mixer's contract that it returns seq[D].
 #include <cmath>
+#include <map>
+#include <optional>
 #include <set>
 
 #include "common/suggest.h"
@@ -26,8 +28,39 @@ std::string arity_text(const OperatorRules& rules) {
   return std::to_string(rules.min_args) + " to " + std::to_string(rules.max_args) + " arguments";
 }
 
+// Names from other frameworks, and what the language writes for them: a suggestion close in
+// meaning, where spelling alone would suggest an unrelated operator.
+const std::map<std::string, std::string>& meaning_hints() {
+  static const std::map<std::string, std::string> hints = {
+      {"clamp", "max(a, LOW) clamps from below and min(a, HIGH) from above"},
+      {"clip", "max(a, LOW) clamps from below and min(a, HIGH) from above"},
+      {"conv", "short_conv(a, k=K) (learned causal depthwise taps) or fir(a, k=K) (taps from the identity)"},
+      {"conv1d", "short_conv(a, k=K) (learned causal depthwise taps) or fir(a, k=K) (taps from the identity)"},
+      {"divide", "div(a, b, eps=E)"},
+      {"dropout", "nothing: models train without dropout; use the value itself"},
+      {"ema", "decay_attn(q, k, v, g): a decayed running sum"},
+      {"erf", "gelu(a), the exact GELU"},
+      {"identity", "nothing: use the value itself"},
+      {"layer_norm", "rmsnorm(a)"},
+      {"layernorm", "rmsnorm(a)"},
+      {"matmul", "linear(a, out=N)"},
+      {"mean", "reduce_mean(a) over channels, heads_mean(a) over heads, seq_mean(a) over the sequence"},
+      {"pow", "mul(a, a) for a square, sqrt(a) for a square root"},
+      {"proj", "linear(a, out=N)"},
+      {"sparsemax", "softmax(a); sparsemax is not in the language"},
+      {"square", "mul(a, a)"},
+      {"std", "heads_std(a) over heads, or head_mean_std(p1, ...) for routing statistics"},
+      {"sum", "reduce_sum(a)"},
+      {"swish", "silu(a)"},
+  };
+  return hints;
+}
+
 const OperatorRules& known_operator(const std::string& op) {
   if (const OperatorRules* rules = find_rules(op)) return *rules;
+  if (auto hint = meaning_hints().find(op); hint != meaning_hints().end()) {
+    throw RuleError{"unknown operator '" + op + "'; write " + hint->second + " (see `asiarch arch ops`)"};
+  }
   std::vector<std::string> names;
   for (const auto& rules : operator_rules()) names.push_back(rules.name);
   const std::string guess = closest_match(op, names);
@@ -45,21 +78,26 @@ int64_t evaluate_dim(const Attr& attr, const Dim& dim, int64_t d_model) {
     }
     return dim.num;
   }
-  if (dim.num > kMaxWidth || dim.den > kMaxWidth) {
-    throw RuleError{attr_text(attr) + " is out of range; write D, D*k or D/k with a small k"};
+  if (dim.num > kMaxWidth || dim.den > kMaxWidth || dim.offset > kMaxWidth || dim.offset < -kMaxWidth) {
+    throw RuleError{attr_text(attr) + " is out of range; write D, D*k or D/k with a small k, and a small offset"};
   }
   const int64_t scaled = d_model * dim.num;
   if (scaled % dim.den != 0) {
     const int64_t fits = divisor_at_most(scaled, dim.den);
     throw RuleError{attr_text(attr) + " is not a whole number at D=" + std::to_string(d_model) + " (" + std::to_string(scaled) +
                     "/" + std::to_string(dim.den) + "); use a divisor of D, e.g. " + attr.key + "=" +
-                    format_attr_value(Dim{true, dim.num, fits})};
+                    format_attr_value(Dim{true, dim.num, fits, dim.offset})};
   }
-  if (scaled / dim.den > kMaxWidth) {
+  const int64_t width = scaled / dim.den + dim.offset;
+  if (width < 1) {
+    throw RuleError{attr_text(attr) + " is " + std::to_string(width) + " at D=" + std::to_string(d_model) +
+                    "; a width must be at least 1: use a smaller negative offset"};
+  }
+  if (width > kMaxWidth) {
     throw RuleError{attr_text(attr) + " is larger than the limit " + std::to_string(kMaxWidth) + " at D=" +
                     std::to_string(d_model) + "; use a smaller size"};
   }
-  return scaled / dim.den;
+  return width;
 }
 
 // Checks the statement's attributes against the operator's and evaluates them into `operands`.
@@ -71,11 +109,15 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
       if (candidate.key == attr.key) spec = &candidate;
     }
     if (!spec) {
+      if (rules.name == "linear" && attr.key == "bias") {
+        throw RuleError{"has no bias; add one with its own statement: b = bias(linear(...)), or bias(a, init=V) to choose "
+                        "where it starts"};
+      }
       if (rules.attrs.empty()) throw RuleError{"takes no attributes; remove '" + attr_text(attr) + "'"};
       std::vector<std::string> keys;
       for (const auto& candidate : rules.attrs) keys.push_back(candidate.key);
       const std::string guess = closest_match(attr.key, keys);
-      throw RuleError{"unknown attribute '" + attr.key + "'" + (guess.empty() ? "" : "; did you mean '" + guess + "'?") + " " +
+      throw RuleError{"unknown attribute '" + attr.key + "'; " + (guess.empty() ? "" : "did you mean '" + guess + "'? ") +
                       usage_hint(rules)};
     }
     if (!seen.insert(attr.key).second) throw RuleError{"attribute '" + attr.key + "' is given twice; give it once"};
@@ -92,15 +134,22 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
         throw RuleError{attr_text(attr) + " is a dimension but '" + attr.key +
                         "' takes a real number; write it with a decimal point, e.g. " + attr.key + "=1.0"};
       }
-      if (!std::isfinite(*real) || *real <= 0.0) {
+      if (!std::isfinite(*real)) throw RuleError{attr_text(attr) + " must be a finite number; e.g. " + attr.key + "=1.0"};
+      if (spec->kind == AttrKind::Real && *real <= 0.0) {
         throw RuleError{attr_text(attr) + " must be a positive number; e.g. " + attr.key + "=1.0"};
       }
       operands.reals[attr.key] = *real;
     }
   }
   for (const auto& spec : rules.attrs) {
-    if (!seen.count(spec.key)) throw RuleError{"needs the attribute '" + spec.key + "'; " + usage_hint(rules)};
+    if (seen.count(spec.key)) continue;
+    if (spec.required()) throw RuleError{"needs the attribute '" + spec.key + "'; " + usage_hint(rules)};
+    operands.reals[spec.key] = *spec.default_real;
   }
+}
+
+Sign literal_sign(double value) {
+  return value > 0.0 ? Sign::NonNegative : value < 0.0 ? Sign::NonPositive : Sign::Zero;
 }
 
 // Arity, attributes and the typing rule of one statement of a known operator.
@@ -113,8 +162,31 @@ CheckedStatement check_call(const Statement& s, const OperatorRules& rules, cons
   Operands operands;
   operands.shape = shape;
   operands.arg_names = s.args;
-  for (int index : arg_indices) {
-    operands.args.push_back(index == kInput ? Type{Kind::Seq, 0, shape.d_model} : earlier[static_cast<size_t>(index)].type);
+  std::optional<Type> value_type;  // of the first argument that is a value: a number takes it
+  for (size_t i = 0; i < arg_indices.size(); ++i) {
+    const int index = arg_indices[i];
+    if (index == kLiteral) {
+      if (!rules.takes_literals) {
+        throw RuleError{"argument " + std::to_string(i + 1) + " is the number " + s.args[i] +
+                        ", but only the elementwise operators of two arguments (add, sub, mul, div, max, min) take numbers; " +
+                        usage_hint(rules)};
+      }
+      operands.literals.push_back(literal_value(s.args[i]));
+      operands.signs.push_back(literal_sign(*operands.literals.back()));
+      operands.args.emplace_back();
+      continue;
+    }
+    const CheckedStatement* defined = index == kInput ? nullptr : &earlier[static_cast<size_t>(index)];
+    operands.args.push_back(defined ? defined->type : Type{Kind::Seq, 0, shape.d_model});
+    operands.literals.emplace_back();
+    operands.signs.push_back(defined ? defined->sign : Sign::Any);
+    if (!value_type) value_type = operands.args.back();
+  }
+  if (!value_type && !arg_indices.empty()) {
+    throw RuleError{"every argument is a number; at least one must be a value of the program, such as x or an earlier name"};
+  }
+  for (size_t i = 0; i < arg_indices.size(); ++i) {
+    if (operands.literals[i]) operands.args[i] = *value_type;
   }
   evaluate_attrs(s, rules, operands);
   const Type type = rules.result_type(operands);
@@ -122,7 +194,8 @@ CheckedStatement check_call(const Statement& s, const OperatorRules& rules, cons
     throw RuleError{"'" + s.name + "' would be " + to_string(type) + ", wider than the limit of " + std::to_string(kMaxWidth) +
                     " floats per token; use smaller widths"};
   }
-  return CheckedStatement{&rules, std::move(operands), type};
+  const Sign sign = rules.sign ? rules.sign(operands) : Sign::Any;
+  return CheckedStatement{&rules, std::move(operands), type, sign};
 }
 
 CheckedStatement check_statement(const Statement& s, const std::vector<int>& arg_indices,
@@ -175,6 +248,20 @@ CheckedProgram check_program(const Program& program, const ModelShape& shape, st
 }
 
 }  // namespace detail
+
+bool provably_non_positive(const Program& program, const std::string& name, const ModelShape& shape) {
+  try {
+    const detail::ProgramGraph graph = detail::resolve(program, "<program>");
+    std::vector<detail::CheckedStatement> statements;
+    for (size_t i = 0; i < program.body.size(); ++i) {
+      statements.push_back(detail::check_statement(program.body[i], graph.args[i], statements, shape));
+      if (program.body[i].name == name) return detail::is_at_most_zero(statements.back().sign);
+    }
+  } catch (const ProgramError&) {
+  } catch (const detail::RuleError&) {
+  }
+  return false;
+}
 
 std::vector<Type> check(const Program& program, const ModelShape& shape, std::string_view file) {
   std::vector<Type> types;

@@ -173,21 +173,23 @@ TEST_CASE("numerical failures are repaired in order: normalisation, bounded deca
   const lang::Program gla = lang::parse(lang::find_baseline("gla")->text);
   lang::Program unbounded = gla;
   for (auto& s : unbounded.body) {
-    if (s.op == "logsigmoid") s.op = "tanh";  // GLA's decay no longer <= 0
+    if (s.op == "logsigmoid") s.op = "tanh";  // GLA's decay no longer <= 0: a type error
   }
   const lang::ModelShape shape{256, 2048};
+  CHECK_THROWS_WITH(lang::check(unbounded, shape), Catch::Contains("must be a log decay"));
   const int64_t target = lang::derive(gla, shape).params;
   auto repair = [&](const lang::Program& p) { return repair_for_failure(p, "lm nan_loss: step 12", shape, {512, 1024}, target, 1.2); };
-  const auto normed = repair(unbounded);  // GLA's queries and keys are not L2-normalised
-  REQUIRE(normed);
-  CHECK(normed->rule == "add_norm");
-  const auto bounded = repair(normed->program);
+  // Normalising alone leaves the type error, so the decay is bounded first.
+  const auto bounded = repair(unbounded);
   REQUIRE(bounded);
   CHECK(bounded->rule == "bound_decay");
-  const auto retry = repair(bounded->program);
+  const auto normed = repair(bounded->program);  // GLA's queries and keys are not L2-normalised
+  REQUIRE(normed);
+  CHECK(normed->rule == "add_norm");
+  const auto retry = repair(normed->program);
   REQUIRE(retry);
   CHECK(retry->rule == "lower_lr");
-  CHECK(retry->program == bounded->program);
+  CHECK(retry->program == normed->program);
   // A slot that crashed, hung or answered garbage says nothing about the program.
   for (const char* failure : {"garbage: the answer has a NaN loss", "timeout: no answer on each of 3 attempts", "crash: slot died"}) {
     CHECK_FALSE(repair_for_failure(unbounded, failure, shape, {512, 1024}, target, 1.2));

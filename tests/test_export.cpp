@@ -18,6 +18,7 @@ using namespace asiarch;
 using asiarch::testing::cli;
 using asiarch::testing::fresh_dir;
 using asiarch::testing::last_line;
+using asiarch::testing::read_file;
 using asiarch::testing::Result;
 using asiarch::testing::sh;
 using asiarch::testing::source;
@@ -140,11 +141,15 @@ TEST_CASE("export: every shipped program's PyTorch module computes the C++ model
   std::filesystem::create_directories(dir);
   std::vector<lang::Baseline> shipped = lang::baselines();
   shipped.insert(shipped.end(), lang::discoveries().begin(), lang::discoveries().end());
+  // And a program with every operator and form that numbers brought (numbers, offsets, init=).
+  const std::string every_addition = source("tests/programs/every_addition.arch");
+  shipped.push_back(lang::Baseline{"every_addition", read_file(every_addition), false});
   std::vector<std::string> names;
   std::map<std::string, int64_t> cpp_params;
   for (const auto& b : shipped) {
     INFO(b.name);
-    const Result exported = sh(cli("export " + b.name + " --format pytorch --task mqar --d-model 32 --layers 2 -o " +
+    const std::string what = b.name == "every_addition" ? every_addition : b.name;
+    const Result exported = sh(cli("export " + what + " --format pytorch --task mqar --d-model 32 --layers 2 -o " +
                                    (dir / (b.name + ".py")).string()));
     INFO(exported.output);
     REQUIRE(exported.code == 0);

@@ -204,7 +204,7 @@ TEST_CASE("errors name the line, what is wrong and what to write instead") {
        {"out=D/3 is not a whole number at D=256", "e.g. out=D/2"}},
       {"heads do not divide", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=3)\n  c = merge_heads(b)\n  return c\n", 4,
        {"does not split into 3 heads", "choose h that divides 256, e.g. h=2"}},
-      {"wrong kind of argument", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=4)\n  c = linear(b, out=D)\n  return c\n",
+      {"wrong kind of argument", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=4)\n  c = short_conv(b, k=4)\n  return c\n",
        5, {"must be seq[n], got heads[4, 64]", "merge_heads(b)"}},
       {"no broadcast between these", head + "  a = linear(x, out=D/2)\n  b = add(a, x)\n  return b\n", 4,
        {"cannot combine seq[128] ('a') with seq[256] ('x')", "heads[h, d] with scalars[h]"}},
@@ -215,6 +215,29 @@ TEST_CASE("errors name the line, what is wrong and what to write instead") {
       {"return not seq[D]", head + "  a = linear(x, out=D)\n  b = split_heads(a, h=4)\n  # the result\n  return b\n", 6,
        {"returns 'b' of type heads[4, 64]", "seq[D] = seq[256]", "merge_heads(b)", "linear(b_seq, out=D)"}},
       {"return of an unknown value", head + "  a = silu(x)\n  return y\n", 4, {"'y' is not defined"}},
+      {"a copy", head + "  v = silu(x)\n  o = v\n  return o\n", 4, {"'o = v' only copies a value", "a copy is not needed", "use 'v'"}},
+      {"a name from another framework", head + "  a = clamp(x)\n  return a\n", 3, {"unknown operator 'clamp'", "max(a, LOW)", "min(a, HIGH)"}},
+      {"divide", head + "  a = divide(x, x)\n  return a\n", 3, {"write div(a, b, eps=E)"}},
+      {"a bias on linear", head + "  a = linear(x, out=4, bias=1)\n  return a\n", 3,
+       {"linear: has no bias", "bias(linear(...))"}},
+      {"unknown attribute without a close one", head + "  a = linear(x, colour=4)\n  return a\n", 3,
+       {"unknown attribute 'colour'; write linear(a, out=N)"}},
+      {"a width of a form the grammar lacks", head + "  a = linear(x, out=2*D)\n  return a\n", 3,
+       {"D*k/m, each may end in +c or -c: D*2+240"}},
+      {"an offset that is not a number", head + "  a = linear(x, out=D+E)\n  return a\n", 3,
+       {"D*k/m, each may end in +c or -c: D*2+240"}},
+      {"a width below 1", head + "  a = linear(x, out=D-300)\n  b = linear(a, out=D)\n  return b\n", 3,
+       {"out=D-300 is -44 at D=256", "at least 1"}},
+      {"a number where a value belongs", head + "  a = silu(1.0)\n  return a\n", 3,
+       {"silu: argument 1 is the number 1.0", "only the elementwise operators of two arguments"}},
+      {"numbers only", head + "  a = add(1.0, 2.0)\n  return a\n", 3, {"every argument is a number"}},
+      {"a decay of unknown sign",
+       head + "  a = linear(x, out=D)\n  q = split_heads(a, h=4)\n  gp = linear(x, out=4)\n  g = head_scalars(gp)\n"
+              "  o = decay_attn(q, q, q, g)\n  m = merge_heads(o)\n  return m\n",
+       7, {"decay_attn: the decay g", "must be a log decay, <= 0", "logsigmoid", "min(g, 0.0)"}},
+      {"a negative initial scale", head + "  a = scale(x, init=-1.0)\n  return a\n", 3, {"init=-1.0 must be a positive number"}},
+      {"the wrong router weights", head + "  w = linear(x, out=3)\n  a = weighted_paths(w, x, x)\n  return a\n", 4,
+       {"the weights, argument 1 ('w'), must be seq[2], one per path, got seq[3]"}},
   };
   for (const auto& c : cases) {
     INFO(c.what);
@@ -224,6 +247,93 @@ TEST_CASE("errors name the line, what is wrong and what to write instead") {
     CHECK(std::string(e.what()).rfind("test.arch:" + std::to_string(c.line) + ": ", 0) == 0);
     for (const auto& fragment : c.fragments) CHECK_THAT(e.message(), Catch::Matchers::Contains(fragment));
   }
+}
+
+TEST_CASE("numbers, width offsets and optional attributes read, print and check") {
+  const Program p = checked(
+      "program n\n  a = mul(x, 0.50)\n  b = add(1, a)\n  c = max(b, -2e-3)\n  w = linear(c, out=D*2+240)\n"
+      "  s = linear(w, out=D/2-8)\n  t = scale(s, init=2.0)\n  u = bias(t)\n  y = linear(u, out=D)\n  return y\n");
+  CHECK(p.body[0].args == std::vector<std::string>{"x", "0.5"});
+  CHECK(p.body[1].args == std::vector<std::string>{"1.0", "a"});
+  CHECK(p.body[2].args == std::vector<std::string>{"b", "-0.002"});
+  CHECK(is_literal("0.5"));
+  CHECK(is_literal("-0.002"));
+  CHECK_FALSE(is_literal("x"));
+  CHECK(literal_value("-0.002") == -0.002);
+  const std::string text = print(p);
+  CHECK(text.find("out=D*2+240") != std::string::npos);
+  CHECK(text.find("out=D/2-8") != std::string::npos);
+  CHECK(print(parse(text)) == text);
+  const std::vector<Type> types = check(p, kShape);
+  CHECK(types[3] == Type{Kind::Seq, 0, 2 * 256 + 240});
+  CHECK(types[4] == Type{Kind::Seq, 0, 256 / 2 - 8});
+  // scale's and bias's parameters: one per channel.
+  const Figures f = derive(p, kShape);
+  CHECK(f.params == 256 * 752 + 752 * 120 + 120 + 120 + 120 * 256);
+
+  // The canonical form: numbers are leaves (sorted with the commutative arguments), a default
+  // is dropped, an offset is part of the width.
+  auto hash = [](const std::string& body) { return structural_hash(parse("program h\n" + body)); };
+  CHECK(hash("  a = add(x, 1.0)\n  return a\n") == hash("  a = add(1.0, x)\n  return a\n"));
+  CHECK(hash("  a = add(x, 1.0)\n  return a\n") != hash("  a = add(x, 2.0)\n  return a\n"));
+  CHECK(hash("  a = sub(x, 1.0)\n  return a\n") != hash("  a = sub(1.0, x)\n  return a\n"));
+  CHECK(hash("  a = scale(x, init=1.0)\n  return a\n") == hash("  a = scale(x)\n  return a\n"));
+  CHECK(hash("  a = scale(x, init=2.0)\n  return a\n") != hash("  a = scale(x)\n  return a\n"));
+  CHECK(hash("  a = linear(x, out=D+8)\n  return a\n") != hash("  a = linear(x, out=D)\n  return a\n"));
+  CHECK(print(canonical(parse("program h\n  a = sub(x, 0.5)\n  return a\n"))).find("sub(x, 0.5)") != std::string::npos);
+}
+
+TEST_CASE("the added operators: types, signs and figures") {
+  const std::string head = "program p\n  a = linear(x, out=D)\n  h = split_heads(a, h=4)\n";
+  auto type_of_last = [&](const std::string& lines) {
+    const Program p = parse(head + lines + "  y = linear(x, out=D)\n  return y\n");
+    return check(p, kShape).at(p.body.size() - 2);
+  };
+  CHECK(type_of_last("  r = reduce_sum(a)\n") == Type{Kind::Seq, 0, 1});
+  CHECK(type_of_last("  r = reduce_max(h)\n") == Type{Kind::Scalars, 4, 0});
+  CHECK(type_of_last("  r = entropy(h)\n") == Type{Kind::Scalars, 4, 0});
+  CHECK(type_of_last("  r = heads_std(h)\n") == Type{Kind::Heads, 4, 64});
+  CHECK(type_of_last("  r = linear(h, out=16)\n") == Type{Kind::Heads, 4, 16});
+  CHECK(type_of_last("  s = reduce_mean(a)\n  r = div(a, s, eps=1e-6)\n") == Type{Kind::Seq, 0, 256});
+  CHECK(type_of_last("  w = linear(x, out=2)\n  r = weighted_paths(w, a, x)\n") == Type{Kind::Seq, 0, 256});
+  CHECK(type_of_last("  w = split_heads(x, h=4)\n  wl = linear(w, out=2)\n  r = weighted_paths(wl, h, h)\n") ==
+        Type{Kind::Heads, 4, 64});
+
+  // A head-shared linear has one [N, d] weight; it pays for every head's product.
+  const Figures shared = derive(parse(head + "  m = linear(h, out=16)\n  n = merge_heads(m)\n  y = linear(n, out=D)\n  return y\n"), kShape);
+  CHECK(shared.params == 256 * 256 + 64 * 16 + 64 * 256);
+  CHECK(shared.flops_per_token == Approx(2.0 * 256 * 256 + 2.0 * 4 * 64 * 16 + 2.0 * 64 * 256));
+
+  // Decays: a sign the checker can see.
+  const std::string qkv = "program d\n  a = linear(x, out=D)\n  q = split_heads(a, h=4)\n  gp = linear(x, out=4)\n  gs = head_scalars(gp)\n";
+  const std::string tail = "  o = decay_attn(q, q, q, g)\n  m = merge_heads(o)\n  return m\n";
+  for (const char* decay : {"  g = logsigmoid(gs)\n", "  g = min(gs, 0.0)\n", "  e = softplus(gs)\n  g = neg(e)\n",
+                            "  e = sigmoid(gs)\n  g = sub(0.0, e)\n", "  e = exp(gs)\n  g = mul(e, -0.5)\n",
+                            "  g = retnet_decay(x, h=4)\n"}) {
+    INFO(decay);
+    CHECK_NOTHROW(check(parse(qkv + decay + tail), kShape));
+  }
+  for (const char* decay : {"  g = tanh(gs)\n", "  g = max(gs, 0.0)\n", "  e = softplus(gs)\n  g = sub(e, 1.0)\n",
+                            "  g = mul(gs, -0.5)\n"}) {
+    INFO(decay);
+    CHECK_THROWS_WITH(check(parse(qkv + decay + tail), kShape), Catch::Contains("must be a log decay"));
+    CHECK_FALSE(provably_non_positive(parse(qkv + decay + tail), "g", kShape));
+  }
+  CHECK(provably_non_positive(parse(qkv + "  g = logsigmoid(gs)\n" + tail), "g", kShape));
+  CHECK_FALSE(provably_non_positive(parse(qkv + "  g = logsigmoid(gs)\n" + tail), "gs", kShape));
+}
+
+TEST_CASE("every added form type-checks in one program, and its canonical form keeps its figures") {
+  const Program p = parse(read_file(ASIARCH_SOURCE_DIR "/tests/programs/every_addition.arch"), "every_addition.arch");
+  const ModelShape shape{32, 64};
+  REQUIRE_NOTHROW(check(p, shape));
+  CHECK(print(parse(print(p))) == print(p));
+  const Figures f = derive(p, shape);
+  const Figures c = derive(canonical(p), shape);
+  CHECK(f.params == c.params);
+  CHECK(f.flops_per_token == Approx(c.flops_per_token));
+  CHECK(f.causal);
+  CHECK(f.subquadratic);
 }
 
 TEST_CASE("scoping errors are found by parse, typing errors by check") {
@@ -533,7 +643,10 @@ TEST_CASE("the operator table lists every operator of LANGUAGE.md once") {
       "add",        "sub",         "mul",         "scale",        "temperature",    "l2norm",       "rmsnorm",
       "gated_rmsnorm", "short_conv", "noncausal_conv", "seq_mean", "linear_attn", "decay_attn", "delta_rule",
       "gated_delta_rule", "swa",  "softmax_attn", "retnet_decay", "gated_fuse",     "route",        "path_stats",
-      "fir",        "sharpen",     "head_mean_abs", "head_mean_std", "sigmoid_fuse", "head_route"};
+      "fir",        "sharpen",     "head_mean_abs", "head_mean_std", "sigmoid_fuse", "head_route",
+      "gelu",       "abs",         "log",         "sqrt",         "div",            "max",          "min",
+      "bias",       "softmax",     "weighted_paths", "reduce_sum", "reduce_mean",   "reduce_max",   "entropy",
+      "heads_mean", "heads_std"};
   std::vector<std::string> names;
   for (const auto& op : operators()) names.push_back(op.name);
   CHECK(std::set<std::string>(names.begin(), names.end()) == std::set<std::string>(expected.begin(), expected.end()));

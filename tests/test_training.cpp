@@ -15,6 +15,8 @@
 using namespace asiarch;
 using asiarch::testing::cli;
 using asiarch::testing::last_line;
+using asiarch::testing::read_file;
+using asiarch::testing::source;
 using asiarch::testing::sh;
 
 namespace {
@@ -434,6 +436,18 @@ TEST_CASE("training: the discoveries train on MQAR and LM", "[training]") {
       CHECK(m.steps == 12);
       CHECK(std::isfinite(m.loss));
     }
+  }
+}
+
+TEST_CASE("training: a program with every added operator trains, bit-identically", "[training]") {
+  const lang::Program program = lang::parse(read_file(source("tests/programs/every_addition.arch")), "every_addition");
+  for (const training::Task task : {training::Task::Mqar, training::Task::Lm}) {
+    const training::TrainMetrics first = training::train_program(program, quick_config(task, 12));
+    INFO(first.failure);
+    CHECK(first.ok);
+    CHECK(first.steps == 12);
+    CHECK(std::isfinite(first.loss));
+    CHECK(training::train_program(program, quick_config(task, 12)).loss == first.loss);
   }
 }
 

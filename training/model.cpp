@@ -115,6 +115,7 @@ using lang::Kind;
 using lang::Type;
 
 constexpr double kNormEpsilon = 1e-6;
+constexpr double kGuardFloor = 1e-12;  // log and sqrt read max(a, this): finite values and gradients
 
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain) {
   return a * torch::rsqrt(a.square().mean(-1, /*keepdim=*/true) + kNormEpsilon) * gain;
@@ -188,7 +189,7 @@ using Values = std::vector<torch::Tensor>;
 using Operation = std::function<torch::Tensor(const Values& args)>;
 
 struct MixerImpl::Node {
-  std::vector<int> args;          // indices into the values: earlier nodes, or lang::detail::kInput for x
+  std::vector<int> args;          // indices into the values: earlier nodes, lang::detail::kInput for x, kLiteral for a number
   Operation run;
   std::vector<size_t> last_uses;  // values no later node reads: released after this one
 };
@@ -292,7 +293,7 @@ std::vector<bool> decay_paths(const lang::detail::CheckedProgram& checked) {
   const auto& statements = checked.statements;
   std::vector<bool> on_path(statements.size(), false);
   auto mark = [&](int arg) {
-    if (arg != lang::detail::kInput) on_path[static_cast<size_t>(arg)] = true;
+    if (arg >= 0) on_path[static_cast<size_t>(arg)] = true;
   };
   for (size_t i = statements.size(); i-- > 0;) {
     if (!checked.graph.live[i]) continue;
@@ -317,6 +318,7 @@ struct InitRole {
 // The operation of one checked statement; its parameters are registered on `params`' owner.
 Operation build_operation(const lang::detail::CheckedStatement& s, const InitRole& role, const std::function<ParameterMaker&()>& params) {
   const std::string& op = s.rules->name;
+  const lang::OpClass op_class = s.rules->op_class;
   const std::vector<Type>& in = s.operands.args;
   const Type out = s.type;
   const bool on_decay_path = role.on_decay_path;
@@ -345,31 +347,53 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   if (op == "exp") return unary(torch::exp);
   if (op == "tanh") return unary(torch::tanh);
   if (op == "neg") return unary(torch::neg);
+  // The exact GELU by its formula: torch::gelu's CPU kernel frees memory past the allocator
+  // that MemoryScope counts through.
+  if (op == "gelu") return [](const Values& a) { return 0.5 * a[0] * (1.0 + torch::erf(a[0] * M_SQRT1_2)); };
+  if (op == "abs") return unary(torch::abs);
+  if (op == "log") return [](const Values& a) { return torch::log(torch::clamp_min(a[0], kGuardFloor)); };
+  if (op == "sqrt") return [](const Values& a) { return torch::sqrt(torch::clamp_min(a[0], kGuardFloor)); };
 
-  if (op == "add" || op == "sub" || op == "mul") {
-    using Combine = torch::Tensor (*)(const torch::Tensor&, const torch::Tensor&);
-    const Combine combine = op == "add"   ? [](const torch::Tensor& x, const torch::Tensor& y) { return x + y; }
-                            : op == "sub" ? [](const torch::Tensor& x, const torch::Tensor& y) { return x - y; }
-                                          : [](const torch::Tensor& x, const torch::Tensor& y) { return x * y; };
+  if (op_class == lang::OpClass::Binary) {
+    using Combine = std::function<torch::Tensor(const torch::Tensor&, const torch::Tensor&)>;
+    Combine combine;
+    if (op == "add") combine = [](const torch::Tensor& x, const torch::Tensor& y) { return x + y; };
+    if (op == "sub") combine = [](const torch::Tensor& x, const torch::Tensor& y) { return x - y; };
+    if (op == "mul") combine = [](const torch::Tensor& x, const torch::Tensor& y) { return x * y; };
+    if (op == "max") combine = [](const torch::Tensor& x, const torch::Tensor& y) { return torch::maximum(x, y); };
+    if (op == "min") combine = [](const torch::Tensor& x, const torch::Tensor& y) { return torch::minimum(x, y); };
+    if (op == "div") {
+      const double eps = s.operands.real("eps");
+      combine = [eps](const torch::Tensor& x, const torch::Tensor& y) { return x / torch::clamp_min(y, eps); };
+    }
     const Type left = in[0], right = in[1];
-    return [combine, left, right, out](const Values& a) {
-      return combine(broadcastable(a[0], left, out), broadcastable(a[1], right, out));
+    const std::optional<double> left_number = s.operands.literals[0], right_number = s.operands.literals[1];
+    // A number is a 0-dimensional tensor of the other operand's type.
+    return [combine, left, right, out, left_number, right_number](const Values& a) {
+      const torch::Tensor x = left_number ? torch::scalar_tensor(*left_number, a[1].options()) : broadcastable(a[0], left, out);
+      const torch::Tensor y = right_number ? torch::scalar_tensor(*right_number, a[0].options()) : broadcastable(a[1], right, out);
+      return combine(x, y);
     };
   }
+  // The learned factors and offsets start at init=; for scale and temperature on a decay path,
+  // the default init gives the decay's own start instead.
+  const double init = s.operands.reals.count("init") ? s.operands.real("init") : 0.0;
+  const bool default_init = !s.operands.reals.count("init") || s.rules->attrs.at(0).default_real == init;
   if (op == "scale") {
     const int64_t count = out.kind == Kind::Seq ? out.dim : out.heads;
     // On a decay path the scale plays Mamba2's A (Dao and Gu, 2024): per head (or channel) it
     // starts spread over [1/256, 1/16], so that for inputs of order one the decays exp(g) start
-    // between about 0.94 and 0.996, slow and multi-scale like RetNet's. Elsewhere it starts at 1.
-    torch::Tensor weight = on_decay_path ? params().make("weight", {count}, log_spaced(count, 1.0 / 256.0, 1.0 / 16.0))
-                                         : params().ones("weight", {count});
+    // between about 0.94 and 0.996, slow and multi-scale like RetNet's.
+    torch::Tensor weight = on_decay_path && default_init
+                               ? params().make("weight", {count}, log_spaced(count, 1.0 / 256.0, 1.0 / 16.0))
+                               : params().make("weight", {count}, std::vector<float>(static_cast<size_t>(count), static_cast<float>(init)));
     return [weight, out](const Values& a) { return a[0] * per_head(weight, out); };
   }
   if (op == "temperature") {
     const int64_t count = out.kind == Kind::Seq ? 1 : out.heads;
     // Learned in log space, so it stays positive. On a decay path it starts at GLA's fixed
-    // tau = 16 (Yang et al., 2023), elsewhere at 1.
-    const float start = on_decay_path ? std::log(16.0f) : 0.0f;
+    // tau = 16 (Yang et al., 2023).
+    const float start = on_decay_path && default_init ? std::log(16.0f) : static_cast<float>(std::log(init));
     torch::Tensor log_temperature =
         params().make("log_temperature", {count}, std::vector<float>(static_cast<size_t>(count), start));
     return [log_temperature, out](const Values& a) { return a[0] * per_head(torch::exp(-log_temperature), out); };
@@ -377,11 +401,19 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
 
   if (op == "sharpen") {
     const int64_t count = out.kind == Kind::Seq ? 1 : out.heads;
-    // Starts at softplus(log(e - 1)) = 1: the logits as they are.
-    const auto start = static_cast<float>(std::log(std::exp(1.0) - 1.0));
+    // Starts at softplus(log(exp(init) - 1)) = init (1 by default: the logits as they are).
+    const auto start = static_cast<float>(std::log(std::expm1(init)));
     torch::Tensor raw = params().make("raw_scale", {count}, std::vector<float>(static_cast<size_t>(count), start));
     return [raw, out](const Values& a) { return a[0] * per_head(torch::softplus(raw), out); };
   }
+  if (op == "bias") {
+    // One value per channel of the last dimension (shared by the heads), per head for scalars.
+    const int64_t count = out.kind == Kind::Scalars ? out.heads : out.dim;
+    torch::Tensor bias = params().make("bias", {count}, std::vector<float>(static_cast<size_t>(count), static_cast<float>(init)));
+    const bool per_head_scalars = out.kind == Kind::Scalars;
+    return [bias, per_head_scalars](const Values& a) { return a[0] + (per_head_scalars ? bias.view({-1, 1}) : bias); };
+  }
+  if (op == "softmax") return [](const Values& a) { return torch::softmax(a[0], -1); };
 
   if (op == "l2norm") {
     return [](const Values& a) { return a[0] * torch::rsqrt(a[0].square().sum(-1, /*keepdim=*/true) + kNormEpsilon); };
@@ -473,6 +505,24 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     return [floor](const Values& a) { return weighted_paths(floor + (1.0 - floor) * torch::sigmoid(a[0]), a); };
   }
   if (op == "head_route") return [](const Values& a) { return weighted_paths(torch::softmax(a[0], -1), a); };
+  if (op == "weighted_paths") return [](const Values& a) { return weighted_paths(a[0], a); };
+
+  // Reductions over the last dimension: seq [B, T, n] -> [B, T, 1], heads [B, h, T, d] -> [B, h, T].
+  const bool keep_dim = !in.empty() && in[0].kind == Kind::Seq;
+  if (op == "reduce_sum") return [keep_dim](const Values& a) { return a[0].sum(-1, keep_dim); };
+  if (op == "reduce_mean") return [keep_dim](const Values& a) { return a[0].mean(-1, keep_dim); };
+  if (op == "reduce_max") return [keep_dim](const Values& a) { return a[0].amax(-1, keep_dim); };
+  if (op == "entropy") {
+    return [keep_dim](const Values& a) { return -(a[0] * torch::log(torch::clamp_min(a[0], kGuardFloor))).sum(-1, keep_dim); };
+  }
+  // Statistics over the heads (dimension 1 of heads and scalars), given to every head.
+  if (op == "heads_mean") return [](const Values& a) { return a[0].mean(1, /*keepdim=*/true).expand_as(a[0]); };
+  if (op == "heads_std") {
+    return [](const Values& a) {
+      // The epsilon keeps the gradient finite where the heads agree.
+      return torch::sqrt(a[0].var(1, /*unbiased=*/false, /*keepdim=*/true) + kNormEpsilon).expand_as(a[0]);
+    };
+  }
   throw std::logic_error("model: no module for operator '" + op + "'");
 }
 
@@ -492,7 +542,7 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
       return *maker;
     };
     auto node = std::make_shared<Node>();
-    for (int arg : checked.graph.args[i]) node->args.push_back(arg == lang::detail::kInput ? arg : node_of[static_cast<size_t>(arg)]);
+    for (int arg : checked.graph.args[i]) node->args.push_back(arg < 0 ? arg : node_of[static_cast<size_t>(arg)]);
     const InitRole role{decay[i], zero_output && static_cast<int>(i) == checked.graph.result};
     node->run = build_operation(checked.statements[i], role, params);
     node_of[i] = static_cast<int>(nodes_.size());
@@ -504,7 +554,7 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
   std::vector<size_t> last_reader(nodes_.size(), 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
     for (int arg : nodes_[i]->args) {
-      if (arg != lang::detail::kInput) last_reader[static_cast<size_t>(arg)] = i;
+      if (arg >= 0) last_reader[static_cast<size_t>(arg)] = i;
     }
   }
   for (size_t v = 0; v < nodes_.size(); ++v) {
@@ -518,7 +568,10 @@ torch::Tensor MixerImpl::forward(const torch::Tensor& x) {
   Values args;
   for (size_t i = 0; i < nodes_.size(); ++i) {
     const Node& node = *nodes_[i];
-    for (int arg : node.args) args.push_back(arg == lang::detail::kInput ? x : values[static_cast<size_t>(arg)]);
+    // A number's place stays empty: its operation holds the number.
+    for (int arg : node.args) {
+      args.push_back(arg == lang::detail::kInput ? x : arg == lang::detail::kLiteral ? torch::Tensor() : values[static_cast<size_t>(arg)]);
+    }
     values[i] = node.run(args);
     args.clear();
     for (size_t done : node.last_uses) values[done] = torch::Tensor();

@@ -11,6 +11,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 NORM_EPSILON = 1e-6
+GUARD_FLOOR = 1e-12  # log, sqrt and entropy read max(a, GUARD_FLOOR)
 
 
 class Weights(nn.Module):
@@ -89,8 +90,30 @@ def op_elu1(a):
     return F.elu(a) + 1.0
 
 
+def op_gelu(a):
+    """The exact GELU, a * Phi(a), by its formula as asiarch computes it."""
+    return 0.5 * a * (1.0 + torch.erf(a * math.sqrt(0.5)))
+
+
+op_abs = torch.abs
+
+
+def op_log(a):
+    return torch.log(torch.clamp_min(a, GUARD_FLOOR))
+
+
+def op_sqrt(a):
+    return torch.sqrt(torch.clamp_min(a, GUARD_FLOOR))
+
+
 def broadcast_pair(a, b):
-    """heads [B, h, T, d] with scalars [B, h, T], in either order: the scalars gain a last axis."""
+    """heads [B, h, T, d] with scalars [B, h, T], in either order: the scalars gain a last axis.
+    A number (a Python float) becomes a 0-dimensional tensor of the other operand's type;
+    seq [B, T, 1] broadcasts over seq [B, T, n] as it is."""
+    if isinstance(a, float):
+        return torch.tensor(a, dtype=b.dtype, device=b.device), b
+    if isinstance(b, float):
+        return a, torch.tensor(b, dtype=a.dtype, device=a.device)
     if a.dim() == 4 and b.dim() == 3:
         return a, b.unsqueeze(-1)
     if a.dim() == 3 and b.dim() == 4:
@@ -113,6 +136,21 @@ def op_mul(a, b):
     return a * b
 
 
+def op_div(a, b, eps):
+    a, b = broadcast_pair(a, b)
+    return a / torch.clamp_min(b, eps)
+
+
+def op_max(a, b):
+    a, b = broadcast_pair(a, b)
+    return torch.maximum(a, b)
+
+
+def op_min(a, b):
+    a, b = broadcast_pair(a, b)
+    return torch.minimum(a, b)
+
+
 def op_scale(a, weight, kind):
     return a * per_head(weight, kind)
 
@@ -125,6 +163,37 @@ def op_sharpen(a, raw_scale, kind):
     return a * per_head(F.softplus(raw_scale), kind)
 
 
+def op_bias(a, bias, kind):
+    return a + (bias.view(-1, 1) if kind == "scalars" else bias)
+
+
+# ---- reductions: over the last dimension (seq [B, T, n] -> [B, T, 1], heads -> scalars), or
+# over the heads, given back to every head ----
+
+def op_reduce_sum(a, kind):
+    return a.sum(-1, keepdim=kind == "seq")
+
+
+def op_reduce_mean(a, kind):
+    return a.mean(-1, keepdim=kind == "seq")
+
+
+def op_reduce_max(a, kind):
+    return a.amax(-1, keepdim=kind == "seq")
+
+
+def op_entropy(p, kind):
+    return -(p * torch.log(torch.clamp_min(p, GUARD_FLOOR))).sum(-1, keepdim=kind == "seq")
+
+
+def op_heads_mean(a):
+    return a.mean(1, keepdim=True).expand_as(a)
+
+
+def op_heads_std(a):
+    return torch.sqrt(a.var(1, unbiased=False, keepdim=True) + NORM_EPSILON).expand_as(a)
+
+
 # ---- normalisation ----
 
 def rms_norm(a, gain):
@@ -133,6 +202,10 @@ def rms_norm(a, gain):
 
 def op_l2norm(a):
     return a * torch.rsqrt(a.square().sum(-1, keepdim=True) + NORM_EPSILON)
+
+
+def op_softmax(a):
+    return torch.softmax(a, -1)
 
 
 def op_rmsnorm(a, gain):
@@ -289,7 +362,8 @@ def op_head_mean_std(paths):
 
 
 def weighted_paths(weights, paths):
-    """sum_p weights[..., p] * paths[p] for weights [B, h, T, k] and paths [B, h, T, d]."""
+    """sum_p weights[..., p] * paths[p] for weights [B, h, T, k] and paths [B, h, T, d], or
+    weights [B, T, k] and paths [B, T, n]."""
     out = paths[0] * weights[..., 0:1]
     for i in range(1, len(paths)):
         out = out + paths[i] * weights[..., i:i + 1]
@@ -302,6 +376,10 @@ def op_sigmoid_fuse(g, paths, floor):
 
 def op_head_route(g, paths):
     return weighted_paths(torch.softmax(g, -1), paths)
+
+
+def op_weighted_paths(weights, paths):
+    return weighted_paths(weights, paths)
 
 
 # ---- the fixed model around the mixer (training/model.cpp) ----
