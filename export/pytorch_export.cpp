@@ -100,10 +100,13 @@ std::map<std::string, std::vector<ParameterSpec>> mixer_parameters(const lang::P
 
 // How a parameter starts in Python: the C++ model's distribution for random ones, its exact
 // values for the others (gains, scales, temperatures, identity filters).
-std::string initial_value(const std::string& op, const ParameterSpec& p) {
+std::string initial_value(const std::string& op, const lang::detail::Operands& operands, const ParameterSpec& p) {
   if (op == "linear") return "init_projection(" + std::to_string(p.shape[0]) + ", " + std::to_string(p.shape[1]) + ")";
   if (op == "short_conv" || op == "noncausal_conv") return "init_conv_taps(" + shape_text(p.shape) + ")";
-  if (op == "fir") return "init_identity_taps(" + shape_text(p.shape) + ")";
+  if (op == "fir") {
+    return "init_fir_taps(" + shape_text(p.shape) + ", " + python_float(operands.real("dirac")) + ", " +
+           python_float(operands.real("noise")) + ")";
+  }
   bool constant = true;
   for (const float v : p.start) constant = constant && v == p.start.front();
   if (constant) return "torch.full((" + shape_text(p.shape) + "), " + python_float(p.start.front()) + ")";
@@ -158,6 +161,7 @@ std::string expression(const lang::Statement& statement, const lang::detail::Che
   if (op == "sigmoid_fuse") {
     return "op_sigmoid_fuse(" + a[0] + ", " + list_from(1) + ", " + python_float(checked.operands.reals.at("floor")) + ")";
   }
+  if (op == "penalty") return call(python_float(checked.operands.real("weight")) + ", losses");
   if (op == "head_route" || op == "weighted_paths") return "op_" + op + "(" + a[0] + ", " + list_from(1) + ")";
   return call("");
 }
@@ -190,13 +194,15 @@ std::string pytorch_module(const PytorchExport& m) {
   const std::string module_name = m.module_name.empty() ? m.program.name : m.module_name;
 
   std::ostringstream init, forward;
+  bool penalised = false;
   for (size_t i = 0; i < checked.statements.size(); ++i) {
     if (!checked.graph.live[i]) continue;
+    penalised = penalised || m.program.body[i].op == "penalty";
     const lang::Statement& statement = m.program.body[i];
     if (const auto it = parameters.find(statement.name); it != parameters.end()) {
       std::string tensors;
       for (const ParameterSpec& p : it->second) {
-        tensors += (tensors.empty() ? "" : ", ") + p.name + "=" + initial_value(statement.op, p);
+        tensors += (tensors.empty() ? "" : ", ") + p.name + "=" + initial_value(statement.op, checked.statements[i].operands, p);
       }
       init << "        self._modules[" << python_string(statement.name) << "] = Weights(" << tensors << ")\n";
     }
@@ -217,7 +223,9 @@ std::string pytorch_module(const PytorchExport& m) {
       << init.str() << "\n"
       << "    def forward(self, x):\n"
       << "        w = self._modules\n"
+      << (penalised ? "        losses = []  # the penalty terms, training's auxiliary loss\n" : "")
       << forward.str()
+      << (penalised ? "        self.auxiliary_loss = sum(losses)\n" : "")
       << "        return " << local(m.program.result) << "\n\n\n"
       << "def build_model(dtype=torch.float32):\n"
       << "    \"\"\"The whole model, freshly initialised; load_weights(path) loads trained parameters.\"\"\"\n"

@@ -14,8 +14,8 @@
 namespace asiarch::lang::detail {
 
 // Dimension: a width (4, D, D*k/m+c), positive. Real: a positive number (temp, floor, eps).
-// SignedReal: any finite number (an initial value).
-enum class AttrKind { Dimension, Real, SignedReal };
+// SignedReal: any finite number (an initial value). NonNegativeReal: >= 0 (a noise level).
+enum class AttrKind { Dimension, Real, SignedReal, NonNegativeReal };
 
 struct AttrSpec {
   std::string key;

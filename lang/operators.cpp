@@ -135,6 +135,9 @@ Type weighted_paths_type(const Operands& in) {
   return path;
 }
 
+// penalty(a, p, weight=W): a, unchanged; p is any value.
+Type penalty_type(const Operands& in) { return in.args[0]; }
+
 Type norm_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Seq, Kind::Heads}); }
 
 Type gated_norm_type(const Operands& in) {
@@ -351,6 +354,11 @@ Cost per_input_element(const Operands& in, const Type&, int64_t) {
 }
 
 
+// penalty: the mean of p (one FLOP per element) and the weight, once per token.
+Cost penalty_cost(const Operands& in, const Type&, int64_t) {
+  return Cost{0, static_cast<double>(elements(in.args[1])) + 1.0, 0};
+}
+
 // scale: one weight per channel of a seq, per head of heads and scalars.
 Cost scale_cost(const Operands&, const Type& result, int64_t) {
   return Cost{result.kind == Kind::Seq ? result.dim : result.heads, static_cast<double>(elements(result)), 0};
@@ -430,6 +438,7 @@ Cost path_stats_cost(const Operands& in, const Type&, int64_t) {
 constexpr AttrKind kDim = AttrKind::Dimension;
 constexpr AttrKind kReal = AttrKind::Real;
 constexpr AttrKind kSignedReal = AttrKind::SignedReal;
+constexpr AttrKind kNonNegativeReal = AttrKind::NonNegativeReal;
 
 OperatorRules unary(std::string name, std::string meaning, SignRule sign = nullptr) {
   std::string usage = name + "(a)";
@@ -529,9 +538,10 @@ std::vector<OperatorRules> build_table() {
       {"noncausal_conv", OpClass::LocalMix, "noncausal_conv(a, k=K)",
        "centred depthwise convolution, looks K/2 tokens ahead: not causal", 1, 1, {{"k", kDim}}, conv_type, conv_cost<false>,
        false},
-      {"fir", OpClass::LocalMix, "fir(a, k=K)",
-       "causal depthwise FIR filter over the last K tokens (seq, heads), taps start at the identity", 1, 1, {{"k", kDim}},
-       fir_type, fir_cost},
+      {"fir", OpClass::LocalMix, "fir(a, k=K) or fir(a, k=K, dirac=V, noise=S)",
+       "causal depthwise FIR filter over the last K tokens (seq, heads); the current token's tap starts at dirac (1.0: the "
+       "identity), every tap plus N(0, noise^2) (0.0)",
+       1, 1, {{"k", kDim}, {"dirac", kSignedReal, 1.0}, {"noise", kNonNegativeReal, 0.0}}, fir_type, fir_cost},
       with_sign({"seq_mean", OpClass::LocalMix, "seq_mean(a)", "mean over the whole sequence at every position: not causal", 1, 1,
                  {}, same_as_argument, per_element<1>, false}, sign_of_first),
       {"linear_attn", OpClass::Recurrence, "linear_attn(q, k, v)", "S_t = S_{t-1} + k_t v_t^T, o_t = S_t^T q_t", 3, 3, {},
@@ -587,6 +597,9 @@ std::vector<OperatorRules> build_table() {
                 per_input_element<2>, sign_of_first),
       reduction("heads_std", "standard deviation over the heads, given to every head: heads[h, d], scalars[h] -> same",
                 across_heads_type, per_input_element<4>, non_negative),
+      with_sign({"penalty", OpClass::Auxiliary, "penalty(a, p, weight=W)",
+                 "a unchanged; training adds W * mean(p) to the loss: an auxiliary loss", 2, 2, {{"weight", kReal}},
+                 penalty_type, penalty_cost}, sign_of_first),
   };
 }
 

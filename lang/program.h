@@ -126,7 +126,7 @@ Program algebraic_normal_form(const Program& program);
 std::string algebraic_hash(const Program& program);
 
 // The operator table, for tools and mutation operators.
-enum class OpClass { Projection, Reshape, Elementwise, Binary, Learned, Norm, LocalMix, Recurrence, Routing, Reduction };
+enum class OpClass { Projection, Reshape, Elementwise, Binary, Learned, Norm, LocalMix, Recurrence, Routing, Reduction, Auxiliary };
 struct OpInfo {
   std::string name;
   OpClass op_class;

@@ -138,6 +138,9 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
       if (spec->kind == AttrKind::Real && *real <= 0.0) {
         throw RuleError{attr_text(attr) + " must be a positive number; e.g. " + attr.key + "=1.0"};
       }
+      if (spec->kind == AttrKind::NonNegativeReal && *real < 0.0) {
+        throw RuleError{attr_text(attr) + " must be at least 0; e.g. " + attr.key + "=0.02"};
+      }
       operands.reals[attr.key] = *real;
     }
   }

@@ -5,7 +5,8 @@ usage: python3 export_check.py DIR NAME...
 For each NAME: imports DIR/NAME.py (written by `asiarch export`), builds its model in float64,
 loads DIR/NAME.safetensors, runs it on the tokens of DIR/NAME.logits.safetensors and prints
 "NAME ERROR PARAMS": the largest absolute difference from the C++ logits stored there, relative
-to their largest magnitude, and the model's parameter count. One process checks every program,
+to their largest magnitude (or of the auxiliary loss, where the program has one, if larger),
+and the model's parameter count. One process checks every program,
 so torch is imported once.
 """
 import importlib.util
@@ -26,6 +27,10 @@ def check(directory, name):
     if logits.shape != reference.shape:
         return float("inf"), 0
     error = ((logits - reference).abs().max() / reference.abs().max()).item()
+    if "auxiliary_loss" in expected:
+        auxiliary = model.auxiliary_loss()
+        reference = expected["auxiliary_loss"]
+        error = max(error, float("inf") if auxiliary is None else ((auxiliary - reference).abs() / reference.abs()).item())
     return error, sum(p.numel() for p in model.parameters())
 
 

@@ -56,7 +56,9 @@ int64_t write_logits(model::LanguageModel& net, int64_t vocab, const std::filesy
   torch::NoGradGuard no_grad;
   const torch::Tensor tokens = fixed_tokens(vocab);
   const torch::Tensor logits = net->forward(tokens);
-  safetensors::write_file(dir / (name + ".logits.safetensors"), {tensor_bytes("tokens", tokens), tensor_bytes("logits", logits)});
+  std::vector<safetensors::TensorBytes> expected = {tensor_bytes("tokens", tokens), tensor_bytes("logits", logits)};
+  if (net->auxiliary_loss().defined()) expected.push_back(tensor_bytes("auxiliary_loss", net->auxiliary_loss()));
+  safetensors::write_file(dir / (name + ".logits.safetensors"), expected);
   int64_t params = 0;
   for (const auto& p : net->parameters()) params += p.numel();
   return params;

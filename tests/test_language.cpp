@@ -279,6 +279,10 @@ TEST_CASE("numbers, width offsets and optional attributes read, print and check"
   CHECK(hash("  a = sub(x, 1.0)\n  return a\n") != hash("  a = sub(1.0, x)\n  return a\n"));
   CHECK(hash("  a = scale(x, init=1.0)\n  return a\n") == hash("  a = scale(x)\n  return a\n"));
   CHECK(hash("  a = scale(x, init=2.0)\n  return a\n") != hash("  a = scale(x)\n  return a\n"));
+  CHECK(hash("  a = fir(x, k=4, noise=0.0, dirac=1.0)\n  return a\n") == hash("  a = fir(x, k=4)\n  return a\n"));
+  CHECK(hash("  a = fir(x, k=4, noise=0.02)\n  return a\n") != hash("  a = fir(x, k=4)\n  return a\n"));
+  CHECK_THROWS_WITH(check(parse("program f\n  a = fir(x, k=4, noise=-0.1)\n  return a\n"), kShape),
+                    Catch::Contains("noise=-0.1 must be at least 0"));
   CHECK(hash("  a = linear(x, out=D+8)\n  return a\n") != hash("  a = linear(x, out=D)\n  return a\n"));
   CHECK(print(canonical(parse("program h\n  a = sub(x, 0.5)\n  return a\n"))).find("sub(x, 0.5)") != std::string::npos);
 }
@@ -646,7 +650,7 @@ TEST_CASE("the operator table lists every operator of LANGUAGE.md once") {
       "fir",        "sharpen",     "head_mean_abs", "head_mean_std", "sigmoid_fuse", "head_route",
       "gelu",       "abs",         "log",         "sqrt",         "div",            "max",          "min",
       "bias",       "softmax",     "weighted_paths", "reduce_sum", "reduce_mean",   "reduce_max",   "entropy",
-      "heads_mean", "heads_std"};
+      "heads_mean", "heads_std", "penalty"};
   std::vector<std::string> names;
   for (const auto& op : operators()) names.push_back(op.name);
   CHECK(std::set<std::string>(names.begin(), names.end()) == std::set<std::string>(expected.begin(), expected.end()));
@@ -661,7 +665,7 @@ TEST_CASE("the operator table lists every operator of LANGUAGE.md once") {
   CHECK(find_operator("linear")->op_class == OpClass::Projection);
   CHECK(find_operator("route")->attrs == std::vector<std::string>{"temp"});
   CHECK(find_operator("sigmoid_fuse")->attrs == std::vector<std::string>{"floor"});
-  CHECK(find_operator("fir")->attrs == std::vector<std::string>{"k"});
+  CHECK(find_operator("fir")->attrs == std::vector<std::string>{"k", "dirac", "noise"});
   CHECK(find_operator("gated_delta_rule")->op_class == OpClass::Recurrence);
   CHECK(find_operator("slu") == nullptr);
 }

@@ -124,10 +124,12 @@ TEST_CASE("model: the mixer has exactly the parameters derive() counts, for ever
 }
 
 TEST_CASE("model: every operator builds, runs and keeps the shapes of its type", "[training][model]") {
+  std::vector<std::pair<std::string, lang::Program>> programs;
+  for (const auto& [name, body] : operator_programs()) programs.emplace_back(name, program_text(body));
+  programs.emplace_back("every_addition", lang::parse(read_file(source("tests/programs/every_addition.arch"))));
   std::set<std::string> used;
-  for (const auto& [name, body] : operator_programs()) {
+  for (const auto& [name, program] : programs) {
     INFO(name);
-    const lang::Program program = program_text(body);
     for (const auto& s : program.body) used.insert(s.op);
     CHECK(mixer_params(program, 32) == lang::derive(program, {32, 64}).params);
     model::Mixer mixer(program, 32, 7, "mixer");
@@ -449,6 +451,14 @@ TEST_CASE("training: a program with every added operator trains, bit-identically
     CHECK(std::isfinite(first.loss));
     CHECK(training::train_program(program, quick_config(task, 12)).loss == first.loss);
   }
+  // Its penalty term is the auxiliary loss training adds; a program without one has none.
+  model::LanguageModel net(program, model::ModelConfig{64, 32, 2, 3, false});
+  net->forward(torch::zeros({2, 8}, torch::kInt64));
+  REQUIRE(net->auxiliary_loss().defined());
+  CHECK(net->auxiliary_loss().item<double>() > 0.0);
+  model::LanguageModel plain(baseline("deltanet"), model::ModelConfig{64, 32, 2, 3, false});
+  plain->forward(torch::zeros({2, 8}, torch::kInt64));
+  CHECK_FALSE(plain->auxiliary_loss().defined());
 }
 
 TEST_CASE("training: the same config gives bit-identical metrics", "[training]") {

@@ -192,6 +192,7 @@ struct MixerImpl::Node {
   std::vector<int> args;          // indices into the values: earlier nodes, lang::detail::kInput for x, kLiteral for a number
   Operation run;
   std::vector<size_t> last_uses;  // values no later node reads: released after this one
+  double penalty_weight = 0.0;    // penalty(a, p, weight=W): W, and mean(p) joins the auxiliary loss
 };
 
 namespace {
@@ -440,11 +441,18 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   if (op == "fir") {
     const int64_t taps = s.operands.dim("k");
     const int64_t channels = lang::detail::elements(out);
-    // The identity: the last tap (the current token) 1, the others 0, so the filter starts as a
-    // copy of its input and learns what to look back at (FusionGatedFIRNet, arXiv:2507.18074).
-    std::vector<float> identity(static_cast<size_t>(channels * taps), 0.0f);
-    for (int64_t c = 0; c < channels; ++c) identity[static_cast<size_t>(c * taps + taps - 1)] = 1.0f;
-    torch::Tensor weight = params().make("taps", {channels, taps}, identity);
+    // By default the identity: the last tap (the current token) 1, the others 0, so the filter
+    // starts as a copy of its input and learns what to look back at (FusionGatedFIRNet,
+    // arXiv:2507.18074). ASI-Arch's mixers also start it as the identity plus N(0, 0.01^2 to
+    // 0.03^2) noise, or as N(0, 0.02^2) alone (dirac=0.0): `dirac` and `noise` say which.
+    const double dirac = s.operands.real("dirac"), noise = s.operands.real("noise");
+    std::vector<float> start(static_cast<size_t>(channels * taps), 0.0f);
+    if (noise > 0.0) {
+      Rng stream = params().stream("taps");
+      start = normal_values(stream, channels * taps, noise);
+    }
+    for (int64_t c = 0; c < channels; ++c) start[static_cast<size_t>(c * taps + taps - 1)] += static_cast<float>(dirac);
+    torch::Tensor weight = params().make("taps", {channels, taps}, start);
     return [weight, out](const Values& a) { return fir_filter(a[0], weight, out); };
   }
   if (op == "seq_mean") {
@@ -506,6 +514,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   }
   if (op == "head_route") return [](const Values& a) { return weighted_paths(torch::softmax(a[0], -1), a); };
   if (op == "weighted_paths") return [](const Values& a) { return weighted_paths(a[0], a); };
+  if (op == "penalty") return [](const Values& a) { return a[0]; };  // its term: MixerImpl::forward
 
   // Reductions over the last dimension: seq [B, T, n] -> [B, T, 1], heads [B, h, T, d] -> [B, h, T].
   const bool keep_dim = !in.empty() && in[0].kind == Kind::Seq;
@@ -545,6 +554,7 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
     for (int arg : checked.graph.args[i]) node->args.push_back(arg < 0 ? arg : node_of[static_cast<size_t>(arg)]);
     const InitRole role{decay[i], zero_output && static_cast<int>(i) == checked.graph.result};
     node->run = build_operation(checked.statements[i], role, params);
+    if (checked.statements[i].rules->op_class == lang::OpClass::Auxiliary) node->penalty_weight = checked.statements[i].operands.real("weight");
     node_of[i] = static_cast<int>(nodes_.size());
     nodes_.push_back(std::move(node));
   }
@@ -563,6 +573,7 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
 }
 
 torch::Tensor MixerImpl::forward(const torch::Tensor& x) {
+  auxiliary_loss_ = torch::Tensor();
   if (result_ == nodes_.size()) return x;  // `return x`: the identity
   Values values(nodes_.size());
   Values args;
@@ -573,6 +584,10 @@ torch::Tensor MixerImpl::forward(const torch::Tensor& x) {
       args.push_back(arg == lang::detail::kInput ? x : arg == lang::detail::kLiteral ? torch::Tensor() : values[static_cast<size_t>(arg)]);
     }
     values[i] = node.run(args);
+    if (node.penalty_weight != 0.0) {
+      const torch::Tensor term = node.penalty_weight * args[1].mean();
+      auxiliary_loss_ = auxiliary_loss_.defined() ? auxiliary_loss_ + term : term;
+    }
     args.clear();
     for (size_t done : node.last_uses) values[done] = torch::Tensor();
   }
@@ -623,7 +638,12 @@ LanguageModelImpl::LanguageModelImpl(const lang::Program& program, const ModelCo
 
 torch::Tensor LanguageModelImpl::forward(const torch::Tensor& tokens) {
   torch::Tensor h = torch::embedding(embedding_, tokens);
-  for (const auto& block : blocks_) h = block->forward(h);
+  auxiliary_loss_ = torch::Tensor();
+  for (const auto& block : blocks_) {
+    h = block->forward(h);
+    const torch::Tensor& term = block->mixer->auxiliary_loss();
+    if (term.defined()) auxiliary_loss_ = auxiliary_loss_.defined() ? auxiliary_loss_ + term : term;
+  }
   return torch::linear(rms_norm(h, final_gain_), embedding_);
 }
 

@@ -50,9 +50,12 @@ class MixerImpl : public torch::nn::Module {
  public:
   MixerImpl(const lang::Program& program, int64_t d_model, uint64_t seed, const std::string& prefix, bool zero_output = false);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] -> [B, T, D]
+  // The sum of the program's penalty terms in the last forward (undefined without any).
+  const torch::Tensor& auxiliary_loss() const { return auxiliary_loss_; }
 
  private:
   struct Node;
+  torch::Tensor auxiliary_loss_;
   std::vector<std::shared_ptr<Node>> nodes_;  // live statements, in body order
   size_t result_ = 0;                         // index in nodes_ of the returned value
 };
@@ -79,12 +82,16 @@ class LanguageModelImpl : public torch::nn::Module {
   LanguageModelImpl(const lang::Program& program, const ModelConfig& config);
   torch::Tensor forward(const torch::Tensor& tokens);  // [B, T] int64 -> logits [B, T, vocab]
   int64_t mixer_params() const;                        // of one block's mixer
+  // The mixers' auxiliary losses (penalty) in the last forward, summed over blocks; training
+  // adds it to the loss it minimises. Undefined when the program has none.
+  const torch::Tensor& auxiliary_loss() const { return auxiliary_loss_; }
 
  private:
   struct Block;
   torch::Tensor embedding_;
   std::vector<std::shared_ptr<Block>> blocks_;
   torch::Tensor final_gain_;
+  torch::Tensor auxiliary_loss_;
 };
 TORCH_MODULE(LanguageModel);
 

@@ -149,7 +149,9 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
       for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(rate);
       const Batch batch = task->train_batch(step, config.batch);
       tokens += batch.inputs.numel();
-      const auto loss = cross_entropy(net->forward(batch.inputs), batch.targets, torch::kMean);
+      // What is minimised: the cross-entropy and the program's auxiliary losses (penalty), if any.
+      torch::Tensor loss = cross_entropy(net->forward(batch.inputs), batch.targets, torch::kMean);
+      if (net->auxiliary_loss().defined()) loss = loss + net->auxiliary_loss();
       const double value = loss.item<double>();
       if (!std::isfinite(value)) return fail("nan_loss: step " + std::to_string(step + 1));
       if (step == 0) initial_loss = value;

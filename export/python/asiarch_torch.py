@@ -36,10 +36,11 @@ def init_conv_taps(channels, taps):
     return (torch.rand(channels, taps) * 2.0 - 1.0) * bound
 
 
-def init_identity_taps(channels, taps):
-    """A causal FIR filter that starts as the identity: the last tap 1, the others 0."""
-    weight = torch.zeros(channels, taps)
-    weight[:, -1] = 1.0
+def init_fir_taps(channels, taps, dirac, noise):
+    """A causal FIR filter's taps: N(0, noise^2), plus `dirac` on the last tap (the current
+    token). dirac=1.0, noise=0.0 is the identity."""
+    weight = torch.randn(channels, taps) * noise
+    weight[:, -1] += dirac
     return weight
 
 
@@ -382,6 +383,14 @@ def op_weighted_paths(weights, paths):
     return weighted_paths(weights, paths)
 
 
+# ---- auxiliary losses ----
+
+def op_penalty(a, p, weight, losses):
+    """a, unchanged; weight * mean(p) joins the mixer's auxiliary loss, which training adds."""
+    losses.append(weight * p.mean())
+    return a
+
+
 # ---- the fixed model around the mixer (training/model.cpp) ----
 
 def mlp_hidden_width(d_model):
@@ -425,6 +434,13 @@ class LanguageModel(nn.Module):
         for i in range(self.layers):
             h = self._modules["block%d" % i](h)
         return F.linear(rms_norm(h, self.final_gain), self.embedding)
+
+    def auxiliary_loss(self):
+        """The mixers' penalty terms in the last forward, summed over blocks (None without any):
+        asiarch minimises the cross-entropy plus this."""
+        terms = [self._modules["block%d" % i].mixer.auxiliary_loss for i in range(self.layers)
+                 if hasattr(self._modules["block%d" % i].mixer, "auxiliary_loss")]
+        return sum(terms) if terms else None
 
     def load_weights(self, path):
         """Loads a safetensors file asiarch wrote (every parameter, by name); returns self."""
