@@ -2,6 +2,7 @@
 // shipped baselines (lang/LANGUAGE.md).
 #include <catch2/catch.hpp>
 
+#include <filesystem>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -520,10 +521,11 @@ TEST_CASE("per-head routing operators: types, hand-computed figures and errors")
         std::string::npos);
 }
 
-TEST_CASE("the discoveries are the two ASI-Arch architectures, shipped and checked like the baselines") {
+TEST_CASE("the discoveries are ASI-Arch's five named architectures, shipped and checked like the baselines") {
   std::vector<std::string> names;
   for (const auto& d : discoveries()) names.push_back(d.name);
-  CHECK(names == std::vector<std::string>{"content_sharp_router", "fusion_gated_firnet"});
+  CHECK(names == std::vector<std::string>{"ada_multi_path_net", "content_sharp_router", "fusion_gated_firnet", "hier_gate_net",
+                                          "path_gate_fusion_net"});
   for (const auto& d : discoveries()) {
     INFO(d.name);
     CHECK(d.discovery);
@@ -533,7 +535,10 @@ TEST_CASE("the discoveries are the two ASI-Arch architectures, shipped and check
     const Program p = parse(d.text, d.name + ".arch");
     CHECK(p.name == d.name);
     CHECK(print(p) == d.text);
+    // Each names the paper, its entry in the release and what still differs from the source.
     CHECK(d.text.find("arXiv:2507.18074") != std::string::npos);
+    CHECK(d.text.find("data/106.json") != std::string::npos);
+    CHECK(d.text.find("Differences from the source:") != std::string::npos);
     for (const ModelShape shape : {ModelShape{256, 2048}, ModelShape{64, 2048}}) {
       REQUIRE_NOTHROW(check(p, shape));
       const Figures f = derive(p, shape);
@@ -543,20 +548,42 @@ TEST_CASE("the discoveries are the two ASI-Arch architectures, shipped and check
     }
   }
   for (const auto& b : baselines()) CHECK_FALSE(b.discovery);
-  // Four paths: the delta rule, two FIR filters and the values.
-  const Program fusion = parse(find_baseline("fusion_gated_firnet")->text);
-  std::multiset<std::string> ops;
-  for (const auto& s : fusion.body) ops.insert(s.op);
-  CHECK(ops.count("delta_rule") == 1);
-  CHECK(ops.count("fir") == 2);
-  CHECK(ops.count("sigmoid_fuse") == 1);
-  CHECK(ops.count("head_mean_abs") == 1);
-  const Program router = parse(find_baseline("content_sharp_router")->text);
-  ops.clear();
-  for (const auto& s : router.body) ops.insert(s.op);
-  CHECK(ops.count("head_route") == 1);
-  CHECK(ops.count("head_mean_std") == 1);
-  CHECK(ops.count("sharpen") == 1);
+  // What defines each: its paths and how they are mixed.
+  auto ops_of = [](const std::string& name) {
+    std::multiset<std::string> ops;
+    for (const auto& s : parse(find_baseline(name)->text).body) ops.insert(s.op);
+    return ops;
+  };
+  const auto fusion = ops_of("fusion_gated_firnet");
+  CHECK(fusion.count("gated_delta_rule") == 1);  // the delta rule with the per-head retention
+  CHECK(fusion.count("fir") == 2);
+  CHECK(fusion.count("sigmoid_fuse") == 1);
+  CHECK(fusion.count("gelu") == 1);
+  const auto router = ops_of("content_sharp_router");
+  CHECK(router.count("sharpen") == 1);
+  CHECK(router.count("silu") >= 4);  // the router's MLP uses SiLU, as the source does
+  CHECK(router.count("gelu") == 0);
+  CHECK(router.count("penalty") == 1);
+  CHECK(ops_of("path_gate_fusion_net").count("weighted_paths") == 1);
+  CHECK(ops_of("hier_gate_net").count("head_route") == 1);
+  CHECK(ops_of("ada_multi_path_net").count("fir") == 5);
+  CHECK(ops_of("ada_multi_path_net").count("penalty") == 1);
+}
+
+TEST_CASE("the coverage study's programs (research/asi-arch) read, print back and type-check") {
+  int count = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(std::string(ASIARCH_SOURCE_DIR) + "/research/asi-arch")) {
+    if (entry.path().extension() != ".arch") continue;
+    INFO(entry.path().filename().string());
+    const std::string text = read_file(entry.path().string());
+    const Program p = parse(text, entry.path().filename().string());
+    CHECK(print(p) == text);
+    CHECK(text.find("data/106.json entry " + p.name) != std::string::npos);
+    CHECK(text.find("# Verdict: ") != std::string::npos);
+    CHECK_NOTHROW(check(p, ModelShape{256, 2048}));
+    ++count;
+  }
+  CHECK(count == 21);
 }
 
 TEST_CASE("a non-causal operator reaching the result makes the program non-causal") {
