@@ -21,7 +21,12 @@ Program algebraic_normal_form(const Program& program) {
         auto d = defined.find(name);
         return d != defined.end() && d->second->op == op ? d->second : nullptr;
       };
-      if (s.op == "mul" && s.args.size() == 2) {
+      // A neutral number: mul(a, 1.0), add(a, 0.0) and sub(a, 0.0) are a.
+      const char* neutral = s.op == "mul" ? "1.0" : s.op == "add" || s.op == "sub" ? "0.0" : nullptr;
+      if (neutral && s.args.size() == 2 && (s.args[1] == neutral || (s.op != "sub" && s.args[0] == neutral))) {
+        alias[s.name] = s.args[1] == neutral ? s.args[0] : s.args[1];
+        changed = true;
+      } else if (s.op == "mul" && s.args.size() == 2) {
         for (int side = 0; side < 2; ++side) {
           const std::string a = s.args[side];
           const std::string b = s.args[1 - side];

@@ -91,5 +91,4 @@ int64_t elements(const Type& t);
 // The largest divisor of n that is at most `limit` (at least 1), to suggest a size that fits.
 int64_t divisor_at_most(int64_t n, int64_t limit);
 
-
 }  // namespace asiarch::lang::detail

@@ -288,7 +288,7 @@ Sign flipped(Sign s) {
 }
 Sign neg_sign(const Operands& in) { return flipped(in.signs[0]); }
 
-// The sign every argument from `first` on shares: that of a reshape, a concatenation, a sum or a
+// The sign the arguments first..end-1 share: that of a reshape, a concatenation, a sum or a
 // convex combination of them.
 Sign common_sign_of(const Operands& in, size_t first, size_t end) {
   bool at_least_zero = true;
@@ -352,7 +352,6 @@ template <int kFlops>
 Cost per_input_element(const Operands& in, const Type&, int64_t) {
   return Cost{0, static_cast<double>(kFlops) * static_cast<double>(elements(in.args[0])), 0};
 }
-
 
 // penalty: the mean of p (one FLOP per element) and the weight, once per token.
 Cost penalty_cost(const Operands& in, const Type&, int64_t) {

@@ -286,6 +286,13 @@ TEST_CASE("numbers, width offsets and optional attributes read, print and check"
                     Catch::Contains("noise=-0.1 must be at least 0"));
   CHECK(hash("  a = linear(x, out=D+8)\n  return a\n") != hash("  a = linear(x, out=D)\n  return a\n"));
   CHECK(print(canonical(parse("program h\n  a = sub(x, 0.5)\n  return a\n"))).find("sub(x, 0.5)") != std::string::npos);
+  // The algebraic normal form drops neutral numbers.
+  auto algebraic = [](const std::string& body) { return algebraic_hash(parse("program h\n" + body)); };
+  const std::string silu = algebraic("  a = silu(x)\n  return a\n");
+  CHECK(algebraic("  a = silu(x)\n  b = mul(1.0, a)\n  return b\n") == silu);
+  CHECK(algebraic("  a = silu(x)\n  b = add(a, 0.0)\n  c = sub(b, 0.0)\n  return c\n") == silu);
+  CHECK(algebraic("  a = silu(x)\n  b = sub(0.0, a)\n  return b\n") != silu);
+  CHECK(algebraic("  a = silu(x)\n  b = mul(a, 2.0)\n  return b\n") != silu);
 }
 
 TEST_CASE("the added operators: types, signs and figures") {

@@ -2,9 +2,6 @@
 // digest of an uninterrupted run; a run directory has one writer at a time.
 #include <catch2/catch.hpp>
 
-#include <signal.h>
-
-
 #include "actors/campaign.h"
 #include "storage/run_lock.h"
 #include "storage/run_store.h"
