@@ -36,6 +36,6 @@ run() {
   fi
 }
 rm -f "$build"/crash-*
-run fuzz_program "$root/lang/baselines" "$root/lang/discoveries"
+run fuzz_program "$root/lang/baselines" "$root/lang/discoveries" "$root/tests/programs"
 run fuzz_scenario "$root/scenarios"
 run fuzz_event "$here/corpus/event"

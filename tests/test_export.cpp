@@ -31,7 +31,7 @@ const char* kPython = "/usr/bin/python3";
 // The sizes of `asiarch export PROGRAM --task mqar --d-model 32 --layers 2`: the MQAR explore vocab.
 constexpr int64_t kVocab = 64, kDModel = 32, kLayers = 2;
 // float64 on both sides: what is left is the order of floating-point sums.
-constexpr double kTolerance = 1e-5;
+constexpr double kTolerance = 1e-10;
 
 safetensors::TensorBytes tensor_bytes(const std::string& name, const torch::Tensor& tensor) {
   const torch::Tensor t = tensor.contiguous();
