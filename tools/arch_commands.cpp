@@ -92,10 +92,19 @@ int show_or_check(const std::string& what, const ShapeArgs& args, bool show, boo
 }
 
 int ops() {
+  // The attribute column is as wide as its widest entry (fir's k=, dirac=, noise=).
+  std::vector<std::string> attrs;
+  size_t width = 0;
   for (const auto& op : lang::operators()) {
-    std::string attrs;
-    for (const auto& a : op.attrs) attrs += (attrs.empty() ? "" : ", ") + a + "=";
-    std::printf("%-18s %-14s %s%s\n", op.name.c_str(), attrs.c_str(), op.summary.c_str(), op.causal ? "" : " [not causal]");
+    std::string keys;
+    for (const auto& a : op.attrs) keys += (keys.empty() ? "" : ", ") + a + "=";
+    width = std::max(width, keys.size());
+    attrs.push_back(std::move(keys));
+  }
+  for (size_t i = 0; i < attrs.size(); ++i) {
+    const lang::OpInfo& op = lang::operators()[i];
+    std::printf("%-18s %-*s %s%s\n", op.name.c_str(), static_cast<int>(width), attrs[i].c_str(), op.summary.c_str(),
+                op.causal ? "" : " [not causal]");
   }
   return 0;
 }
