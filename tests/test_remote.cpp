@@ -126,9 +126,10 @@ TEST_CASE("a live campaign trains on two remote workers, survives one killed mid
   const std::string port = std::to_string(free_port());
   const std::string worker = "worker --connect 127.0.0.1:" + port + " --secret-file " + secret;
 
-  // The second worker starts before the run listens: it retries until the run is up.
+  // The second worker starts before the run listens: it retries until the run is up. The run
+  // starts once the worker has found no run, however long the worker took to start.
   const pid_t steady = start(cli(worker + " --slots 2"), (logs / "steady.log").string());
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  const bool steady_waited = eventually([&] { return contains(logs / "steady.log", "no run listens"); }, 60);
   const pid_t run = start(cli("run " + scenario + " --out " + dir.string() + " --listen " + port + " --secret-file " + secret),
                           (logs / "run.log").string());
   const pid_t doomed = start(cli(worker + " --slots 1"), (logs / "doomed.log").string());
@@ -148,7 +149,7 @@ TEST_CASE("a live campaign trains on two remote workers, survives one killed mid
   INFO("run:\n" << run_output << "\nsteady worker:\n" << read_file(logs / "steady.log"));
   REQUIRE(run_code == 0);
   CHECK(steady_code == 0);  // SIGTERM ends a worker cleanly
-  CHECK(contains(logs / "steady.log", "no run listens"));
+  CHECK(steady_waited);
   CHECK(contains(logs / "steady.log", "running job"));
   CHECK(run_output.find("left") != std::string::npos);
   CHECK(run_output.find("re-queued what it held: job") != std::string::npos);
@@ -239,6 +240,9 @@ TEST_CASE("a frozen worker's job goes to another worker once it has been silent 
   // Stopped (as by SIGSTOP or a hung machine) while it holds a job: its connection stays open.
   const bool frozen_got_job = eventually([&] { return contains(logs / "frozen.log", "running job"); }, 60);
   ::kill(frozen, SIGSTOP);
+  // No other worker until the run has found the frozen one silent: the campaign cannot end
+  // before, however fast the other worker would train.
+  const bool found_silent = eventually([&] { return contains(logs / "run.log", "fell silent for 20 s"); }, 90);
   const pid_t steady = start(cli(worker + " --slots 2"), (logs / "steady.log").string());
 
   const int run_code = exit_code_within(run, 240);
@@ -250,6 +254,7 @@ TEST_CASE("a frozen worker's job goes to another worker once it has been silent 
   const std::string run_output = read_file(logs / "run.log");
   INFO("run:\n" << run_output << "\nfrozen worker:\n" << read_file(logs / "frozen.log") << "\nsteady worker:\n" << read_file(logs / "steady.log"));
   REQUIRE(frozen_got_job);
+  REQUIRE(found_silent);
   REQUIRE(run_code == 0);
   CHECK(frozen_code == 0);
   CHECK(steady_code == 0);
