@@ -283,6 +283,9 @@ torch::Tensor route_weight(const torch::Tensor& weight, const Type& t) {
   return weight;
 }
 
+// Adds an auxiliary-loss term to a running sum that starts undefined (no term yet).
+void add_term(torch::Tensor& sum, const torch::Tensor& term) { sum = sum.defined() ? sum + term : term; }
+
 Operation unary(torch::Tensor (*f)(const torch::Tensor&)) {
   return [f](const Values& a) { return f(a[0]); };
 }
@@ -377,9 +380,12 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     };
   }
   // The learned factors and offsets start at init=; for scale and temperature on a decay path,
-  // the default init gives the decay's own start instead.
+  // the default init gives the decay's own start instead. Written or not, a default is the
+  // default: the canonical form does not tell them apart.
   const double init = s.operands.reals.count("init") ? s.operands.real("init") : 0.0;
-  const bool default_init = !s.operands.reals.count("init") || s.rules->attrs.at(0).default_real == init;
+  const bool default_init = std::none_of(s.rules->attrs.begin(), s.rules->attrs.end(), [&](const lang::detail::AttrSpec& spec) {
+    return spec.key == "init" && spec.default_real != init;
+  });
   if (op == "scale") {
     const int64_t count = out.kind == Kind::Seq ? out.dim : out.heads;
     // On a decay path the scale plays Mamba2's A (Dao and Gu, 2024): per head (or channel) it
@@ -584,10 +590,7 @@ torch::Tensor MixerImpl::forward(const torch::Tensor& x) {
       args.push_back(arg == lang::detail::kInput ? x : arg == lang::detail::kLiteral ? torch::Tensor() : values[static_cast<size_t>(arg)]);
     }
     values[i] = node.run(args);
-    if (node.penalty_weight != 0.0) {
-      const torch::Tensor term = node.penalty_weight * args[1].mean();
-      auxiliary_loss_ = auxiliary_loss_.defined() ? auxiliary_loss_ + term : term;
-    }
+    if (node.penalty_weight != 0.0) add_term(auxiliary_loss_, node.penalty_weight * args[1].mean());
     args.clear();
     for (size_t done : node.last_uses) values[done] = torch::Tensor();
   }
@@ -641,8 +644,7 @@ torch::Tensor LanguageModelImpl::forward(const torch::Tensor& tokens) {
   auxiliary_loss_ = torch::Tensor();
   for (const auto& block : blocks_) {
     h = block->forward(h);
-    const torch::Tensor& term = block->mixer->auxiliary_loss();
-    if (term.defined()) auxiliary_loss_ = auxiliary_loss_.defined() ? auxiliary_loss_ + term : term;
+    if (block->mixer->auxiliary_loss().defined()) add_term(auxiliary_loss_, block->mixer->auxiliary_loss());
   }
   return torch::linear(rms_norm(h, final_gain_), embedding_);
 }
