@@ -73,8 +73,10 @@ void wrap_argument(lang::Program& program, size_t at, size_t slot, const std::st
   program.body.insert(program.body.begin() + static_cast<std::ptrdiff_t>(at), std::move(wrapper));
 }
 
-bool is_recurrence(const std::string& op) {
-  return op == "linear_attn" || op == "decay_attn" || op == "delta_rule" || op == "gated_delta_rule";
+// A recurrence whose state is a dk x dv matrix: unnormalised keys can grow it without bound.
+bool keeps_matrix_state(const std::string& op) {
+  const lang::OpInfo* info = lang::find_operator(op);
+  return info && info->memory == lang::Memory::Matrix;
 }
 
 // add_norm: L2-normalised queries and keys keep a linear-attention state bounded; DeltaNet's
@@ -83,11 +85,12 @@ std::optional<Repair> add_norm(const lang::Program& program) {
   lang::Program out = program;
   int added = 0;
   for (size_t i = 0; i < out.body.size(); ++i) {
-    if (!is_recurrence(out.body[i].op)) continue;
-    for (size_t slot : {size_t{0}, size_t{1}}) {
+    if (!keeps_matrix_state(out.body[i].op)) continue;
+    for (lang::ArgRole role : {lang::ArgRole::Query, lang::ArgRole::Key}) {
+      const size_t slot = *lang::argument_slot(out.body[i].op, role);
       const lang::Statement* p = producer(out, out.body[i].args[slot]);
       if (p && p->op == "l2norm") continue;
-      wrap_argument(out, i, slot, "l2norm", slot == 0 ? "repair_q_norm" : "repair_k_norm");
+      wrap_argument(out, i, slot, "l2norm", role == lang::ArgRole::Query ? "repair_q_norm" : "repair_k_norm");
       ++i;  // the recurrence moved one down
       ++added;
     }
@@ -103,10 +106,9 @@ std::optional<Repair> bound_decay(const lang::Program& program, const lang::Mode
   lang::Program out = program;
   int bounded = 0;
   for (size_t i = 0; i < out.body.size(); ++i) {
-    const std::string& op = out.body[i].op;
-    const size_t slot = op == "decay_attn" ? 3 : op == "gated_delta_rule" ? 4 : 0;
-    if (slot == 0 || lang::provably_non_positive(out, out.body[i].args[slot], shape)) continue;
-    wrap_argument(out, i, slot, "logsigmoid", "repair_decay");
+    const std::optional<size_t> slot = lang::argument_slot(out.body[i].op, lang::ArgRole::Decay);
+    if (!slot || lang::provably_non_positive(out, out.body[i].args[*slot], shape)) continue;
+    wrap_argument(out, i, *slot, "logsigmoid", "repair_decay");
     ++i;
     ++bounded;
   }

@@ -25,7 +25,6 @@ const std::vector<int64_t> kFirSizes = {3, 8, 31, 63};  // FIR paths: short and 
 const std::vector<int64_t> kWindows = {16, 32, 64, 128, 256};
 const std::vector<double> kRouteTemperatures = {0.5, 1.0, 2.0};
 const std::vector<int64_t> kHeadCounts = {1, 2, 4, 8};
-const std::set<std::string> kRecurrences = {"linear_attn", "decay_attn", "delta_rule", "gated_delta_rule", "swa"};
 // Ops whose removal keeps the program's dataflow: one argument, the result has its type.
 const std::set<std::string> kWrappers = {"l2norm",  "rmsnorm", "silu",       "elu1",           "relu",
                                          "tanh",    "sigmoid", "softplus",   "short_conv",     "scale",
@@ -33,6 +32,48 @@ const std::set<std::string> kWrappers = {"l2norm",  "rmsnorm", "silu",       "el
 
 bool one_of(const std::vector<std::string>& options, const std::string& value) {
   return std::find(options.begin(), options.end(), value) != options.end();
+}
+
+// The kernels a search swaps between (lang::subquadratic_mixers), by name: the order random
+// picks index into, which campaign digests depend on.
+const std::vector<std::string>& mixers_by_name() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out = lang::subquadratic_mixers();
+    std::sort(out.begin(), out.end());
+    return out;
+  }();
+  return names;
+}
+
+bool is_mixer(const Statement& s) { return lang::is_subquadratic_mixer(s.op); }
+
+// The argument of mixer statement `s` that plays `role`, or "" when its kernel has none.
+std::string argument_of(const Statement& s, lang::ArgRole role) {
+  const std::optional<size_t> slot = lang::argument_slot(s.op, role);
+  return slot ? s.args[*slot] : "";
+}
+
+// The queries, keys and values of mixer statement `s`, in that order.
+std::vector<std::string> attention_arguments(const Statement& s) {
+  return {argument_of(s, lang::ArgRole::Query), argument_of(s, lang::ArgRole::Key), argument_of(s, lang::ArgRole::Value)};
+}
+
+// The kernel that keeps the same state as `op` with one decay argument more (with_decay) or
+// less: linear_attn and decay_attn, delta_rule and gated_delta_rule. nullopt if none.
+std::optional<std::string> kernel_with_decay(const std::string& op, bool with_decay) {
+  const lang::OpInfo* from = lang::find_operator(op);
+  std::vector<lang::ArgRole> wanted = from->roles;
+  if (with_decay) {
+    wanted.push_back(lang::ArgRole::Decay);
+  } else if (!wanted.empty() && wanted.back() == lang::ArgRole::Decay) {
+    wanted.pop_back();
+  } else {
+    return std::nullopt;
+  }
+  for (const lang::OpInfo& info : lang::operators()) {
+    if (info.memory == from->memory && info.roles == wanted) return info.name;
+  }
+  return std::nullopt;
 }
 
 // A program together with the types of its values, and the small edits mutations are made of.
@@ -85,7 +126,7 @@ struct Editor {
     std::vector<bool> out(program.body.size(), false);
     for (size_t i = 0; i < program.body.size(); ++i) {
       const Statement& s = program.body[i];
-      out[i] = kRecurrences.count(s.op) > 0 ||
+      out[i] = is_mixer(s) ||
                std::any_of(s.args.begin(), s.args.end(), [&](const std::string& a) { return tainted.count(a) > 0; });
       if (out[i]) tainted.insert(s.name);
     }
@@ -262,10 +303,10 @@ std::vector<Mutation> component_removals(const Program& parent, const lang::Mode
         }
         keep(std::move(e), description);
       }
-    } else if ((s.op == "decay_attn" || s.op == "gated_delta_rule") && s.args.size() == (s.op == "decay_attn" ? 4u : 5u)) {
+    } else if (std::optional<std::string> undecayed = is_mixer(s) ? kernel_with_decay(s.op, false) : std::nullopt) {
       Editor e = base;
       Statement& r = e.program.body[i];
-      r.op = s.op == "decay_attn" ? "linear_attn" : "delta_rule";
+      r.op = *undecayed;
       r.args.pop_back();
       keep(std::move(e), "remove the decay gate " + quoted(s.args.back()) + " of " + quoted(s.name));
     }
@@ -407,14 +448,14 @@ std::optional<std::string> change_hyperparameter(Editor& e, const Context& c) {
 std::string retarget_recurrence(Editor& e, size_t index, const std::string& target) {
   const Statement old = e.program.body[index];
   const int64_t heads = e.types[index].heads;
-  std::string beta = old.op == "delta_rule" || old.op == "gated_delta_rule" ? old.args[3] : "";
-  std::string gate;  // a scalar decay gate can be kept; GLA's vector gate cannot serve a delta rule
-  if (old.op == "gated_delta_rule") gate = old.args[4];
-  if (old.op == "decay_attn" && e.type_of(old.args[3]).kind == Kind::Scalars) gate = old.args[3];
-  std::vector<std::string> args(old.args.begin(), old.args.begin() + 3);
+  std::string beta = argument_of(old, lang::ArgRole::Beta);
+  // A scalar decay gate can be kept; GLA's vector gate cannot serve a delta rule.
+  std::string gate = argument_of(old, lang::ArgRole::Decay);
+  if (!gate.empty() && e.type_of(gate).kind != Kind::Scalars) gate.clear();
+  std::vector<std::string> args = attention_arguments(old);
   size_t at = index;
-  const bool needs_beta = target == "delta_rule" || target == "gated_delta_rule";
-  const bool needs_gate = target == "decay_attn" || target == "gated_delta_rule";
+  const bool needs_beta = lang::argument_slot(target, lang::ArgRole::Beta).has_value();
+  const bool needs_gate = lang::argument_slot(target, lang::ArgRole::Decay).has_value();
   if (needs_beta && beta.empty()) {
     beta = e.insert_head_gate(at, heads, "beta", "sigmoid");
     at += 3;
@@ -434,19 +475,17 @@ std::string retarget_recurrence(Editor& e, size_t index, const std::string& targ
 }
 
 std::optional<std::string> swap_recurrence(Editor& e, const Context& c) {
-  auto sites = e.indices_where([&](size_t i) { return kRecurrences.count(e.program.body[i].op) > 0; });
+  auto sites = e.indices_where([&](size_t i) { return is_mixer(e.program.body[i]); });
   if (sites.empty()) return std::nullopt;
   const size_t site = pick(sites, c.rng);
-  const std::vector<std::string> targets(kRecurrences.begin(), kRecurrences.end());
-  return retarget_recurrence(e, site, pick(without(targets, e.program.body[site].op), c.rng));
+  return retarget_recurrence(e, site, pick(without(mixers_by_name(), e.program.body[site].op), c.rng));
 }
 
 std::optional<std::string> add_decay_gate(Editor& e, const Context& c) {
-  const std::map<std::string, std::string> gated = {{"linear_attn", "decay_attn"}, {"delta_rule", "gated_delta_rule"}};
-  auto sites = e.indices_where([&](size_t i) { return gated.count(e.program.body[i].op) > 0; });
+  auto sites = e.indices_where([&](size_t i) { return is_mixer(e.program.body[i]) && kernel_with_decay(e.program.body[i].op, true); });
   if (sites.empty()) return std::nullopt;
   const size_t site = pick(sites, c.rng);
-  return retarget_recurrence(e, site, gated.at(e.program.body[site].op));
+  return retarget_recurrence(e, site, *kernel_with_decay(e.program.body[site].op, true));
 }
 
 std::optional<std::string> add_output_gate(Editor& e, const Context& c) {
@@ -519,7 +558,7 @@ std::optional<std::string> remove_wrapper(Editor& e, const Context& c) {
 std::vector<size_t> unfused_recurrences(const Editor& e) {
   return e.indices_where([&](size_t i) {
     const std::string& name = e.program.body[i].name;
-    return kRecurrences.count(e.program.body[i].op) > 0 && e.used(name) && !e.used_by(name, "gated_fuse") && !e.used_by(name, "route");
+    return is_mixer(e.program.body[i]) && e.used(name) && !e.used_by(name, "gated_fuse") && !e.used_by(name, "route");
   });
 }
 
@@ -531,7 +570,7 @@ const std::vector<std::string> kPathKinds = {"fir_short", "fir_long", "identity"
 std::string emit_path(Editor& e, size_t* at, size_t r, const std::string& kind, Rng& rng, std::string* what) {
   const Statement recurrence = e.program.body[r];
   const int64_t heads = e.types[r].heads;
-  const std::string& values = recurrence.args[2];
+  const std::string values = argument_of(recurrence, lang::ArgRole::Value);
   if (kind == "identity") {
     *what = "the values " + quoted(values) + " themselves";
     return values;
@@ -544,14 +583,13 @@ std::string emit_path(Editor& e, size_t* at, size_t r, const std::string& kind, 
     *what = "a causal FIR filter (k=" + std::to_string(k) + ") over the values " + quoted(values);
     return e.emit(at, "fir" + std::to_string(k), "split_heads", {filtered}, {Attr{"h", Dim{false, heads, 1}}});
   }
-  const std::vector<std::string> kernels = without(std::vector<std::string>(kRecurrences.begin(), kRecurrences.end()), recurrence.op);
-  const std::string op = pick(kernels, rng);
-  std::vector<std::string> args(recurrence.args.begin(), recurrence.args.begin() + 3);
-  if (op == "delta_rule" || op == "gated_delta_rule") {
+  const std::string op = pick(without(mixers_by_name(), recurrence.op), rng);
+  std::vector<std::string> args = attention_arguments(recurrence);
+  if (lang::argument_slot(op, lang::ArgRole::Beta)) {
     args.push_back(e.insert_head_gate(*at + 1, heads, "beta", "sigmoid"));
     *at += 3;
   }
-  if (op == "decay_attn" || op == "gated_delta_rule") {
+  if (lang::argument_slot(op, lang::ArgRole::Decay)) {
     args.push_back(e.insert_head_gate(*at + 1, heads, "decay", "logsigmoid"));
     *at += 3;
   }
@@ -637,11 +675,13 @@ std::optional<std::string> graft_reference(Editor& e, const Context& c) {
       continue;
     }
     const Editor other{reference, reference_types[ref]};
-    for (size_t pr : e.indices_where([&](size_t i) { return kRecurrences.count(e.program.body[i].op) > 0; })) {
-      for (size_t rr : other.indices_where([&](size_t i) { return kRecurrences.count(reference.body[i].op) > 0; })) {
+    for (size_t pr : e.indices_where([&](size_t i) { return is_mixer(e.program.body[i]); })) {
+      for (size_t rr : other.indices_where([&](size_t i) { return is_mixer(reference.body[i]); })) {
+        const std::vector<std::string> parent_qkv = attention_arguments(e.program.body[pr]);
+        const std::vector<std::string> reference_qkv = attention_arguments(reference.body[rr]);
         for (int slot = 0; slot < 5; ++slot) {
-          const std::string p = slot < 3 ? e.program.body[pr].args[slot] : e.program.body[pr].name;
-          const std::string q = slot < 3 ? reference.body[rr].args[slot] : reference.body[rr].name;
+          const std::string p = slot < 3 ? parent_qkv[slot] : e.program.body[pr].name;
+          const std::string q = slot < 3 ? reference_qkv[slot] : reference.body[rr].name;
           if (p == "x" || q == "x" || e.type_of(p) != other.type_of(q) || value_hash(e.program, p) == value_hash(reference, q)) continue;
           if (slot == 4 && (e.used_by(p, "gated_fuse") || e.used_by(p, "route"))) continue;
           grafts.push_back(Graft{ref, p, q, pr, slot});

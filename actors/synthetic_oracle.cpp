@@ -58,23 +58,22 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
   int recurrences = 0;
   for (const auto& s : canonical.body) {
     count[s.op] += 1;
-    if (s.op == "linear_attn" || s.op == "decay_attn" || s.op == "delta_rule" || s.op == "gated_delta_rule" ||
-        s.op == "swa") {
-      ++recurrences;
-    }
+    if (lang::is_subquadratic_mixer(s.op)) ++recurrences;
     if (s.op == "short_conv") {
       for (const auto& a : s.attrs) {
         if (auto d = std::get_if<lang::Dim>(&a.value); d && a.key == "k" && d->num > 4) count["wide_conv"] += 1;
       }
     }
   }
-  // Scalar decay (RetNet, Mamba2) or vector decay (GLA): the type of decay_attn's gate.
+  // Scalar decay (RetNet, Mamba2) or vector decay (GLA): the type of decay_attn's gate
+  // (gated_delta_rule's decay, always scalar, has its own feature).
   const std::vector<lang::Type> types = lang::check(canonical, shape);
   double scalar_decay = count["retnet_decay"] > 0 ? 1 : 0, vector_decay = 0;
+  const size_t decay_slot = *lang::argument_slot("decay_attn", lang::ArgRole::Decay);
   for (const auto& s : canonical.body) {
     if (s.op != "decay_attn") continue;
     for (size_t g = 0; g < canonical.body.size(); ++g) {
-      if (canonical.body[g].name == s.args[3]) (types[g].kind == lang::Kind::Scalars ? scalar_decay : vector_decay) = 1;
+      if (canonical.body[g].name == s.args[decay_slot]) (types[g].kind == lang::Kind::Scalars ? scalar_decay : vector_decay) = 1;
     }
   }
   auto present = [&](const char* op) { return count[op] > 0 ? 1.0 : 0.0; };

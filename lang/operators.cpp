@@ -463,6 +463,14 @@ OperatorRules with_sign(OperatorRules rules, SignRule sign) {
   return rules;
 }
 
+// A token mixer: what each argument is for and what it keeps between tokens.
+OperatorRules mixer(OperatorRules rules, std::vector<ArgRole> roles, Memory memory) {
+  rules.roles = std::move(roles);
+  rules.memory = memory;
+  return rules;
+}
+constexpr ArgRole kQ = ArgRole::Query, kK = ArgRole::Key, kV = ArgRole::Value;
+
 // The learned factors and offsets; `init=` sets where they start.
 OperatorRules learned(std::string name, std::string usage, std::string meaning, AttrSpec init, CostRule cost, SignRule sign) {
   OperatorRules rules{std::move(name), OpClass::Learned, std::move(usage), std::move(meaning), 1, 1, {std::move(init)},
@@ -543,21 +551,27 @@ std::vector<OperatorRules> build_table() {
        1, 1, {{"k", kDim}, {"dirac", kSignedReal, 1.0}, {"noise", kNonNegativeReal, 0.0}}, fir_type, fir_cost},
       with_sign({"seq_mean", OpClass::LocalMix, "seq_mean(a)", "mean over the whole sequence at every position: not causal", 1, 1,
                  {}, same_as_argument, per_element<1>, false}, sign_of_first),
-      {"linear_attn", OpClass::Recurrence, "linear_attn(q, k, v)", "S_t = S_{t-1} + k_t v_t^T, o_t = S_t^T q_t", 3, 3, {},
-       attention_type, recurrence_cost<4>},
-      {"decay_attn", OpClass::Recurrence, "decay_attn(q, k, v, g)",
-       "S_t = diag(exp g_t) S_{t-1} + k_t v_t^T, g scalars[h] or heads[h, dk] in log space", 4, 4, {}, decay_attn_type,
-       recurrence_cost<4>},
-      {"delta_rule", OpClass::Recurrence, "delta_rule(q, k, v, beta)",
-       "S_t = S_{t-1} - beta_t k_t (k_t^T S_{t-1} - v_t^T), beta scalars[h] in (0, 1)", 4, 4, {}, delta_rule_type,
-       recurrence_cost<6>},
-      {"gated_delta_rule", OpClass::Recurrence, "gated_delta_rule(q, k, v, beta, g)",
-       "S_t = exp(g_t) S_{t-1} - beta_t k_t (exp(g_t) k_t^T S_{t-1} - v_t^T), beta and g scalars[h]", 5, 5, {},
-       gated_delta_rule_type, recurrence_cost<6>},
-      {"swa", OpClass::Recurrence, "swa(q, k, v, window=W)", "softmax attention over the last W tokens", 3, 3,
-       {{"window", kDim}}, attention_type, swa_cost},
-      {"softmax_attn", OpClass::Recurrence, "softmax_attn(q, k, v)",
-       "causal full softmax attention: quadratic, reference only", 3, 3, {}, attention_type, cached_attention_cost},
+      mixer({"linear_attn", OpClass::Recurrence, "linear_attn(q, k, v)", "S_t = S_{t-1} + k_t v_t^T, o_t = S_t^T q_t", 3, 3, {},
+             attention_type, recurrence_cost<4>},
+            {kQ, kK, kV}, Memory::Matrix),
+      mixer({"decay_attn", OpClass::Recurrence, "decay_attn(q, k, v, g)",
+             "S_t = diag(exp g_t) S_{t-1} + k_t v_t^T, g scalars[h] or heads[h, dk] in log space", 4, 4, {}, decay_attn_type,
+             recurrence_cost<4>},
+            {kQ, kK, kV, ArgRole::Decay}, Memory::Matrix),
+      mixer({"delta_rule", OpClass::Recurrence, "delta_rule(q, k, v, beta)",
+             "S_t = S_{t-1} - beta_t k_t (k_t^T S_{t-1} - v_t^T), beta scalars[h] in (0, 1)", 4, 4, {}, delta_rule_type,
+             recurrence_cost<6>},
+            {kQ, kK, kV, ArgRole::Beta}, Memory::Matrix),
+      mixer({"gated_delta_rule", OpClass::Recurrence, "gated_delta_rule(q, k, v, beta, g)",
+             "S_t = exp(g_t) S_{t-1} - beta_t k_t (exp(g_t) k_t^T S_{t-1} - v_t^T), beta and g scalars[h]", 5, 5, {},
+             gated_delta_rule_type, recurrence_cost<6>},
+            {kQ, kK, kV, ArgRole::Beta, ArgRole::Decay}, Memory::Matrix),
+      mixer({"swa", OpClass::Recurrence, "swa(q, k, v, window=W)", "softmax attention over the last W tokens", 3, 3,
+             {{"window", kDim}}, attention_type, swa_cost},
+            {kQ, kK, kV}, Memory::Window),
+      mixer({"softmax_attn", OpClass::Recurrence, "softmax_attn(q, k, v)",
+             "causal full softmax attention: quadratic, reference only", 3, 3, {}, attention_type, cached_attention_cost},
+            {kQ, kK, kV}, Memory::Everything),
       with_sign({"retnet_decay", OpClass::Recurrence, "retnet_decay(a, h=H)",
                  "seq[n] -> scalars[H], the fixed RetNet log decays log(1 - 2^(-5-i))", 1, 1, {{"h", kDim}}, retnet_decay_type,
                  no_cost}, non_positive),
@@ -647,7 +661,8 @@ const std::vector<OpInfo>& operators() {
     for (const auto& rules : detail::operator_rules()) {
       std::vector<std::string> keys;
       for (const auto& attr : rules.attrs) keys.push_back(attr.key);
-      out.push_back(OpInfo{rules.name, rules.op_class, rules.causal, std::move(keys), rules.usage + ": " + rules.meaning});
+      out.push_back(OpInfo{rules.name, rules.op_class, rules.causal, std::move(keys), rules.usage + ": " + rules.meaning,
+                           rules.roles, rules.memory});
     }
     return out;
   }();
@@ -655,6 +670,31 @@ const std::vector<OpInfo>& operators() {
 }
 
 const OpInfo* find_operator(std::string_view name) { return detail::find_by_name(operators(), name); }
+
+std::optional<size_t> argument_slot(std::string_view op, ArgRole role) {
+  const OpInfo* info = find_operator(op);
+  if (!info) return std::nullopt;
+  for (size_t i = 0; i < info->roles.size(); ++i) {
+    if (info->roles[i] == role) return i;
+  }
+  return std::nullopt;
+}
+
+bool is_subquadratic_mixer(std::string_view op) {
+  const OpInfo* info = find_operator(op);
+  return info && (info->memory == Memory::Matrix || info->memory == Memory::Window);
+}
+
+const std::vector<std::string>& subquadratic_mixers() {
+  static const std::vector<std::string> names = [] {
+    std::vector<std::string> out;
+    for (const OpInfo& info : operators()) {
+      if (is_subquadratic_mixer(info.name)) out.push_back(info.name);
+    }
+    return out;
+  }();
+  return names;
+}
 
 std::string to_string(const Type& t) {
   switch (t.kind) {

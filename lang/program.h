@@ -127,15 +127,30 @@ std::string algebraic_hash(const Program& program);
 
 // The operator table, for tools and mutation operators.
 enum class OpClass { Projection, Reshape, Elementwise, Binary, Learned, Norm, LocalMix, Recurrence, Routing, Reduction, Auxiliary };
+// What an argument of a token mixer is for: the engineer, the mutations and the synthetic oracle
+// find a recurrence's queries, keys, values, beta and decay by role, not by position.
+enum class ArgRole { Operand, Query, Key, Value, Beta, Decay };
+// What a token mixer keeps between tokens: nothing (not a mixer), a dk x dv matrix per head
+// (linear_attn, decay_attn, the delta rules), a window of keys and values (swa), or every key
+// and value (softmax_attn: quadratic).
+enum class Memory { None, Matrix, Window, Everything };
 struct OpInfo {
   std::string name;
   OpClass op_class;
   bool causal;                     // false for ops that look at the whole sequence
   std::vector<std::string> attrs;  // attribute keys it takes, e.g. {"out"}, {"k"}, {"temp"}, optional ones too
   std::string summary;             // one line for `asiarch arch ops`
+  std::vector<ArgRole> roles;      // per argument position; empty: every argument is an operand
+  Memory memory = Memory::None;
 };
 const std::vector<OpInfo>& operators();             // in a fixed order
 const OpInfo* find_operator(std::string_view name); // nullptr if unknown
+// The position of the argument of `op` that plays `role`; nullopt if it has none.
+std::optional<size_t> argument_slot(std::string_view op, ArgRole role);
+// A token mixer over queries, keys and values whose cost does not grow with the context (matrix
+// state or window): the kernels a search may swap between, in the order of operators().
+bool is_subquadratic_mixer(std::string_view op);
+const std::vector<std::string>& subquadratic_mixers();
 
 // Shipped programs: the baselines of DESIGN.md (lang/baselines/*.arch) and the architectures
 // ASI-Arch discovered (lang/discoveries/*.arch), by name. Both may start a campaign or be

@@ -593,6 +593,33 @@ TEST_CASE("the coverage study's programs (research/asi-arch) read, print back an
   CHECK(count == 21);
 }
 
+TEST_CASE("the operator table names the role of every argument of a token mixer") {
+  CHECK(argument_slot("linear_attn", ArgRole::Query) == 0u);
+  CHECK(argument_slot("swa", ArgRole::Value) == 2u);
+  CHECK(argument_slot("decay_attn", ArgRole::Decay) == 3u);
+  CHECK(argument_slot("delta_rule", ArgRole::Beta) == 3u);
+  CHECK(argument_slot("gated_delta_rule", ArgRole::Beta) == 3u);
+  CHECK(argument_slot("gated_delta_rule", ArgRole::Decay) == 4u);
+  CHECK_FALSE(argument_slot("delta_rule", ArgRole::Decay));
+  CHECK_FALSE(argument_slot("linear", ArgRole::Query));
+  CHECK_FALSE(argument_slot("no_such_op", ArgRole::Query));
+  // softmax_attn is quadratic: a search never swaps it in.
+  CHECK(subquadratic_mixers() == std::vector<std::string>{"linear_attn", "decay_attn", "delta_rule", "gated_delta_rule", "swa"});
+  CHECK(find_operator("softmax_attn")->memory == Memory::Everything);
+  CHECK(find_operator("swa")->memory == Memory::Window);
+  CHECK(find_operator("gated_fuse")->roles.empty());
+  // Every role list matches the arguments a checked statement has, so a slot always exists.
+  for (const auto& shipped : {baselines(), discoveries()}) {
+    for (const Baseline& b : shipped) {
+      for (const Statement& s : parse(b.text, b.name).body) {
+        const std::vector<ArgRole>& roles = find_operator(s.op)->roles;
+        INFO(b.name << ": " << s.op);
+        if (!roles.empty()) CHECK(roles.size() == s.args.size());
+      }
+    }
+  }
+}
+
 TEST_CASE("a non-causal operator reaching the result makes the program non-causal") {
   const Program mean = checked("program m\n  a = seq_mean(x)\n  b = add(a, x)\n  return b\n");
   CHECK_FALSE(derive(mean, kShape).causal);
