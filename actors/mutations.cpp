@@ -28,7 +28,7 @@ const std::vector<int64_t> kHeadCounts = {1, 2, 4, 8};
 // Ops whose removal keeps the program's dataflow: one argument, the result has its type.
 const std::set<std::string> kWrappers = {"l2norm",  "rmsnorm", "silu",       "elu1",           "relu",
                                          "tanh",    "sigmoid", "softplus",   "short_conv",     "scale",
-                                         "temperature"};
+                                         "temperature", "bias"};
 
 bool one_of(const std::vector<std::string>& options, const std::string& value) {
   return std::find(options.begin(), options.end(), value) != options.end();
@@ -264,6 +264,8 @@ std::vector<Mutation> component_removals(const Program& parent, const lang::Mode
     if (kWrappers.count(s.op) && base.types[i].kind != Kind::Scalars) {
       // Wrappers of per-head scalars are how gates are parameterised (beta's sigmoid), not components.
       bypass(i, s.args[0], "remove the " + s.op + " " + quoted(s.name));
+    } else if (s.op == "penalty") {
+      bypass(i, s.args[0], "remove the auxiliary loss " + quoted(s.args[1]) + " of " + quoted(s.name));
     } else if (s.op == "gated_rmsnorm") {
       Editor e = base;
       e.program.body[i].op = "rmsnorm";
@@ -419,6 +421,13 @@ std::string real_text(double value) {
   return buffer;
 }
 
+double route_temperature(const Statement& route) {
+  for (const auto& a : route.attrs) {
+    if (auto t = std::get_if<double>(&a.value); t && a.key == "temp") return *t;
+  }
+  return 1.0;
+}
+
 // Any numeric setting: a convolution's size, an attention window, a router's temperature.
 std::optional<std::string> change_hyperparameter(Editor& e, const Context& c) {
   auto sites = e.indices_where([&](size_t i) {
@@ -434,10 +443,7 @@ std::optional<std::string> change_hyperparameter(Editor& e, const Context& c) {
     set_int_attr(s, "window", after);
     return "change the attention window of " + quoted(s.name) + " from " + std::to_string(before) + " to " + std::to_string(after);
   }
-  double before = 1.0;
-  for (const auto& a : s.attrs) {
-    if (auto t = std::get_if<double>(&a.value); t && a.key == "temp") before = *t;
-  }
+  const double before = route_temperature(s);
   const double after = pick(without(kRouteTemperatures, before), c.rng);
   set_attr(s, "temp", after);
   return "change the router temperature of " + quoted(s.name) + " from " + real_text(before) + " to " + real_text(after);
@@ -648,6 +654,105 @@ std::optional<std::string> add_routed_paths(Editor& e, const Context& c) {
          " by a softmax router over path statistics with a learned temperature";
 }
 
+std::optional<std::string> add_bias(Editor& e, const Context& c) {
+  auto sites = e.indices_where([&](size_t i) {
+    const Statement& s = e.program.body[i];
+    return s.op == "linear" && e.used(s.name) && !e.used_by(s.name, "bias");
+  });
+  if (sites.empty()) return std::nullopt;
+  const size_t site = pick(sites, c.rng);
+  const std::string value = e.program.body[site].name;
+  e.wrap(site, "bias");
+  return "add a learned bias to the projection " + quoted(value);
+}
+
+bool is_router(const Statement& s) { return s.op == "route" || s.op == "head_route"; }
+
+// Emits before router statement `index` the weights it gives its paths: softmax(logits / temp)
+// of a route, softmax(g) of a head_route. Returns their name; `index` moves down.
+std::string emit_router_weights(Editor& e, size_t* index) {
+  const Statement router = e.program.body[*index];
+  size_t at = *index - 1;
+  std::string logits = router.args[0];
+  const double temperature = router.op == "route" ? route_temperature(router) : 1.0;
+  if (temperature != 1.0) {
+    logits = e.emit(&at, router.name + "_logits", "mul", {logits, lang::literal_text(1.0 / temperature)});
+  }
+  const std::string weights = e.emit(&at, router.name + "_weights", "softmax", {logits});
+  *index = at + 1;
+  return weights;
+}
+
+const std::vector<double> kWeightFloors = {0.02, 0.05};
+
+// A router whose weights are floored and renormalised, so that no path is shut off while it is
+// still learning (the floors of AdaMultiPathNet and PathGateFusionNet, arXiv:2507.18074).
+std::optional<std::string> floor_renormalise(Editor& e, const Context& c) {
+  auto sites = e.indices_where([&](size_t i) { return is_router(e.program.body[i]); });
+  if (sites.empty()) return std::nullopt;
+  size_t site = pick(sites, c.rng);
+  const double floor = pick(kWeightFloors, c.rng);
+  const std::string weights = emit_router_weights(e, &site);
+  const std::string name = e.program.body[site].name;
+  size_t at = site - 1;
+  const std::string floored = e.emit(&at, name + "_floored", "max", {weights, lang::literal_text(floor)});
+  const std::string total = e.emit(&at, name + "_total", "reduce_sum", {floored});
+  const std::string renormalised = e.emit(&at, name + "_renorm", "div", {floored, total}, {Attr{"eps", 1e-6}});
+  Statement& router = e.program.body[at + 1];
+  router.op = "weighted_paths";
+  router.args[0] = renormalised;
+  router.attrs.clear();
+  return "floor the weights of the router " + quoted(name) + " at " + real_text(floor) + " and renormalise them";
+}
+
+// A route over per-head paths becomes a per-head router whose logits come from each head's first
+// path through one linear shared by the heads (the head-shared router MLPs of ASI-Arch's
+// discoveries), instead of one set of logits for all heads.
+std::optional<std::string> share_router_weights(Editor& e, const Context& c) {
+  auto sites = e.indices_where([&](size_t i) {
+    const Statement& s = e.program.body[i];
+    return s.op == "route" && e.types[i].kind == Kind::Heads;
+  });
+  if (sites.empty()) return std::nullopt;
+  const size_t site = pick(sites, c.rng);
+  const std::string name = e.program.body[site].name;
+  const std::string first_path = e.program.body[site].args[1];
+  const int64_t paths = static_cast<int64_t>(e.program.body[site].args.size()) - 1;
+  size_t at = site - 1;
+  const std::string logits =
+      e.emit(&at, name + "_head_logits", "linear", {first_path}, {Attr{"out", Dim{false, paths, 1}}});
+  Statement& router = e.program.body[at + 1];
+  router.op = "head_route";
+  router.args[0] = logits;
+  router.attrs.clear();
+  return "route " + quoted(name) + " per head, with logits from each head's " + quoted(first_path) +
+         " through one linear shared by the heads";
+}
+
+const std::vector<double> kBalanceWeights = {0.01, 0.03};
+
+// An auxiliary loss that rewards the entropy of a router's weights, so that training keeps every
+// path in use (the entropy terms of ContentSharpRouter and AdaMultiPathNet, arXiv:2507.18074).
+std::optional<std::string> add_balance_loss(Editor& e, const Context& c) {
+  auto sites = e.indices_where([&](size_t i) {
+    const Statement& s = e.program.body[i];
+    return (is_router(s) || s.op == "weighted_paths") && e.used(s.name) && !e.used_by(s.name, "penalty");
+  });
+  if (sites.empty()) return std::nullopt;
+  size_t site = pick(sites, c.rng);
+  const double weight = pick(kBalanceWeights, c.rng);
+  const std::string weights =
+      e.program.body[site].op == "weighted_paths" ? e.program.body[site].args[0] : emit_router_weights(e, &site);
+  const std::string name = e.program.body[site].name;
+  size_t at = site;
+  const std::string entropy = e.emit(&at, name + "_entropy", "entropy", {weights});
+  const std::string reward = e.emit(&at, name + "_neg_entropy", "neg", {entropy});
+  const std::string penalised = e.emit(&at, name + "_balanced", "penalty", {name, reward}, {Attr{"weight", weight}});
+  e.rewire_after(at, name, penalised);
+  return "keep the router " + quoted(name) + " balanced: training adds " + real_text(weight) +
+         " times minus the entropy of its weights to the loss";
+}
+
 // The structural hash of the sub-program that computes `value`.
 std::string value_hash(Program program, const std::string& value) {
   program.result = value;
@@ -736,6 +841,10 @@ const std::map<std::string, Operator>& operator_table() {
       {"change_heads", change_heads},
       {"add_gated_path", add_gated_path},
       {"add_routed_paths", add_routed_paths},
+      {"add_bias", add_bias},
+      {"floor_renormalise", floor_renormalise},
+      {"share_router_weights", share_router_weights},
+      {"add_balance_loss", add_balance_loss},
       {"graft_reference", graft_reference},
   };
   return table;

@@ -27,8 +27,9 @@ std::optional<Mutation> mutate(const std::string& op, const lang::Program& paren
                                const std::vector<lang::Program>& references = {});
 
 // Every type-checking child that removes exactly one component of `parent`: a wrapper (norm,
-// activation, convolution, scale or temperature on a value that is not a per-head gate), one
-// path of a gated_fuse or route, an output gate, or the decay gate of a recurrence. In body
+// activation, convolution, scale, temperature or bias on a value that is not a per-head gate),
+// one path of a gated_fuse or route, an output gate, an auxiliary loss, or the decay gate of a
+// recurrence. In body
 // order; each description names the component removed. Used by `remove_wrapper` and by the
 // analyst's ablations.
 std::vector<Mutation> component_removals(const lang::Program& parent, const lang::ModelShape& shape);

@@ -120,19 +120,19 @@ Type reduction_type(const Operands& in) {
 // Statistics over heads, given to every head: heads[h, d] or scalars[h] -> same.
 Type across_heads_type(const Operands& in) { return arg_of_kind(in, 0, {Kind::Heads, Kind::Scalars}); }
 
-// weighted_paths: weights seq[k] over k seq paths, or heads[h, k] over k paths heads[h, d].
+// weighted_paths: weights seq[k] over k paths seq[n] or heads[h, d] (shared by the heads), or
+// heads[h, k] over k paths heads[h, d] (one weight per head and path).
 Type weighted_paths_type(const Operands& in) {
   const Type& path = same_type_from(in, 1);
   const int64_t paths = static_cast<int64_t>(in.args.size()) - 1;
-  const Type weights = path.kind == Kind::Heads ? Type{Kind::Heads, path.heads, paths} : Type{Kind::Seq, 0, paths};
   if (path.kind == Kind::Scalars) {
     throw RuleError{describe_arg(in, 1) + " is " + to_string(path) + "; the paths must be seq[n] or heads[h, d]"};
   }
-  if (in.args[0] != weights) {
-    throw RuleError{"the weights, " + describe_arg(in, 0) + ", must be " + to_string(weights) + ", one per " +
-                    (path.kind == Kind::Heads ? "head and path" : "path") + ", got " + to_string(in.args[0])};
-  }
-  return path;
+  const Type shared{Kind::Seq, 0, paths}, per_head{Kind::Heads, path.heads, paths};
+  if (in.args[0] == shared || (path.kind == Kind::Heads && in.args[0] == per_head)) return path;
+  throw RuleError{"the weights, " + describe_arg(in, 0) + ", must be " + to_string(shared) + ", one per path" +
+                  (path.kind == Kind::Heads ? ", or " + to_string(per_head) + ", one per head and path" : std::string()) +
+                  ", got " + to_string(in.args[0])};
 }
 
 // penalty(a, p, weight=W): a, unchanged; p is any value.

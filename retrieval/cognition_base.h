@@ -12,10 +12,11 @@
 namespace asiarch::retrieval {
 
 // The mutation operators (actors/mutations.h) an entry's `rewrites` may name.
-inline constexpr std::array<std::string_view, 16> kRewriteOperators = {
+inline constexpr std::array<std::string_view, 20> kRewriteOperators = {
     "swap_activation", "replace_op",      "wrap_norm",      "wrap_activation", "wrap_scale",      "add_short_conv",
     "remove_wrapper",  "change_conv_size", "change_hyperparameter", "swap_recurrence", "add_output_gate",
-    "add_decay_gate",  "change_heads",    "add_gated_path", "add_routed_paths", "graft_reference"};
+    "add_decay_gate",  "change_heads",    "add_gated_path", "add_routed_paths", "graft_reference",
+    "add_bias",        "floor_renormalise", "add_balance_loss", "share_router_weights"};
 
 // Parses `files` in order and validates every entry; ids must be unique across all files.
 // Throws std::runtime_error "FILE:LINE: what is wrong; what to write".

@@ -310,6 +310,7 @@ TEST_CASE("the added operators: types, signs and figures") {
   CHECK(type_of_last("  w = linear(x, out=2)\n  r = weighted_paths(w, a, x)\n") == Type{Kind::Seq, 0, 256});
   CHECK(type_of_last("  w = split_heads(x, h=4)\n  wl = linear(w, out=2)\n  r = weighted_paths(wl, h, h)\n") ==
         Type{Kind::Heads, 4, 64});
+  CHECK(type_of_last("  w = linear(x, out=2)\n  r = weighted_paths(w, h, h)\n") == Type{Kind::Heads, 4, 64});
 
   // A head-shared linear has one [N, d] weight; it pays for every head's product.
   const Figures shared = derive(parse(head + "  m = linear(h, out=16)\n  n = merge_heads(m)\n  y = linear(n, out=D)\n  return y\n"), kShape);

@@ -61,6 +61,14 @@ std::set<std::string> baseline_motifs() {
   return out;
 }
 
+size_t index_of(const lang::Program& p, const std::string& name) {
+  for (size_t i = 0; i < p.body.size(); ++i) {
+    if (p.body[i].name == name) return i;
+  }
+  FAIL("no value named " << name);
+  return 0;
+}
+
 size_t count_op(const lang::Program& p, const std::string& op) {
   return static_cast<size_t>(std::count_if(p.body.begin(), p.body.end(), [&](const lang::Statement& s) { return s.op == op; }));
 }
@@ -76,7 +84,7 @@ TEST_CASE("each new operator type-checks, is new and reaches a motif no baseline
   const std::set<std::string> known = baseline_motifs();
   const std::vector<lang::Program> parents = searchable_baselines();
   for (const std::string op : {"replace_op", "wrap_activation", "wrap_scale", "remove_wrapper", "change_hyperparameter",
-                               "add_gated_path", "add_routed_paths", "graft_reference"}) {
+                               "add_gated_path", "add_routed_paths", "graft_reference", "add_bias"}) {
     size_t applied = 0, novel = 0;
     for (size_t p = 0; p < parents.size(); ++p) {
       std::vector<lang::Program> references = parents;
@@ -122,6 +130,78 @@ TEST_CASE("add_gated_path and add_routed_paths build the multi-path motif of the
   for (const auto& b : lang::baselines()) {
     CHECK(b.text.find("gated_fuse") == std::string::npos);
     CHECK(b.text.find("route(") == std::string::npos);
+  }
+}
+
+TEST_CASE("the router mutations reach the floors, entropy losses and head-shared routers of ASI-Arch's discoveries", "[mutations]") {
+  const lang::Program deltanet = baseline("deltanet");
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    Rng rng(seed, "routers");
+    const auto routed = mutate("add_routed_paths", deltanet, kShape, rng);
+    REQUIRE(routed);
+    const lang::Program& parent = routed->child;
+
+    const auto floored = mutate("floor_renormalise", parent, kShape, rng);
+    REQUIRE(floored);
+    INFO(lang::print(floored->child));
+    CHECK(count_op(floored->child, "route") == 0);
+    CHECK(count_op(floored->child, "weighted_paths") == 1);
+    CHECK(count_op(floored->child, "softmax") == 1);
+    CHECK(count_op(floored->child, "max") == 1);
+    CHECK(count_op(floored->child, "div") == 1);
+
+    const auto shared = mutate("share_router_weights", parent, kShape, rng);
+    REQUIRE(shared);
+    INFO(lang::print(shared->child));
+    CHECK(count_op(shared->child, "head_route") == 1);
+    // Its logits are per head, from a linear on heads: one weight shared by the heads.
+    const std::vector<lang::Type> types = lang::check(shared->child, kShape);
+    for (const lang::Statement& s : shared->child.body) {
+      if (s.op != "head_route") continue;
+      const size_t logits = index_of(shared->child, s.args[0]);
+      CHECK(shared->child.body[logits].op == "linear");
+      CHECK(types[index_of(shared->child, shared->child.body[logits].args[0])].kind == lang::Kind::Heads);
+    }
+    // The head-shared router is floored in turn: per head and path.
+    const auto shared_floored = mutate("floor_renormalise", shared->child, kShape, rng);
+    REQUIRE(shared_floored);
+    CHECK(count_op(shared_floored->child, "weighted_paths") == 1);
+
+    for (const lang::Program* router : {&parent, &floored->child, &shared->child}) {
+      const auto balanced = mutate("add_balance_loss", *router, kShape, rng);
+      REQUIRE(balanced);
+      INFO(lang::print(balanced->child));
+      CHECK(count_op(balanced->child, "penalty") == 1);
+      CHECK(count_op(balanced->child, "entropy") == 1);
+      CHECK(lang::derive(balanced->child, kShape).causal);
+      // A router balanced once is not balanced again.
+      CHECK_FALSE(mutate("add_balance_loss", balanced->child, kShape, rng));
+      // The loss is an ablatable component.
+      const auto removals = component_removals(balanced->child, kShape);
+      CHECK(std::any_of(removals.begin(), removals.end(), [](const Mutation& m) {
+        return m.description.find("remove the auxiliary loss") == 0 && count_op(m.child, "penalty") == 0;
+      }));
+    }
+  }
+  // Nothing to route: the router mutations do not apply to a baseline.
+  Rng rng(1, "routers");
+  for (const std::string op : {"floor_renormalise", "share_router_weights", "add_balance_loss"}) {
+    CHECK_FALSE(mutate(op, deltanet, kShape, rng));
+  }
+}
+
+TEST_CASE("add_bias adds one learned bias after a projection, and removing it gives the parent back", "[mutations]") {
+  const lang::Program deltanet = baseline("deltanet");
+  for (uint64_t seed = 1; seed <= 6; ++seed) {
+    Rng rng(seed, "bias");
+    const auto biased = mutate("add_bias", deltanet, kShape, rng);
+    REQUIRE(biased);
+    CHECK(count_op(biased->child, "bias") == 1);
+    CHECK(lang::derive(biased->child, kShape).params > lang::derive(deltanet, kShape).params);
+    const auto removals = component_removals(biased->child, kShape);
+    CHECK(std::any_of(removals.begin(), removals.end(), [&](const Mutation& m) {
+      return lang::structural_hash(m.child) == lang::structural_hash(deltanet);
+    }));
   }
 }
 

@@ -519,7 +519,10 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     return [floor](const Values& a) { return weighted_paths(floor + (1.0 - floor) * torch::sigmoid(a[0]), a); };
   }
   if (op == "head_route") return [](const Values& a) { return weighted_paths(torch::softmax(a[0], -1), a); };
-  if (op == "weighted_paths") return [](const Values& a) { return weighted_paths(a[0], a); };
+  if (op == "weighted_paths") {
+    // seq[k] weights over heads paths are shared by the heads: [B, T, k] -> [B, 1, T, k].
+    return [](const Values& a) { return weighted_paths(a[0].dim() < a[1].dim() ? a[0].unsqueeze(1) : a[0], a); };
+  }
   if (op == "penalty") return [](const Values& a) { return a[0]; };  // its term: MixerImpl::forward
 
   // Reductions over the last dimension: seq [B, T, n] -> [B, T, 1], heads [B, h, T, d] -> [B, h, T].

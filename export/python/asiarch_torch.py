@@ -380,6 +380,8 @@ def op_head_route(g, paths):
 
 
 def op_weighted_paths(weights, paths):
+    if weights.dim() < paths[0].dim():
+        weights = weights.unsqueeze(1)  # seq[k] weights over heads paths: shared by the heads
     return weighted_paths(weights, paths)
 
 
