@@ -28,6 +28,11 @@ struct CampaignSummary {
   std::string digest;        // hex chain head
   bool finished = false;
   std::string stop_reason;
+  // Seconds of wall clock inside each actor's handler (the gpu-slots together as "gpu-slots"),
+  // and in the whole loop. A measurement for `asiarch bench sim`: never logged, never stored in
+  // the summary, never read by a decision.
+  std::map<std::string, double> actor_seconds;
+  double loop_seconds = 0;
 };
 
 using ProgressFn = std::function<void(const CampaignSummary&)>;

@@ -6,6 +6,7 @@
 #include <capnp/schema.h>
 
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <map>
 #include <optional>
@@ -47,14 +48,19 @@ std::string describe_current_exception() {
   }
 }
 
-loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState> state) {
+// `busy_seconds` accumulates the wall clock spent in the handler (CampaignSummary::actor_seconds):
+// every actor runs on the scheduler's one thread, so no two handlers touch it at once.
+loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState> state, double* busy_seconds) {
   return {
-      [state](deliver_atom, const std::string& event_bytes) -> caf::result<std::string> {
+      [state, busy_seconds](deliver_atom, const std::string& event_bytes) -> caf::result<std::string> {
+        const auto start = std::chrono::steady_clock::now();
         try {
           msg::CanonicalView<msg::Event> event(event_bytes);
           msg::OutboxWriter out;
           state->handle(event.root(), out);
-          return out.finish();
+          std::string answer = out.finish();
+          *busy_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+          return answer;
         } catch (...) {
           return caf::make_error(caf::sec::runtime_error, describe_current_exception());
         }
@@ -709,19 +715,22 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   loop.summary.scenario_name = scenario.name;
   loop.summary.seed = seed;
   loop.summary.target_experiments = scenario.max_experiments;
+  const auto started = std::chrono::steady_clock::now();
   loop.open_log(header_bytes);
-  loop.actors[actor_name::kResearcher] = system.spawn(serve, std::shared_ptr<ActorState>(new ResearcherState(scenario, seed)));
-  loop.actors[actor_name::kEngineer] = system.spawn(serve, std::shared_ptr<ActorState>(new EngineerState(scenario)));
-  loop.actors[actor_name::kAnalyst] = system.spawn(serve, std::shared_ptr<ActorState>(new AnalystState(scenario)));
-  loop.actors[actor_name::kCognition] = system.spawn(serve, std::shared_ptr<ActorState>(new CognitionState()));
+  auto spawn = [&](const std::string& name, ActorState* state, const std::string& clock) {
+    loop.actors[name] = system.spawn(serve, std::shared_ptr<ActorState>(state), &loop.summary.actor_seconds[clock]);
+  };
+  spawn(actor_name::kResearcher, new ResearcherState(scenario, seed), actor_name::kResearcher);
+  spawn(actor_name::kEngineer, new EngineerState(scenario), actor_name::kEngineer);
+  spawn(actor_name::kAnalyst, new AnalystState(scenario), actor_name::kAnalyst);
+  spawn(actor_name::kCognition, new CognitionState(), actor_name::kCognition);
   std::shared_ptr<const Oracle> oracle;
   if (!loop.live()) {
     if (scenario.oracle == "surrogate") oracle = std::make_shared<const SurrogateOracle>(scenario);
     else oracle = std::make_shared<const SyntheticOracle>(scenario);
   }
   for (uint32_t i = 0; !loop.live() && i < scenario.gpu_slots; ++i) {
-    loop.actors[actor_name::gpu_slot(i)] =
-        system.spawn(serve, std::shared_ptr<ActorState>(new SimulatedGpuSlotState(scenario, seed, i, oracle)));
+    spawn(actor_name::gpu_slot(i), new SimulatedGpuSlotState(scenario, seed, i, oracle), "gpu-slots");
   }
   // From here the sink is used on the scheduler's thread only: an LMDB write transaction
   // belongs to the thread that began it (open_log committed its own before this).
@@ -757,6 +766,7 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   });
   system.await_all_actors_done();
   if (!loop.failure.empty()) throw std::runtime_error("campaign failed: " + loop.failure);
+  loop.summary.loop_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
   return loop.summary;
 }
 

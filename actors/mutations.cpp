@@ -322,6 +322,7 @@ struct Context {
   const lang::ModelShape& shape;
   Rng& rng;
   const std::vector<Program>& references;
+  const std::vector<std::optional<std::vector<Type>>>& reference_types;
 };
 
 using Operator = std::function<std::optional<std::string>(Editor&, const Context&)>;
@@ -771,15 +772,23 @@ std::optional<std::string> graft_reference(Editor& e, const Context& c) {
   };
   static const char* kSlotNames[] = {"queries", "keys", "values", "recurrence", "recurrence"};
   std::vector<Graft> grafts;
-  std::vector<std::vector<Type>> reference_types(c.references.size());
+  // The hashes of the sub-programs behind each value, computed once per value.
+  std::map<std::string, std::string> parent_hashes;
+  std::vector<std::map<std::string, std::string>> reference_hashes(c.references.size());
+  auto parent_hash = [&](const std::string& value) -> const std::string& {
+    auto it = parent_hashes.find(value);
+    if (it == parent_hashes.end()) it = parent_hashes.emplace(value, value_hash(e.program, value)).first;
+    return it->second;
+  };
+  auto reference_hash = [&](size_t ref, const std::string& value) -> const std::string& {
+    auto it = reference_hashes[ref].find(value);
+    if (it == reference_hashes[ref].end()) it = reference_hashes[ref].emplace(value, value_hash(c.references[ref], value)).first;
+    return it->second;
+  };
   for (size_t ref = 0; ref < c.references.size(); ++ref) {
     const Program& reference = c.references[ref];
-    try {
-      reference_types[ref] = lang::check(reference, c.shape);
-    } catch (const lang::ProgramError&) {
-      continue;
-    }
-    const Editor other{reference, reference_types[ref]};
+    if (!c.reference_types[ref]) continue;
+    const Editor other{reference, *c.reference_types[ref]};
     for (size_t pr : e.indices_where([&](size_t i) { return is_mixer(e.program.body[i]); })) {
       for (size_t rr : other.indices_where([&](size_t i) { return is_mixer(reference.body[i]); })) {
         const std::vector<std::string> parent_qkv = attention_arguments(e.program.body[pr]);
@@ -787,7 +796,8 @@ std::optional<std::string> graft_reference(Editor& e, const Context& c) {
         for (int slot = 0; slot < 5; ++slot) {
           const std::string p = slot < 3 ? parent_qkv[slot] : e.program.body[pr].name;
           const std::string q = slot < 3 ? reference_qkv[slot] : reference.body[rr].name;
-          if (p == "x" || q == "x" || e.type_of(p) != other.type_of(q) || value_hash(e.program, p) == value_hash(reference, q)) continue;
+          if (p == "x" || q == "x" || e.type_of(p) != other.type_of(q)) continue;
+          if (parent_hash(p) == reference_hash(ref, q)) continue;
           if (slot == 4 && (e.used_by(p, "gated_fuse") || e.used_by(p, "route"))) continue;
           grafts.push_back(Graft{ref, p, q, pr, slot});
         }
@@ -798,7 +808,7 @@ std::optional<std::string> graft_reference(Editor& e, const Context& c) {
   const Graft g = pick(grafts, c.rng);
   const Program& reference = c.references[g.reference];
   // Copy the reference statements the grafted value needs, renamed, right after the value it replaces.
-  const Editor other{reference, reference_types[g.reference]};
+  const Editor other{reference, *c.reference_types[g.reference]};
   std::set<std::string> needed = {g.reference_value};
   for (size_t i = other.index_of(g.reference_value) + 1; i-- > 0;) {
     if (needed.count(reference.body[i].name)) needed.insert(reference.body[i].args.begin(), reference.body[i].args.end());
@@ -863,22 +873,37 @@ const std::vector<std::string>& mutation_operators() {
 
 bool is_mutation_operator(const std::string& name) { return operator_table().count(name) > 0; }
 
-std::optional<Mutation> mutate(const std::string& op, const Program& parent, const lang::ModelShape& shape, Rng& rng,
-                               const std::vector<Program>& references) {
+MutationParent::MutationParent(lang::Program program_, const lang::ModelShape& shape_, std::vector<lang::Program> references_)
+    : program(std::move(program_)), types(lang::check(program, shape_)), shape(shape_), references(std::move(references_)) {
+  for (const Program& reference : references) {
+    try {
+      reference_types.emplace_back(lang::check(reference, shape));
+    } catch (const lang::ProgramError&) {
+      reference_types.emplace_back(std::nullopt);
+    }
+  }
+}
+
+std::optional<Mutation> mutate(const std::string& op, const MutationParent& parent, Rng& rng) {
   auto it = operator_table().find(op);
   if (it == operator_table().end()) return std::nullopt;
-  Editor editor{parent, lang::check(parent, shape)};
-  const Context context{shape, rng, references};
+  Editor editor{parent.program, parent.types};
+  const Context context{parent.shape, rng, parent.references, parent.reference_types};
   std::optional<std::string> description;
   try {
     description = it->second(editor, context);
     if (!description) return std::nullopt;
     editor.prune();
-    lang::check(editor.program, shape);
+    lang::check(editor.program, parent.shape);
   } catch (const lang::ProgramError&) {
     return std::nullopt;
   }
   return Mutation{std::move(editor.program), *description};
+}
+
+std::optional<Mutation> mutate(const std::string& op, const Program& parent, const lang::ModelShape& shape, Rng& rng,
+                               const std::vector<Program>& references) {
+  return mutate(op, MutationParent(parent, shape, references), rng);
 }
 
 }  // namespace asiarch

@@ -20,9 +20,22 @@ struct Mutation {
 const std::vector<std::string>& mutation_operators();
 bool is_mutation_operator(const std::string& name);
 
-// Applies `op` to `parent` (which must type-check at `shape`). Returns nullopt when the operator
-// has nothing to act on in this program or its result would not type-check. `references` are
-// other programs of the pool that crossover (`graft_reference`) may take a sub-program from.
+// A parent (which must type-check at `shape`) and the references crossover (`graft_reference`)
+// may take a sub-program from, checked once for the many operators tried on them. A reference
+// that does not type-check is never grafted from.
+struct MutationParent {
+  MutationParent(lang::Program program, const lang::ModelShape& shape, std::vector<lang::Program> references = {});
+  lang::Program program;
+  std::vector<lang::Type> types;
+  lang::ModelShape shape;
+  std::vector<lang::Program> references;
+  std::vector<std::optional<std::vector<lang::Type>>> reference_types;  // nullopt: does not type-check
+};
+
+// Applies `op` to the parent. Returns nullopt when the operator has nothing to act on in this
+// program or its result would not type-check.
+std::optional<Mutation> mutate(const std::string& op, const MutationParent& parent, Rng& rng);
+// The same, for one call.
 std::optional<Mutation> mutate(const std::string& op, const lang::Program& parent, const lang::ModelShape& shape, Rng& rng,
                                const std::vector<lang::Program>& references = {});
 

@@ -175,16 +175,16 @@ std::vector<ResearcherState::Option> ResearcherState::options(const Plan&, const
 
 ResearcherState::Child ResearcherState::find_child(const Plan& plan, const std::vector<Option>& order, int rounds) {
   const Candidate& parent = candidates_.at(plan.parent);
-  const lang::Program parent_program = lang::parse(parent.program, parent.label);
   std::vector<lang::Program> references;
   for (uint64_t id : plan.references) {
     const Candidate& r = candidates_.at(id);
     references.push_back(lang::parse(r.program, r.label));
   }
+  const MutationParent checked(lang::parse(parent.program, parent.label), shape_, std::move(references));
   Child child;
   for (int round = 0; round < rounds && !child.is_new; ++round) {
     for (size_t i = 0; i < order.size() && !child.is_new; ++i) {
-      std::optional<Mutation> mutation = mutate(order[i].op, parent_program, shape_, rng_, references);
+      std::optional<Mutation> mutation = mutate(order[i].op, checked, rng_);
       if (!mutation) continue;
       std::string hash = lang::algebraic_hash(mutation->child);
       const bool is_new = !proposed_hashes_.count(hash);

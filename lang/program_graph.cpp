@@ -30,9 +30,9 @@ namespace {
 std::string where(int line) { return line > 0 ? "on line " + std::to_string(line) : "by an earlier statement"; }
 
 // " (did you mean 'q_act'?)" when a defined name is close to `name`.
-std::string did_you_mean(const std::string& name, const std::map<std::string, int>& defined) {
+std::string did_you_mean(const std::string& name, const std::map<std::string_view, int, std::less<>>& defined) {
   std::vector<std::string> names;
-  for (const auto& [defined_name, index] : defined) names.push_back(defined_name);
+  for (const auto& [defined_name, index] : defined) names.emplace_back(defined_name);
   const std::string guess = closest_match(name, names);
   return guess.empty() ? "" : " (did you mean '" + guess + "'?)";
 }
@@ -46,26 +46,27 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
                        "program name '" + program.name + "' is not valid; use lowercase letters, digits and '_', e.g. '" +
                            suggested_name(program.name) + "'");
   }
-  // Every definition, for telling "defined later" from "never defined".
-  std::map<std::string, int> definitions;
-  for (size_t i = 0; i < program.body.size(); ++i) definitions.emplace(program.body[i].name, static_cast<int>(i));
-
   ProgramGraph graph;
-  std::map<std::string, int> defined = {{"x", kInput}};
-  auto lookup = [&](const std::string& name, int line, const std::string& role) {
+  graph.args.reserve(program.body.size());
+  // Views of the statements' names: every program is resolved many times in a campaign, and
+  // copying each name into the map cost more than the lookups.
+  std::map<std::string_view, int, std::less<>> defined = {{"x", kInput}};
+  auto lookup = [&](const std::string& name, int line, const char* role) {
     if (auto it = defined.find(name); it != defined.end()) return it->second;
-    if (auto later = definitions.find(name); later != definitions.end()) {
+    for (const Statement& later : program.body) {
+      if (later.name != name) continue;
       throw ProgramError(file_name, line,
-                         role + " '" + name + "' is used before it is defined; define it on an earlier line (it is defined " +
-                             where(program.body[static_cast<size_t>(later->second)].line) + ")");
+                         std::string(role) + " '" + name + "' is used before it is defined; define it on an earlier line (it is defined " +
+                             where(later.line) + ")");
     }
     throw ProgramError(file_name, line,
-                       role + " '" + name + "' is not defined; define it on an earlier line" + did_you_mean(name, defined));
+                       std::string(role) + " '" + name + "' is not defined; define it on an earlier line" + did_you_mean(name, defined));
   };
 
   for (size_t i = 0; i < program.body.size(); ++i) {
     const Statement& s = program.body[i];
     std::vector<int> args;
+    args.reserve(s.args.size());
     for (const auto& arg : s.args) args.push_back(is_literal(arg) ? kLiteral : lookup(arg, s.line, "value"));
     graph.args.push_back(std::move(args));
     if (!valid_name(s.name)) {
