@@ -884,6 +884,15 @@ MutationParent::MutationParent(lang::Program program_, const lang::ModelShape& s
   }
 }
 
+MutationParent::MutationParent(lang::Program program_, std::vector<lang::Type> types_, const lang::ModelShape& shape_,
+                               std::vector<lang::Program> references_,
+                               std::vector<std::optional<std::vector<lang::Type>>> reference_types_)
+    : program(std::move(program_)),
+      types(std::move(types_)),
+      shape(shape_),
+      references(std::move(references_)),
+      reference_types(std::move(reference_types_)) {}
+
 std::optional<Mutation> mutate(const std::string& op, const MutationParent& parent, Rng& rng) {
   auto it = operator_table().find(op);
   if (it == operator_table().end()) return std::nullopt;

@@ -25,6 +25,9 @@ bool is_mutation_operator(const std::string& name);
 // that does not type-check is never grafted from.
 struct MutationParent {
   MutationParent(lang::Program program, const lang::ModelShape& shape, std::vector<lang::Program> references = {});
+  // From programs checked before: `types` of `program`, and of each reference.
+  MutationParent(lang::Program program, std::vector<lang::Type> types, const lang::ModelShape& shape,
+                 std::vector<lang::Program> references, std::vector<std::optional<std::vector<lang::Type>>> reference_types);
   lang::Program program;
   std::vector<lang::Type> types;
   lang::ModelShape shape;

@@ -173,18 +173,33 @@ std::vector<ResearcherState::Option> ResearcherState::options(const Plan&, const
   return own;
 }
 
-ResearcherState::Child ResearcherState::find_child(const Plan& plan, const std::vector<Option>& order, int rounds) {
-  const Candidate& parent = candidates_.at(plan.parent);
-  std::vector<lang::Program> references;
-  for (uint64_t id : plan.references) {
-    const Candidate& r = candidates_.at(id);
-    references.push_back(lang::parse(r.program, r.label));
+const ResearcherState::Checked& ResearcherState::checked(uint64_t id) {
+  auto it = checked_.find(id);
+  if (it != checked_.end()) return it->second;
+  const Candidate& candidate = candidates_.at(id);
+  Checked entry{lang::parse(candidate.program, candidate.label), std::nullopt};
+  try {
+    entry.types = lang::check(entry.program, shape_);
+  } catch (const lang::ProgramError&) {
   }
-  const MutationParent checked(lang::parse(parent.program, parent.label), shape_, std::move(references));
+  return checked_.emplace(id, std::move(entry)).first->second;
+}
+
+ResearcherState::Child ResearcherState::find_child(const Plan& plan, const std::vector<Option>& order, int rounds) {
+  const Checked& parent = checked(plan.parent);
+  std::vector<lang::Program> references;
+  std::vector<std::optional<std::vector<lang::Type>>> reference_types;
+  for (uint64_t id : plan.references) {
+    const Checked& r = checked(id);
+    references.push_back(r.program);
+    reference_types.push_back(r.types);
+  }
+  if (!parent.types) throw std::logic_error("researcher: parent " + candidates_.at(plan.parent).label + " does not type-check");
+  const MutationParent mutation_parent(parent.program, *parent.types, shape_, std::move(references), std::move(reference_types));
   Child child;
   for (int round = 0; round < rounds && !child.is_new; ++round) {
     for (size_t i = 0; i < order.size() && !child.is_new; ++i) {
-      std::optional<Mutation> mutation = mutate(order[i].op, checked, rng_);
+      std::optional<Mutation> mutation = mutate(order[i].op, mutation_parent, rng_);
       if (!mutation) continue;
       std::string hash = lang::algebraic_hash(mutation->child);
       const bool is_new = !proposed_hashes_.count(hash);

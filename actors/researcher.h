@@ -87,6 +87,12 @@ class ResearcherState : public ActorState {
     bool is_new = false;
   };
   Child find_child(const Plan& plan, const std::vector<Option>& order, int rounds);
+  // Candidate `id`'s program, parsed and type-checked once (types nullopt: it does not type-check).
+  struct Checked {
+    lang::Program program;
+    std::optional<std::vector<lang::Type>> types;
+  };
+  const Checked& checked(uint64_t id);
   // `why` prefixes the motivation (the LLM backend's reason to fall back; "" for the built-in one).
   void propose_child(Plan plan, const std::vector<Option>& suggested, msg::OutboxWriter& out, const std::string& why = "");
   // The LLM backend: one proposal's conversation with the model.
@@ -118,6 +124,7 @@ class ResearcherState : public ActorState {
   std::map<uint64_t, LlmPlan> waiting_for_llm_;   // request id -> conversation
   std::set<std::string> proposed_hashes_;         // lang::algebraic_hash of every proposal
   std::set<uint64_t> exhausted_;                  // parents whose children were all proposed before
+  std::map<uint64_t, Checked> checked_;           // by candidate id; see checked()
   std::map<std::string, Arm> operator_arms_, insight_arms_;
   double operator_pulls_ = 0, insight_pulls_ = 0;
   uint64_t next_arch_id_ = 1;

@@ -1,6 +1,7 @@
 // Name resolution: SSA scoping of a program, shared by parse(), check() and canonical().
 #include <cctype>
-#include <map>
+#include <algorithm>
+#include <unordered_map>
 
 #include "common/suggest.h"
 #include "lang/program_analysis.h"
@@ -30,9 +31,10 @@ namespace {
 std::string where(int line) { return line > 0 ? "on line " + std::to_string(line) : "by an earlier statement"; }
 
 // " (did you mean 'q_act'?)" when a defined name is close to `name`.
-std::string did_you_mean(const std::string& name, const std::map<std::string_view, int, std::less<>>& defined) {
+std::string did_you_mean(const std::string& name, const std::unordered_map<std::string_view, int>& defined) {
   std::vector<std::string> names;
   for (const auto& [defined_name, index] : defined) names.emplace_back(defined_name);
+  std::sort(names.begin(), names.end());  // the suggestion must not depend on the hash table's order
   const std::string guess = closest_match(name, names);
   return guess.empty() ? "" : " (did you mean '" + guess + "'?)";
 }
@@ -50,7 +52,9 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
   graph.args.reserve(program.body.size());
   // Views of the statements' names: every program is resolved many times in a campaign, and
   // copying each name into the map cost more than the lookups.
-  std::map<std::string_view, int, std::less<>> defined = {{"x", kInput}};
+  std::unordered_map<std::string_view, int> defined;
+  defined.reserve(program.body.size() + 1);
+  defined.emplace("x", kInput);
   auto lookup = [&](const std::string& name, int line, const char* role) {
     if (auto it = defined.find(name); it != defined.end()) return it->second;
     for (const Statement& later : program.body) {
