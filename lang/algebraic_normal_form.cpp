@@ -3,6 +3,7 @@
 #include <map>
 
 #include "lang/program.h"
+#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
 
@@ -61,6 +62,7 @@ Program algebraic_normal_form(const Program& program) {
   return p;
 }
 
-std::string algebraic_hash(const Program& program) { return structural_hash(algebraic_normal_form(program)); }
+// algebraic_normal_form's result is already canonical: hash its text without canonicalising again.
+std::string algebraic_hash(const Program& program) { return detail::canonical_text_hash(algebraic_normal_form(program)); }
 
 }  // namespace asiarch::lang

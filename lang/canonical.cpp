@@ -160,8 +160,8 @@ class Canonicalizer {
 
 Program canonical(const Program& program) { return Canonicalizer(program).result(); }
 
-std::string structural_hash(const Program& program) {
-  const std::string text = print(canonical(program));
+std::string detail::canonical_text_hash(const Program& canonical_program) {
+  const std::string text = print(canonical_program);
   unsigned char digest[EVP_MAX_MD_SIZE];
   unsigned int length = 0;
   if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
@@ -175,5 +175,7 @@ std::string structural_hash(const Program& program) {
   }
   return hex;
 }
+
+std::string structural_hash(const Program& program) { return detail::canonical_text_hash(canonical(program)); }
 
 }  // namespace asiarch::lang

@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <initializer_list>
 #include <map>
+#include <unordered_map>
 
 #include "lang/operator_rules.h"
 #include "lang/program_analysis.h"
@@ -626,8 +627,8 @@ const std::vector<OperatorRules>& operator_rules() {
 // Every statement of every program is looked up here, several times: an index, built once.
 template <typename Row>
 const Row* find_by_name(const std::vector<Row>& rows, std::string_view name) {
-  static const std::map<std::string_view, const Row*, std::less<>> index = [&rows] {
-    std::map<std::string_view, const Row*, std::less<>> by_name;
+  static const std::unordered_map<std::string_view, const Row*> index = [&rows] {
+    std::unordered_map<std::string_view, const Row*> by_name;
     for (const Row& row : rows) by_name.emplace(row.name, &row);
     return by_name;
   }();

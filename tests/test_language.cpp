@@ -293,6 +293,16 @@ TEST_CASE("numbers, width offsets and optional attributes read, print and check"
   CHECK(algebraic("  a = silu(x)\n  b = add(a, 0.0)\n  c = sub(b, 0.0)\n  return c\n") == silu);
   CHECK(algebraic("  a = silu(x)\n  b = sub(0.0, a)\n  return b\n") != silu);
   CHECK(algebraic("  a = silu(x)\n  b = mul(a, 2.0)\n  return b\n") != silu);
+  // The canonical form is a fixed point, which lets algebraic_hash hash the normal form's text
+  // without canonicalising it again.
+  for (const auto& shipped : {baselines(), discoveries()}) {
+    for (const Baseline& b : shipped) {
+      const Program p = parse(b.text, b.name);
+      INFO(b.name);
+      CHECK(canonical(canonical(p)) == canonical(p));
+      CHECK(algebraic_hash(p) == structural_hash(algebraic_normal_form(p)));
+    }
+  }
 }
 
 TEST_CASE("the added operators: types, signs and figures") {
