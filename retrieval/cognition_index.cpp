@@ -44,10 +44,13 @@ std::vector<Hit> CognitionIndex::query(std::string_view text, int k) const {
 
   // faiss keeps an arbitrary subset of the entries tied at the last place. Widen the search
   // until the last result scores strictly below the wanted-th one (or everything is in), so all
-  // entries tied with the wanted-th are present, then rank by (score desc, index asc).
+  // entries tied with the wanted-th are present, then rank by (score desc, index asc). A small
+  // index is searched whole at once: campaign insights often tie, and each widening would
+  // compute every inner product again.
+  constexpr size_t kSearchWhole = 1024;
   std::vector<float> scores;
   std::vector<faiss::Index::idx_t> labels;
-  for (size_t width = wanted;; width = std::min(total, 2 * width)) {
+  for (size_t width = total <= kSearchWhole ? total : wanted;; width = std::min(total, 2 * width)) {
     scores.resize(width);
     labels.resize(width);
     impl_->vectors.search(1, embedding.data(), static_cast<faiss::Index::idx_t>(width),
