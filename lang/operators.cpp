@@ -597,7 +597,7 @@ std::vector<OperatorRules> build_table() {
                  "per token and head, softmax over k >= 2 paths of the logits g heads[h, k]", 3, kVariadic, {},
                  head_gated_paths_type, head_gated_paths_cost<3>}, common_path_sign),
       {"weighted_paths", OpClass::Routing, "weighted_paths(w, p1, ..., pk)",
-       "sum over paths of w_p * p, weights w seq[k] (seq paths) or heads[h, k] (per head)", 2, kVariadic, {},
+       "sum over paths of w_p * p, weights w seq[k] (one per path, shared by the heads) or heads[h, k] (per head and path)", 2, kVariadic, {},
        weighted_paths_type, head_gated_paths_cost<0>},
       reduction("reduce_sum", "sum over the last dimension: seq[n] -> seq[1], heads[h, d] -> scalars[h]", reduction_type,
                 per_input_element<1>, sign_of_first),
