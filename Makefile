@@ -7,7 +7,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
   libcaf-dev capnproto libcapnp-dev liblmdb-dev lmdb-utils libfaiss-dev libspdlog-dev \
-  catch2 libcli11-dev libtomlplusplus-dev libgoogle-perftools-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libbenchmark-dev \
+  catch2 libcli11-dev libtomlplusplus-dev libmimalloc-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libbenchmark-dev \
   libtorch-dev libopenblas0-openmp zlib1g-dev dict-gcide gnuplot-nox graphviz chromium clang libclang-rt-14-dev python3-torch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 

@@ -1,12 +1,13 @@
 #include "actors/llm_client.h"
 
+#define CURL_DISABLE_TYPECHECK  // curl_easy_setopt is called through a pointer below
 #include <curl/curl.h>
+#include <dlfcn.h>
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
-#include <mutex>
 #include <thread>
 
 namespace asiarch {
@@ -72,30 +73,73 @@ Try read_answer(long status, const std::string& body) {
   return t;
 }
 
+// libcurl, loaded by the first LLM client: linked, it brought some 25 libraries (TLS, Kerberos,
+// LDAP) into every start of asiarch, about a third of the time `asiarch --help` took.
+struct Curl {
+  decltype(&curl_global_init) global_init;
+  decltype(&curl_easy_init) easy_init;
+  decltype(&curl_easy_setopt) easy_setopt;
+  decltype(&curl_easy_perform) easy_perform;
+  decltype(&curl_easy_getinfo) easy_getinfo;
+  decltype(&curl_easy_cleanup) easy_cleanup;
+  decltype(&curl_easy_strerror) easy_strerror;
+  decltype(&curl_slist_append) slist_append;
+  decltype(&curl_slist_free_all) slist_free_all;
+};
+
+const Curl& curl() {
+  static const Curl loaded = [] {
+    void* handle = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      throw std::runtime_error(std::string("the LLM client needs libcurl, which could not be loaded: ") + dlerror() +
+                               "; install Debian's libcurl4 (make deps installs it)");
+    }
+    auto symbol = [handle](const char* name) {
+      void* address = dlsym(handle, name);
+      if (!address) throw std::runtime_error(std::string("libcurl.so.4 has no ") + name + "; install Debian's libcurl4");
+      return address;
+    };
+    Curl c{};
+    c.global_init = reinterpret_cast<decltype(c.global_init)>(symbol("curl_global_init"));
+    c.easy_init = reinterpret_cast<decltype(c.easy_init)>(symbol("curl_easy_init"));
+    c.easy_setopt = reinterpret_cast<decltype(c.easy_setopt)>(symbol("curl_easy_setopt"));
+    c.easy_perform = reinterpret_cast<decltype(c.easy_perform)>(symbol("curl_easy_perform"));
+    c.easy_getinfo = reinterpret_cast<decltype(c.easy_getinfo)>(symbol("curl_easy_getinfo"));
+    c.easy_cleanup = reinterpret_cast<decltype(c.easy_cleanup)>(symbol("curl_easy_cleanup"));
+    c.easy_strerror = reinterpret_cast<decltype(c.easy_strerror)>(symbol("curl_easy_strerror"));
+    c.slist_append = reinterpret_cast<decltype(c.slist_append)>(symbol("curl_slist_append"));
+    c.slist_free_all = reinterpret_cast<decltype(c.slist_free_all)>(symbol("curl_slist_free_all"));
+    c.global_init(CURL_GLOBAL_DEFAULT);
+    return c;
+  }();
+  return loaded;
+}
+
 Try post(const LlmSpec& spec, const std::string& body, const std::string& key) {
-  CURL* curl = curl_easy_init();
+  const Curl& lib = curl();
+  CURL* curl = lib.easy_init();
   if (!curl) return Try{false, false, "", "libcurl could not start a transfer", "connection"};
   std::string answer;
-  curl_slist* headers = curl_slist_append(nullptr, "Content-Type: application/json");
-  if (!key.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + key).c_str());
+  curl_slist* headers = lib.slist_append(nullptr, "Content-Type: application/json");
+  if (!key.empty()) headers = lib.slist_append(headers, ("Authorization: Bearer " + key).c_str());
   const long timeout_ms = std::max(1L, std::lround(spec.timeout_s * 1000.0));
-  curl_easy_setopt(curl, CURLOPT_URL, spec.endpoint.c_str());
-  curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
-  curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-  curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-  curl_easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
-  curl_easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
-  curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
-  const CURLcode code = curl_easy_perform(curl);
+  lib.easy_setopt(curl, CURLOPT_URL, spec.endpoint.c_str());
+  lib.easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
+  lib.easy_setopt(curl, CURLOPT_POSTFIELDS, body.c_str());
+  lib.easy_setopt(curl, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+  lib.easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
+  lib.easy_setopt(curl, CURLOPT_WRITEDATA, &answer);
+  lib.easy_setopt(curl, CURLOPT_TIMEOUT_MS, timeout_ms);
+  lib.easy_setopt(curl, CURLOPT_CONNECTTIMEOUT_MS, timeout_ms);
+  lib.easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for timeouts
+  const CURLcode code = lib.easy_perform(curl);
   long status = 0;
-  curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
-  curl_slist_free_all(headers);
-  curl_easy_cleanup(curl);
+  lib.easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &status);
+  lib.slist_free_all(headers);
+  lib.easy_cleanup(curl);
   if (code == CURLE_OPERATION_TIMEDOUT) return Try{false, true, "", "timeout after " + seconds(spec.timeout_s), "timeout"};
   if (code == CURLE_WRITE_ERROR) return Try{false, false, "", "the reply was longer than " + std::to_string(kMaxReplyBytes >> 10) + " KiB", "too_large"};
-  if (code != CURLE_OK) return Try{false, true, "", std::string("connection failed: ") + curl_easy_strerror(code), "connection"};
+  if (code != CURLE_OK) return Try{false, true, "", std::string("connection failed: ") + lib.easy_strerror(code), "connection"};
   return read_answer(status, answer);
 }
 
@@ -104,8 +148,7 @@ std::string tries_text(uint32_t tries) { return " (" + std::to_string(tries) + (
 }  // namespace
 
 LlmClient http_llm_client(const LlmSpec& spec) {
-  static std::once_flag curl_ready;
-  std::call_once(curl_ready, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  curl();  // loaded and initialised once, before any thread calls it
   return [spec](const std::string& request_event_bytes) {
     msg::CanonicalView<msg::Event> event(request_event_bytes);
     const auto request = event.root().getPayload().getLlmRequest();

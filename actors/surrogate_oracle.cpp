@@ -44,7 +44,7 @@ std::vector<float> program_embedding(const lang::Program& program) {
         text += std::to_string(std::llround(std::get<double>(a.value) * 1000));
       }
     }
-    for (const auto& arg : s.args) text += " " + op_of.at(arg) + "_to_" + s.op;
+    for (const auto& arg : s.args) text += " " + (lang::is_literal(arg) ? std::string("number") : op_of.at(arg)) + "_to_" + s.op;
     text += "\n";
   }
   return retrieval::embed_text(text);

@@ -11,14 +11,19 @@
 // Counts start at 1 in each process. The sync and write sites wrap the C library's calls, which
 // LMDB makes from its own code; without the variable the wrappers only forward. Tests place a
 // crash at the same point on every machine, however busy, instead of killing after a delay.
+//
+// ASIARCH_PAUSE_AT=SITE:N with ASIARCH_PAUSE_UNTIL=FILE pauses the process there instead: it
+// creates FILE.paused and waits until FILE exists, so a test can act on a run that is certainly
+// still going (read it while it runs) however fast the machine is.
 #include <cstdint>
 
 namespace asiarch::storage {
 
 enum class CrashSite { Event, Commit, Committed, Sync, Write };
 
-// Kills the process when the crash point names this site and `value` (the event's seq for
-// Event; otherwise the site's running count in this process, which the call advances).
+// Kills (or pauses) the process when the crash (or pause) point names this site and `value` (the
+// event's seq for Event; otherwise the site's running count in this process, which the call
+// advances).
 void crash_point(CrashSite site, uint64_t event_seq = 0);
 
 }  // namespace asiarch::storage

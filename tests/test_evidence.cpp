@@ -53,34 +53,40 @@ TEST_CASE("a campaign in a null world declares no breakthrough, where one seed w
   const std::string start = "start = [\"linear_attention\", \"retnet\", \"gla\", \"mamba2\", \"deltanet\", \"gated_deltanet\"]";
   text.replace(text.find(start), start.size(), "start = [\"linear_attention\", \"deltanet\"]");
   const Scenario scenario = parse_scenario(text, "null-world.toml");
-  const fs::path dir = testing::fresh_dir("null-world");
-  const CampaignSummary recorded = run_campaign(scenario, 1, dir);
-  CHECK(simulate_campaign(scenario, 1).digest == recorded.digest);
-  CHECK(recorded.breakthroughs == 0);
-
-  // What the single-seed rule would have said of the same results: a candidate whose first
-  // verify seed beats the first seed of every baseline on both loss and recall.
-  const auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
-  const storage::Lineage lineage(*store);
-  double best_loss = INFINITY, best_accuracy = -INFINITY;
-  for (const auto& [id, entry] : lineage.archs()) {
-    if (!entry.baseline() || !entry.verify || entry.verify->seeds.empty()) continue;
-    for (const auto& seed : entry.verify->seeds) {
-      if (seed.replicate != 0 || !seed.ok) continue;
-      best_loss = std::min(best_loss, seed.loss);
-      best_accuracy = std::max(best_accuracy, seed.accuracy);
-    }
-  }
+  // Three campaigns: in one, a baseline's first seed can land far above the others (the recall
+  // plateau), and then no candidate of that campaign beats it by chance.
   size_t verified = 0, single_seed_breakthroughs = 0;
-  for (const auto& [id, entry] : lineage.archs()) {
-    if (entry.baseline() || !entry.verified()) continue;
-    ++verified;
-    for (const auto& seed : entry.verify->seeds) {
-      if (seed.replicate == 0 && seed.ok && seed.loss < best_loss && seed.accuracy > best_accuracy) ++single_seed_breakthroughs;
+  for (uint64_t seed = 1; seed <= 3; ++seed) {
+    const fs::path dir = testing::fresh_dir("null-world-" + std::to_string(seed));
+    const CampaignSummary recorded = run_campaign(scenario, seed, dir);
+    CHECK(simulate_campaign(scenario, seed).digest == recorded.digest);
+    CHECK(recorded.breakthroughs == 0);
+
+    // What the single-seed rule would have said of the same results: a candidate whose first
+    // verify seed beats the first seed of every baseline on both loss and recall.
+    const auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
+    const storage::Lineage lineage(*store);
+    double best_loss = INFINITY, best_accuracy = -INFINITY;
+    for (const auto& [id, entry] : lineage.archs()) {
+      if (!entry.baseline() || !entry.verify || entry.verify->seeds.empty()) continue;
+      for (const auto& seed_result : entry.verify->seeds) {
+        if (seed_result.replicate != 0 || !seed_result.ok) continue;
+        best_loss = std::min(best_loss, seed_result.loss);
+        best_accuracy = std::max(best_accuracy, seed_result.accuracy);
+      }
     }
+    for (const auto& [id, entry] : lineage.archs()) {
+      if (entry.baseline() || !entry.verified()) continue;
+      ++verified;
+      for (const auto& seed_result : entry.verify->seeds) {
+        if (seed_result.replicate == 0 && seed_result.ok && seed_result.loss < best_loss && seed_result.accuracy > best_accuracy) {
+          ++single_seed_breakthroughs;
+        }
+      }
+    }
+    fs::remove_all(dir);
   }
-  INFO(verified << " candidates verified; best first-seed baseline loss " << best_loss << ", recall " << best_accuracy);
-  CHECK(verified >= 20);
+  INFO(verified << " candidates verified in 3 campaigns");
+  CHECK(verified >= 60);
   CHECK(single_seed_breakthroughs > 0);
-  fs::remove_all(dir);
 }

@@ -4,6 +4,7 @@
 #include "actors/campaign.h"
 #include "actors/surrogate_oracle.h"
 #include "messages/codec.h"
+#include "retrieval/cognition.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"
 
@@ -54,4 +55,12 @@ TEST_CASE("a surrogate simulation from a live run is deterministic and returns r
   CHECK_THAT(refused.output, Catch::Contains("is a simulated run"));
   std::filesystem::remove_all(live_dir);
   std::filesystem::remove_all(sim_dir);
+}
+
+TEST_CASE("the surrogate embeds programs with number arguments", "[surrogate]") {
+  // Numbers became arguments in 0.2.0 (max(a, 0.05)); the embedding read every argument as a value.
+  const lang::Program floored = lang::parse("program n\n  a = linear(x, out=D)\n  b = max(a, 0.05)\n  return b\n");
+  const lang::Program plain = lang::parse("program n\n  a = linear(x, out=D)\n  b = relu(a)\n  return b\n");
+  CHECK(program_embedding(floored).size() == static_cast<size_t>(retrieval::kEmbeddingDim));
+  CHECK(program_embedding(floored) != program_embedding(plain));
 }

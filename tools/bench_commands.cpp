@@ -2,9 +2,16 @@
 // asiarch bench kernels: the fused recurrence kernels against their libtorch-op references.
 // asiarch bench train: training throughput and seconds per explore experiment.
 // asiarch bench search: breakthroughs of the researcher's strategies at equal budget.
+// asiarch bench cli: how fast the commands that do not train answer.
 // asiarch bench noise lives in noise_bench.cpp.
 #include <spdlog/spdlog.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <cmath>
@@ -76,6 +83,90 @@ int bench_sim(const BenchArgs& args) {
   const double rest = summary.loop_seconds - in_actors;
   std::printf("  %-14s %7.3f s %6.1f%%\n", "loop", rest, 100.0 * rest / summary.loop_seconds);
   return 0;
+}
+
+struct CliBenchArgs {
+  int repeat = 10;
+  bool json = false;
+};
+
+// Seconds `argv` takes from spawn to exit, output discarded; -1 when it exits other than 0.
+double seconds_to_run(const std::vector<std::string>& argv) {
+  std::vector<char*> pointers;
+  for (const auto& arg : argv) pointers.push_back(const_cast<char*>(arg.c_str()));
+  pointers.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0);
+  const auto start = std::chrono::steady_clock::now();
+  pid_t pid = 0;
+  const int spawned = posix_spawn(&pid, pointers[0], &actions, nullptr, pointers.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (spawned != 0) return -1;
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? seconds : -1;
+}
+
+// asiarch bench cli: how long the commands that neither train nor measure take to answer, each
+// the median of `repeat` runs, against /bin/true started the same way in the same run.
+int bench_cli(const CliBenchArgs& args) {
+  std::error_code error;
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe", error).string();
+  if (error) {
+    std::cerr << "bench cli: cannot find this binary through /proc/self/exe: " << error.message() << std::endl;
+    return 1;
+  }
+  // A small finished run for the commands that read one.
+  const std::optional<Scenario> smoke = load_scenario_or_report("scenarios/sim-smoke.toml");
+  if (!smoke) return 2;
+  const auto dir = std::filesystem::temp_directory_path() / ("asiarch-bench-cli-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(dir);
+  run_campaign(*smoke, smoke->seed, dir);
+  const std::string run = dir.string();
+  const std::vector<std::pair<std::string, std::vector<std::string>>> commands = {
+      {"/bin/true (reference)", {"/bin/true"}},
+      {"--help", {self, "--help"}},
+      {"arch list", {self, "arch", "list"}},
+      {"arch check deltanet", {self, "arch", "check", "deltanet"}},
+      {"cognition list", {self, "cognition", "list"}},
+      {"inspect RUN", {self, "inspect", run}},
+      {"top RUN", {self, "top", run}},
+      {"lineage RUN --arch 1", {self, "lineage", run, "--arch", "1"}},
+  };
+  auto median_seconds = [&](const std::vector<std::string>& argv) {
+    std::vector<double> times;
+    for (int i = 0; i < args.repeat; ++i) {
+      const double t = seconds_to_run(argv);
+      if (t < 0) return -1.0;
+      times.push_back(t);
+    }
+    std::sort(times.begin(), times.end());
+    return times[times.size() / 2];
+  };
+  std::vector<double> medians;
+  for (const auto& [name, argv] : commands) medians.push_back(median_seconds(argv));
+  std::filesystem::remove_all(dir);
+  const double reference = medians.front();
+  int failed = 0;
+  if (args.json) std::printf("[");
+  else std::printf("%-24s %10s %12s\n", "command", "ms", "vs true");
+  for (size_t i = 0; i < commands.size(); ++i) {
+    if (medians[i] < 0) ++failed;
+    if (args.json) {
+      std::printf("%s{\"command\": %s, \"ms\": %s}", i ? ", " : "", json_string(commands[i].first).c_str(),
+                  medians[i] < 0 ? "null" : json_number(1000.0 * medians[i]).c_str());
+    } else if (medians[i] < 0) {
+      std::printf("%-24s %10s\n", commands[i].first.c_str(), "failed");
+    } else {
+      std::printf("%-24s %10.1f %11.1fx\n", commands[i].first.c_str(), 1000.0 * medians[i], medians[i] / reference);
+    }
+  }
+  if (args.json) std::printf("]\n");
+  if (failed > 0) std::cerr << failed << " command(s) did not exit 0" << std::endl;
+  return failed > 0 ? 1 : 0;
 }
 
 struct KernelBenchArgs {
@@ -267,6 +358,12 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
       ->capture_default_str();
   search->add_flag("--json", search_args->json, "Print one JSON object: mean breakthroughs of full, random and no_cognition, and the seeds");
   search->callback([search_args, &exit_code] { exit_code = bench_search(*search_args); });
+
+  auto cli_args = std::make_shared<CliBenchArgs>();
+  auto* cli = bench->add_subcommand("cli", "Milliseconds to answer of the commands that neither train nor measure, against /bin/true");
+  cli->add_option("--repeat", cli_args->repeat, "Runs per command; the median is reported")->check(CLI::PositiveNumber)->capture_default_str();
+  cli->add_flag("--json", cli_args->json, "Print a JSON array, one object per command with its median milliseconds");
+  cli->callback([cli_args, &exit_code] { exit_code = bench_cli(*cli_args); });
 
   add_noise_bench(*bench, exit_code);
 }

@@ -17,9 +17,6 @@ namespace asiarch::training {
 // ignore_index; Zoology's -100).
 inline constexpr int64_t kIgnored = -100;
 
-// The byte-level LM's vocabulary: every byte value.
-inline constexpr int64_t kByteVocab = 256;
-
 struct Batch {
   torch::Tensor inputs;   // [B, T] int64 tokens
   torch::Tensor targets;  // [B, T] int64: the next token, or kIgnored

@@ -213,47 +213,6 @@ std::vector<TrainMetrics> train_programs(const std::vector<TrainRun>& runs, int 
   return results;
 }
 
-int64_t model_vocab(const TrainConfig& config) { return config.task == Task::Mqar ? config.mqar.vocab : kByteVocab; }
-
-std::string weights_file(const std::string& prefix, Task task) {
-  return prefix + (task == Task::Mqar ? "-mqar" : "-lm") + ".safetensors";
-}
-
-TrainConfig explore_config(Task task) {
-  TrainConfig config;
-  config.task = task;
-  if (task == Task::Lm) {
-    config.steps = 400;
-    config.batch = 8;
-    config.warmup_steps = 20;
-  }
-  return config;
-}
-
-MqarTask verify_task(const MqarTask& explore) {
-  MqarTask task = explore;
-  task.vocab *= 2;
-  task.seq_len *= 2;
-  for (int64_t& kv : task.kv_pairs) kv *= 2;
-  return task;
-}
-
-LmTask verify_task(const LmTask& explore) {
-  LmTask task = explore;
-  task.seq_len *= 2;
-  return task;
-}
-
-TrainConfig verify_config(Task task) {
-  TrainConfig config = explore_config(task);
-  config.d_model *= 2;
-  config.steps = config.steps * 5 / 2;
-  config.warmup_steps = config.warmup_steps * 5 / 2;
-  config.mqar = verify_task(config.mqar);
-  config.lm = verify_task(config.lm);
-  return config;
-}
-
 ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentConfig& config,
                                  const std::function<void(const std::string& stage)>& progress) {
   const auto started = Clock::now();

@@ -46,6 +46,9 @@ struct LmTask {
 
 enum class Task { Mqar, Lm };
 
+// The byte-level LM's vocabulary: every byte value.
+inline constexpr int64_t kByteVocab = 256;
+
 struct TrainConfig {
   Task task = Task::Mqar;
   MqarTask mqar;
