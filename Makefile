@@ -26,6 +26,7 @@ test-slow: build
 
 bench: build
 	$(BUILD_DIR)/tools/asiarch bench sim
+	$(BUILD_DIR)/tools/asiarch bench cli
 	$(BUILD_DIR)/tools/asiarch bench kernels
 	$(BUILD_DIR)/tools/asiarch bench train
 	$(BUILD_DIR)/bench/asiarch_bench
