@@ -19,6 +19,7 @@
 #include "actors/researcher.h"
 #include "actors/surrogate_oracle.h"
 #include "actors/synthetic_oracle.h"
+#include "common/virtual_time.h"
 
 namespace asiarch {
 namespace {
@@ -88,8 +89,6 @@ struct Arrival {
   uint32_t slot;
   std::string payload_bytes;  // canonical Payload (trainResult)
 };
-
-uint64_t to_ns(double gpu_hours) { return static_cast<uint64_t>(std::llround(gpu_hours * 3600.0 * 1e9)); }
 
 std::optional<uint32_t> live_slot_index(const std::string& actor) {
   const std::string prefix = actor_name::gpu_slot(0).substr(0, actor_name::gpu_slot(0).size() - 1);
@@ -204,7 +203,7 @@ uint64_t CoordinatorState::timeout_ns(msg::TrainJob::Reader job) const {
     }
     hours = faults.job_timeout_factor * cost;
   }
-  return std::max<uint64_t>(1, to_ns(hours));
+  return std::max<uint64_t>(1, hours_to_ns(hours));
 }
 
 CoordinatorState::Running* CoordinatorState::running(uint32_t slot, uint64_t job_id, uint32_t attempt) {
@@ -264,7 +263,7 @@ void CoordinatorState::lose_job(uint32_t slot, msg::FaultKind kind, const std::s
     report_fault(out, kind, msg::FaultAction::FAILED, slot, job_id, run.attempt, detail + "; no retries left");
     fail_job(run, slot, fault_kind_name(kind) + ": " + detail + " on each of " + std::to_string(retries + 1) + " attempts", now_ns, out);
   }
-  out.send(actor_name::kCoordinator, to_ns(faulty_->faults.slot_restart_gpu_hours)).initSlotRestart().setSlot(slot);
+  out.send(actor_name::kCoordinator, hours_to_ns(faulty_->faults.slot_restart_gpu_hours)).initSlotRestart().setSlot(slot);
 }
 
 void CoordinatorState::fail_job(const Running& run, uint32_t slot, const std::string& failure, uint64_t now_ns, msg::OutboxWriter& out) {
@@ -273,7 +272,7 @@ void CoordinatorState::fail_job(const Running& run, uint32_t slot, const std::st
   result.setSlot(slot);
   result.setStatus(msg::TrainStatus::FAILED);
   result.setFailure(failure);
-  result.setGpuHours(static_cast<double>(now_ns - run.since_ns) / 3.6e12);  // what the last attempt held its slot
+  result.setGpuHours(ns_to_hours(now_ns - run.since_ns));  // what the last attempt held its slot
 }
 
 std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, uint32_t slot) {
@@ -453,6 +452,7 @@ class Loop {
     const auto job = live_jobs_.find(arrival.slot);
     if (job == live_jobs_.end()) throw std::logic_error("coordinator: a result arrived from idle " + actor_name::gpu_slot(arrival.slot));
     msg::CanonicalView<msg::Payload> payload(arrival.payload_bytes);
+    // One multiplication, not hours_to_ns: logged live campaigns replay with the rounding they had.
     const double ns = payload.root().getTrainResult().getGpuHours() * 3.6e12;
     const uint64_t vtime = std::max(summary.vtime_ns, job->second.dispatch_vtime_ns + static_cast<uint64_t>(std::llround(ns)));
     accept_input(vtime, actor_name::gpu_slot(arrival.slot), payload.root());

@@ -5,6 +5,8 @@
 #include <cmath>
 #include <limits>
 
+#include "common/virtual_time.h"
+
 namespace asiarch {
 
 SimulatedGpuSlotState::SimulatedGpuSlotState(const Scenario& scenario, uint64_t seed, uint32_t slot,
@@ -36,7 +38,7 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
   }
   // A failed job stops part-way through its budget.
   const double hours = outcome.ok ? cost.gpu_hours : cost.gpu_hours * (0.1 + 0.8 * noise.uniform());
-  const uint64_t delay_ns = static_cast<uint64_t>(std::llround(hours * 3600.0 * 1e9));
+  const uint64_t delay_ns = hours_to_ns(hours);
   auto fill = [&](msg::TrainResult::Builder result) {
     result.setRef(ref);
     result.setSlot(slot_);

@@ -24,6 +24,7 @@
 #include <thread>
 
 #include "actors/gpu_slot.h"
+#include "common/hex.h"
 #include "messages/codec.h"
 
 namespace asiarch {
@@ -74,13 +75,7 @@ std::string random_hex(size_t bytes) {
   std::ifstream urandom("/dev/urandom", std::ios::binary);
   std::string raw(bytes, '\0');
   if (!urandom.read(raw.data(), static_cast<std::streamsize>(bytes))) throw std::runtime_error("cannot read /dev/urandom for the worker secret");
-  static const char* kDigits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : raw) {
-    hex += kDigits[c >> 4];
-    hex += kDigits[c & 15];
-  }
-  return hex;
+  return hex_of(raw);
 }
 
 // ---- the run's side --------------------------------------------------------------------------

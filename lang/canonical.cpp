@@ -1,10 +1,9 @@
 // The canonical form and the structural hash (lang/LANGUAGE.md).
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <cstring>
 #include <numeric>
 
+#include "common/hex.h"
 #include "lang/program_analysis.h"
 
 namespace asiarch::lang {
@@ -160,21 +159,7 @@ class Canonicalizer {
 
 Program canonical(const Program& program) { return Canonicalizer(program).result(); }
 
-std::string detail::canonical_text_hash(const Program& canonical_program) {
-  const std::string text = print(canonical_program);
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(text.data(), text.size(), digest, &length, EVP_sha256(), nullptr) != 1) {
-    throw std::runtime_error("SHA-256 failed in OpenSSL");
-  }
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
-}
+std::string detail::canonical_text_hash(const Program& canonical_program) { return sha256_hex(print(canonical_program)); }
 
 std::string structural_hash(const Program& program) { return detail::canonical_text_hash(canonical(program)); }
 

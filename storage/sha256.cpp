@@ -3,6 +3,7 @@
 
 #include <initializer_list>
 
+#include "common/hex.h"
 #include "storage/run_store.h"
 
 namespace asiarch::storage {
@@ -51,16 +52,7 @@ std::string_view as_bytes(const Digest& digest) {
 
 }  // namespace
 
-std::string to_hex(const Digest& digest) {
-  static constexpr char kHexDigits[] = "0123456789abcdef";
-  std::string hex;
-  hex.reserve(2 * digest.size());
-  for (unsigned char byte : digest) {
-    hex += kHexDigits[byte >> 4];
-    hex += kHexDigits[byte & 0x0f];
-  }
-  return hex;
-}
+std::string to_hex(const Digest& digest) { return hex_of(digest); }
 
 Digest sha256(std::string_view bytes) { return hash_parts({bytes}); }
 

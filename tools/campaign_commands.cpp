@@ -6,6 +6,7 @@
 #include "actors/campaign.h"
 #include "actors/llm.h"
 #include "actors/surrogate_oracle.h"
+#include "common/virtual_time.h"
 #include "storage/lineage.h"
 #include "storage/run_store.h"
 #include "tools/commands.h"
@@ -81,7 +82,7 @@ void print_summary(const CampaignSummary& s, const std::string& dir, const LlmCa
             << (s.faults.empty() ? "" : "faults:        " + counts_text(s.faults) + "\n")
             << llm_lines(llm)
             << "GPU hours:     " << grouped(s.gpu_hours, s.gpu_hours < 10 ? 3 : 1) << "\n"
-            << "virtual time:  " << grouped(static_cast<double>(s.vtime_ns) / 3.6e12, 1) << " h\n"
+            << "virtual time:  " << grouped(ns_to_hours(s.vtime_ns), 1) << " h\n"
             << "digest: " << s.digest << std::endl;
 }
 

@@ -9,6 +9,7 @@
 
 #include "actors/campaign.h"
 #include "actors/run_recorder.h"
+#include "common/virtual_time.h"
 #include "storage/lineage.h"
 #include "tools/commands.h"
 #include "tools/plots.h"
@@ -220,7 +221,7 @@ std::string summary_table(const CampaignSummary& s, const RecordedRun& run, cons
                           grouped(s.rejections) + " rejected before training)"},
       {"breakthroughs", std::to_string(s.breakthroughs)},
       {"GPU hours", grouped(s.gpu_hours, 1) + " (" + figures_kind(run.scenario) + ")"},
-      {"virtual time", grouped(static_cast<double>(s.vtime_ns) / 3.6e12, 1) + " h"},
+      {"virtual time", grouped(ns_to_hours(s.vtime_ns), 1) + " h"},
       {"digest", s.digest},
       {"recorded by", run.build},
   };

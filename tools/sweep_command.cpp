@@ -18,6 +18,7 @@
 #include "actors/campaign.h"
 #include "actors/run_recorder.h"
 #include "common/suggest.h"
+#include "common/virtual_time.h"
 #include "storage/lineage.h"
 #include "storage/run_lock.h"
 #include "tools/commands.h"
@@ -317,7 +318,7 @@ GroupStats group_stats(const std::vector<const CampaignCurve*>& group) {
     }
     counts.push_back(curve->summary.breakthroughs);
     runs.push_back(static_cast<double>(curve->summary.experiments));
-    hours.push_back(static_cast<double>(curve->summary.vtime_ns) / 3.6e12);
+    hours.push_back(ns_to_hours(curve->summary.vtime_ns));
     if (curve->first_breakthrough_gpu_hours) onsets.push_back(*curve->first_breakthrough_gpu_hours);
     for (size_t k = 0; k < curve->grid_y.size(); ++k) at_step[k].push_back(curve->grid_y[k]);
   }
@@ -369,7 +370,7 @@ bool write_csv(const std::vector<CampaignCurve>& curves, const std::filesystem::
     for (const storage::Judgment& j : curve.judgments) {
       const std::string totals = json_number(j.gpu_hours) + "," + std::to_string(j.breakthroughs) + "," + std::to_string(j.experiments);
       if (totals == previous) continue;
-      csv << key << totals << "," << json_number(static_cast<double>(j.vtime_ns) / 3.6e12) << "\n";
+      csv << key << totals << "," << json_number(ns_to_hours(j.vtime_ns)) << "\n";
       previous = totals;
     }
   }
@@ -401,7 +402,7 @@ std::string fit_json(const SweepSpec& spec, const std::string& file, const std::
          << ", \"intercept\": " << json_number(c.fit ? c.fit->intercept : kNaN) << ", \"r2\": " << json_number(c.fit ? c.fit->r2 : kNaN)
          << ", \"breakthroughs\": " << c.summary.breakthroughs << ", \"experiments\": " << c.summary.experiments
          << ", \"gpu_hours\": " << json_number(c.summary.gpu_hours)
-         << ", \"virtual_hours\": " << json_number(static_cast<double>(c.summary.vtime_ns) / 3.6e12)
+         << ", \"virtual_hours\": " << json_number(ns_to_hours(c.summary.vtime_ns))
          << ", \"first_breakthrough_gpu_hours\": " << json_number(c.first_breakthrough_gpu_hours.value_or(kNaN))
          << ", \"stop_reason\": " << json_string(c.summary.stop_reason) << ", \"digest\": " << json_string(c.summary.digest) << "}";
   }

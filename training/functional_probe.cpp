@@ -1,29 +1,15 @@
 // Functional hashing (training/training.h): the probe of a program's mixer.
-#include <openssl/evp.h>
-
 #include <cmath>
 #include <cstring>
 #include <map>
 
+#include "common/hex.h"
 #include "common/rng.h"
 #include "training/model.h"
 #include "training/training.h"
 
 namespace asiarch::training {
 namespace {
-
-std::string sha256_hex(const void* data, size_t size) {
-  unsigned char digest[EVP_MAX_MD_SIZE];
-  unsigned int length = 0;
-  if (EVP_Digest(data, size, digest, &length, EVP_sha256(), nullptr) != 1) throw std::runtime_error("SHA-256 failed in OpenSSL");
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string hex;
-  for (unsigned int i = 0; i < length; ++i) {
-    hex += kHex[digest[i] >> 4];
-    hex += kHex[digest[i] & 0xf];
-  }
-  return hex;
-}
 
 // The canonical form with each statement named by its operator and ordinal (linear_0, silu_2,
 // ...): the names that the mixer's weight streams are drawn from.
@@ -71,7 +57,7 @@ std::string functional_hash(const lang::Program& program, const ProbeConfig& con
                                           : v > 0                                         ? INT64_MAX
                                                                                           : INT64_MIN + 1;
   }
-  return sha256_hex(rounded.data(), rounded.size() * sizeof(int64_t));
+  return sha256_hex(std::string_view(reinterpret_cast<const char*>(rounded.data()), rounded.size() * sizeof(int64_t)));
 }
 
 
