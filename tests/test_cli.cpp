@@ -37,27 +37,43 @@ TEST_CASE("run ends with the digest, the same seed repeats it, inspect reads it"
 
 TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]") {
   const fs::path dir = fresh_dir("live");
-  const pid_t campaign = start(cli("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string()));
-  bool saw_running = false, saw_error = false;
+  // The run pauses before event 6000 until `release` exists (storage/crash_point.h), so the
+  // reads below happen while it runs however fast the machine is.
+  const fs::path release = fresh_dir("live-release");
+  const pid_t campaign = start("env ASIARCH_PAUSE_AT=event:6000 ASIARCH_PAUSE_UNTIL=" + release.string() + " " +
+                               cli("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string()));
   int status = 0;
-  // Poll until the campaign's process ends: every read must succeed once the store exists.
-  while (::waitpid(campaign, &status, WNOHANG) == 0) {
-    if (!fs::exists(dir / "data.mdb")) {
-      ::usleep(2000);
-      continue;
-    }
-    const Result r = sh(cli("inspect " + dir.string() + " --json"));
-    if (r.code != 0) saw_error = true;
-    if (r.output.find("\"finished\": false") != std::string::npos) saw_running = true;
-  }
+  bool paused = false;
+  while (!(paused = fs::exists(release.string() + ".paused")) && ::waitpid(campaign, &status, WNOHANG) == 0) ::usleep(2000);
+  REQUIRE(paused);
+  const Result running = sh(cli("inspect " + dir.string() + " --json"));
+  write_file(release, "");
+  REQUIRE(::waitpid(campaign, &status, 0) == campaign);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
+  INFO(running.output);
+  CHECK(running.code == 0);
+  CHECK(running.output.find("\"finished\": false") != std::string::npos);
   // The run that was read from outside is the same run as one nobody watched.
   const asiarch::Scenario scenario = asiarch::load_scenario(source("scenarios/paper-scale.toml"));
   CHECK(asiarch::read_summary(dir).digest == asiarch::simulate_campaign(scenario, scenario.seed).digest);
-  CHECK(saw_running);
-  CHECK_FALSE(saw_error);
+  const Result finished = sh(cli("inspect " + dir.string() + " --json"));
+  CHECK(finished.output.find("\"finished\": true") != std::string::npos);
   fs::remove_all(dir);
+  fs::remove(release);
+  fs::remove(release.string() + ".paused");
+}
+
+TEST_CASE("bench cli times every command that does not train, against /bin/true", "[cli][bench]") {
+  // A benchmark, not a timed test: only that every command ran and got a figure.
+  const Result r = sh(cli("bench cli --repeat 1 --json --scenario " + source("scenarios/sim-smoke.toml")));
+  INFO(r.output);
+  CHECK(r.code == 0);
+  for (const char* command : {"/bin/true (reference)", "--help", "arch list", "arch check deltanet", "cognition list", "inspect RUN",
+                              "top RUN", "lineage RUN --arch 1"}) {
+    CHECK(r.output.find(std::string("{\"command\": \"") + command + "\", \"ms\": ") != std::string::npos);
+  }
+  CHECK(r.output.find("null") == std::string::npos);
 }
 
 TEST_CASE("replay is identical until one byte of one event changes, then names that seq", "[cli][replay]") {

@@ -86,6 +86,7 @@ int bench_sim(const BenchArgs& args) {
 }
 
 struct CliBenchArgs {
+  std::string scenario = "scenarios/sim-smoke.toml";
   int repeat = 10;
   bool json = false;
 };
@@ -120,7 +121,7 @@ int bench_cli(const CliBenchArgs& args) {
     return 1;
   }
   // A small finished run for the commands that read one.
-  const std::optional<Scenario> smoke = load_scenario_or_report("scenarios/sim-smoke.toml");
+  const std::optional<Scenario> smoke = load_scenario_or_report(args.scenario);
   if (!smoke) return 2;
   const auto dir = std::filesystem::temp_directory_path() / ("asiarch-bench-cli-" + std::to_string(::getpid()));
   std::filesystem::remove_all(dir);
@@ -361,6 +362,7 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
 
   auto cli_args = std::make_shared<CliBenchArgs>();
   auto* cli = bench->add_subcommand("cli", "Milliseconds to answer of the commands that neither train nor measure, against /bin/true");
+  cli->add_option("--scenario", cli_args->scenario, "A small simulation whose run inspect, top and lineage read")->capture_default_str();
   cli->add_option("--repeat", cli_args->repeat, "Runs per command; the median is reported")->check(CLI::PositiveNumber)->capture_default_str();
   cli->add_flag("--json", cli_args->json, "Print a JSON array, one object per command with its median milliseconds");
   cli->callback([cli_args, &exit_code] { exit_code = bench_cli(*cli_args); });
