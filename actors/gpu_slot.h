@@ -1,6 +1,7 @@
 #pragma once
-// A GPU slot runs one training job at a time. In simulation it does not train: the synthetic
-// oracle gives the result and the cost model the duration in virtual GPU hours. The result and
+// A GPU slot runs one training job at a time. In simulation it does not train: the scenario's
+// oracle (synthetic, or the surrogate of a recorded live run) gives the result and the cost model
+// the duration in virtual GPU hours. The result and
 // the slot's "idle again" note are both sent with that duration as their delay.
 //
 // Accepts: dispatch.  Sends: trainResult (analyst), slotIdle (coordinator); with slot faults
