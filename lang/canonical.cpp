@@ -17,9 +17,7 @@ std::vector<Attr> canonical_attrs(const std::string& op, std::vector<Attr> attrs
   if (const detail::OperatorRules* rules = detail::find_rules(op)) {
     std::erase_if(attrs, [&](const Attr& attr) {
       const double* real = std::get_if<double>(&attr.value);
-      return real && std::any_of(rules->attrs.begin(), rules->attrs.end(), [&](const detail::AttrSpec& spec) {
-               return spec.key == attr.key && spec.default_real == *real;
-             });
+      return real && detail::is_default(*rules, attr.key, *real);
     });
   }
   for (Attr& attr : attrs) {

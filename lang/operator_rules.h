@@ -84,6 +84,10 @@ struct OperatorRules {
   Memory memory = Memory::None;
 };
 
+// Whether `value` is the default of the optional attribute `key` of `rules` (false for a
+// required one): the canonical form drops such an attribute, so the model must not tell it apart.
+bool is_default(const OperatorRules& rules, std::string_view key, double value);
+
 const std::vector<OperatorRules>& operator_rules();  // in the order of operators()
 const OperatorRules* find_rules(std::string_view name);
 

@@ -638,6 +638,11 @@ const Row* find_by_name(const std::vector<Row>& rows, std::string_view name) {
 
 const OperatorRules* find_rules(std::string_view name) { return find_by_name(operator_rules(), name); }
 
+bool is_default(const OperatorRules& rules, std::string_view key, double value) {
+  return std::any_of(rules.attrs.begin(), rules.attrs.end(),
+                     [&](const AttrSpec& spec) { return spec.key == key && spec.default_real == value; });
+}
+
 int64_t elements(const Type& t) {
   switch (t.kind) {
     case Kind::Seq: return t.dim;

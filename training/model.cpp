@@ -383,9 +383,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   // the default init gives the decay's own start instead. Written or not, a default is the
   // default: the canonical form does not tell them apart.
   const double init = s.operands.reals.count("init") ? s.operands.real("init") : 0.0;
-  const bool default_init = std::none_of(s.rules->attrs.begin(), s.rules->attrs.end(), [&](const lang::detail::AttrSpec& spec) {
-    return spec.key == "init" && spec.default_real != init;
-  });
+  const bool default_init = lang::detail::is_default(*s.rules, "init", init);
   if (op == "scale") {
     const int64_t count = out.kind == Kind::Seq ? out.dim : out.heads;
     // On a decay path the scale plays Mamba2's A (Dao and Gu, 2024): per head (or channel) it
