@@ -40,15 +40,11 @@ TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]")
   // The run pauses before event 6000 until `release` exists (storage/crash_point.h), so the
   // reads below happen while it runs however fast the machine is.
   const fs::path release = fresh_dir("live-release");
-  const pid_t campaign = start("env ASIARCH_PAUSE_AT=event:6000 ASIARCH_PAUSE_UNTIL=" + release.string() + " " +
-                               cli("run " + source("scenarios/paper-scale.toml") + " --out " + dir.string()));
-  int status = 0;
-  bool paused = false;
-  while (!(paused = fs::exists(release.string() + ".paused")) && ::waitpid(campaign, &status, WNOHANG) == 0) ::usleep(2000);
-  REQUIRE(paused);
+  const pid_t campaign = start_paused("event:6000", release, "run " + source("scenarios/paper-scale.toml") + " --out " + dir.string());
+  REQUIRE(campaign > 0);
   const Result running = sh(cli("inspect " + dir.string() + " --json"));
-  write_file(release, "");
-  REQUIRE(::waitpid(campaign, &status, 0) == campaign);
+  const int status = finish_paused(campaign, release);
+  REQUIRE(status != -1);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   INFO(running.output);
@@ -60,8 +56,6 @@ TEST_CASE("inspect reads a run while the campaign is still writing it", "[cli]")
   const Result finished = sh(cli("inspect " + dir.string() + " --json"));
   CHECK(finished.output.find("\"finished\": true") != std::string::npos);
   fs::remove_all(dir);
-  fs::remove(release);
-  fs::remove(release.string() + ".paused");
 }
 
 TEST_CASE("bench cli times every command that does not train, against /bin/true", "[cli][bench]") {

@@ -156,6 +156,28 @@ inline pid_t start(const std::string& command, const std::string& output = "/dev
   return pid;
 }
 
+// `asiarch ARGS` started in the background and paused at `pause_at` (storage/crash_point.h)
+// until `release` exists. Returns its pid once it has paused, or -1 when it ended first. A test
+// reads the run while it certainly runs, however fast the machine, then calls finish_paused.
+inline pid_t start_paused(const std::string& pause_at, const std::filesystem::path& release, const std::string& args) {
+  const pid_t pid = start("env ASIARCH_PAUSE_AT=" + pause_at + " ASIARCH_PAUSE_UNTIL=" + release.string() + " " + cli(args));
+  while (!std::filesystem::exists(release.string() + ".paused")) {
+    if (::waitpid(pid, nullptr, WNOHANG) != 0) return -1;
+    ::usleep(2000);
+  }
+  return pid;
+}
+
+// Lets a run started by start_paused go on and waits for it; returns its wait status, or -1.
+inline int finish_paused(pid_t pid, const std::filesystem::path& release) {
+  write_file(release, "");
+  int status = 0;
+  const bool waited = ::waitpid(pid, &status, 0) == pid;
+  std::filesystem::remove(release);
+  std::filesystem::remove(release.string() + ".paused");
+  return waited ? status : -1;
+}
+
 // `asiarch ARGS` with its process killed by SIGKILL at the crash point `crash_at`
 // (storage/crash_point.h): a kill at a chosen event, the same on an idle machine and a busy one.
 inline Result crashed_at(const std::string& crash_at, const std::string& args) {

@@ -191,20 +191,16 @@ TEST_CASE("top and lineage read a campaign while it is still running", "[report]
   // exists: the reads below happen while it certainly runs, however fast the machine
   // (storage/crash_point.h).
   const fs::path release = dir / "release";
-  const pid_t campaign = start("env ASIARCH_PAUSE_AT=event:6000 ASIARCH_PAUSE_UNTIL=" + release.string() + " " +
-                               cli("run " + scenario_file + " --out " + run.string()));
-  int status = 0;
-  bool paused = false;
-  while (!(paused = fs::exists(release.string() + ".paused")) && ::waitpid(campaign, &status, WNOHANG) == 0) ::usleep(2000);
-  REQUIRE(paused);
+  const pid_t campaign = start_paused("event:6000", release, "run " + scenario_file + " --out " + run.string());
+  REQUIRE(campaign > 0);
   std::vector<std::string> failures;
   for (const std::string& command : {"top " + run.string() + " --json", "lineage " + run.string() + " --arch 1", "inspect " + run.string()}) {
     const Result r = sh(cli(command));
     if (r.code != 0) failures.push_back(command + ": " + r.output);
   }
   const Result inspected = sh(cli("inspect " + run.string()));
-  write_file(release, "");
-  REQUIRE(::waitpid(campaign, &status, 0) == campaign);
+  const int status = finish_paused(campaign, release);
+  REQUIRE(status != -1);
   CHECK(WIFEXITED(status));
   CHECK(WEXITSTATUS(status) == 0);
   INFO(inspected.output);
