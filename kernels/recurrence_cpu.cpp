@@ -22,6 +22,8 @@
 //   runs the loops (vector lanes never mix, and no FMA is formed).
 #include "kernels/recurrence_cpu.h"
 
+#include "kernels/vector_clones.h"
+
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -39,12 +41,6 @@ constexpr int64_t kLanes = 16;
 // recompute buffer (33 state strips) smallest.
 constexpr int64_t kCheckpointInterval = 32;
 
-// Hot loops are compiled for AVX2 and for the x86-64 baseline, picked when the library loads.
-#if defined(__x86_64__)
-#define ASIARCH_VECTOR_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define ASIARCH_VECTOR_CLONES
-#endif
 // `#pragma GCC unroll 1` on the lane loops below keeps gcc from unrolling them into scalars
 // before its loop vectoriser sees them (which it then fails to vectorise).
 

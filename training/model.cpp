@@ -1,5 +1,5 @@
 // Model assembly: the mixer a program describes, operator by operator (lang/LANGUAGE.md),
-// and the fixed model around it (DESIGN.md); the memory counter.
+// and the fixed model around it (docs/ARCHITECTURE.md); the memory counter.
 #include "training/model.h"
 
 #include <c10/core/CPUAllocator.h>
@@ -13,6 +13,7 @@
 
 #include "common/rng.h"
 #include "lang/program_analysis.h"
+#include "kernels/layers.h"
 #include "kernels/recurrences.h"
 
 namespace asiarch::model {
@@ -117,9 +118,7 @@ using lang::Type;
 constexpr double kNormEpsilon = 1e-6;
 constexpr double kGuardFloor = 1e-12;  // log and sqrt read max(a, this): finite values and gradients
 
-torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain) {
-  return a * torch::rsqrt(a.square().mean(-1, /*keepdim=*/true) + kNormEpsilon) * gain;
-}
+torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain) { return kernels::rms_norm(a, gain, kNormEpsilon); }
 
 std::vector<float> normal_values(Rng& stream, int64_t count, double std) {
   std::vector<float> values(static_cast<size_t>(count));
@@ -212,22 +211,12 @@ torch::Tensor broadcastable(const torch::Tensor& value, const Type& type, const 
   return type.kind == Kind::Scalars && result.kind == Kind::Heads ? value.unsqueeze(-1) : value;
 }
 
-// Depthwise convolution over time of a [B, T, n] value with taps w [n, K]: output t reads the
-// inputs t - before ... t + after (K = before + after + 1), zero beyond the sequence.
-torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after) {
-  const int64_t length = a.size(1);
-  const auto padded = torch::constant_pad_nd(a, {0, 0, before, after});
-  torch::Tensor out = padded.narrow(1, 0, length) * taps.select(1, 0);
-  for (int64_t j = 1; j < taps.size(1); ++j) out = torch::addcmul(out, padded.narrow(1, j, length), taps.select(1, j));
-  return out;
-}
-
 // A causal depthwise FIR filter over time of a seq [B, T, n] or heads [B, h, T, d] value with
 // taps [channels, K], channels n or h*d (head-major).
 torch::Tensor fir_filter(const torch::Tensor& a, const torch::Tensor& taps, const Type& t) {
-  if (t.kind == Kind::Seq) return depthwise_conv(a, taps, taps.size(1) - 1, 0);
+  if (t.kind == Kind::Seq) return kernels::depthwise_conv(a, taps, taps.size(1) - 1, 0);
   const auto by_token = a.transpose(1, 2).reshape({a.size(0), a.size(2), t.heads * t.dim});
-  const auto filtered = depthwise_conv(by_token, taps, taps.size(1) - 1, 0);
+  const auto filtered = kernels::depthwise_conv(by_token, taps, taps.size(1) - 1, 0);
   return filtered.view({a.size(0), a.size(2), t.heads, t.dim}).transpose(1, 2);
 }
 
@@ -440,7 +429,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     torch::Tensor weight = params().make("taps", {out.dim, taps}, uniform_values(stream, out.dim * taps, 1.0 / std::sqrt(static_cast<double>(taps))));
     const int64_t after = op == "short_conv" ? 0 : taps / 2;
     const int64_t before = taps - 1 - after;
-    return [weight, before, after](const Values& a) { return depthwise_conv(a[0], weight, before, after); };
+    return [weight, before, after](const Values& a) { return kernels::depthwise_conv(a[0], weight, before, after); };
   }
   if (op == "fir") {
     const int64_t taps = s.operands.dim("k");

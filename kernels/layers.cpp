@@ -1,0 +1,272 @@
+// Fused depthwise convolution over time and RMSNorm (kernels/layers.h), forward and backward.
+//
+// Parallel work is split by batch (convolution) or by fixed blocks of rows (RMSNorm), never by
+// thread; the gradients of the parameters are summed per split and the splits then added in
+// their order, so the thread count changes no bit of any result.
+#include "kernels/layers.h"
+
+#include "kernels/vector_clones.h"
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+namespace asiarch::kernels {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::tensor_list;
+
+// Rows of an RMSNorm per block of its parameter gradient's partial sums.
+constexpr int64_t kRowsPerBlock = 64;
+
+bool fused_kernels_take(const torch::Tensor& a, const torch::Tensor& parameter) {
+  return a.device().is_cpu() && parameter.device().is_cpu() && a.scalar_type() == parameter.scalar_type() &&
+         (a.scalar_type() == torch::kFloat32 || a.scalar_type() == torch::kFloat64);
+}
+
+// partial [S, ...] contiguous summed over its first dimension, S = 0, 1, ... in that order.
+torch::Tensor sum_in_order(const torch::Tensor& partial) {
+  auto total = partial.select(0, 0).clone();
+  const int64_t width = total.numel();
+  AT_DISPATCH_FLOATING_TYPES(partial.scalar_type(), "sum_in_order", [&] {
+    const scalar_t* source = partial.data_ptr<scalar_t>();
+    scalar_t* sum = total.data_ptr<scalar_t>();
+    for (int64_t s = 1; s < partial.size(0); ++s)
+      for (int64_t i = 0; i < width; ++i) sum[i] += source[s * width + i];
+  });
+  return total;
+}
+
+// ---- depthwise convolution ----
+
+struct ConvShape {
+  int64_t batch, length, channels, taps, before;
+};
+
+ConvShape conv_shape(const torch::Tensor& a, const torch::Tensor& taps, int64_t before) {
+  return {a.size(0), a.size(1), a.size(2), taps.size(1), before};
+}
+
+// One sequence: out[t, c] = sum_j w[c, j] a[t - before + j, c], summed in the order of j;
+// w_by_tap is w transposed to [K, n] so the channel loop reads it contiguously.
+template <typename T>
+ASIARCH_VECTOR_CLONES void conv_forward_sequence(const T* __restrict a, const T* __restrict w_by_tap, T* __restrict out, int64_t length,
+                                                 int64_t channels, int64_t taps, int64_t before) {
+  for (int64_t t = 0; t < length; ++t) {
+    T* __restrict row = out + t * channels;
+    for (int64_t c = 0; c < channels; ++c) row[c] = 0;
+    for (int64_t j = std::max<int64_t>(0, before - t); j < std::min(taps, length + before - t); ++j) {
+      const T* __restrict x = a + (t - before + j) * channels;
+      const T* __restrict w = w_by_tap + j * channels;
+      for (int64_t c = 0; c < channels; ++c) row[c] += w[c] * x[c];
+    }
+  }
+}
+
+// One sequence: grad_a[s, c] = sum_j w[c, j] g[s + before - j, c], and sums[j, c] = sum over t
+// of g[t, c] a[t - before + j, c] (this sequence's share of the taps' gradient).
+template <typename T>
+ASIARCH_VECTOR_CLONES void conv_backward_sequence(const T* __restrict a, const T* __restrict w_by_tap, const T* __restrict grad,
+                                                  T* __restrict grad_a, T* __restrict sums, int64_t length, int64_t channels,
+                                                  int64_t taps, int64_t before) {
+  for (int64_t i = 0; i < taps * channels; ++i) sums[i] = 0;
+  for (int64_t i = 0; i < length * channels; ++i) grad_a[i] = 0;
+  for (int64_t t = 0; t < length; ++t) {
+    const T* __restrict g = grad + t * channels;
+    for (int64_t j = std::max<int64_t>(0, before - t); j < std::min(taps, length + before - t); ++j) {
+      const int64_t source = t - before + j;
+      const T* __restrict x = a + source * channels;
+      const T* __restrict w = w_by_tap + j * channels;
+      T* __restrict gx = grad_a + source * channels;
+      T* __restrict gw = sums + j * channels;
+      for (int64_t c = 0; c < channels; ++c) {
+        gx[c] += w[c] * g[c];
+        gw[c] += g[c] * x[c];
+      }
+    }
+  }
+}
+
+template <typename T>
+void conv_forward(const T* a, const T* w_by_tap, T* out, const ConvShape& s) {
+  at::parallel_for(0, s.batch, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t offset = b * s.length * s.channels;
+      conv_forward_sequence(a + offset, w_by_tap, out + offset, s.length, s.channels, s.taps, s.before);
+    }
+  });
+}
+
+// The taps' gradient is summed per sequence into partial [B, K, n], then over sequences.
+template <typename T>
+void conv_backward(const T* a, const T* w_by_tap, const T* grad, T* grad_a, T* partial, const ConvShape& s) {
+  at::parallel_for(0, s.batch, 1, [&](int64_t first, int64_t last) {
+    for (int64_t b = first; b < last; ++b) {
+      const int64_t offset = b * s.length * s.channels;
+      conv_backward_sequence(a + offset, w_by_tap, grad + offset, grad_a + offset, partial + b * s.taps * s.channels, s.length, s.channels,
+                             s.taps, s.before);
+    }
+  });
+}
+
+class DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& taps, int64_t before) {
+    const auto input = a.contiguous();
+    const auto by_tap = taps.t().contiguous();
+    ctx->save_for_backward({input, by_tap});
+    ctx->saved_data["before"] = before;
+    auto out = torch::empty_like(input);
+    const ConvShape s = conv_shape(input, taps, before);
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv",
+                               [&] { conv_forward(input.data_ptr<scalar_t>(), by_tap.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s); });
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& input = saved[0];
+    const auto& by_tap = saved[1];
+    const auto grad = grads[0].contiguous();
+    const ConvShape s{input.size(0), input.size(1), input.size(2), by_tap.size(0), ctx->saved_data["before"].toInt()};
+    auto grad_a = torch::empty_like(input);
+    auto partial = torch::empty({s.batch, s.taps, s.channels}, input.options());
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv_backward", [&] {
+      conv_backward(input.data_ptr<scalar_t>(), by_tap.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), grad_a.data_ptr<scalar_t>(),
+                    partial.data_ptr<scalar_t>(), s);
+    });
+    return {grad_a, sum_in_order(partial).t().contiguous(), torch::Tensor()};
+  }
+};
+
+// ---- RMSNorm ----
+
+// Rows first .. last - 1: y = a r gain with r = 1 / sqrt(mean(a^2) + epsilon) per row, r kept
+// for the backward.
+template <typename T>
+ASIARCH_VECTOR_CLONES void rms_forward_rows(const T* __restrict a, const T* __restrict gain, T* __restrict out, T* __restrict inverse_rms,
+                                            int64_t first, int64_t last, int64_t width, double epsilon) {
+  for (int64_t r = first; r < last; ++r) {
+    const T* __restrict x = a + r * width;
+    double squares = 0;
+    for (int64_t c = 0; c < width; ++c) squares += static_cast<double>(x[c]) * static_cast<double>(x[c]);
+    const T scale = static_cast<T>(1.0 / std::sqrt(squares / static_cast<double>(width) + epsilon));
+    inverse_rms[r] = scale;
+    T* __restrict y = out + r * width;
+    for (int64_t c = 0; c < width; ++c) y[c] = x[c] * scale * gain[c];
+  }
+}
+
+// Rows first .. last - 1, with u = gain * dy: da = r u - a r^3 (u . a) / width, and sums[c] =
+// sum over these rows of dy a r (their share of the gain's gradient).
+template <typename T>
+ASIARCH_VECTOR_CLONES void rms_backward_rows(const T* __restrict a, const T* __restrict gain, const T* __restrict inverse_rms,
+                                             const T* __restrict grad, T* __restrict grad_a, T* __restrict sums, int64_t first,
+                                             int64_t last, int64_t width) {
+  for (int64_t c = 0; c < width; ++c) sums[c] = 0;
+  for (int64_t r = first; r < last; ++r) {
+    const T* __restrict x = a + r * width;
+    const T* __restrict g = grad + r * width;
+    const T scale = inverse_rms[r];
+    double dot = 0;
+    for (int64_t c = 0; c < width; ++c) dot += static_cast<double>(gain[c] * g[c]) * static_cast<double>(x[c]);
+    const double cubed = static_cast<double>(scale) * static_cast<double>(scale) * static_cast<double>(scale);
+    const T correction = static_cast<T>(dot * cubed / static_cast<double>(width));
+    T* __restrict gx = grad_a + r * width;
+    for (int64_t c = 0; c < width; ++c) {
+      gx[c] = scale * (gain[c] * g[c]) - x[c] * correction;
+      sums[c] += g[c] * x[c] * scale;
+    }
+  }
+}
+
+template <typename T>
+void rms_forward(const T* a, const T* gain, T* out, T* inverse_rms, int64_t rows, int64_t width, double epsilon) {
+  at::parallel_for(0, rows, kRowsPerBlock, [&](int64_t first, int64_t last) {
+    rms_forward_rows(a, gain, out, inverse_rms, first, last, width, epsilon);
+  });
+}
+
+// The gain's gradient is summed per block of kRowsPerBlock rows into partial [blocks, width].
+template <typename T>
+void rms_backward(const T* a, const T* gain, const T* inverse_rms, const T* grad, T* grad_a, T* partial, int64_t rows, int64_t width) {
+  const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+    for (int64_t block = first; block < last; ++block) {
+      rms_backward_rows(a, gain, inverse_rms, grad, grad_a, partial + block * width, block * kRowsPerBlock,
+                        std::min(rows, (block + 1) * kRowsPerBlock), width);
+    }
+  });
+}
+
+class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {
+    const auto input = a.contiguous();
+    const auto g = gain.contiguous();
+    const int64_t width = input.size(-1), rows = input.numel() / std::max<int64_t>(width, 1);
+    auto out = torch::empty_like(input);
+    auto inverse_rms = torch::empty({rows}, input.options());
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rms_norm", [&] {
+      rms_forward(input.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), inverse_rms.data_ptr<scalar_t>(), rows,
+                  width, epsilon);
+    });
+    ctx->save_for_backward({input, g, inverse_rms});
+    return out;
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto& input = saved[0];
+    const auto& gain = saved[1];
+    const auto& inverse_rms = saved[2];
+    const auto grad = grads[0].contiguous();
+    const int64_t width = input.size(-1), rows = inverse_rms.numel();
+    const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
+    auto grad_a = torch::empty_like(input);
+    auto partial = torch::empty({blocks, width}, input.options());
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rms_norm_backward", [&] {
+      rms_backward(input.data_ptr<scalar_t>(), gain.data_ptr<scalar_t>(), inverse_rms.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
+                   grad_a.data_ptr<scalar_t>(), partial.data_ptr<scalar_t>(), rows, width);
+    });
+    return {grad_a, sum_in_order(partial), torch::Tensor()};
+  }
+};
+
+}  // namespace
+
+namespace reference {
+
+torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after) {
+  const int64_t length = a.size(1);
+  const auto padded = torch::constant_pad_nd(a, {0, 0, before, after});
+  torch::Tensor out = padded.narrow(1, 0, length) * taps.select(1, 0);
+  for (int64_t j = 1; j < taps.size(1); ++j) out = torch::addcmul(out, padded.narrow(1, j, length), taps.select(1, j));
+  return out;
+}
+
+torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {
+  return a * torch::rsqrt(a.square().mean(-1, /*keepdim=*/true) + epsilon) * gain;
+}
+
+}  // namespace reference
+
+torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after) {
+  TORCH_CHECK(a.dim() == 3 && taps.dim() == 2 && taps.size(0) == a.size(2) && before >= 0 && after >= 0 &&
+                  taps.size(1) == before + after + 1,
+              "depthwise_conv: a must be [B, T, n] and taps [n, before + after + 1], got ", a.sizes(), " and ", taps.sizes());
+  if (!fused_kernels_take(a, taps)) return reference::depthwise_conv(a, taps, before, after);
+  return DepthwiseConvFunction::apply(a, taps, before);
+}
+
+torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {
+  TORCH_CHECK(a.dim() >= 1 && gain.dim() == 1 && gain.size(0) == a.size(-1), "rms_norm: gain must be [", a.size(-1), "], got ",
+              gain.sizes());
+  if (!fused_kernels_take(a, gain) || a.numel() == 0) return reference::rms_norm(a, gain, epsilon);
+  return RmsNormFunction::apply(a, gain, epsilon);
+}
+
+}  // namespace asiarch::kernels

@@ -1,0 +1,27 @@
+#pragma once
+// Layers that every model runs many times per step, as single kernels with autograd: the
+// depthwise convolution over time (short_conv, fir) and RMSNorm. Built from libtorch ops, each
+// is a dozen small operations forward and more backward (a short convolution of k taps is k
+// slices whose backward each writes a zero tensor of the full size); on the explore model they
+// took about a third of a training step. Internal to kernels/: it includes torch.
+//
+// CPU float32 and float64 tensors run the fused loops; anything else (CUDA, half precision)
+// runs the op forms in `reference`, whose autograd libtorch derives. Every sum has a fixed
+// order, so results do not depend on the thread count.
+#include <torch/torch.h>
+
+namespace asiarch::kernels {
+
+// Depthwise convolution over time of a [B, T, n] with taps [n, K]: output t reads the inputs
+// t - before ... t + after (K = before + after + 1), zero beyond the sequence.
+torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
+
+// a * rsqrt(mean(a^2 over the last dimension) + epsilon) * gain, gain [last dimension].
+torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
+
+namespace reference {
+torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
+torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
+}  // namespace reference
+
+}  // namespace asiarch::kernels

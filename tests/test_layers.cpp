@@ -1,0 +1,163 @@
+// The fused layers (kernels/layers.h) against their libtorch-op forms: forward and gradients in
+// float32 against the float64 op form, float64 to rounding, finite differences, and bit-identity
+// across thread counts. Assertions are REQUIREs: torch's glog headers define a CHECK macro.
+#include <catch2/catch.hpp>
+
+#include <ATen/Parallel.h>
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "kernels/layers.h"
+
+namespace kernels = asiarch::kernels;
+
+namespace {
+
+constexpr double kEpsilon = 1e-6;
+
+// A layer under test: its inputs (float64), and the function of them in either form.
+struct Layer {
+  std::string name;
+  std::vector<torch::Tensor> inputs;
+  std::function<torch::Tensor(const std::vector<torch::Tensor>&, bool reference)> run;
+};
+
+Layer convolution(int64_t batch, int64_t length, int64_t channels, int64_t before, int64_t after, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto f64 = torch::dtype(torch::kDouble);
+  return {"depthwise_conv B=" + std::to_string(batch) + " T=" + std::to_string(length) + " n=" + std::to_string(channels) +
+              " before=" + std::to_string(before) + " after=" + std::to_string(after),
+          {torch::randn({batch, length, channels}, f64), torch::randn({channels, before + after + 1}, f64)},
+          [before, after](const std::vector<torch::Tensor>& x, bool reference) {
+            return reference ? kernels::reference::depthwise_conv(x[0], x[1], before, after)
+                             : kernels::depthwise_conv(x[0], x[1], before, after);
+          }};
+}
+
+Layer rms_norm(std::vector<int64_t> shape, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto f64 = torch::dtype(torch::kDouble);
+  const int64_t width = shape.back();
+  return {"rms_norm width " + std::to_string(width) + " rows " + std::to_string(torch::randn(shape).numel() / width),
+          {torch::randn(shape, f64) * 3.0, torch::randn({width}, f64) + 1.0},
+          [](const std::vector<torch::Tensor>& x, bool reference) {
+            return reference ? kernels::reference::rms_norm(x[0], x[1], kEpsilon) : kernels::rms_norm(x[0], x[1], kEpsilon);
+          }};
+}
+
+std::vector<Layer> layers() {
+  std::vector<Layer> out;
+  // Lengths shorter than, equal to and longer than the taps; causal, centred and look-ahead.
+  for (const int64_t length : {1, 3, 4, 37}) {
+    out.push_back(convolution(2, length, 5, 3, 0, 1));
+    out.push_back(convolution(3, length, 8, 2, 2, 2));
+    out.push_back(convolution(1, length, 3, 0, 1, 3));
+  }
+  // Row counts that do and do not fill the blocks of the gain's gradient (64 rows).
+  out.push_back(rms_norm({1, 7}, 4));
+  out.push_back(rms_norm({2, 3, 64, 16}, 5));
+  out.push_back(rms_norm({3, 45, 24}, 6));
+  return out;
+}
+
+struct Evaluation {
+  torch::Tensor out;
+  std::vector<torch::Tensor> grads;  // of every input, for the loss sum(out * upstream)
+};
+
+Evaluation evaluate(const Layer& layer, const std::vector<torch::Tensor>& inputs, const torch::Tensor& upstream, bool reference) {
+  std::vector<torch::Tensor> leaves;
+  for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
+  const auto out = layer.run(leaves, reference);
+  return {out.detach(), torch::autograd::grad({out}, leaves, {upstream.to(out.scalar_type())})};
+}
+
+std::vector<torch::Tensor> cast(const std::vector<torch::Tensor>& xs, torch::ScalarType type) {
+  std::vector<torch::Tensor> out;
+  for (const auto& x : xs) out.push_back(x.to(type));
+  return out;
+}
+
+double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
+  const double scale = std::max(b.abs().max().item<double>(), 1e-6);
+  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>() / scale;
+}
+
+void check_against_op_form(const Layer& layer, torch::ScalarType type, double tolerance) {
+  INFO(layer.name << " " << c10::toString(type));
+  const auto inputs = cast(layer.inputs, type);
+  const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes(), torch::dtype(torch::kDouble));
+  const auto fused = evaluate(layer, inputs, upstream, false);
+  const auto reference = evaluate(layer, layer.inputs, upstream, true);
+  REQUIRE(fused.out.scalar_type() == type);
+  REQUIRE(relative_error(fused.out, reference.out) < tolerance);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    INFO("gradient of input " << i);
+    REQUIRE(fused.grads[i].sizes() == inputs[i].sizes());
+    REQUIRE(relative_error(fused.grads[i], reference.grads[i]) < tolerance);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("fused layers match their op forms in float64 to rounding and in float32 to 1e-5", "[kernels][layers]") {
+  for (const auto& layer : layers()) {
+    check_against_op_form(layer, torch::kDouble, 1e-12);
+    check_against_op_form(layer, torch::kFloat, 1e-5);
+  }
+}
+
+TEST_CASE("fused layer gradients match central finite differences in float64", "[kernels][layers]") {
+  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8)}) {
+    INFO(layer.name);
+    const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes(), torch::dtype(torch::kDouble));
+    const auto analytic = evaluate(layer, layer.inputs, upstream, false).grads;
+    const double step = 1e-6;
+    for (size_t i = 0; i < layer.inputs.size(); ++i) {
+      INFO("input " << i);
+      auto numeric = torch::zeros_like(layer.inputs[i]);
+      for (int64_t e = 0; e < layer.inputs[i].numel(); ++e) {
+        auto loss_shifted = [&](double by) {
+          std::vector<torch::Tensor> x = layer.inputs;
+          x[i] = layer.inputs[i].clone();
+          x[i].view(-1)[e] += by;
+          return (layer.run(x, false) * upstream).sum().item<double>();
+        };
+        numeric.view(-1)[e] = (loss_shifted(step) - loss_shifted(-step)) / (2 * step);
+      }
+      REQUIRE(relative_error(analytic[i], numeric) < 1e-6);
+    }
+  }
+}
+
+TEST_CASE("fused layers are bit-identical across thread counts and take strided inputs", "[kernels][layers]") {
+  const int threads = at::get_num_threads();
+  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), rms_norm({4, 2, 50, 32}, 10)}) {
+    INFO(layer.name);
+    const auto inputs = cast(layer.inputs, torch::kFloat);
+    const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes());
+    const auto first = evaluate(layer, inputs, upstream, false);
+    at::set_num_threads(threads == 1 ? 2 : 1);
+    const auto second = evaluate(layer, inputs, upstream, false);
+    at::set_num_threads(threads);
+    REQUIRE(torch::equal(first.out, second.out));
+    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], second.grads[i]));
+    // The same values behind transposed strides.
+    std::vector<torch::Tensor> strided = inputs;
+    strided[0] = inputs[0].transpose(0, 1).contiguous().transpose(0, 1);
+    REQUIRE_FALSE(strided[0].is_contiguous());
+    const auto from_strided = evaluate(layer, strided, upstream, false);
+    REQUIRE(torch::equal(first.out, from_strided.out));
+    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], from_strided.grads[i]));
+  }
+}
+
+TEST_CASE("fused layers reject mismatched shapes", "[kernels][layers]") {
+  const auto a = torch::randn({2, 5, 4});
+  REQUIRE_THROWS(kernels::depthwise_conv(a, torch::randn({3, 4}), 3, 0));
+  REQUIRE_THROWS(kernels::depthwise_conv(a, torch::randn({4, 4}), 2, 0));
+  REQUIRE_THROWS(kernels::depthwise_conv(torch::randn({5, 4}), torch::randn({4, 4}), 3, 0));
+  REQUIRE_THROWS(kernels::rms_norm(a, torch::ones({5}), kEpsilon));
+}
