@@ -36,7 +36,7 @@ class SimulatedGpuSlotState : public ActorState {
 };
 
 // A live gpu-slot trains: the measured checks, then the fidelity's language-model and MQAR runs
-// (training/training.h). Its results are input events of the log (DESIGN.md), so this is not an
+// (training/training.h). Its results are input events of the log (docs/ARCHITECTURE.md, "Input events"), so this is not an
 // actor state: the coordinator runs it on a worker thread per job.
 
 // The experiment a live job runs: the scenario's tasks and fidelity, seeded by the campaign seed

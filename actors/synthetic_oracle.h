@@ -1,5 +1,5 @@
 #pragma once
-// The simulated world (DESIGN.md, Simulation): a seeded hidden landscape over program features
+// The simulated world (docs/ARCHITECTURE.md, "Simulation"): a seeded hidden landscape over program features
 // that says what training a program would give, and a cost model that says how long it takes.
 //
 // Landscape. A program is reduced to motif features f_i (kernel kinds, short convolutions,

@@ -1,5 +1,5 @@
 #pragma once
-// Seeded random streams (DESIGN.md, Determinism): one stream per actor or purpose, seeded from
+// Seeded random streams (docs/ARCHITECTURE.md, "Seeded random streams"): one stream per actor or purpose, seeded from
 // hash(campaign seed, stream name), with distributions written here because std::*_distribution
 // differ between standard libraries.
 #include <cmath>

@@ -152,7 +152,7 @@ std::optional<size_t> argument_slot(std::string_view op, ArgRole role);
 bool is_subquadratic_mixer(std::string_view op);
 const std::vector<std::string>& subquadratic_mixers();
 
-// Shipped programs: the baselines of DESIGN.md (lang/baselines/*.arch) and the architectures
+// Shipped programs: the baselines (lang/baselines/*.arch) and the architectures
 // ASI-Arch discovered (lang/discoveries/*.arch), by name. Both may start a campaign or be
 // trained by name; only the baselines are the published starting points.
 struct Baseline {

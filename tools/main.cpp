@@ -86,7 +86,7 @@ namespace {
 int run_cli(int argc, char** argv) {
   // Keep freed memory in the heap: by default glibc hands it back to the kernel and every
   // campaign step page-faults it in again, which made `bench sim` swing between 1.1 s and 1.8 s
-  // on these VMs (DESIGN.md, timing traps).
+  // on these VMs (docs/ARCHITECTURE.md, "Timing traps").
   mallopt(M_TRIM_THRESHOLD, 512 << 20);
   mallopt(M_TOP_PAD, 64 << 20);
   mallopt(M_MMAP_THRESHOLD, 32 << 20);

@@ -74,9 +74,9 @@ struct ModelConfig {
 // SwiGLU's hidden width: about 8/3 D (Shazeer, 2020, arXiv:2002.05202), a multiple of 8.
 int64_t mlp_hidden_width(int64_t d_model);
 
-// The fixed model of DESIGN.md: token embedding, `layers` blocks of (pre-RMSNorm mixer +
-// residual, pre-RMSNorm SwiGLU MLP + residual), a final RMSNorm and the output head tied to
-// the embedding.
+// The fixed model (docs/ARCHITECTURE.md, "The model around a mixer"): token embedding, `layers`
+// blocks of (pre-RMSNorm mixer + residual, pre-RMSNorm SwiGLU MLP + residual), a final RMSNorm
+// and the output head tied to the embedding.
 class LanguageModelImpl : public torch::nn::Module {
  public:
   LanguageModelImpl(const lang::Program& program, const ModelConfig& config);

@@ -53,7 +53,7 @@ struct TrainConfig {
   Task task = Task::Mqar;
   MqarTask mqar;
   LmTask lm;
-  // The fixed model of DESIGN.md around the mixer.
+  // The fixed model around the mixer (docs/ARCHITECTURE.md, "The model around a mixer").
   int64_t d_model = 64;
   int64_t layers = 2;
   // AdamW with linear warm-up and cosine decay, gradient clipping.
@@ -110,7 +110,7 @@ struct TrainRun {
 std::vector<TrainMetrics> train_programs(const std::vector<TrainRun>& runs, int jobs,
                                          const std::function<void(size_t index, const TrainMetrics& metrics)>& done = {});
 
-// The settings of the two fidelities of DESIGN.md for one task. The defaults of MqarTask, LmTask
+// The settings of the two fidelities (docs/ARCHITECTURE.md, "Two fidelities") for one task. The defaults of MqarTask, LmTask
 // and TrainConfig are the explore setting, tuned on a 2-core CPU (one thread): about half a
 // minute per experiment, and on MQAR softmax attention and DeltaNet reach near-perfect recall
 // while linear attention stays well below. The LM run takes fewer, smaller batches of longer
