@@ -5,6 +5,7 @@
 // their order, so the thread count changes no bit of any result.
 #include "kernels/layers.h"
 
+#include "kernels/ordered_dot.h"
 #include "kernels/vector_clones.h"
 
 #include <ATen/Parallel.h>
@@ -151,8 +152,7 @@ ASIARCH_VECTOR_CLONES void rms_forward_rows(const T* __restrict a, const T* __re
                                             int64_t first, int64_t last, int64_t width, double epsilon) {
   for (int64_t r = first; r < last; ++r) {
     const T* __restrict x = a + r * width;
-    double squares = 0;
-    for (int64_t c = 0; c < width; ++c) squares += static_cast<double>(x[c]) * static_cast<double>(x[c]);
+    const double squares = ordered_dot(x, x, width);
     const T scale = static_cast<T>(1.0 / std::sqrt(squares / static_cast<double>(width) + epsilon));
     inverse_rms[r] = scale;
     T* __restrict y = out + r * width;
@@ -171,13 +171,12 @@ ASIARCH_VECTOR_CLONES void rms_backward_rows(const T* __restrict a, const T* __r
     const T* __restrict x = a + r * width;
     const T* __restrict g = grad + r * width;
     const T scale = inverse_rms[r];
-    double dot = 0;
-    for (int64_t c = 0; c < width; ++c) dot += static_cast<double>(gain[c] * g[c]) * static_cast<double>(x[c]);
-    const double cubed = static_cast<double>(scale) * static_cast<double>(scale) * static_cast<double>(scale);
-    const T correction = static_cast<T>(dot * cubed / static_cast<double>(width));
     T* __restrict gx = grad_a + r * width;
+    for (int64_t c = 0; c < width; ++c) gx[c] = gain[c] * g[c];
+    const double cubed = static_cast<double>(scale) * static_cast<double>(scale) * static_cast<double>(scale);
+    const T correction = static_cast<T>(ordered_dot(gx, x, width) * cubed / static_cast<double>(width));
     for (int64_t c = 0; c < width; ++c) {
-      gx[c] = scale * (gain[c] * g[c]) - x[c] * correction;
+      gx[c] = scale * gx[c] - x[c] * correction;
       sums[c] += g[c] * x[c] * scale;
     }
   }
@@ -252,6 +251,8 @@ torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double
   return a * torch::rsqrt(a.square().mean(-1, /*keepdim=*/true) + epsilon) * gain;
 }
 
+torch::Tensor l2_norm(const torch::Tensor& a, double epsilon) { return a * torch::rsqrt(a.square().sum(-1, /*keepdim=*/true) + epsilon); }
+
 }  // namespace reference
 
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after) {
@@ -267,6 +268,14 @@ torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double
               gain.sizes());
   if (!fused_kernels_take(a, gain) || a.numel() == 0) return reference::rms_norm(a, gain, epsilon);
   return RmsNormFunction::apply(a, gain, epsilon);
+}
+
+torch::Tensor l2_norm(const torch::Tensor& a, double epsilon) {
+  TORCH_CHECK(a.dim() >= 1, "l2_norm: a must have a last dimension");
+  if (!fused_kernels_take(a, a) || a.numel() == 0) return reference::l2_norm(a, epsilon);
+  const int64_t width = a.size(-1);
+  const auto gain = torch::full({width}, 1.0 / std::sqrt(static_cast<double>(width)), a.options());
+  return RmsNormFunction::apply(a, gain, epsilon / static_cast<double>(width));
 }
 
 }  // namespace asiarch::kernels

@@ -1,6 +1,6 @@
 #pragma once
 // Layers that every model runs many times per step, as single kernels with autograd: the
-// depthwise convolution over time (short_conv, fir) and RMSNorm. Built from libtorch ops, each
+// depthwise convolution over time (short_conv, fir), RMSNorm and L2 normalisation. Built from libtorch ops, each
 // is a dozen small operations forward and more backward (a short convolution of k taps is k
 // slices whose backward each writes a zero tensor of the full size); on the explore model they
 // took about a third of a training step. Internal to kernels/: it includes torch.
@@ -19,9 +19,14 @@ torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, 
 // a * rsqrt(mean(a^2 over the last dimension) + epsilon) * gain, gain [last dimension].
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
 
+// a * rsqrt(sum(a^2 over the last dimension) + epsilon): RMSNorm with gain 1 / sqrt(width) and
+// epsilon / width, run by its kernel.
+torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
+
 namespace reference {
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
+torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
 }  // namespace reference
 
 }  // namespace asiarch::kernels

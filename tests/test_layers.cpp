@@ -47,6 +47,15 @@ Layer rms_norm(std::vector<int64_t> shape, uint64_t seed) {
           }};
 }
 
+Layer l2_norm(std::vector<int64_t> shape, uint64_t seed) {
+  torch::manual_seed(seed);
+  return {"l2_norm width " + std::to_string(shape.back()),
+          {torch::randn(shape, torch::dtype(torch::kDouble))},
+          [](const std::vector<torch::Tensor>& x, bool reference) {
+            return reference ? kernels::reference::l2_norm(x[0], kEpsilon) : kernels::l2_norm(x[0], kEpsilon);
+          }};
+}
+
 std::vector<Layer> layers() {
   std::vector<Layer> out;
   // Lengths shorter than, equal to and longer than the taps; causal, centred and look-ahead.
@@ -59,6 +68,8 @@ std::vector<Layer> layers() {
   out.push_back(rms_norm({1, 7}, 4));
   out.push_back(rms_norm({2, 3, 64, 16}, 5));
   out.push_back(rms_norm({3, 45, 24}, 6));
+  out.push_back(l2_norm({2, 4, 33, 16}, 11));
+  out.push_back(l2_norm({5, 3}, 12));
   return out;
 }
 
@@ -110,7 +121,7 @@ TEST_CASE("fused layers match their op forms in float64 to rounding and in float
 }
 
 TEST_CASE("fused layer gradients match central finite differences in float64", "[kernels][layers]") {
-  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8)}) {
+  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8), l2_norm({2, 6}, 13)}) {
     INFO(layer.name);
     const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes(), torch::dtype(torch::kDouble));
     const auto analytic = evaluate(layer, layer.inputs, upstream, false).grads;
@@ -134,7 +145,7 @@ TEST_CASE("fused layer gradients match central finite differences in float64", "
 
 TEST_CASE("fused layers are bit-identical across thread counts and take strided inputs", "[kernels][layers]") {
   const int threads = at::get_num_threads();
-  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), rms_norm({4, 2, 50, 32}, 10)}) {
+  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14)}) {
     INFO(layer.name);
     const auto inputs = cast(layer.inputs, torch::kFloat);
     const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes());

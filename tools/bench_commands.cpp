@@ -207,53 +207,75 @@ int bench_kernels(const KernelBenchArgs& args) {
 
 struct TrainBenchArgs {
   int threads = 1;
+  int steps = 100;
   bool json = false;
 };
 
-// DeltaNet's training throughput at explore size and its seconds per explore experiment, each
-// against the same model with softmax attention measured in the same run (for the experiment,
-// softmax attention's two training runs: it would stop at the complexity check).
+// Training tokens per second of every baseline at both fidelities, each against softmax
+// attention at the same fidelity; then seconds per explore experiment of DeltaNet against
+// softmax attention's two training runs (softmax attention would stop at the complexity check).
+// Everything is measured in the same run.
 int bench_train(const TrainBenchArgs& args) {
-  auto program = [](const char* name) {
-    const lang::Baseline* b = lang::find_baseline(name);
-    return lang::parse(b->text, b->name);
+  struct Throughput {
+    std::string fidelity, program;
+    double tokens_per_second, ratio;
   };
+  std::vector<Throughput> rows;
+  auto fail = [](const std::string& what, const std::string& failure) {
+    std::cerr << "a benchmark run failed (" << what << "): " << failure << std::endl;
+    return 1;
+  };
+  for (const bool verify : {false, true}) {
+    training::TrainConfig config = verify ? training::verify_config(training::Task::Lm) : training::explore_config(training::Task::Lm);
+    config.steps = args.steps;
+    config.warmup_steps = std::max(1, args.steps / 10);
+    config.threads = args.threads;
+    const std::string fidelity = verify ? "verify" : "explore";
+    spdlog::info("{}: {} LM steps of {} x {} bytes per baseline (D={}, {} layers), {} thread(s)", fidelity, config.steps, config.batch,
+                 config.lm.seq_len, config.d_model, config.layers, args.threads);
+    std::vector<Throughput> at_fidelity;
+    double reference = 0;
+    for (const lang::Baseline& baseline : lang::baselines()) {
+      const training::TrainMetrics m = training::train_program(lang::parse(baseline.text, baseline.name), config);
+      if (!m.ok) return fail(fidelity + " " + baseline.name, m.failure);
+      if (baseline.name == "softmax_attention") reference = m.tokens_per_second;
+      at_fidelity.push_back({fidelity, baseline.name, m.tokens_per_second, 0});
+    }
+    for (auto& row : at_fidelity) row.ratio = row.tokens_per_second / reference;
+    rows.insert(rows.end(), at_fidelity.begin(), at_fidelity.end());
+  }
+
+  spdlog::info("an explore experiment of deltanet, then softmax attention's two training runs");
+  auto program = [](const char* name) { return lang::parse(lang::find_baseline(name)->text, name); };
   const lang::Program deltanet = program("deltanet"), softmax = program("softmax_attention");
-  training::TrainConfig throughput = training::explore_config(training::Task::Lm);
-  throughput.steps = 100;
-  throughput.warmup_steps = 10;
-  throughput.threads = args.threads;
   training::ExperimentConfig experiment;
   experiment.measure.threads = experiment.lm.threads = experiment.mqar.threads = args.threads;
-
-  spdlog::info("training throughput: {} LM steps of {} x {} bytes per model, {} thread(s)", throughput.steps, throughput.batch,
-               throughput.lm.seq_len, args.threads);
-  const training::TrainMetrics fast = training::train_program(deltanet, throughput);
-  const training::TrainMetrics quadratic = training::train_program(softmax, throughput);
-  spdlog::info("an explore experiment of deltanet, then softmax attention's two training runs");
   const training::ExperimentMetrics run = training::run_experiment(deltanet, experiment);
+  if (!run.ok) return fail("deltanet experiment", run.failure);
   const training::TrainMetrics reference_lm = training::train_program(softmax, experiment.lm);
+  if (!reference_lm.ok) return fail("softmax_attention LM", reference_lm.failure);
   const training::TrainMetrics reference_mqar = training::train_program(softmax, experiment.mqar);
-  for (const std::string& failure : {fast.failure, quadratic.failure, run.failure, reference_lm.failure, reference_mqar.failure}) {
-    if (!failure.empty()) {
-      std::cerr << "a benchmark run failed: " << failure << std::endl;
-      return 1;
-    }
-  }
+  if (!reference_mqar.ok) return fail("softmax_attention MQAR", reference_mqar.failure);
   const double reference_seconds = reference_lm.seconds + reference_mqar.seconds;
+
   if (args.json) {
-    std::printf("{\"threads\": %d, \"deltanet_tokens_per_second\": %.1f, \"softmax_tokens_per_second\": %.1f, \"tokens_per_second_ratio\": %.3f, "
-                "\"experiment_seconds\": %.2f, \"reference_seconds\": %.2f, \"experiment_seconds_ratio\": %.3f}\n",
-                args.threads, fast.tokens_per_second, quadratic.tokens_per_second, fast.tokens_per_second / quadratic.tokens_per_second,
-                run.seconds, reference_seconds, run.seconds / reference_seconds);
+    std::printf("{\"threads\": %d, \"steps\": %d, \"throughput\": [", args.threads, args.steps);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::printf("{\"fidelity\": \"%s\", \"program\": \"%s\", \"tokens_per_second\": %.1f, \"vs_softmax\": %.3f}%s", rows[i].fidelity.c_str(),
+                  rows[i].program.c_str(), rows[i].tokens_per_second, rows[i].ratio, i + 1 < rows.size() ? ", " : "");
+    }
+    std::printf("], \"experiment_seconds\": %.2f, \"reference_seconds\": %.2f, \"experiment_seconds_ratio\": %.3f}\n", run.seconds,
+                reference_seconds, run.seconds / reference_seconds);
     return 0;
   }
   const kernel_bench::Environment env = kernel_bench::environment(args.threads);
-  std::printf("explore size: D=%lld, %lld layers; threads: %d, BLAS: %s, CPU: %s\n", static_cast<long long>(throughput.d_model),
-              static_cast<long long>(throughput.layers), env.threads, env.blas.c_str(), env.cpu.c_str());
-  std::printf("%-52s %14s %10s\n", "training tokens per second (LM, 128-byte sequences)", "tokens/s", "vs softmax");
-  std::printf("%-52s %14s %9.2fx\n", "deltanet", grouped(fast.tokens_per_second, 0).c_str(), fast.tokens_per_second / quadratic.tokens_per_second);
-  std::printf("%-52s %14s %9.2fx\n", "softmax_attention (reference)", grouped(quadratic.tokens_per_second, 0).c_str(), 1.0);
+  std::printf("threads: %d, BLAS: %s, CPU: %s; %d LM steps per run, 128-byte sequences\n", env.threads, env.blas.c_str(), env.cpu.c_str(),
+              args.steps);
+  std::printf("%-9s %-22s %14s %11s\n", "fidelity", "training", "tokens/s", "vs softmax");
+  for (const auto& row : rows) {
+    std::printf("%-9s %-22s %14s %10.2fx\n", row.fidelity.c_str(), (row.program + (row.program == "softmax_attention" ? " (ref)" : "")).c_str(),
+                grouped(row.tokens_per_second, 0).c_str(), row.ratio);
+  }
   std::printf("%-52s %14s %10s\n", "seconds per explore experiment", "seconds", "vs softmax");
   std::printf("%-52s %14.1f %9.2fx\n", "deltanet: checks, LM and MQAR", run.seconds, run.seconds / reference_seconds);
   std::printf("%-52s %14.1f %9.2fx\n", "softmax_attention: LM and MQAR training (reference)", reference_seconds, 1.0);
@@ -344,8 +366,10 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
   kernels->callback([kernel_args, &exit_code] { exit_code = bench_kernels(*kernel_args); });
 
   auto train_args = std::make_shared<TrainBenchArgs>();
-  auto* train = bench->add_subcommand("train", "Training tokens per second and seconds per explore experiment (DeltaNet, vs softmax attention)");
+  auto* train = bench->add_subcommand(
+      "train", "Training tokens per second of every baseline at explore and verify, and seconds per explore experiment of DeltaNet, vs softmax attention");
   train->add_flag("--json", train_args->json, "Print one JSON object");
+  train->add_option("--steps", train_args->steps, "LM steps per throughput run")->check(CLI::Range(10, 100000))->capture_default_str();
   train->add_option("--threads", train_args->threads, "Torch intra-op threads")->check(CLI::Range(1, kMaxTorchThreads))->capture_default_str();
   train->callback([train_args, &exit_code] { exit_code = bench_train(*train_args); });
 

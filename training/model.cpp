@@ -410,7 +410,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   if (op == "softmax") return [](const Values& a) { return torch::softmax(a[0], -1); };
 
   if (op == "l2norm") {
-    return [](const Values& a) { return a[0] * torch::rsqrt(a[0].square().sum(-1, /*keepdim=*/true) + kNormEpsilon); };
+    return [](const Values& a) { return kernels::l2_norm(a[0], kNormEpsilon); };
   }
   if (op == "rmsnorm") {
     torch::Tensor gain = params().ones("gain", {out.dim});

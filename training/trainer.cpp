@@ -7,6 +7,7 @@
 #include <numbers>
 #include <thread>
 
+#include "kernels/optimizer.h"
 #include "training/model.h"
 #include "training/tasks.h"
 #include "training/training.h"
@@ -36,19 +37,11 @@ torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& ta
                                               torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnored).reduction(reduction));
 }
 
-// AdamW (Loshchilov and Hutter, 2019) with weight decay on matrices only, not on gains,
-// scales and temperatures.
-std::unique_ptr<torch::optim::AdamW> make_optimizer(model::LanguageModel& net, const TrainConfig& config) {
-  std::vector<torch::Tensor> matrices, others;
-  for (const auto& p : net->parameters()) (p.dim() >= 2 ? matrices : others).push_back(p);
-  auto options = [&](double weight_decay) {
-    return std::make_unique<torch::optim::AdamWOptions>(
-        torch::optim::AdamWOptions(config.lr).betas({0.9, 0.95}).eps(1e-8).weight_decay(weight_decay));
-  };
-  std::vector<torch::optim::OptimizerParamGroup> groups;
-  groups.emplace_back(matrices, options(config.weight_decay));
-  groups.emplace_back(others, options(0.0));
-  return std::make_unique<torch::optim::AdamW>(groups, torch::optim::AdamWOptions(config.lr));
+// AdamW with weight decay on matrices only, not on gains, scales and temperatures.
+kernels::ClippedAdamW make_optimizer(model::LanguageModel& net, const TrainConfig& config) {
+  kernels::ClippedAdamW::Group matrices{{}, config.weight_decay}, others{{}, 0.0};
+  for (const auto& p : net->parameters()) (p.dim() >= 2 ? matrices : others).parameters.push_back(p);
+  return kernels::ClippedAdamW({matrices, others}, 0.9, 0.95, 1e-8);
 }
 
 std::string invalid_config(const TrainConfig& c) {
@@ -137,8 +130,7 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   for (const auto& p : net->parameters()) metrics.params += p.numel();
 
   try {
-    const auto optimizer = make_optimizer(net, config);
-    const std::vector<torch::Tensor> parameters = net->parameters();
+    kernels::ClippedAdamW optimizer = make_optimizer(net, config);
     net->train();
     double initial_loss = 0;
     int64_t tokens = 0;
@@ -146,7 +138,6 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
     for (int64_t step = 0; step < config.steps; ++step) {
       if (config.cancelled != nullptr && config.cancelled->load()) return fail("cancelled");
       const double rate = learning_rate(config, step);
-      for (auto& group : optimizer->param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(rate);
       const Batch batch = task->train_batch(step, config.batch);
       tokens += batch.inputs.numel();
       // What is minimised: the cross-entropy and the program's auxiliary losses (penalty), if any.
@@ -159,11 +150,11 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
         return fail("divergence: loss " + number(value) + " at step " + std::to_string(step + 1) + ", above " +
                     number(kDivergenceFactor) + "x the first step's " + number(initial_loss));
       }
-      optimizer->zero_grad();
+      optimizer.zero_grad();
       loss.backward();
-      const double norm = torch::nn::utils::clip_grad_norm_(parameters, config.grad_clip);
+      const double norm = optimizer.gradient_norm();
       if (!std::isfinite(norm)) return fail("nan_gradient: step " + std::to_string(step + 1));
-      optimizer->step();
+      optimizer.step(rate, norm, config.grad_clip);
       metrics.steps = step + 1;
       if (progress) progress(step + 1, config.steps, value);
     }
