@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "actors/campaign.h"
+#include "lang/program.h"
 #include "tests/test_helpers.h"
 
 namespace fs = std::filesystem;
@@ -68,6 +69,21 @@ TEST_CASE("bench cli times every command that does not train, against /bin/true"
     CHECK(r.output.find(std::string("{\"command\": \"") + command + "\", \"ms\": ") != std::string::npos);
   }
   CHECK(r.output.find("null") == std::string::npos);
+}
+
+TEST_CASE("bench train measures every baseline at both fidelities against softmax attention", "[cli][bench][slow]") {
+  // A benchmark, not a timed test: only that every baseline trained and got a figure.
+  const Result r = sh(cli("bench train --steps 10 --json"));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  for (const char* fidelity : {"explore", "verify"}) {
+    for (const auto& baseline : asiarch::lang::baselines()) {
+      CHECK(r.output.find(std::string("{\"fidelity\": \"") + fidelity + "\", \"program\": \"" + baseline.name + "\", \"tokens_per_second\": ") !=
+            std::string::npos);
+    }
+  }
+  CHECK(r.output.find("\"experiment_seconds_ratio\": ") != std::string::npos);
+  CHECK(sh(cli("bench train --steps 0")).code == 2);
 }
 
 TEST_CASE("replay is identical until one byte of one event changes, then names that seq", "[cli][replay]") {
