@@ -69,7 +69,9 @@ loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState>
   };
 }
 
-constexpr uint64_t kCheckpointEvery = 4096;
+// Events between two commits of the log: a crash loses at most these (derived) events, which
+// resume makes again; a commit costs an LMDB transaction and the summary's encoding.
+constexpr uint64_t kCommitEvery = 4096;
 
 // A job that a live gpu-slot holds: dispatched, its result not logged yet.
 struct LiveJob {
@@ -359,10 +361,10 @@ class Loop {
   CampaignSummary summary;
   std::string failure;  // set when an actor or the loop itself failed
 
-  // The header and a first checkpoint, before any actor starts: readers see the run at once.
+  // The header and a first commit, before any actor starts: readers see the run at once.
   void open_log(const std::string& header_bytes) {
     sink_.begin(header_bytes);
-    sink_.checkpoint(summary);
+    sink_.commit(summary);
   }
 
   void begin() {
@@ -536,12 +538,12 @@ class Loop {
     }
   }
 
-  // The last checkpoint: what was logged is committed whether the campaign finished or failed.
+  // The last commit: what was logged is committed whether the campaign finished or failed.
   void finish() {
     summary.finished = failure.empty();
     if (!failure.empty()) summary.stop_reason = "failed: " + failure;
     summary.digest = sink_.digest_hex();
-    sink_.checkpoint(summary);
+    sink_.commit(summary);
   }
 
  private:
@@ -559,9 +561,9 @@ class Loop {
     std::string bytes = msg::canonical_bytes(event.asReader());
     count_logged(summary, payload);
     if (!sink_.append(seq, bytes, event.asReader())) stopped_ = true;
-    if (seq % kCheckpointEvery == 0) {
+    if (seq % kCommitEvery == 0) {
       summary.digest = sink_.digest_hex();
-      sink_.checkpoint(summary);
+      sink_.commit(summary);
     }
     queue_.push(QueuedEvent{vtime_ns, seq, to, std::move(bytes)});
   }
@@ -593,7 +595,7 @@ class Loop {
     llm_pending_.reset();
     send(vtime_ns, actor_name::kLlm, requester, payload, true);
     summary.digest = sink_.digest_hex();
-    sink_.checkpoint(summary);
+    sink_.commit(summary);
   }
 
   // Logs a live job's result as an input event and commits it before anything acts on it; the
@@ -609,7 +611,7 @@ class Loop {
     live_jobs_.erase(*slot);
     send(vtime_ns, from, actor_name::kAnalyst, payload, true);
     summary.digest = sink_.digest_hex();
-    sink_.checkpoint(summary);
+    sink_.commit(summary);
     capnp::MallocMessageBuilder message;
     message.initRoot<msg::Payload>().initSlotIdle().setSlot(*slot);
     send(vtime_ns, from, actor_name::kCoordinator, message.getRoot<msg::Payload>().asReader());
@@ -646,12 +648,12 @@ class Loop {
   uint64_t next_progress_ = 1;
 };
 
-// Ends the campaign: the final checkpoint, then every actor of the loop exits.
+// Ends the campaign: the final commit, then every actor of the loop exits.
 void shut_down(caf::event_based_actor* self, Loop* loop) {
   try {
     loop->finish();
   } catch (...) {
-    loop->failure += std::string(loop->failure.empty() ? "" : "; then ") + "the final checkpoint failed: " + describe_current_exception();
+    loop->failure += std::string(loop->failure.empty() ? "" : "; then ") + "the final commit failed: " + describe_current_exception();
   }
   for (auto& [name, actor] : loop->actors) self->send_exit(actor, caf::exit_reason::user_shutdown);
   self->quit();

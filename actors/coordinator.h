@@ -30,9 +30,10 @@ class EventSink {
   virtual void begin(const std::string& header_bytes) = 0;
   // Records event `seq` (canonical bytes, and the same decoded). False stops the campaign.
   virtual bool append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) = 0;
-  // Called with the summary so far: once the header is written, every 4,096 events, after each
-  // logged input a live run depends on (a training result, an LLM reply), and once at the end.
-  virtual void checkpoint(const CampaignSummary&) {}
+  // Makes what was appended durable, with the summary so far: once the header is written, every
+  // 4,096 events, after each logged input a live run depends on (a training result, an LLM
+  // reply), and once at the end.
+  virtual void commit(const CampaignSummary&) {}
   virtual std::string digest_hex() const = 0;
   // The recorded event at `seq` when this sink compares with (or continues) a recorded log:
   // replay and resume take a live run's input events from here instead of training again.

@@ -160,7 +160,7 @@ void RunRecorder::commit() {
   }
 }
 
-void RunRecorder::checkpoint(const CampaignSummary& summary) {
+void RunRecorder::commit(const CampaignSummary& summary) {
   if (gave_up_) return;  // the store holds what was committed; nothing more is written
   Rng injected(seed_, "fault/log-write/" + std::to_string(starts_) + "/" + std::to_string(++commits_));
   for (uint32_t attempt = 0;; ++attempt) {
@@ -318,8 +318,8 @@ CampaignSummary read_summary(const std::filesystem::path& dir) {
   auto bytes = store->meta(meta_key::kSummary);
   CampaignSummary summary;
   if (!bytes) {
-    // A run in its first moment: the store exists, its first checkpoint is not committed yet.
-    summary.stop_reason = "starting: no checkpoint committed yet";
+    // A run in its first moment: the store exists, its first commit is not written yet.
+    summary.stop_reason = "starting: nothing committed yet";
     return summary;
   }
   try {

@@ -39,7 +39,7 @@ class RunRecorder : public EventSink {
       : store_(store), recorded_events_(store.last_seq()), faults_(faults), seed_(seed) {}
   void begin(const std::string& header_bytes) override;
   bool append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) override;
-  void checkpoint(const CampaignSummary& summary) override;
+  void commit(const CampaignSummary& summary) override;
   // The loop's summary with the log-write failures of every start of the run counted in.
   CampaignSummary with_log_write_failures(CampaignSummary summary) const;
   std::string digest_hex() const override { return storage::to_hex(head_); }
@@ -97,7 +97,7 @@ RecordedRun read_recorded_run(const storage::RunStore& store);
 // Meta keys of a run directory.
 namespace meta_key {
 inline constexpr const char* kHeader = "header";    // canonical RunHeader
-inline constexpr const char* kSummary = "summary";  // canonical RunSummary, at each checkpoint
+inline constexpr const char* kSummary = "summary";  // canonical RunSummary, at each commit
 inline constexpr const char* kStarts = "starts";    // be64: processes that ran the campaign (with log-write faults)
 inline constexpr const char* kLogWriteFailures = "log_write_failures";  // be64: failed commits of the log, over every start
 }  // namespace meta_key

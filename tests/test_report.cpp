@@ -187,7 +187,7 @@ TEST_CASE("top and lineage read a campaign while it is still running", "[report]
   fs::create_directories(dir);
   const std::string scenario_file = source("scenarios/paper-scale.toml");
   const fs::path run = dir / "run";
-  // The run pauses before event 6000 (after its first checkpoint, at 4096) until `release`
+  // The run pauses before event 6000 (after its first commit, at 4096) until `release`
   // exists: the reads below happen while it certainly runs, however fast the machine
   // (storage/crash_point.h).
   const fs::path release = dir / "release";

@@ -13,7 +13,7 @@ using namespace asiarch::testing;
 
 namespace {
 
-// A shortened paper-scale campaign (about 7,500 events, so a checkpoint at event 4,096 falls
+// A shortened paper-scale campaign (about 7,500 events, so a commit at event 4,096 falls
 // inside it) and its uninterrupted digest.
 struct CrashCampaign {
   std::string file;
@@ -187,7 +187,7 @@ TEST_CASE("a run killed in its first commits starts again in its directory, a ki
   CHECK(last_line(again.output) == "digest: " + expected);
   fs::remove_all(early);
 
-  // Killed after the checkpoint at event 4,096, then its resume killed before it passed that event.
+  // Killed after the commit at event 4,096, then its resume killed before it passed that event.
   const fs::path dir = fresh_dir("killed-resume");
   REQUIRE(crashed_at("event:5000", "run " + scenario_file + " --out " + dir.string()).code == -1);
   REQUIRE(crashed_at("event:4500", "resume " + dir.string()).code == -1);
