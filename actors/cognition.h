@@ -1,10 +1,10 @@
 #pragma once
 // The cognition actor: answers top-k queries over the research knowledge base (a faiss index,
-// retrieval/cognition.h) and adds the insights the analyst writes during the campaign.
+// retrieval/cognition_index.h) and adds the insights the analyst writes during the campaign.
 //
 // Accepts: insightQuery, insight.  Sends: insightReply (to the asker).
 #include "actors/actor_state.h"
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 
 namespace asiarch {
 

@@ -9,7 +9,7 @@
 
 #include "actors/run_recorder.h"
 #include "training/training.h"
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 
 namespace asiarch {
 namespace {

@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "common/embedded_file.h"
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 
 namespace asiarch::retrieval {
 

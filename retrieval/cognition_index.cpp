@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <string>
 
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 
 namespace asiarch::retrieval {
 

@@ -12,7 +12,7 @@
 #include <string>
 #include <string_view>
 
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 
 namespace asiarch::retrieval {
 namespace {

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 #include "retrieval/cognition_base.h"
 
 using namespace asiarch::retrieval;

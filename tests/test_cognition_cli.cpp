@@ -4,7 +4,7 @@
 
 #include <string>
 
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 #include "tests/test_helpers.h"
 
 using namespace asiarch::testing;

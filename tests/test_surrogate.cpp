@@ -4,7 +4,7 @@
 #include "actors/campaign.h"
 #include "actors/surrogate_oracle.h"
 #include "messages/codec.h"
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"
 

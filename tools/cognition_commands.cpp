@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "retrieval/cognition.h"
+#include "retrieval/cognition_index.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {
