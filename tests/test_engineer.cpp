@@ -1,10 +1,9 @@
-// The engineer's self-revision and duplicate detection, and the analyst's fitness, diagnosis and
-// ablations: actor states driven directly, and whole simulated campaigns run twice.
+// The engineer's self-revision and duplicate detection: the actor state driven directly, and
+// whole simulated campaigns (with the analyst's ablations) run twice.
 #include <catch2/catch.hpp>
 
 #include <filesystem>
 
-#include "actors/analyst.h"
 #include "actors/campaign.h"
 #include "actors/engineer.h"
 #include "actors/run_recorder.h"
@@ -194,53 +193,6 @@ TEST_CASE("numerical failures are repaired in order: normalisation, bounded deca
   for (const char* failure : {"garbage: the answer has a NaN loss", "timeout: no answer on each of 3 attempts", "crash: slot died"}) {
     CHECK_FALSE(repair_for_failure(unbounded, failure, shape, {512, 1024}, target, 1.2));
   }
-}
-
-TEST_CASE("the analyst's diagnosis names what the measurements show", "[analyst]") {
-  AnalystState::Measured reference;
-  reference.loss = 3.0;
-  reference.accuracy = 0.8;
-  reference.tokens_per_second = 1000;
-  reference.peak_memory = 1e6;
-  reference.state_size = 1000;
-  AnalystState::Measured m = reference;
-  m.accuracy = 0.5;
-  m.tokens_per_second = 500;
-  m.peak_memory = 2e6;
-  m.state_size = 4000;
-  const std::string text = AnalystState::diagnose(m, reference);
-  CHECK_THAT(text, Catch::StartsWith("associative recall is weaker than the reference (0.500 vs 0.800)"));
-  CHECK_THAT(text, Catch::Contains("slower than the reference (0.50x"));
-  CHECK_THAT(text, Catch::Contains("memory grows"));
-  CHECK_THAT(text, Catch::Contains("larger recurrent state"));
-  CHECK_THAT(AnalystState::diagnose(reference, reference), !Catch::Contains("slower") && !Catch::Contains("memory grows"));
-  CHECK_THAT(AnalystState::diagnose_failure("lm nan_loss: step 7"), Catch::Contains("loss spikes early"));
-}
-
-TEST_CASE("efficiency objectives change fitness: a faster program ranks higher", "[analyst][fitness]") {
-  // Two explore results equal but for speed, scored against the same reference.
-  const Scenario scenario = smoke_with("[cost]", "[fitness]\nthroughput_weight = 1.0\n\n[cost]");
-  AnalystState analyst(scenario);
-  auto result = [&](uint64_t id, bool baseline, double tokens_per_second) {
-    return deliver(analyst, [&](msg::Payload::Builder p) {
-      auto r = p.initTrainResult();
-      auto ref = r.initRef();
-      ref.setArchId(id);
-      ref.setBaseline(baseline);
-      if (baseline) ref.setBaselineName("deltanet");
-      ref.setStateSize(1000);
-      r.setLoss(3.0);
-      r.setAccuracy(0.5);
-      r.setTokensPerSecond(tokens_per_second);
-      r.setPeakMemoryBytes(1000000);
-    });
-  };
-  result(1, true, 1000);
-  auto fast = result(7, false, 2000);
-  auto slow = result(8, false, 500);
-  auto fitness = [](Delivery& d) { return d.messages()[0].getPayload().getPoolUpdate().getFitness(); };
-  CHECK(fitness(fast) > fitness(slow));
-  CHECK_THAT(std::string(slow.messages()[0].getPayload().getPoolUpdate().getDiagnosis().cStr()), Catch::Contains("slower than the reference"));
 }
 
 TEST_CASE("campaigns with repairs, duplicates and ablations replay bit for bit, and the lineage shows them", "[campaign][engineer][analyst]") {
