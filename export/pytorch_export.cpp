@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "common/embedded_file.h"
+#include "common/json_string.h"
 #include "training/model.h"
 #include "lang/program_analysis.h"
 
@@ -27,28 +28,6 @@ const std::string& runtime_text() {
     if (file.name == "asiarch_torch.py") return file.contents;
   }
   throw std::logic_error("export: the PyTorch runtime export/python/asiarch_torch.py is not embedded");
-}
-
-// A Python string literal of any text.
-std::string python_string(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\x%02x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
 }
 
 // A Python float literal that reads back to the same double.
@@ -126,7 +105,7 @@ std::string expression(const lang::Statement& statement, const lang::detail::Che
   const std::string& op = statement.op;
   std::vector<std::string> a;
   for (const auto& name : statement.args) a.push_back(local(name));
-  const std::string self = "w[" + python_string(statement.name) + "]";
+  const std::string self = "w[" + json_string(statement.name) + "]";
   const Type& first = checked.operands.args.front();
   auto list_from = [&](size_t begin) {
     std::string out;
@@ -204,7 +183,7 @@ std::string pytorch_module(const PytorchExport& m) {
       for (const ParameterSpec& p : it->second) {
         tensors += (tensors.empty() ? "" : ", ") + p.name + "=" + initial_value(statement.op, checked.statements[i].operands, p);
       }
-      init << "        self._modules[" << python_string(statement.name) << "] = Weights(" << tensors << ")\n";
+      init << "        self._modules[" << json_string(statement.name) << "] = Weights(" << tensors << ")\n";
     }
     forward << "        " << local(statement.name) << " = " << expression(statement, checked.statements[i]) << "  # "
             << lang::to_string(checked.statements[i].type) << "\n";
@@ -213,7 +192,7 @@ std::string pytorch_module(const PytorchExport& m) {
   std::ostringstream out;
   out << docstring(m, module_name) << "\n" << runtime_text() << "\n\n"
       << "# ---- the exported architecture ----\n\n"
-      << "PROGRAM = " << python_string(lang::print(m.program)) << "\n"
+      << "PROGRAM = " << json_string(lang::print(m.program)) << "\n"
       << "VOCAB = " << m.vocab << "\nD_MODEL = " << m.d_model << "\nLAYERS = " << m.layers << "\n\n\n"
       << "class Mixer(nn.Module):\n"
       << "    \"\"\"The token mixer of PROGRAM at D = " << m.d_model << ": x [B, T, " << m.d_model << "] -> [B, T, " << m.d_model
@@ -238,7 +217,7 @@ std::string pytorch_module(const PytorchExport& m) {
       << "    tokens = torch.randint(0, VOCAB, (1, 16))\n"
       << "    with torch.no_grad():\n"
       << "        logits = model(tokens)\n"
-      << "    print(\"%s: %d parameters, logits %s\" % (" << python_string(m.program.name)
+      << "    print(\"%s: %d parameters, logits %s\" % (" << json_string(m.program.name)
       << ", sum(p.numel() for p in model.parameters()), list(logits.shape)))\n";
   return out.str();
 }

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "actors/scenario.h"
+#include "common/json_string.h"
 #include "storage/lineage.h"
 
 namespace asiarch::training {
@@ -54,8 +55,6 @@ const CLI::Validator& seed_text();
 // Human-readable numbers for summaries: 12,345 and 1,234.5.
 std::string grouped(uint64_t value);
 std::string grouped(double value, int decimals);
-// A JSON string literal.
-std::string json_string(const std::string& text);
 // A JSON number that reads back as the same double, so that two runs compare exactly (null when
 // it is not finite).
 std::string json_number(double value);

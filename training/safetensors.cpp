@@ -1,5 +1,7 @@
 #include "training/safetensors.h"
 
+#include "common/json_string.h"
+
 #include <algorithm>
 #include <bit>
 #include <cstdio>
@@ -24,35 +26,13 @@ const char* dtype_name(DType dtype) {
 
 size_t dtype_bytes(DType dtype) { return dtype == DType::F32 ? 4 : 8; }
 
-std::string json_text(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (static_cast<unsigned char>(c) < 0x20) {
-          char escaped[8];
-          std::snprintf(escaped, sizeof escaped, "\\u%04x", static_cast<unsigned>(static_cast<unsigned char>(c)));
-          out += escaped;
-        } else {
-          out += c;
-        }
-    }
-  }
-  return out + "\"";
-}
-
 std::string header_json(const std::vector<TensorBytes>& tensors, const std::map<std::string, std::string>& metadata) {
   std::string json = "{";
   if (!metadata.empty()) {
     json += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [key, value] : metadata) {
-      json += (first ? "" : ",") + json_text(key) + ":" + json_text(value);
+      json += (first ? "" : ",") + json_string(key) + ":" + json_string(value);
       first = false;
     }
     json += "}";
@@ -69,7 +49,7 @@ std::string header_json(const std::vector<TensorBytes>& tensors, const std::map<
       throw std::logic_error("safetensors: tensor " + t.name + " has " + std::to_string(t.data.size()) + " bytes for its shape");
     }
     if (json.size() > 1) json += ",";
-    json += json_text(t.name) + ":{\"dtype\":\"" + dtype_name(t.dtype) + "\",\"shape\":[" + shape + "],\"data_offsets\":[" +
+    json += json_string(t.name) + ":{\"dtype\":\"" + dtype_name(t.dtype) + "\",\"shape\":[" + shape + "],\"data_offsets\":[" +
             std::to_string(offset) + "," + std::to_string(offset + t.data.size()) + "]}";
     offset += t.data.size();
   }
