@@ -10,8 +10,12 @@
 #include <vector>
 
 #include "kernels/recurrences.h"
+#include "tests/tensor_helpers.h"
 
 namespace kernels = asiarch::kernels;
+
+using asiarch::testing::cast;
+using asiarch::testing::relative_error;
 
 namespace {
 
@@ -95,17 +99,6 @@ Evaluation evaluate(const Case& c, bool reference, const std::vector<torch::Tens
   auto out = run(c, reference, leaves);
   auto grads = torch::autograd::grad({out}, leaves, {upstream.to(out.scalar_type())});
   return {out.detach(), grads};
-}
-
-std::vector<torch::Tensor> cast(const std::vector<torch::Tensor>& xs, torch::ScalarType type) {
-  std::vector<torch::Tensor> out;
-  for (const auto& x : xs) out.push_back(x.to(type));
-  return out;
-}
-
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  const double scale = std::max(b.abs().max().item<double>(), 1e-6);
-  return (a.to(torch::kDouble) - b).abs().max().item<double>() / scale;
 }
 
 // The fast kernel in `type` against the float64 reference on the same values: forward and the

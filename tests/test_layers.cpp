@@ -10,8 +10,12 @@
 #include <vector>
 
 #include "kernels/layers.h"
+#include "tests/tensor_helpers.h"
 
 namespace kernels = asiarch::kernels;
+
+using asiarch::testing::cast;
+using asiarch::testing::relative_error;
 
 namespace {
 
@@ -83,17 +87,6 @@ Evaluation evaluate(const Layer& layer, const std::vector<torch::Tensor>& inputs
   for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
   const auto out = layer.run(leaves, reference);
   return {out.detach(), torch::autograd::grad({out}, leaves, {upstream.to(out.scalar_type())})};
-}
-
-std::vector<torch::Tensor> cast(const std::vector<torch::Tensor>& xs, torch::ScalarType type) {
-  std::vector<torch::Tensor> out;
-  for (const auto& x : xs) out.push_back(x.to(type));
-  return out;
-}
-
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  const double scale = std::max(b.abs().max().item<double>(), 1e-6);
-  return (a.to(torch::kDouble) - b.to(torch::kDouble)).abs().max().item<double>() / scale;
 }
 
 void check_against_op_form(const Layer& layer, torch::ScalarType type, double tolerance) {

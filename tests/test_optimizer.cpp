@@ -9,8 +9,11 @@
 #include <vector>
 
 #include "kernels/optimizer.h"
+#include "tests/tensor_helpers.h"
 
 namespace kernels = asiarch::kernels;
+
+using asiarch::testing::relative_error;
 
 namespace {
 
@@ -66,11 +69,6 @@ Trajectories run_both(torch::ScalarType type, int steps, double max_norm) {
     reference.step();
   }
   return t;
-}
-
-double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  return (a.detach().to(torch::kDouble) - b.detach().to(torch::kDouble)).abs().max().item<double>() /
-         std::max(b.detach().abs().max().item<double>(), 1e-6);
 }
 
 }  // namespace
