@@ -90,9 +90,9 @@ class CoordinatorState : public ActorState {
   std::map<uint32_t, Running> running_;  // by slot; kept only when slot faults are armed
 };
 
-// The problem with a slot's answer (a TrainResult's canonical bytes) to the dispatch of job
-// `job_id` on `slot`, or "" when it is a valid result: bytes that do not decode, another job or
-// slot, an unknown status, or non-finite or out-of-range metrics of an ok result.
+// The problem with a slot's or a remote worker's answer (a TrainResult's canonical bytes) to the
+// dispatch of job `job_id` on `slot`, or "" when it is a valid result: bytes that do not decode,
+// another job or slot, an unknown status, or non-finite or out-of-range metrics of an ok result.
 std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, uint32_t slot);
 
 // "crash", "timeout", "late", "garbage": the schema's names, as the summary counts them.

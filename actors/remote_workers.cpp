@@ -142,16 +142,18 @@ void announce_waiting(DispatcherState& state, const DispatcherSetup& setup) {
   spdlog::info("{} job(s) wait for a remote worker; start one with `{}`", state.queue.size(), setup.connect_hint);
 }
 
-// Whether a worker's answer decodes as the trainResult of the dispatched job: anything else would
-// stop the campaign when the coordinator reads it.
-bool answers_job(const std::string& payload_bytes, const std::string& dispatch_bytes) {
+// What is wrong with a worker's answer to a dispatch, or "" when it is the dispatched job's valid
+// trainResult: the rule a local slot's answer is held to (slot_answer_problem), since anything
+// else would stop the campaign when the coordinator reads it.
+std::string remote_answer_problem(const std::string& payload_bytes, const std::string& dispatch_bytes) {
   try {
     msg::CanonicalView<msg::Payload> payload(payload_bytes);
+    if (payload.root().which() != msg::Payload::TRAIN_RESULT) return "the answer is a " + msg::kind_name(payload.root().which()) + ", not a trainResult";
     msg::CanonicalView<msg::Event> dispatch(dispatch_bytes);
-    return payload.root().which() == msg::Payload::TRAIN_RESULT &&
-           payload.root().getTrainResult().getRef().getJobId() == dispatch.root().getPayload().getDispatch().getJob().getRef().getJobId();
-  } catch (const kj::Exception&) {
-    return false;
+    const auto job = dispatch.root().getPayload().getDispatch();
+    return slot_answer_problem(msg::canonical_bytes(payload.root().getTrainResult()), job.getJob().getRef().getJobId(), job.getSlot());
+  } catch (const kj::Exception& e) {
+    return std::string("the answer does not decode: ") + e.getDescription().cStr();
   }
 }
 
@@ -291,9 +293,9 @@ caf::behavior dispatcher(caf::stateful_actor<DispatcherState>* self, std::shared
           spdlog::info("dropped a result for ticket {}: its sender does not hold that job (any more)", ticket);
           return;
         }
-        if (ok && !answers_job(text, job->second.dispatch_bytes)) {
-          spdlog::warn("remote worker {} sent a result that is not a trainResult of {}; sending the job again", worker->second.number,
-                       job->second.label);
+        if (const std::string problem = ok ? remote_answer_problem(text, job->second.dispatch_bytes) : ""; !problem.empty()) {
+          spdlog::warn("remote worker {} sent an answer to {} that is no valid result ({}); sending the job again", worker->second.number,
+                       job->second.label, problem);
           worker->second.tickets.erase(ticket);
           job->second.holder = caf::actor_addr{};
           state.queue.push_front(ticket);
