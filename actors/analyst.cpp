@@ -5,17 +5,12 @@
 #include <cstdio>
 
 #include "actors/llm.h"
+#include "common/fixed.h"
 
 namespace asiarch {
 namespace {
 
 double sigmoid(double z) { return 1.0 / (1.0 + std::exp(-z)); }
-
-std::string fixed(double value, int digits) {
-  char buffer[64];
-  std::snprintf(buffer, sizeof buffer, "%.*f", digits, value);
-  return buffer;
-}
 
 // a / b when both are positive and finite (an efficiency figure that was measured).
 std::optional<double> ratio(double a, double b) {

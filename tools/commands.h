@@ -7,6 +7,7 @@
 #include <string>
 
 #include "actors/scenario.h"
+#include "common/fixed.h"
 #include "common/json_string.h"
 #include "storage/lineage.h"
 

@@ -151,12 +151,7 @@ void print_top_table(const storage::Lineage& lineage, size_t n, bool with_baseli
   std::cout.flush();
 }
 
-std::string fixed(double value, int decimals) {
-  if (!std::isfinite(value)) return "n/a";
-  char buffer[48];
-  std::snprintf(buffer, sizeof buffer, "%.*f", decimals, value);
-  return buffer;
-}
+std::string fixed(double value, int decimals) { return std::isfinite(value) ? asiarch::fixed(value, decimals) : "n/a"; }
 
 std::string arch_label(const storage::ArchEntry& entry) {
   if (entry.baseline()) {
