@@ -342,7 +342,7 @@ namespace {
 class Loop {
  public:
   Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer, const LlmClient& llm)
-      : scenario_(scenario), sink_(sink), progress_(progress), trainer_(trainer), llm_(llm), live_(scenario.mode == "live"),
+      : scenario_(scenario), sink_(sink), progress_(progress), trainer_(trainer), llm_(llm), live_(scenario.mode == Mode::Live),
         coordinator_(scenario) {}
 
   // Training that is still running when the campaign ends is waited for: a worker thread must
@@ -728,7 +728,7 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   spawn(actor_name::kCognition, new CognitionState(), actor_name::kCognition);
   std::shared_ptr<const Oracle> oracle;
   if (!loop.live()) {
-    if (scenario.oracle == "surrogate") oracle = std::make_shared<const SurrogateOracle>(scenario);
+    if (scenario.oracle == OracleKind::Surrogate) oracle = std::make_shared<const SurrogateOracle>(scenario);
     else oracle = std::make_shared<const SyntheticOracle>(scenario);
   }
   for (uint32_t i = 0; !loop.live() && i < scenario.gpu_slots; ++i) {

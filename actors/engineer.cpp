@@ -358,7 +358,7 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
 }
 
 std::string EngineerState::functional_hash(const lang::Program& program) const {
-  if (scenario_.mode != "live") return lang::algebraic_hash(program);
+  if (scenario_.mode != Mode::Live) return lang::algebraic_hash(program);
   training::ProbeConfig probe;
   probe.d_model = scenario_.explore.d_model;
   probe.threads = scenario_.live_threads;

@@ -28,7 +28,7 @@ ResearcherState::ResearcherState(const Scenario& scenario, uint64_t seed)
     : scenario_(scenario),
       shape_{scenario.d_model, scenario.context},
       rng_(seed, actor_name::kResearcher),
-      start_ids_(scenario.selection == "islands" ? scenario.islands : 1),
+      start_ids_(scenario.selection == Selection::Islands ? scenario.islands : 1),
       pools_(start_ids_.size()) {}
 
 void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
@@ -59,7 +59,7 @@ void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
         insights += "- [" + std::string(hit.getEntryId().cStr()) + "] " + hit.getTitle().cStr() + ": " + hit.getInsight().cStr() +
                     (rewrites.empty() ? "" : " (suggested rewrites: " + rewrites + ")") + "\n";
       }
-      if (scenario_.backend == "llm") ask_llm(plan, suggested, insights, out);
+      if (scenario_.backend == Backend::Llm) ask_llm(plan, suggested, insights, out);
       else propose_child(plan, suggested, out);
       break;
     }
@@ -97,8 +97,8 @@ void ResearcherState::top_up(msg::OutboxWriter& out) {
   while (in_flight_ < scenario_.gpu_slots + 1) {
     const Plan plan = select();
     ++in_flight_;
-    if (scenario_.strategy != "full") {
-      if (scenario_.backend == "llm") ask_llm(plan, {}, "", out);
+    if (scenario_.strategy != Strategy::Full) {
+      if (scenario_.backend == Backend::Llm) ask_llm(plan, {}, "", out);
       else propose_child(plan, {}, out);
       continue;
     }
@@ -125,7 +125,7 @@ ResearcherState::Plan ResearcherState::select() {
     const std::vector<uint64_t>& starts = start_ids_[island];
     return Plan{island, starts[rng_.below(starts.size())], {}};
   }
-  const bool random = scenario_.strategy == "random";
+  const bool random = scenario_.strategy == Strategy::Random;
   const size_t top = random ? pool.size() : std::min(kParentTop, pool.size());
   const size_t parent = rng_.below(top);
   // References from the rest of the pool, or from the top when the pool is no larger than it.
@@ -152,7 +152,7 @@ std::vector<ResearcherState::Option> ResearcherState::options(const Plan&, const
   std::vector<Option> own;
   for (const auto& op : mutation_operators()) own.push_back(Option{op, "", "", 0});
   shuffle(own, rng_);  // ties (arms never tried) are broken at random
-  if (scenario_.strategy == "random") return own;
+  if (scenario_.strategy == Strategy::Random) return own;
   const bool follow_insights = !suggested.empty() && rng_.chance(scenario_.insight_probability);
   for (auto& o : own) {
     o.score = ucb(operator_arms_[o.op], operator_pulls_);
@@ -267,7 +267,7 @@ void ResearcherState::propose_child(Plan plan, const std::vector<Option>& sugges
   if (!option.insight_id.empty()) {
     motivation += "following the insight \"" + option.insight_text + "\"";
     proposal.initInsightIds(1).set(0, option.insight_id);
-  } else if (scenario_.strategy == "random") {
+  } else if (scenario_.strategy == Strategy::Random) {
     motivation += "a random mutation (random strategy)";
   } else {
     char stats[96];

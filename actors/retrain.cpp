@@ -40,7 +40,7 @@ RetrainReport retrain_architecture(const std::filesystem::path& dir, uint64_t ar
                                    const std::function<void(const RetrainedJob&)>& on_job) {
   auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
   const RecordedRun run = read_recorded_run(*store);
-  if (run.scenario.mode != "live") {
+  if (run.scenario.mode != Mode::Live) {
     throw std::invalid_argument(dir.string() + " is a simulated campaign: its results come from an oracle, so there is nothing to retrain");
   }
   // Each job's dispatch (its program) and its logged result, in log order.

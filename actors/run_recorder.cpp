@@ -23,10 +23,10 @@ namespace {
 // them; a simulated one's need no trainer.
 LiveTrainer live_trainer(const Scenario& scenario, uint64_t seed, const std::filesystem::path& dir,
                          const std::optional<ListenOptions>& listen) {
-  if (listen && scenario.mode != "live") {
+  if (listen && scenario.mode != Mode::Live) {
     throw std::invalid_argument("scenario " + scenario.name + " is simulated: its gpu-slots need no workers; run it without --listen");
   }
-  if (scenario.mode != "live") return {};
+  if (scenario.mode != Mode::Live) return {};
   if (listen) return remote_trainer(*listen, worker_secret(*listen, dir), scenario, seed);
   // Jobs trained here keep their weights in the run directory.
   return [scenario, seed, dir](const std::string& dispatch, const std::atomic<bool>& cancelled) {
@@ -284,7 +284,7 @@ class NullSink : public EventSink {
 }  // namespace
 
 CampaignSummary simulate_campaign(const Scenario& scenario, uint64_t seed, LogMode mode) {
-  if (scenario.mode == "live") throw std::invalid_argument("scenario " + scenario.name + " is live: run it with `asiarch run`, which trains");
+  if (scenario.mode == Mode::Live) throw std::invalid_argument("scenario " + scenario.name + " is live: run it with `asiarch run`, which trains");
   ChainSink chain;
   NullSink none;
   EventSink& sink = mode == LogMode::ChainOnly ? static_cast<EventSink&>(chain) : none;

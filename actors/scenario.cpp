@@ -76,6 +76,23 @@ class TableReader {
     out = s->get();
   }
 
+  // One of the words of `choices` ({word, value}), or an error that names the key's line, says
+  // the word is not a `noun` and how to write one (`hint`).
+  template <typename T>
+  void choice(const char* key, T& out, std::initializer_list<std::pair<const char*, T>> choices, const char* noun, const std::string& hint) {
+    const toml::node* node = find(key);
+    if (!node) return;
+    std::string word;
+    text(key, word, ("\"" + std::string(choices.begin()->first) + "\"").c_str());
+    for (const auto& [name, value] : choices) {
+      if (word == name) {
+        out = value;
+        return;
+      }
+    }
+    fail(node->source(), std::string(key) + " \"" + word + "\" is not a " + noun + "; write " + hint);
+  }
+
   void flag(const char* key, bool& out, const char* example) {
     const toml::node* node = find(key);
     if (!node) return;
@@ -175,6 +192,17 @@ void read_fidelity(TableReader& parent, const char* key, FidelitySpec& spec, con
 
 }  // namespace
 
+const char* name_of(Mode mode) { return mode == Mode::Live ? "live" : "simulation"; }
+
+const char* name_of(Strategy strategy) {
+  switch (strategy) {
+    case Strategy::Full: return "full";
+    case Strategy::Random: return "random";
+    case Strategy::NoCognition: return "no_cognition";
+  }
+  return "";
+}
+
 Scenario parse_scenario(const std::string& text, const std::string& file) {
   if (text.size() > kMaxScenarioBytes) {
     throw ScenarioError(file + ": the scenario is larger than " + std::to_string(kMaxScenarioBytes >> 10) + " KiB; a scenario is a short TOML file");
@@ -203,11 +231,8 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     throw ScenarioError(file + ":" + std::to_string(top.source_of("name").begin.line) + ": name \"" + s.name +
                         "\" names the run directory runs/NAME-seedS: use at most 100 letters, digits, '-', '_' and '.', not starting with '.'");
   }
-  top.text("mode", s.mode, "\"simulation\"");
-  if (s.mode != "simulation" && s.mode != "live") {
-    throw ScenarioError(file + ":" + std::to_string(top.source_of("mode").begin.line) + ": mode \"" + s.mode +
-                        "\" is not a mode; write mode = \"simulation\" (an oracle, no training) or mode = \"live\" (gpu-slots train)");
-  }
+  top.choice("mode", s.mode, {{"simulation", Mode::Simulation}, {"live", Mode::Live}}, "mode",
+             "mode = \"simulation\" (an oracle, no training) or mode = \"live\" (gpu-slots train)");
   top.number<uint64_t>("seed", s.seed, 0, kMaxU64, "1");
 
   if (const toml::table* t = top.subtable("campaign")) {
@@ -268,23 +293,14 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     TableReader r(*t, "researcher", file);
     r.number<double>("insight_probability", s.insight_probability, 0.0, 1.0, "0.5");
     r.number<uint32_t>("insights_k", s.insights_k, 1, 100, "3");
-    r.text("strategy", s.strategy, "\"full\"");
-    if (s.strategy != "full" && s.strategy != "random" && s.strategy != "no_cognition") {
-      throw ScenarioError(file + ":" + std::to_string(r.source_of("strategy").begin.line) + ": strategy \"" + s.strategy +
-                          "\" is not a strategy; write strategy = \"full\", \"random\" or \"no_cognition\"");
-    }
-    r.text("selection", s.selection, "\"paper\"");
-    if (s.selection != "paper" && s.selection != "islands") {
-      throw ScenarioError(file + ":" + std::to_string(r.source_of("selection").begin.line) + ": selection \"" + s.selection +
-                          "\" is not a parent selection; write selection = \"paper\" or selection = \"islands\"");
-    }
+    r.choice("strategy", s.strategy, {{"full", Strategy::Full}, {"random", Strategy::Random}, {"no_cognition", Strategy::NoCognition}}, "strategy",
+             "strategy = \"full\", \"random\" or \"no_cognition\"");
+    r.choice("selection", s.selection, {{"paper", Selection::Paper}, {"islands", Selection::Islands}}, "parent selection",
+             "selection = \"paper\" or selection = \"islands\" (the parent selection)");
     r.number<uint32_t>("islands", s.islands, 1, 1000, "4");
     r.number<uint64_t>("migration_interval", s.migration_interval, 1, kMaxU64, "50");
-    r.text("backend", s.backend, "\"builtin\"");
-    if (s.backend != "builtin" && s.backend != "llm") {
-      throw ScenarioError(file + ":" + std::to_string(r.source_of("backend").begin.line) + ": backend \"" + s.backend +
-                          "\" is not a researcher backend; write backend = \"builtin\" (typed mutations) or backend = \"llm\" (a language model, see [llm])");
-    }
+    r.choice("backend", s.backend, {{"builtin", Backend::Builtin}, {"llm", Backend::Llm}}, "researcher backend",
+             "backend = \"builtin\" (typed mutations) or backend = \"llm\" (a language model, see [llm])");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("llm")) {
@@ -316,14 +332,11 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   }
   if (const toml::table* t = top.subtable("oracle")) {
     TableReader r(*t, "oracle", file);
-    r.text("kind", s.oracle, "\"synthetic\"");
-    if (s.oracle != "synthetic" && s.oracle != "surrogate") {
-      throw ScenarioError(file + ":" + std::to_string(r.source_of("kind").begin.line) + ": oracle kind \"" + s.oracle +
-                          "\" is not available; write kind = \"synthetic\" or kind = \"surrogate\" (with run = \"runs/my-live-run\")");
-    }
+    r.choice("kind", s.oracle, {{"synthetic", OracleKind::Synthetic}, {"surrogate", OracleKind::Surrogate}}, "known oracle kind",
+             "kind = \"synthetic\" or kind = \"surrogate\" (with run = \"runs/my-live-run\")");
     r.text("run", s.surrogate_run, "\"runs/my-live-run\"");
     r.number<uint32_t>("k", s.surrogate_k, 1, 1000, "5");
-    if (s.oracle == "surrogate" && s.surrogate_run.empty()) {
+    if (s.oracle == OracleKind::Surrogate && s.surrogate_run.empty()) {
       throw ScenarioError(file + ":" + std::to_string(r.source_of("kind").begin.line) +
                           ": a surrogate oracle needs the live run it learns from; add run = \"runs/my-live-run\" to [oracle]");
     }
@@ -425,7 +438,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
                           ": the slot fault rates of [faults] add up to more than 1; each is a share of the dispatched jobs, "
                           "e.g. slot_crash = 0.03, slot_hang = 0.03");
     }
-    if (s.mode == "live" && (f.slot_faults_armed() || f.log_write_failure > 0)) {
+    if (s.mode == Mode::Live && (f.slot_faults_armed() || f.log_write_failure > 0)) {
       throw ScenarioError(file + ":" + std::to_string(top.source_of("faults").begin.line) +
                           ": [faults] are injected in simulation only; remove the table or set mode = \"simulation\"");
     }

@@ -69,11 +69,22 @@ struct LlmSpec {
   bool operator==(const LlmSpec&) const = default;
 };
 
+// The scenario's options that take one of a few words, parsed once into these.
+enum class Mode { Simulation, Live };                 // mode: "simulation" (an oracle) or "live" (gpu-slots train)
+enum class Strategy { Full, Random, NoCognition };    // [researcher] strategy: "full", "random", "no_cognition"
+enum class Selection { Paper, Islands };              // [researcher] selection: "paper" or "islands"
+enum class Backend { Builtin, Llm };                  // [researcher] backend: "builtin" or "llm"
+enum class OracleKind { Synthetic, Surrogate };       // [oracle] kind: "synthetic" or "surrogate"
+
+// The scenario's word for an option, as a scenario file writes it.
+const char* name_of(Mode mode);
+const char* name_of(Strategy strategy);
+
 struct Scenario {
   std::string file;   // path as given
   std::string bytes;  // the file's exact contents
   std::string name;
-  std::string mode = "simulation";  // or "live": gpu-slots really train
+  Mode mode = Mode::Simulation;
   uint64_t seed = 1;
 
   // [campaign]
@@ -99,15 +110,15 @@ struct Scenario {
   // [researcher]
   double insight_probability = 0.5;  // use a retrieved insight's rewrite rather than a random one
   uint32_t insights_k = 3;
-  std::string strategy = "full";    // or "random" (blind mutation), "no_cognition" (full without insights)
-  std::string selection = "paper";  // or "islands": separate pools with migration
+  Strategy strategy = Strategy::Full;    // Random: blind mutation; NoCognition: full without insights
+  Selection selection = Selection::Paper;  // Islands: separate pools with migration
   uint32_t islands = 4;
   uint64_t migration_interval = 50;  // explore results between migrations of each island's best
-  std::string backend = "builtin";   // or "llm": proposals come from the language model of [llm]
+  Backend backend = Backend::Builtin;  // Llm: proposals come from the language model of [llm]
 
   // [llm]
   LlmSpec llm;
-  bool uses_llm() const { return backend == "llm" || llm.judge; }
+  bool uses_llm() const { return backend == Backend::Llm || llm.judge; }
 
   // [engineer]
   uint32_t repair_attempts = 2;  // repairs of one proposal (a chain of attempts) before it is given up
@@ -118,7 +129,7 @@ struct Scenario {
   double recall_margin = 0.05; // recall may fall this far below the best baseline's (non-inferiority)
 
   // [oracle]
-  std::string oracle = "synthetic";  // or "surrogate": a previous live run's results, generalised
+  OracleKind oracle = OracleKind::Synthetic;  // Surrogate: a previous live run's results, generalised
   std::string surrogate_run;         // kind = "surrogate": the live run directory
   uint32_t surrogate_k = 5;          // nearest recorded programs a new one's result is drawn from
   uint64_t world_seed = 1;

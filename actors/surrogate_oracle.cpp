@@ -74,7 +74,7 @@ SurrogateOracle::SurrogateOracle(const Scenario& scenario) : impl_(std::make_uni
   std::unique_ptr<storage::RunStore> store;
   try {
     store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
-    if (read_recorded_run(*store).scenario.mode != "live") {
+    if (read_recorded_run(*store).scenario.mode != Mode::Live) {
       fail("is a simulated run: a surrogate learns from measured results; record a live run first (mode = \"live\")");
     }
   } catch (const storage::StorageError& e) {

@@ -294,19 +294,22 @@ struct SearchBenchArgs {
 int bench_search(const SearchBenchArgs& args) {
   const std::optional<Scenario> loaded = load_scenario_or_report(args.scenario);
   if (!loaded) return 2;
-  if (loaded->mode != "simulation") {
+  if (loaded->mode != Mode::Simulation) {
     std::cerr << args.scenario << ": bench search runs simulated campaigns; give a scenario with mode = \"simulation\"" << std::endl;
     return 2;
   }
-  const std::vector<std::string> strategies = {"full", "random", "no_cognition"};
+  const std::vector<Strategy> kinds = {Strategy::Full, Strategy::Random, Strategy::NoCognition};
+  std::vector<std::string> strategies;
+  for (const Strategy kind : kinds) strategies.push_back(name_of(kind));
   std::map<std::string, std::vector<uint32_t>> found;
   spdlog::info("search benchmark: {} ({} experiments per campaign), {} strategies x {} worlds", loaded->name, loaded->max_experiments,
                strategies.size(), args.seeds);
   for (int seed = 1; seed <= args.seeds; ++seed) {
-    for (const auto& strategy : strategies) {
+    for (const Strategy kind : kinds) {
+      const std::string strategy = name_of(kind);
       Scenario scenario = *loaded;
       scenario.world_seed = static_cast<uint64_t>(seed);
-      scenario.strategy = strategy;
+      scenario.strategy = kind;
       const CampaignSummary summary = simulate_campaign(scenario, scenario.seed, LogMode::None);
       found[strategy].push_back(summary.breakthroughs);
       spdlog::info("world {}: {} found {} breakthroughs in {} experiments", seed, strategy, summary.breakthroughs, summary.experiments);

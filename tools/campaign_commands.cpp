@@ -121,25 +121,25 @@ int run(const RunArgs& args) {
   const Scenario& scenario = *loaded;
   const uint64_t seed = args.seed.value_or(scenario.seed);
   const std::string out = args.out.empty() ? "runs/" + scenario.name + "-seed" + std::to_string(seed) : args.out;
-  if (args.listen.options() && scenario.mode != "live") {
+  if (args.listen.options() && scenario.mode != Mode::Live) {
     std::cerr << "scenario " << scenario.name << " is simulated: its gpu-slots need no workers; run it without --listen" << std::endl;
     return 2;
   }
-  const char* slots = scenario.mode != "live" ? "simulated GPU slots"
+  const char* slots = scenario.mode != Mode::Live ? "simulated GPU slots"
                       : args.listen.options() ? "gpu-slots training on remote workers"
                                               : "gpu-slots training on this machine";
   spdlog::info("campaign {} (seed {}): up to {} experiments on {} {} -> {}", scenario.name, seed, scenario.max_experiments,
                scenario.gpu_slots, slots, out);
   try {
     // The surrogate's live run is input too: a wrong path is refused before the run directory exists.
-    if (scenario.oracle == "surrogate" && scenario.mode != "live") SurrogateOracle{scenario};
+    if (scenario.oracle == OracleKind::Surrogate && scenario.mode != Mode::Live) SurrogateOracle{scenario};
   } catch (const ScenarioError& e) {
     std::cerr << e.what() << std::endl;
     return 2;
   }
   try {
     const CampaignSummary summary = run_campaign(scenario, seed, out, log_progress, args.listen.options());
-    if (scenario.mode == "live") {
+    if (scenario.mode == Mode::Live) {
       // A live campaign ends with what it found: the best programs against the baselines.
       const auto store = storage::RunStore::open(out, storage::RunStore::Mode::ReadOnly);
       std::cout << "best architectures (loss: held-out bits per byte; accuracy: MQAR recall; `asiarch lineage " << out

@@ -69,7 +69,7 @@ ExportPlan plan_from_run(const ExportArgs& args, const std::filesystem::path& di
   } else {
     plan.model.weights_note = "the run kept no " + fidelity + " " + task_name(args.task) + " weights for arch " + std::to_string(id) +
                               " (" + kept.string() + " does not exist: " +
-                              (run.scenario.mode == "live" ? "the job did not train to the end, or ran on a remote worker or before weights were kept"
+                              (run.scenario.mode == Mode::Live ? "the job did not train to the end, or ran on a remote worker or before weights were kept"
                                                            : "a simulated campaign trains nothing") +
                               "); build_model() starts from a fresh initialisation.";
   }

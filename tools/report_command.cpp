@@ -87,7 +87,7 @@ std::string plot_image(const Plot& plot, const std::filesystem::path& base) {
 }
 
 // "simulated" or "measured": what a campaign's GPU hours and throughputs are.
-std::string figures_kind(const Scenario& scenario) { return scenario.mode == "simulation" ? "simulated" : "measured"; }
+std::string figures_kind(const Scenario& scenario) { return scenario.mode == Mode::Simulation ? "simulated" : "measured"; }
 
 std::string campaign_plots(const std::vector<storage::Judgment>& judgments, const Scenario& scenario, const std::filesystem::path& report_dir) {
   const std::string hours = "GPU hours (" + figures_kind(scenario) + ")";

@@ -189,10 +189,10 @@ Scenario campaign_scenario(const SweepSpec& spec, const std::string& file, uint3
                      number_text(spec.horizon_gpu_hours) + " GPU hours.\n";
   for (const std::string& line : lines) text += line + "\n";
   Scenario scenario = parse_scenario(text, file);
-  if (scenario.mode != "simulation") {
+  if (scenario.mode != Mode::Simulation) {
     const toml::node* mode = root.get("mode");
-    throw ScenarioError(file + ":" + std::to_string(mode ? mode->source().begin.line : 1) + ": a sweep runs simulated campaigns, and this scenario is " +
-                        scenario.mode + "; write mode = \"simulation\"");
+    throw ScenarioError(file + ":" + std::to_string(mode ? mode->source().begin.line : 1) +
+                        ": a sweep runs simulated campaigns, and this scenario is " + name_of(scenario.mode) + "; write mode = \"simulation\"");
   }
   if (scenario.gpu_slots != budget || scenario.max_gpu_hours != spec.horizon_gpu_hours) {
     throw ScenarioError(file + ":" + std::to_string(header) + ": cannot set gpu_slots and max_gpu_hours in [campaign]; write [campaign] as a table with one key per line");
