@@ -5,7 +5,7 @@
 #include <cstdio>
 
 #include "actors/llm.h"
-#include "common/fixed.h"
+#include "common/number_text.h"
 
 namespace asiarch {
 namespace {

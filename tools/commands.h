@@ -7,7 +7,7 @@
 #include <string>
 
 #include "actors/scenario.h"
-#include "common/fixed.h"
+#include "common/number_text.h"
 #include "common/json_string.h"
 #include "storage/lineage.h"
 
@@ -53,9 +53,6 @@ constexpr int kMaxTorchThreads = 64;
 // The text of a seed option: decimal digits, 0 to 2^64-1 (CLI11 alone reads "-1" as 2^64-1).
 const CLI::Validator& seed_text();
 
-// Human-readable numbers for summaries: 12,345 and 1,234.5.
-std::string grouped(uint64_t value);
-std::string grouped(double value, int decimals);
 // A JSON number that reads back as the same double, so that two runs compare exactly (null when
 // it is not finite).
 std::string json_number(double value);

@@ -20,21 +20,6 @@
 
 namespace asiarch::tools {
 
-std::string grouped(uint64_t value) {
-  std::string digits = std::to_string(value), out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out += ',';
-    out += digits[i];
-  }
-  return out;
-}
-
-std::string grouped(double value, int decimals) {
-  char fraction[32];
-  std::snprintf(fraction, sizeof fraction, "%.*f", decimals, value - std::floor(value));
-  return grouped(static_cast<uint64_t>(std::floor(value))) + (decimals > 0 ? std::string(fraction + 1) : "");
-}
-
 const CLI::Validator& seed_text() {
   static const CLI::Validator validator(
       [](std::string& text) -> std::string {

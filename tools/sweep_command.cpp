@@ -1,26 +1,21 @@
-// asiarch sweep: one simulated campaign per (GPU budget, seed) of a sweep file, the scaling law
-// of breakthroughs against GPU hours fitted over them, compared with the ASI-Arch paper, and
+// asiarch sweep: the campaigns of a sweep file run (actors/sweep.h), then the scaling law of
+// breakthroughs against GPU hours fitted over them, compared with the ASI-Arch paper, and
 // plotted. The sweep file is a scenario plus a [sweep] table (scenarios/README.md).
 #include <spdlog/spdlog.h>
-#include <toml++/toml.h>
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <fstream>
 #include <iostream>
 #include <limits>
-#include <mutex>
 #include <sstream>
 #include <thread>
 
 #include "actors/campaign.h"
-#include "actors/run_recorder.h"
-#include "common/suggest.h"
+#include "actors/sweep.h"
 #include "common/virtual_time.h"
 #include "storage/lineage.h"
-#include "storage/run_lock.h"
 #include "tools/commands.h"
 #include "tools/plots.h"
 #include "tools/scaling_fit.h"
@@ -47,222 +42,8 @@ struct SweepArgs {
   int jobs = 0;
 };
 
-struct SweepSpec {
-  std::vector<uint32_t> budgets;
-  std::vector<uint64_t> seeds;
-  double horizon_gpu_hours = 0;
-  std::string base_text;  // the file up to its [sweep] table
-};
-
-struct Campaign {
-  uint32_t budget;
-  uint64_t seed;
-  std::filesystem::path dir;
-  Scenario scenario;
-  std::string error;     // set when it could not be run
-  bool foreign = false;  // its directory holds another campaign: bad input, not a failure
-};
-
-// A campaign directory that holds a run of another scenario or seed.
-class ForeignRunError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void fail(const std::string& file, const toml::source_region& where, const std::string& message) {
-  throw ScenarioError(file + ":" + std::to_string(where.begin.line) + ": " + message);
-}
-
-template <typename T>
-std::vector<T> integer_list(const toml::table& sweep, const std::string& file, const char* key, int64_t min, int64_t max, const char* example) {
-  const toml::node* node = sweep.get(key);
-  if (!node) throw ScenarioError(file + ":" + std::to_string(sweep.source().begin.line) + ": [sweep] has no '" + key + "'; add for example " + key + " = " + example);
-  std::vector<T> values;
-  bool valid = node->is_array() && !node->as_array()->empty();
-  for (size_t i = 0; valid && i < node->as_array()->size(); ++i) {
-    const auto* integer = node->as_array()->get(i)->as_integer();
-    valid = integer && integer->get() >= min && integer->get() <= max;
-    if (valid) values.push_back(static_cast<T>(integer->get()));
-  }
-  if (!valid) {
-    fail(file, node->source(), std::string("'") + key + "' in [sweep] must be a non-empty array of integers from " + std::to_string(min) + " to " +
-                                   std::to_string(max) + "; write for example " + key + " = " + example);
-  }
-  std::sort(values.begin(), values.end());
-  if (std::adjacent_find(values.begin(), values.end()) != values.end()) fail(file, node->source(), std::string("'") + key + "' in [sweep] lists a value twice; list each once");
-  return values;
-}
-
-// Reads the [sweep] table and the scenario text before it. The table must come last, so that
-// the campaigns' scenarios are the file's own text up to it.
-SweepSpec read_sweep(const std::string& file) {
-  std::ifstream in(file, std::ios::binary);
-  if (!in) throw ScenarioError(file + ": cannot read the sweep file (missing or unreadable); check the path, e.g. scenarios/scaling.toml");
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  const std::string text = bytes.str();
-  toml::table root;
-  try {
-    root = toml::parse(text, file);
-  } catch (const toml::parse_error& e) {
-    throw ScenarioError(file + ":" + std::to_string(e.source().begin.line) + ": not valid TOML: " + std::string(e.description()) +
-                        "; see scenarios/README.md for the format");
-  }
-  const toml::table* sweep = root["sweep"].as_table();
-  if (!sweep) {
-    throw ScenarioError(file + ":1: no [sweep] table; a sweep file is a scenario followed by [sweep] with budgets, seeds and "
-                        "horizon_gpu_hours (see scenarios/README.md and scenarios/scaling.toml)");
-  }
-  const std::vector<std::string> known = {"budgets", "seeds", "horizon_gpu_hours"};
-  for (const auto& [key, node] : *sweep) {
-    const std::string name(key.str());
-    if (std::find(known.begin(), known.end(), name) != known.end()) continue;
-    const std::string suggestion = closest_match(name, known);
-    fail(file, key.source(), "unknown key '" + name + "' in [sweep]; " +
-                                 (suggestion.empty() ? "the keys here are budgets, seeds and horizon_gpu_hours" : "did you mean '" + suggestion + "'?") +
-                                 " (see scenarios/README.md)");
-  }
-
-  SweepSpec spec;
-  spec.budgets = integer_list<uint32_t>(*sweep, file, "budgets", 1, 100000, "[1, 4, 16, 64]");  // gpu_slots' range
-  spec.seeds = integer_list<uint64_t>(*sweep, file, "seeds", 0, std::numeric_limits<int64_t>::max(), "[1, 2, 3, 4, 5]");
-  const toml::node* horizon = sweep->get("horizon_gpu_hours");
-  if (!horizon) throw ScenarioError(file + ":" + std::to_string(sweep->source().begin.line) + ": [sweep] has no 'horizon_gpu_hours'; add for example horizon_gpu_hours = 20000.0");
-  const auto hours = horizon->value<double>();
-  if (!hours || !(*hours > 0) || !std::isfinite(*hours)) fail(file, horizon->source(), "'horizon_gpu_hours' in [sweep] must be a positive number; write for example horizon_gpu_hours = 20000.0");
-  spec.horizon_gpu_hours = *hours;
-  const uint32_t sweep_line = sweep->source().begin.line;
-  size_t cut = 0;
-  for (uint32_t line = 1; line < sweep_line && cut != std::string::npos; ++line) {
-    cut = text.find('\n', cut);
-    if (cut != std::string::npos) ++cut;
-  }
-  // The file up to [sweep], less the comments and blank lines right above it: they describe the
-  // sweep, not a campaign.
-  std::vector<std::string> lines;
-  std::istringstream head(text.substr(0, cut == std::string::npos ? text.size() : cut));
-  for (std::string line; std::getline(head, line);) lines.push_back(line);
-  while (!lines.empty()) {
-    const size_t first = lines.back().find_first_not_of(" \t\r");
-    if (first != std::string::npos && lines.back()[first] != '#') break;
-    lines.pop_back();
-  }
-  for (const std::string& line : lines) spec.base_text += line + "\n";
-  toml::table without_sweep = root;
-  without_sweep.erase("sweep");
-  bool same = false;
-  try {
-    same = toml::parse(spec.base_text, file) == without_sweep;
-  } catch (const toml::parse_error&) {
-  }
-  if (!same) fail(file, sweep->source(), "[sweep] must be the last table of the file, after every scenario key; move it to the end");
-  return spec;
-}
-
-std::string number_text(double value) {
-  char buffer[40];
-  std::snprintf(buffer, sizeof buffer, "%.17g", value);
-  return buffer;
-}
-
-// The scenario of one budget: the file's text up to [sweep], with [campaign]'s gpu_slots and
-// max_gpu_hours set by editing their lines (a run records its scenario's text, so the text is
-// what changes, never the parsed struct).
-Scenario campaign_scenario(const SweepSpec& spec, const std::string& file, uint32_t budget) {
-  const toml::table root = toml::parse(spec.base_text, file);
-  const toml::table* campaign = root["campaign"].as_table();
-  if (!campaign) return parse_scenario(spec.base_text, file);  // reports the missing [campaign] table
-  std::vector<std::string> lines;
-  std::istringstream in(spec.base_text);
-  for (std::string line; std::getline(in, line);) lines.push_back(line);
-  const std::vector<std::pair<const char*, std::string>> settings = {{"gpu_slots", std::to_string(budget)},
-                                                                     {"max_gpu_hours", number_text(spec.horizon_gpu_hours)}};
-  std::vector<std::string> inserted;
-  for (const auto& [key, value] : settings) {
-    const std::string line = std::string(key) + " = " + value + "  # set by asiarch sweep";
-    if (const toml::node* node = campaign->get(key)) lines.at(node->source().begin.line - 1) = line;
-    else inserted.push_back(line);
-  }
-  const size_t header = campaign->source().begin.line;  // the [campaign] line; new keys go right after it
-  lines.insert(lines.begin() + static_cast<std::ptrdiff_t>(std::min(header, lines.size())), inserted.begin(), inserted.end());
-  std::string text = "# A campaign of the sweep " + file + ": " + std::to_string(budget) + " simulated GPU slots up to " +
-                     number_text(spec.horizon_gpu_hours) + " GPU hours.\n";
-  for (const std::string& line : lines) text += line + "\n";
-  Scenario scenario = parse_scenario(text, file);
-  if (scenario.mode != Mode::Simulation) {
-    const toml::node* mode = root.get("mode");
-    throw ScenarioError(file + ":" + std::to_string(mode ? mode->source().begin.line : 1) +
-                        ": a sweep runs simulated campaigns, and this scenario is " + name_of(scenario.mode) + "; write mode = \"simulation\"");
-  }
-  if (scenario.gpu_slots != budget || scenario.max_gpu_hours != spec.horizon_gpu_hours) {
-    throw ScenarioError(file + ":" + std::to_string(header) + ": cannot set gpu_slots and max_gpu_hours in [campaign]; write [campaign] as a table with one key per line");
-  }
-  return scenario;
-}
-
-std::string campaign_name(const Campaign& c) { return "budget " + std::to_string(c.budget) + ", seed " + std::to_string(c.seed); }
-
-// Runs, resumes or skips one campaign. Throws on a failure; returns what was done, for the log.
-std::string run_one(const Campaign& c) {
-  if (std::filesystem::exists(c.dir / "data.mdb")) {
-    bool logged = false;
-    {
-      // Opened for writing, under the writer lock: a store killed before its tables existed gets
-      // them instead of reading as damaged. A campaign that logged nothing starts again.
-      const auto lock = storage::RunLock::acquire(c.dir);
-      logged = storage::RunStore::open(c.dir, storage::RunStore::Mode::ReadWrite)->meta(meta_key::kHeader).has_value();
-      if (!logged) {
-        std::filesystem::remove(c.dir / "data.mdb");
-        std::filesystem::remove(c.dir / "lock.mdb");
-      }
-    }
-    if (logged) {
-      const RecordedRun recorded = read_recorded_run(*storage::RunStore::open(c.dir, storage::RunStore::Mode::ReadOnly));
-      if (recorded.scenario.bytes != c.scenario.bytes || recorded.seed != c.seed) {
-        throw ForeignRunError(c.dir.string() + " holds a campaign of another scenario or seed (the sweep file changed?); "
-                              "choose another --out directory or remove it");
-      }
-      if (read_summary(c.dir).finished) return "finished before; not run again";
-      const CampaignSummary s = resume_campaign(c.dir);
-      return "resumed: " + grouped(s.experiments) + " experiments, " + std::to_string(s.breakthroughs) + " breakthroughs";
-    }
-  }
-  const CampaignSummary s = run_campaign(c.scenario, c.seed, c.dir);
-  return grouped(s.experiments) + " experiments, " + std::to_string(s.breakthroughs) + " breakthroughs, " + grouped(s.gpu_hours, 0) + " GPU hours";
-}
-
-// Runs every campaign on `jobs` threads. Each campaign is a pure function of its scenario and
-// seed, and has its own actor system and run store, so the threads change no digest.
-void run_all(std::vector<Campaign>& campaigns, int jobs) {
-  std::atomic<size_t> next{0}, done{0};
-  std::mutex log_mutex;
-  const auto work = [&] {
-    for (size_t i = next++; i < campaigns.size(); i = next++) {
-      Campaign& c = campaigns[i];
-      const auto start = std::chrono::steady_clock::now();
-      std::string what;
-      try {
-        what = run_one(c);
-      } catch (const ForeignRunError& e) {
-        c.error = e.what();
-        c.foreign = true;
-      } catch (const std::exception& e) {
-        c.error = e.what();
-      }
-      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      const std::lock_guard<std::mutex> lock(log_mutex);
-      const size_t count = ++done;
-      if (c.error.empty()) spdlog::info("[{}/{}] {}: {} ({:.1f} s)", count, campaigns.size(), campaign_name(c), what, seconds);
-      else spdlog::error("[{}/{}] {}: {}", count, campaigns.size(), campaign_name(c), c.error);
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 0; t < std::min<int>(jobs, static_cast<int>(campaigns.size())); ++t) threads.emplace_back(work);
-  for (auto& thread : threads) thread.join();
-}
-
 struct CampaignCurve {
-  const Campaign* campaign;
+  const SweepCampaign* campaign;
   std::vector<storage::Judgment> judgments;
   CampaignSummary summary;
   std::vector<double> grid_x, grid_y;  // the curve sampled at kFitSteps steps of the horizon
@@ -270,7 +51,7 @@ struct CampaignCurve {
   std::optional<double> first_breakthrough_gpu_hours;
 };
 
-CampaignCurve read_curve(const Campaign& c, double horizon) {
+CampaignCurve read_curve(const SweepCampaign& c, double horizon) {
   CampaignCurve curve{&c, {}, read_summary(c.dir), {}, {}, {}, {}};
   curve.judgments = storage::read_judgments(*storage::RunStore::open(c.dir, storage::RunStore::Mode::ReadOnly));
   const double end = curve.judgments.empty() ? 0 : curve.judgments.back().gpu_hours;
@@ -453,7 +234,7 @@ PlotSeries paper_series() {
 // Every campaign's curve, coloured by budget, with the pooled fit and the paper's run.
 Plot campaigns_plot(const SweepSpec& spec, const std::vector<CampaignCurve>& curves, const SweepFit& fit) {
   Plot plot{"Cumulative breakthroughs against GPU hours (" + std::to_string(curves.size()) + " simulated campaigns)", "GPU hours (simulated)",
-            "breakthroughs", {"set xrange [0:" + number_text(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
+            "breakthroughs", {"set xrange [0:" + json_number(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
   for (size_t b = 0; b < spec.budgets.size(); ++b) {
     bool titled = false;
     for (const CampaignCurve& curve : curves) {
@@ -472,7 +253,7 @@ Plot campaigns_plot(const SweepSpec& spec, const std::vector<CampaignCurve>& cur
 // Each budget's mean curve over its seeds, with the pooled fit and the paper's run.
 Plot budgets_plot(const SweepSpec& spec, const SweepFit& fit) {
   Plot plot{"Mean cumulative breakthroughs per GPU budget (" + std::to_string(spec.seeds.size()) + " seeds each)", "GPU hours (simulated)",
-            "breakthroughs (mean over seeds)", {"set xrange [0:" + number_text(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
+            "breakthroughs (mean over seeds)", {"set xrange [0:" + json_number(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
   for (size_t b = 0; b < spec.budgets.size(); ++b) {
     const GroupStats& g = fit.per_budget[b];
     PlotSeries series{budget_title(spec.budgets[b]) + ": " + fixed(g.slope_per_1000.mean, 2) + " per 1,000 GPU h",
@@ -485,9 +266,9 @@ Plot budgets_plot(const SweepSpec& spec, const SweepFit& fit) {
   return plot;
 }
 
-int write_results(const SweepSpec& spec, const std::string& file, const std::vector<Campaign>& campaigns, const std::filesystem::path& out) {
+int write_results(const SweepSpec& spec, const std::string& file, const std::vector<SweepCampaign>& campaigns, const std::filesystem::path& out) {
   std::vector<CampaignCurve> curves;
-  for (const Campaign& c : campaigns) curves.push_back(read_curve(c, spec.horizon_gpu_hours));
+  for (const SweepCampaign& c : campaigns) curves.push_back(read_curve(c, spec.horizon_gpu_hours));
   if (!write_csv(curves, out / "scaling.csv")) {
     std::cerr << "cannot write " << (out / "scaling.csv").string() << "; check the disk and permissions" << std::endl;
     return 1;
@@ -538,17 +319,11 @@ int write_results(const SweepSpec& spec, const std::string& file, const std::vec
 
 int sweep(const SweepArgs& args) {
   SweepSpec spec;
-  std::vector<Campaign> campaigns;
+  std::vector<SweepCampaign> campaigns;
   std::string out = args.out;
   try {
     spec = read_sweep(args.file);
-    for (uint32_t budget : spec.budgets) {
-      const Scenario scenario = campaign_scenario(spec, args.file, budget);
-      if (out.empty()) out = "runs/" + scenario.name + "-sweep";
-      for (uint64_t seed : spec.seeds) {
-        campaigns.push_back({budget, seed, std::filesystem::path(out) / "runs" / (std::to_string(budget) + "-" + std::to_string(seed)), scenario, "", false});
-      }
-    }
+    campaigns = plan_sweep(spec, args.file, out);
   } catch (const ScenarioError& e) {
     std::cerr << e.what() << std::endl;
     return 2;
@@ -557,13 +332,13 @@ int sweep(const SweepArgs& args) {
   spdlog::info("sweep {}: {} budgets x {} seeds = {} campaigns up to {} GPU hours each, {} at a time -> {}", args.file, spec.budgets.size(),
                spec.seeds.size(), campaigns.size(), grouped(spec.horizon_gpu_hours, 0), jobs, out);
   const auto start = std::chrono::steady_clock::now();
-  run_all(campaigns, jobs);
+  run_sweep(campaigns, jobs);
   spdlog::info("campaigns done in {:.1f} s", std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
-  const auto failed = std::count_if(campaigns.begin(), campaigns.end(), [](const Campaign& c) { return !c.error.empty(); });
+  const auto failed = std::count_if(campaigns.begin(), campaigns.end(), [](const SweepCampaign& c) { return !c.error.empty(); });
   if (failed > 0) {
     std::cerr << failed << " of " << campaigns.size() << " campaigns could not be run (see above); the others are kept, and `asiarch sweep` "
               << "again resumes the sweep" << std::endl;
-    const bool bad_input = std::all_of(campaigns.begin(), campaigns.end(), [](const Campaign& c) { return c.error.empty() || c.foreign; });
+    const bool bad_input = std::all_of(campaigns.begin(), campaigns.end(), [](const SweepCampaign& c) { return c.error.empty() || c.foreign; });
     return bad_input ? 2 : 1;
   }
   try {
