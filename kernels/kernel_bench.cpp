@@ -15,27 +15,34 @@
 namespace asiarch::kernel_bench {
 namespace {
 
-// A kernel and its reference on the same inputs.
+// A kernel in its three forms on the same inputs: fused, chunkwise and the op-by-op reference.
 struct Kernel {
   std::string name;
-  std::function<torch::Tensor(const std::vector<torch::Tensor>&)> fast, reference;
+  std::function<torch::Tensor(const std::vector<torch::Tensor>&)> fast, chunkwise, reference;
 };
 
 std::vector<Kernel> kernels_of(int64_t window) {
   namespace k = asiarch::kernels;
   using Inputs = std::vector<torch::Tensor>;
+  auto decay = [](const char* name) {
+    return Kernel{name, [](const Inputs& x) { return k::decay_attn(x[0], x[1], x[2], x[3]); },
+                  [](const Inputs& x) { return k::chunkwise::decay_attn(x[0], x[1], x[2], x[3]); },
+                  [](const Inputs& x) { return k::reference::decay_attn(x[0], x[1], x[2], x[3]); }};
+  };
   return {
       {"linear_attn", [](const Inputs& x) { return k::linear_attn(x[0], x[1], x[2]); },
+       [](const Inputs& x) { return k::chunkwise::linear_attn(x[0], x[1], x[2]); },
        [](const Inputs& x) { return k::reference::linear_attn(x[0], x[1], x[2]); }},
-      {"decay_attn_scalar", [](const Inputs& x) { return k::decay_attn(x[0], x[1], x[2], x[3]); },
-       [](const Inputs& x) { return k::reference::decay_attn(x[0], x[1], x[2], x[3]); }},
-      {"decay_attn_vector", [](const Inputs& x) { return k::decay_attn(x[0], x[1], x[2], x[3]); },
-       [](const Inputs& x) { return k::reference::decay_attn(x[0], x[1], x[2], x[3]); }},
+      decay("decay_attn_scalar"),
+      decay("decay_attn_vector"),
       {"delta_rule", [](const Inputs& x) { return k::delta_rule(x[0], x[1], x[2], x[3]); },
+       [](const Inputs& x) { return k::chunkwise::delta_rule(x[0], x[1], x[2], x[3]); },
        [](const Inputs& x) { return k::reference::delta_rule(x[0], x[1], x[2], x[3]); }},
       {"gated_delta_rule", [](const Inputs& x) { return k::gated_delta_rule(x[0], x[1], x[2], x[3], x[4]); },
+       [](const Inputs& x) { return k::chunkwise::gated_delta_rule(x[0], x[1], x[2], x[3], x[4]); },
        [](const Inputs& x) { return k::reference::gated_delta_rule(x[0], x[1], x[2], x[3], x[4]); }},
       {"swa", [window](const Inputs& x) { return k::swa(x[0], x[1], x[2], window); },
+       [window](const Inputs& x) { return k::chunkwise::swa(x[0], x[1], x[2], window); },
        [window](const Inputs& x) { return k::reference::swa(x[0], x[1], x[2], window); }},
   };
 }
@@ -70,8 +77,9 @@ double median(std::vector<double> values) {
   return values.size() % 2 == 1 ? values[middle] : (values[middle - 1] + values[middle]) / 2;
 }
 
-// Rounds of one reference repetition followed by fast repetitions for about as long, until
-// min_seconds have passed and there were three rounds: both sides see the same machine load.
+// Rounds of one reference repetition followed by fused, then chunkwise repetitions for about as
+// long each, until min_seconds have passed and there were three rounds: every form sees the same
+// machine load.
 Result measure(const Kernel& kernel, const Options& options, int64_t head_size) {
   torch::manual_seed(1);
   const auto inputs = inputs_for(kernel.name, options, head_size);
@@ -80,23 +88,30 @@ Result measure(const Kernel& kernel, const Options& options, int64_t head_size) 
     return [&] { torch::autograd::grad({fn(inputs)}, inputs, {upstream}); };
   };
   const auto fast = forward_backward(kernel.fast);
+  const auto chunkwise = forward_backward(kernel.chunkwise);
   const auto reference = forward_backward(kernel.reference);
   fast();
+  chunkwise();
   reference();
-  std::vector<double> fast_seconds, reference_seconds;
+  std::vector<double> fast_seconds, chunkwise_seconds, reference_seconds;
+  // Repetitions of `body` for at least `budget` seconds; their total.
+  auto repeat = [](const std::function<void()>& body, std::vector<double>& seconds, double budget) {
+    double total = 0;
+    do {
+      seconds.push_back(seconds_of(body));
+      total += seconds.back();
+    } while (total < budget);
+    return total;
+  };
   double elapsed = 0;
   while (elapsed < options.min_seconds || reference_seconds.size() < 3) {
     const double reference_round = seconds_of(reference);
     reference_seconds.push_back(reference_round);
-    double fast_round = 0;
-    do {
-      fast_seconds.push_back(seconds_of(fast));
-      fast_round += fast_seconds.back();
-    } while (fast_round < reference_round);
-    elapsed += reference_round + fast_round;
+    elapsed += reference_round + repeat(fast, fast_seconds, reference_round) + repeat(chunkwise, chunkwise_seconds, reference_round);
   }
   const double tokens = static_cast<double>(options.batch * options.length);
-  Result result{kernel.name, head_size, tokens / median(fast_seconds), tokens / median(reference_seconds), 0};
+  Result result{kernel.name, head_size, tokens / median(fast_seconds), tokens / median(chunkwise_seconds), tokens / median(reference_seconds),
+                0};
   result.speedup = result.tokens_per_second / result.reference_tokens_per_second;
   return result;
 }

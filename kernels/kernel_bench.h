@@ -1,7 +1,7 @@
 #pragma once
-// `asiarch bench kernels`: throughput of the fused recurrence kernels (kernels/recurrences.h)
-// against the same recurrences composed from libtorch ops, measured in the same run. Torch-free,
-// for tools/.
+// `asiarch bench kernels`: throughput of the fused recurrence kernels (kernels/recurrences.h) and
+// of the chunkwise forms against the same recurrences composed op by op from libtorch ops,
+// measured in the same run. Torch-free, for tools/.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -23,7 +23,8 @@ struct Result {
   std::string name;
   int64_t head_size = 0;
   double tokens_per_second = 0;            // the fused kernel (median over repetitions)
-  double reference_tokens_per_second = 0;  // the libtorch-op reference (median)
+  double chunkwise_tokens_per_second = 0;  // the chunkwise form (median)
+  double reference_tokens_per_second = 0;  // the op-by-op reference (median)
   double speedup = 0;                      // tokens_per_second / reference_tokens_per_second
 };
 
@@ -34,7 +35,7 @@ struct Environment {
   std::string instruction_set;  // the one the kernels' hot loops run with
 };
 
-// Runs every kernel at every head size of `options`; fast and reference repetitions interleave.
+// Runs every kernel at every head size of `options`; the forms' repetitions interleave.
 std::vector<Result> run(const Options& options);
 Environment environment(int threads);
 

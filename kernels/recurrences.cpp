@@ -5,8 +5,8 @@
 #include "kernels/recurrence_cpu.h"
 
 // Dispatch: float32 and float64 tensors on the CPU run the fused kernels of recurrence_cpu.cpp,
-// wired into autograd below; anything else (CUDA, half precision) runs the libtorch-op
-// references, whose autograd libtorch derives.
+// wired into autograd below; anything else (CUDA, half precision) runs the chunkwise forms of
+// recurrence_chunkwise.cpp, whose autograd libtorch derives.
 namespace asiarch::kernels {
 namespace {
 
@@ -113,21 +113,21 @@ torch::Tensor fused_delta_rule(const torch::Tensor& q, const torch::Tensor& k, c
 
 torch::Tensor linear_attn(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v) {
   check_heads(q, k, v);
-  if (!cpu::supports(q)) return reference::linear_attn(q, k, v);
+  if (!cpu::supports(q)) return chunkwise::linear_attn(q, k, v);
   return fused_decay_attn(q, k, v, torch::Tensor());
 }
 
 torch::Tensor decay_attn(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& g) {
   check_heads(q, k, v);
   check_gate(g, q, /*vector_allowed=*/true, "g");
-  if (!cpu::supports(q)) return reference::decay_attn(q, k, v, g);
+  if (!cpu::supports(q)) return chunkwise::decay_attn(q, k, v, g);
   return fused_decay_attn(q, k, v, g);
 }
 
 torch::Tensor delta_rule(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& beta) {
   check_heads(q, k, v);
   check_gate(beta, q, /*vector_allowed=*/false, "beta");
-  if (!cpu::supports(q)) return reference::delta_rule(q, k, v, beta);
+  if (!cpu::supports(q)) return chunkwise::delta_rule(q, k, v, beta);
   return fused_delta_rule(q, k, v, beta, torch::Tensor());
 }
 
@@ -136,14 +136,14 @@ torch::Tensor gated_delta_rule(const torch::Tensor& q, const torch::Tensor& k, c
   check_heads(q, k, v);
   check_gate(beta, q, /*vector_allowed=*/false, "beta");
   check_gate(g, q, /*vector_allowed=*/false, "g");
-  if (!cpu::supports(q)) return reference::gated_delta_rule(q, k, v, beta, g);
+  if (!cpu::supports(q)) return chunkwise::gated_delta_rule(q, k, v, beta, g);
   return fused_delta_rule(q, k, v, beta, g);
 }
 
 torch::Tensor swa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t window) {
   check_heads(q, k, v);
   TORCH_CHECK(window >= 1, "swa: the window must be at least 1, got ", window);
-  if (!cpu::supports(q)) return reference::swa(q, k, v, window);
+  if (!cpu::supports(q)) return chunkwise::swa(q, k, v, window);
   const auto kq = like_q(k, q), vq = like_q(v, q);
   if (!grad_needed({q, kq, vq})) return cpu::swa_forward(q, kq, vq, window).out;
   return SwaFunction::apply(q, kq, vq, window);

@@ -23,6 +23,20 @@ torch::Tensor swa(const torch::Tensor& q, const torch::Tensor& k, const torch::T
 // Causal full softmax attention, scores q.k / sqrt(dk): quadratic, the reference baseline only.
 torch::Tensor softmax_attn(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v);
 
+// Chunkwise forms from libtorch ops (kernels/recurrence_chunkwise.cpp): a loop over chunks of
+// `chunk` tokens with batched matrix products inside each, autograd by libtorch. The functions
+// above run them wherever the fused CPU kernels do not (CUDA, half precision: computed in
+// float32, returned in q's dtype).
+namespace chunkwise {
+inline constexpr int64_t kChunk = 32;
+torch::Tensor linear_attn(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t chunk = kChunk);
+torch::Tensor decay_attn(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& g, int64_t chunk = kChunk);
+torch::Tensor delta_rule(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& beta, int64_t chunk = kChunk);
+torch::Tensor gated_delta_rule(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& beta,
+                               const torch::Tensor& g, int64_t chunk = kChunk);
+torch::Tensor swa(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, int64_t window, int64_t chunk = kChunk);
+}  // namespace chunkwise
+
 // Straightforward token-by-token recurrences from libtorch ops, the ground truth the fast kernels
 // are tested against (in float64) and measured against (`asiarch bench kernels`).
 namespace reference {

@@ -1,4 +1,5 @@
-// The fused CPU recurrence kernels (kernels/recurrences.h) against their libtorch-op references.
+// The fused CPU recurrence kernels and the chunkwise forms (kernels/recurrences.h) against their
+// libtorch-op references.
 // Relative error, everywhere below: rel(a, b) = max|a - b| / max(max|b|, 1e-6), with b the
 // float64 reference run on the very values a was computed from. Assertions are REQUIREs: torch's
 // glog headers define a CHECK macro of their own.
@@ -72,18 +73,36 @@ std::vector<torch::Tensor> make_inputs(const Case& c, const Sizes& s, uint64_t s
   return {};
 }
 
-torch::Tensor run(const Case& c, bool reference, const std::vector<torch::Tensor>& x) {
+// Which form of a recurrence runs: the fused CPU kernel (what kernels::linear_attn etc. run on
+// CPU float tensors), the chunkwise form (what they run elsewhere), or the token-by-token
+// reference.
+enum class Form { Fused, Chunkwise, Reference };
+
+// A chunk of 16 tokens: the lengths of kLengths are shorter than one, a whole number of them
+// (at the benchmark's 512) and neither.
+constexpr int64_t kTestChunk = 16;
+
+torch::Tensor run(const Case& c, Form form, const std::vector<torch::Tensor>& x) {
+  namespace chunk = kernels::chunkwise;
+  namespace ref = kernels::reference;
   switch (c.kernel) {
-    case Kernel::Linear: return reference ? kernels::reference::linear_attn(x[0], x[1], x[2]) : kernels::linear_attn(x[0], x[1], x[2]);
+    case Kernel::Linear:
+      return form == Form::Fused ? kernels::linear_attn(x[0], x[1], x[2])
+             : form == Form::Chunkwise ? chunk::linear_attn(x[0], x[1], x[2], kTestChunk) : ref::linear_attn(x[0], x[1], x[2]);
     case Kernel::ScalarDecay:
     case Kernel::VectorDecay:
-      return reference ? kernels::reference::decay_attn(x[0], x[1], x[2], x[3]) : kernels::decay_attn(x[0], x[1], x[2], x[3]);
+      return form == Form::Fused ? kernels::decay_attn(x[0], x[1], x[2], x[3])
+             : form == Form::Chunkwise ? chunk::decay_attn(x[0], x[1], x[2], x[3], kTestChunk) : ref::decay_attn(x[0], x[1], x[2], x[3]);
     case Kernel::Delta:
-      return reference ? kernels::reference::delta_rule(x[0], x[1], x[2], x[3]) : kernels::delta_rule(x[0], x[1], x[2], x[3]);
+      return form == Form::Fused ? kernels::delta_rule(x[0], x[1], x[2], x[3])
+             : form == Form::Chunkwise ? chunk::delta_rule(x[0], x[1], x[2], x[3], kTestChunk) : ref::delta_rule(x[0], x[1], x[2], x[3]);
     case Kernel::GatedDelta:
-      return reference ? kernels::reference::gated_delta_rule(x[0], x[1], x[2], x[3], x[4])
-                       : kernels::gated_delta_rule(x[0], x[1], x[2], x[3], x[4]);
-    case Kernel::Swa: return reference ? kernels::reference::swa(x[0], x[1], x[2], c.window) : kernels::swa(x[0], x[1], x[2], c.window);
+      return form == Form::Fused       ? kernels::gated_delta_rule(x[0], x[1], x[2], x[3], x[4])
+             : form == Form::Chunkwise ? chunk::gated_delta_rule(x[0], x[1], x[2], x[3], x[4], kTestChunk)
+                                       : ref::gated_delta_rule(x[0], x[1], x[2], x[3], x[4]);
+    case Kernel::Swa:
+      return form == Form::Fused ? kernels::swa(x[0], x[1], x[2], c.window)
+             : form == Form::Chunkwise ? chunk::swa(x[0], x[1], x[2], c.window, kTestChunk) : ref::swa(x[0], x[1], x[2], c.window);
   }
   return {};
 }
@@ -93,23 +112,23 @@ struct Evaluation {
   std::vector<torch::Tensor> grads;  // of every input, for the loss sum(out * upstream)
 };
 
-Evaluation evaluate(const Case& c, bool reference, const std::vector<torch::Tensor>& inputs, const torch::Tensor& upstream) {
+Evaluation evaluate(const Case& c, Form form, const std::vector<torch::Tensor>& inputs, const torch::Tensor& upstream) {
   std::vector<torch::Tensor> leaves;
   for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
-  auto out = run(c, reference, leaves);
+  auto out = run(c, form, leaves);
   auto grads = torch::autograd::grad({out}, leaves, {upstream.to(out.scalar_type())});
   return {out.detach(), grads};
 }
 
-// The fast kernel in `type` against the float64 reference on the same values: forward and the
-// gradients of every input.
-void check_against_reference(const Case& c, const Sizes& s, torch::ScalarType type, double tolerance, uint64_t seed) {
-  INFO(name_of(c) << " B=" << s.batch << " H=" << s.heads << " T=" << s.steps << " dk=" << s.dk << " dv=" << s.dv << " "
+// A form (the fused kernel unless said) in `type` against the float64 reference on the same
+// values: forward and the gradients of every input.
+void check_against_reference(const Case& c, const Sizes& s, torch::ScalarType type, double tolerance, uint64_t seed, Form form = Form::Fused) {
+  INFO(name_of(c) << (form == Form::Chunkwise ? " (chunkwise)" : "") << " B=" << s.batch << " H=" << s.heads << " T=" << s.steps << " dk=" << s.dk << " dv=" << s.dv << " "
                   << c10::toString(type));
   const auto inputs = cast(make_inputs(c, s, seed), type);
   const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv}, torch::dtype(type));
-  const auto fast = evaluate(c, false, inputs, upstream);
-  const auto reference = evaluate(c, true, cast(inputs, torch::kDouble), upstream.to(torch::kDouble));
+  const auto fast = evaluate(c, form, inputs, upstream);
+  const auto reference = evaluate(c, Form::Reference, cast(inputs, torch::kDouble), upstream.to(torch::kDouble));
   REQUIRE(fast.out.scalar_type() == type);
   REQUIRE(relative_error(fast.out, reference.out) < tolerance);
   for (size_t i = 0; i < inputs.size(); ++i) {
@@ -142,6 +161,32 @@ TEST_CASE("float64 kernels match the float64 reference to rounding", "[kernels]"
   check_against_reference({Kernel::Swa, 9}, {2, 2, 40, 12, 20}, torch::kDouble, 1e-10, 13);
 }
 
+TEST_CASE("chunkwise forms match the float64 reference to rounding in float64 and to 1e-4 in float32", "[kernels][chunkwise]") {
+  // Lengths shorter than a chunk, of several chunks, and not a multiple of the chunk.
+  for (const auto& c : kRecurrences) {
+    for (const int64_t steps : kLengths) {
+      check_against_reference(c, {2, 2, steps, 12, 20}, torch::kDouble, 1e-10, 14, Form::Chunkwise);
+      check_against_reference(c, {2, 2, steps, 12, 20}, torch::kFloat, 1e-4, 15, Form::Chunkwise);
+    }
+  }
+  for (const int64_t window : {int64_t{1}, int64_t{5}, int64_t{20}, int64_t{200}}) {
+    check_against_reference({Kernel::Swa, window}, {2, 2, 100, 12, 20}, torch::kDouble, 1e-10, 16, Form::Chunkwise);
+    check_against_reference({Kernel::Swa, window}, {2, 2, 37, 12, 20}, torch::kFloat, 1e-4, 17, Form::Chunkwise);
+  }
+}
+
+TEST_CASE("half precision runs the chunkwise forms, computed in float32", "[kernels][chunkwise]") {
+  const Sizes s{1, 2, 40, 8, 8};
+  for (const auto& c : kRecurrences) {
+    INFO(name_of(c));
+    const auto inputs = make_inputs(c, s, 18);
+    const auto half = run(c, Form::Fused, cast(inputs, torch::kBFloat16));
+    REQUIRE(half.scalar_type() == torch::kBFloat16);
+    // bfloat16 keeps 8 bits of mantissa: the inputs' rounding alone moves outputs by about 1%.
+    REQUIRE(relative_error(half, run(c, Form::Reference, inputs)) < 5e-2);
+  }
+}
+
 TEST_CASE("kernel gradients match central finite differences in float64", "[kernels]") {
   // T = 35 crosses a checkpoint of the delta rules (every 32 tokens); dk != dv.
   const Sizes s{1, 2, 35, 3, 5};
@@ -151,8 +196,8 @@ TEST_CASE("kernel gradients match central finite differences in float64", "[kern
     INFO(name_of(c));
     const auto inputs = make_inputs(c, s, 21);
     const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv}, torch::dtype(torch::kDouble));
-    const auto analytic = evaluate(c, false, inputs, upstream).grads;
-    auto loss = [&](const std::vector<torch::Tensor>& x) { return (run(c, false, x) * upstream).sum().item<double>(); };
+    const auto analytic = evaluate(c, Form::Fused, inputs, upstream).grads;
+    auto loss = [&](const std::vector<torch::Tensor>& x) { return (run(c, Form::Fused, x) * upstream).sum().item<double>(); };
     const double step = 1e-6;
     for (size_t i = 0; i < inputs.size(); ++i) {
       INFO("input " << i);
@@ -181,14 +226,14 @@ TEST_CASE("kernels are bit-identical run to run, across thread counts and withou
     INFO(name_of(c));
     const auto inputs = cast(make_inputs(c, s, 31), torch::kFloat);
     const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv});
-    const auto first = evaluate(c, false, inputs, upstream);
+    const auto first = evaluate(c, Form::Fused, inputs, upstream);
     at::set_num_threads(threads == 1 ? 2 : 1);
-    const auto second = evaluate(c, false, inputs, upstream);
+    const auto second = evaluate(c, Form::Fused, inputs, upstream);
     at::set_num_threads(threads);
     REQUIRE(torch::equal(first.out, second.out));
     for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], second.grads[i]));
     torch::NoGradGuard no_grad;
-    REQUIRE(torch::equal(run(c, false, inputs), first.out));
+    REQUIRE(torch::equal(run(c, Form::Fused, inputs), first.out));
   }
 }
 
@@ -204,14 +249,14 @@ TEST_CASE("kernels take non-contiguous inputs and inputs of other dtypes", "[ker
     for (const auto& x : inputs) strided.push_back(x.transpose(1, 2).contiguous().transpose(1, 2));
     REQUIRE_FALSE(strided[0].is_contiguous());
     const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv});
-    const auto plain = evaluate(c, false, inputs, upstream);
-    const auto from_strided = evaluate(c, false, strided, upstream);
+    const auto plain = evaluate(c, Form::Fused, inputs, upstream);
+    const auto from_strided = evaluate(c, Form::Fused, strided, upstream);
     REQUIRE(torch::equal(plain.out, from_strided.out));
     for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(plain.grads[i], from_strided.grads[i]));
     // Every input other than q in float64: computed in q's dtype, gradients in each input's own.
     std::vector<torch::Tensor> mixed = inputs;
     for (size_t i = 1; i < mixed.size(); ++i) mixed[i] = mixed[i].to(torch::kDouble);
-    const auto from_mixed = evaluate(c, false, mixed, upstream);
+    const auto from_mixed = evaluate(c, Form::Fused, mixed, upstream);
     REQUIRE(torch::equal(plain.out, from_mixed.out));
     REQUIRE(from_mixed.grads[1].scalar_type() == torch::kDouble);
   }
