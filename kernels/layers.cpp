@@ -1,18 +1,19 @@
-// Fused depthwise convolution over time and RMSNorm (kernels/layers.h), forward and backward.
+// Fused depthwise convolution over time and RMSNorm, which L2 normalisation reuses
+// (kernels/layers.h), forward and backward.
 //
 // Parallel work is split by batch (convolution) or by fixed blocks of rows (RMSNorm), never by
 // thread; the gradients of the parameters are summed per split and the splits then added in
 // their order, so the thread count changes no bit of any result.
 #include "kernels/layers.h"
 
-#include "kernels/ordered_dot.h"
-#include "kernels/vector_clones.h"
-
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "kernels/ordered_dot.h"
+#include "kernels/vector_clones.h"
 
 namespace asiarch::kernels {
 namespace {

@@ -22,14 +22,14 @@
 //   runs the loops (vector lanes never mix, and no FMA is formed).
 #include "kernels/recurrence_cpu.h"
 
-#include "kernels/vector_clones.h"
-
 #include <ATen/Parallel.h>
 
 #include <algorithm>
 #include <cmath>
 #include <type_traits>
 #include <vector>
+
+#include "kernels/vector_clones.h"
 
 namespace asiarch::kernels::cpu {
 namespace {
