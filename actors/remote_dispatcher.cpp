@@ -1,84 +1,26 @@
-#include "actors/remote_workers.h"
-
-#include "actors/secret_gate.h"
-
+// The run's side of remote workers (actors/remote_workers.h): the published dispatcher that
+// hands jobs to connected workers, and the trainer that waits on it.
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
-
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <condition_variable>
-#include <cstring>
 #include <deque>
-#include <fstream>
 #include <map>
 #include <mutex>
 #include <set>
-#include <sstream>
-#include <thread>
 
-#include "actors/gpu_slot.h"
-#include "common/hex.h"
+#include "actors/remote_protocol.h"
+#include "actors/remote_workers.h"
+#include "actors/secret_gate.h"
 #include "messages/codec.h"
 
 namespace asiarch {
 namespace {
 
-using hello_atom = caf::atom_constant<caf::atom("wk_hello")>;
-using welcome_atom = caf::atom_constant<caf::atom("wk_welcome")>;
-using refused_atom = caf::atom_constant<caf::atom("wk_refused")>;
-using job_atom = caf::atom_constant<caf::atom("wk_job")>;
-using cancel_atom = caf::atom_constant<caf::atom("wk_cancel")>;
-using result_atom = caf::atom_constant<caf::atom("wk_result")>;
-// A worker's session says it is alive every kHeartbeat; the run drops a worker silent for
-// kSilence (a frozen process keeps its connection open) and tells it so if it wakes up.
-using heartbeat_atom = caf::atom_constant<caf::atom("wk_beat")>;
-using dropped_atom = caf::atom_constant<caf::atom("wk_dropped")>;
-using tick_atom = caf::atom_constant<caf::atom("wk_tick")>;
-constexpr auto kHeartbeat = std::chrono::seconds(2);
-constexpr auto kSilence = std::chrono::seconds(20);
-// Why a worker is refused, by the dispatcher (hello) or by the gate (preamble).
-constexpr std::string_view kWrongSecret =
-    "wrong secret: present the run's worker secret (`--secret-file DIR/worker.secret`, or the file the run was given with --secret-file)";
-// Within one process: the dispatcher has new requests in its Exchange; a worker's training
-// thread reports to its session.
-using wake_atom = caf::atom_constant<caf::atom("wake")>;
-using trained_atom = caf::atom_constant<caf::atom("trained")>;
-
-constexpr uint32_t kMaxSlotsPerWorker = 256;
-
-std::string read_secret_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw std::invalid_argument("cannot read the secret file " + path.string() +
-                                " (a worker's is the run's DIR/worker.secret, or the file given to `asiarch run --secret-file`)");
-  }
-  std::stringstream text;
-  text << in.rdbuf();
-  std::string secret = text.str();
-  while (!secret.empty() && std::isspace(static_cast<unsigned char>(secret.back()))) secret.pop_back();
-  if (secret.empty()) throw std::invalid_argument("the secret file " + path.string() + " is empty; put a random line in it");
-  struct stat info {};
-  if (::stat(path.c_str(), &info) == 0 && (info.st_mode & 077) != 0) {
-    spdlog::warn("the secret file {} can be read by other users; `chmod 600 {}`", path.string(), path.string());
-  }
-  return secret;
-}
-
-std::string random_hex(size_t bytes) {
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  std::string raw(bytes, '\0');
-  if (!urandom.read(raw.data(), static_cast<std::streamsize>(bytes))) throw std::runtime_error("cannot read /dev/urandom for the worker secret");
-  return hex_of(raw);
-}
-
-// ---- the run's side --------------------------------------------------------------------------
+using namespace remote;
 
 // What the trainer threads and the dispatcher hand each other. Requests go through this locked
 // exchange rather than in messages because the dispatcher is published: a peer can send it any
@@ -371,159 +313,6 @@ class RemotePool {
   std::atomic<uint64_t> next_ticket_{1};
 };
 
-// ---- the worker's side -----------------------------------------------------------------------
-
-// The training threads of a worker: one per job, each with its own cancel flag.
-class JobThreads {
- public:
-  ~JobThreads() { cancel_and_join_all(); }
-
-  void start(uint64_t ticket, std::function<void(const std::atomic<bool>&)> body) {
-    std::lock_guard lock(mutex_);
-    reap_finished();
-    auto entry = std::make_shared<Entry>();
-    entry->thread = std::thread([entry, body = std::move(body)] {
-      body(entry->cancelled);
-      entry->done = true;
-    });
-    entries_.emplace(ticket, entry);
-  }
-
-  void cancel(uint64_t ticket) {
-    std::lock_guard lock(mutex_);
-    if (const auto found = entries_.find(ticket); found != entries_.end()) found->second->cancelled = true;
-  }
-
-  size_t running() {
-    std::lock_guard lock(mutex_);
-    size_t n = 0;
-    for (const auto& [ticket, entry] : entries_) n += entry->done ? 0 : 1;
-    return n;
-  }
-
-  void cancel_and_join_all() {
-    std::multimap<uint64_t, std::shared_ptr<Entry>> entries;
-    {
-      std::lock_guard lock(mutex_);
-      for (auto& [ticket, entry] : entries_) entry->cancelled = true;
-      entries.swap(entries_);
-    }
-    for (auto& [ticket, entry] : entries) entry->thread.join();
-  }
-
- private:
-  struct Entry {
-    std::atomic<bool> cancelled{false};
-    std::atomic<bool> done{false};
-    std::thread thread;
-  };
-  void reap_finished() {
-    for (auto it = entries_.begin(); it != entries_.end();) {
-      if (!it->second->done) {
-        ++it;
-        continue;
-      }
-      it->second->thread.join();
-      it = entries_.erase(it);
-    }
-  }
-  std::mutex mutex_;
-  std::multimap<uint64_t, std::shared_ptr<Entry>> entries_;
-};
-
-// How a session with a run ended: 1 the run went away (connect again), 2 refused or unusable.
-struct SessionEnd {
-  std::atomic<int> code{0};  // 0 while the session lasts
-};
-
-struct SessionState {
-  std::shared_ptr<const Scenario> scenario;  // from the welcome
-  uint64_t seed = 0;
-  struct Running {
-    std::string label;
-    std::chrono::steady_clock::time_point since;
-  };
-  std::map<uint64_t, Running> running;  // by ticket
-};
-
-caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor run, std::string secret, uint32_t slots,
-                             JobThreads* jobs, std::shared_ptr<SessionEnd> end, std::string where) {
-  auto finish = [self, end](int code) {
-    end->code = code;
-    self->quit();
-  };
-  self->monitor(run);
-  self->set_down_handler([self, jobs, where, finish](caf::down_msg& down) {
-    spdlog::warn("the run at {} went away ({}); cancelling {} job(s) in training and connecting again", where,
-                 self->system().render(down.reason), jobs->running());
-    finish(1);
-  });
-  self->send(run, hello_atom::value, secret, slots);
-  self->send(self, heartbeat_atom::value);
-  return {
-      [self, where, slots, finish](welcome_atom, const std::string& scenario_text, const std::string& scenario_file, uint64_t seed) {
-        try {
-          self->state.scenario = std::make_shared<const Scenario>(parse_scenario(scenario_text, scenario_file));
-          self->state.seed = seed;
-          spdlog::info("connected to {}: campaign {} (seed {}); training up to {} job(s) at once", where, self->state.scenario->name,
-                       seed, slots);
-        } catch (const ScenarioError& e) {
-          spdlog::error("the run's scenario does not load in this build ({}); run the same asiarch version as the run", e.what());
-          finish(2);
-        }
-      },
-      [where, finish](refused_atom, const std::string& why) {
-        spdlog::error("the run at {} refused this worker: {}", where, why);
-        finish(2);
-      },
-      [where, finish](dropped_atom) {
-        spdlog::warn("the run at {} dropped this worker after a silence (was it stopped?); connecting again", where);
-        finish(1);
-      },
-      [self, run](heartbeat_atom) {
-        self->send(run, heartbeat_atom::value);
-        self->delayed_send(self, kHeartbeat, heartbeat_atom::value);
-      },
-      [self, jobs, run](job_atom, uint64_t ticket, const std::string& dispatch_bytes) {
-        const std::string label = dispatch_label(dispatch_bytes);
-        if (!self->state.scenario) return;  // not welcomed: the run gives no jobs before its welcome
-        spdlog::info("running {}", label);
-        self->state.running[ticket] = SessionState::Running{label, std::chrono::steady_clock::now()};
-        const auto session = caf::actor_cast<caf::actor>(self);
-        jobs->start(ticket, [session, ticket, dispatch_bytes, scenario = self->state.scenario, seed = self->state.seed](const std::atomic<bool>& cancelled) {
-          bool ok = true;
-          std::string answer;
-          try {
-            answer = train_live_job(*scenario, seed, dispatch_bytes, cancelled);
-          } catch (const std::exception& e) {
-            ok = false;
-            answer = e.what();
-          } catch (...) {
-            ok = false;
-            answer = "an unknown exception";
-          }
-          caf::anon_send(session, trained_atom::value, ticket, ok, std::move(answer));
-        });
-      },
-      [jobs](cancel_atom, uint64_t ticket) { jobs->cancel(ticket); },
-      [self, run](trained_atom, uint64_t ticket, bool ok, std::string& answer) {
-        const auto job = self->state.running.find(ticket);
-        if (job != self->state.running.end()) {
-          const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - job->second.since).count();
-          spdlog::info("finished {} in {:.3f} s{}", job->second.label, seconds, ok ? "" : ": training failed: " + answer);
-          self->state.running.erase(job);
-        }
-        self->send(run, result_atom::value, ticket, ok, std::move(answer));
-      },
-  };
-}
-
-// Sleeps up to `duration`, waking early when `stop` turns true.
-void sleep_unless_stopped(std::chrono::milliseconds duration, const std::atomic<bool>& stop) {
-  const auto until = std::chrono::steady_clock::now() + duration;
-  while (!stop && std::chrono::steady_clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-}
-
 }  // namespace
 
 std::string dispatch_label(const std::string& dispatch_event_bytes) {
@@ -531,22 +320,6 @@ std::string dispatch_label(const std::string& dispatch_event_bytes) {
   auto ref = event.root().getPayload().getDispatch().getJob().getRef();
   return "job " + std::to_string(ref.getJobId()) + " (arch " + std::to_string(ref.getArchId()) + ", " +
          (ref.getFidelity() == msg::Fidelity::VERIFY ? "verify" : "explore") + ")";
-}
-
-WorkerSecret worker_secret(const ListenOptions& options, const std::filesystem::path& dir) {
-  if (!options.secret_file.empty()) return WorkerSecret{read_secret_file(options.secret_file), options.secret_file};
-  const auto path = dir / "worker.secret";
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) return WorkerSecret{read_secret_file(path), path};
-    throw std::runtime_error("cannot create " + path.string() + ": " + std::strerror(errno));
-  }
-  const std::string secret = random_hex(32);
-  const std::string line = secret + "\n";
-  const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  ::close(fd);
-  if (!written) throw std::runtime_error("cannot write " + path.string() + "; check the disk");
-  return WorkerSecret{secret, path};
 }
 
 LiveTrainer remote_trainer(const ListenOptions& options, const WorkerSecret& secret, const Scenario& scenario, uint64_t seed) {
@@ -568,51 +341,6 @@ LiveTrainer remote_trainer(const ListenOptions& options, const WorkerSecret& sec
   auto pool = std::make_shared<RemotePool>(options, setup);
   spdlog::info("listening for remote workers on {}; start each with `{}`", where, setup->connect_hint);
   return [pool](const std::string& dispatch_bytes, const std::atomic<bool>& cancelled) { return pool->train(dispatch_bytes, cancelled); };
-}
-
-int serve_as_worker(const WorkerOptions& options, const std::atomic<bool>& stop) {
-  // The training threads outlive the actor system, which waits for the session that uses them.
-  JobThreads jobs;
-  caf::actor_system_config config;
-  config.load<caf::io::middleman>();
-  caf::actor_system system{config};
-  const std::string where = options.host + ":" + std::to_string(options.port);
-  const auto kFirstBackoff = std::chrono::milliseconds(500);
-  const auto kMaxBackoff = std::chrono::milliseconds(10000);
-  auto backoff = kFirstBackoff;
-  while (!stop) {
-    std::string secret;
-    try {
-      secret = read_secret_file(options.secret_file);
-    } catch (const std::invalid_argument& e) {
-      spdlog::error("{}", e.what());
-      return 2;
-    }
-    // The middleman connects to the local end of the secret gate, which carries it to the run.
-    const gate::GateOpener opener(options.host, options.port, secret);
-    auto run = system.middleman().remote_actor("127.0.0.1", opener.local_port());
-    if (!run && opener.refused()) {
-      spdlog::error("the run at {} refused this worker: {}", where, kWrongSecret);
-      return 2;
-    }
-    if (!run) {
-      spdlog::info("no run listens at {} yet ({}); trying again in {:.1f} s", where, system.render(run.error()),
-                   std::chrono::duration<double>(backoff).count());
-      sleep_unless_stopped(backoff, stop);
-      backoff = std::min(backoff * 2, kMaxBackoff);
-      continue;
-    }
-    backoff = kFirstBackoff;
-    auto end = std::make_shared<SessionEnd>();
-    auto session = system.spawn(worker_session, *run, secret, options.slots, &jobs, end, where);
-    while (!stop && end->code == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    if (end->code == 0) caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
-    jobs.cancel_and_join_all();
-    if (end->code == 2) return 2;
-    if (end->code == 1) sleep_unless_stopped(kFirstBackoff, stop);
-  }
-  spdlog::info("worker stopped");
-  return 0;
 }
 
 }  // namespace asiarch
