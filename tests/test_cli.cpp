@@ -86,6 +86,20 @@ TEST_CASE("bench train measures every baseline at both fidelities against softma
   CHECK(sh(cli("bench train --steps 0")).code == 2);
 }
 
+TEST_CASE("bench kernels measures the fused, chunkwise and op-by-op forms of every kernel", "[cli][bench][slow]") {
+  // A benchmark, not a timed test: only that every form of every kernel got a figure.
+  const Result r = sh(cli("bench kernels --length 40 --batch 1 --heads 1 --json"));
+  INFO(r.output);
+  REQUIRE(r.code == 0);
+  for (const char* kernel : {"linear_attn", "decay_attn_scalar", "decay_attn_vector", "delta_rule", "gated_delta_rule", "swa"}) {
+    for (const char* head : {"32", "64"}) {
+      const std::regex row(std::string("\\{\"name\": \"") + kernel + "\", \"head_size\": " + head +
+                           ", \"tokens_per_second\": [0-9.]+, \"chunkwise_tokens_per_second\": [0-9.]+, \"reference_tokens_per_second\": [0-9.]+");
+      CHECK(std::regex_search(r.output, row));
+    }
+  }
+}
+
 TEST_CASE("replay is identical until one byte of one event changes, then names that seq", "[cli][replay]") {
   const fs::path dir = fresh_dir("tamper");
   REQUIRE(sh(cli("run " + source("scenarios/sim-smoke.toml") + " --out " + dir.string())).code == 0);
