@@ -121,7 +121,9 @@ struct SweepFit {
   std::vector<GroupStats> per_budget;  // in the order of spec.budgets
 };
 
-std::string json_number(double value) {
+// A figure of scaling.csv and fit.json: 6 significant digits, which the fits and plots need
+// (the CLI's json_number writes 17, to read back the same double), null when not finite.
+std::string figure_json(double value) {
   if (!std::isfinite(value)) return "null";
   char buffer[40];
   std::snprintf(buffer, sizeof buffer, "%.6g", value);
@@ -129,15 +131,15 @@ std::string json_number(double value) {
 }
 
 std::string interval_json(const MeanInterval& m) {
-  return "{\"mean\": " + json_number(m.mean) + ", \"low\": " + json_number(m.low) + ", \"high\": " + json_number(m.high) +
-         ", \"sd\": " + json_number(m.sd) + ", \"n\": " + std::to_string(m.n) + "}";
+  return "{\"mean\": " + figure_json(m.mean) + ", \"low\": " + figure_json(m.low) + ", \"high\": " + figure_json(m.high) +
+         ", \"sd\": " + figure_json(m.sd) + ", \"n\": " + std::to_string(m.n) + "}";
 }
 
 std::string group_json(const GroupStats& g) {
   return "\"campaigns\": " + std::to_string(g.campaigns) + ", \"slope_per_1000_gpu_hours_ci95\": " + interval_json(g.slope_per_1000) +
-         ", \"r2_mean\": " + json_number(g.r2_mean) + ", \"breakthroughs_mean\": " + json_number(g.breakthroughs_mean) +
-         ", \"experiments_mean\": " + json_number(g.experiments_mean) + ", \"virtual_hours_mean\": " + json_number(g.virtual_hours_mean) +
-         ", \"first_breakthrough_gpu_hours_mean\": " + json_number(g.first_breakthrough_gpu_hours_mean);
+         ", \"r2_mean\": " + figure_json(g.r2_mean) + ", \"breakthroughs_mean\": " + figure_json(g.breakthroughs_mean) +
+         ", \"experiments_mean\": " + figure_json(g.experiments_mean) + ", \"virtual_hours_mean\": " + figure_json(g.virtual_hours_mean) +
+         ", \"first_breakthrough_gpu_hours_mean\": " + figure_json(g.first_breakthrough_gpu_hours_mean);
 }
 
 // One row per change of a campaign's totals, from (0, 0) on.
@@ -149,9 +151,9 @@ bool write_csv(const std::vector<CampaignCurve>& curves, const std::filesystem::
     std::string previous = "0,0,0";
     csv << key << previous << ",0\n";
     for (const storage::Judgment& j : curve.judgments) {
-      const std::string totals = json_number(j.gpu_hours) + "," + std::to_string(j.breakthroughs) + "," + std::to_string(j.experiments);
+      const std::string totals = figure_json(j.gpu_hours) + "," + std::to_string(j.breakthroughs) + "," + std::to_string(j.experiments);
       if (totals == previous) continue;
-      csv << key << totals << "," << json_number(ns_to_hours(j.vtime_ns)) << "\n";
+      csv << key << totals << "," << figure_json(ns_to_hours(j.vtime_ns)) << "\n";
       previous = totals;
     }
   }
@@ -164,13 +166,13 @@ std::string fit_json(const SweepSpec& spec, const std::string& file, const std::
   const MeanInterval& slopes = fit.all.slope_per_1000;
   const bool paper_in_ci = slopes.n >= 2 && PaperRun::kSlopePer1000 >= slopes.low && PaperRun::kSlopePer1000 <= slopes.high;
   std::ostringstream json;
-  json << "{\n  \"sweep\": " << json_string(file) << ",\n  \"horizon_gpu_hours\": " << json_number(spec.horizon_gpu_hours)
+  json << "{\n  \"sweep\": " << json_string(file) << ",\n  \"horizon_gpu_hours\": " << figure_json(spec.horizon_gpu_hours)
        << ",\n  \"campaigns\": " << curves.size() << ",\n  \"method\": "
        << json_string("least squares of cumulative breakthroughs on GPU hours; each campaign's curve sampled at " + std::to_string(kFitSteps) +
                       " equal steps of the horizon; the pooled fit takes every campaign's samples, the interval is a 95% t-interval of "
                       "the campaigns' own slopes")
-       << ",\n  \"slope_per_1000_gpu_hours\": " << json_number(fit.pooled.slope * 1000) << ",\n  \"intercept\": " << json_number(fit.pooled.intercept)
-       << ",\n  \"r2\": " << json_number(fit.pooled.r2) << ",\n  \"across_campaigns\": {" << group_json(fit.all) << "},\n  \"per_budget\": [";
+       << ",\n  \"slope_per_1000_gpu_hours\": " << figure_json(fit.pooled.slope * 1000) << ",\n  \"intercept\": " << figure_json(fit.pooled.intercept)
+       << ",\n  \"r2\": " << figure_json(fit.pooled.r2) << ",\n  \"across_campaigns\": {" << group_json(fit.all) << "},\n  \"per_budget\": [";
   for (size_t b = 0; b < spec.budgets.size(); ++b) {
     json << (b > 0 ? ",\n    " : "\n    ") << "{\"budget\": " << spec.budgets[b] << ", " << group_json(fit.per_budget[b]) << "}";
   }
@@ -179,24 +181,24 @@ std::string fit_json(const SweepSpec& spec, const std::string& file, const std::
     const CampaignCurve& c = curves[i];
     json << (i > 0 ? ",\n    " : "\n    ") << "{\"budget\": " << c.campaign->budget << ", \"seed\": " << c.campaign->seed
          << ", \"run\": " << json_string(c.campaign->dir.lexically_relative(out).string())
-         << ", \"slope_per_1000_gpu_hours\": " << json_number(c.fit ? c.fit->slope * 1000 : kNaN)
-         << ", \"intercept\": " << json_number(c.fit ? c.fit->intercept : kNaN) << ", \"r2\": " << json_number(c.fit ? c.fit->r2 : kNaN)
+         << ", \"slope_per_1000_gpu_hours\": " << figure_json(c.fit ? c.fit->slope * 1000 : kNaN)
+         << ", \"intercept\": " << figure_json(c.fit ? c.fit->intercept : kNaN) << ", \"r2\": " << figure_json(c.fit ? c.fit->r2 : kNaN)
          << ", \"breakthroughs\": " << c.summary.breakthroughs << ", \"experiments\": " << c.summary.experiments
-         << ", \"gpu_hours\": " << json_number(c.summary.gpu_hours)
-         << ", \"virtual_hours\": " << json_number(ns_to_hours(c.summary.vtime_ns))
-         << ", \"first_breakthrough_gpu_hours\": " << json_number(c.first_breakthrough_gpu_hours.value_or(kNaN))
+         << ", \"gpu_hours\": " << figure_json(c.summary.gpu_hours)
+         << ", \"virtual_hours\": " << figure_json(ns_to_hours(c.summary.vtime_ns))
+         << ", \"first_breakthrough_gpu_hours\": " << figure_json(c.first_breakthrough_gpu_hours.value_or(kNaN))
          << ", \"stop_reason\": " << json_string(c.summary.stop_reason) << ", \"digest\": " << json_string(c.summary.digest) << "}";
   }
   json << "\n  ],\n  \"paper\": {\"source\": \"ASI-Arch (Liu et al. 2025, arXiv:2507.18074)\", \"breakthroughs\": "
-       << json_number(PaperRun::kBreakthroughs) << ", \"experiments\": " << json_number(PaperRun::kExperiments)
-       << ", \"gpu_hours\": " << json_number(PaperRun::kGpuHours) << ", \"onset_gpu_hours\": " << json_number(PaperRun::kOnsetGpuHours)
-       << ", \"slope_per_1000_gpu_hours\": " << json_number(PaperRun::kSlopePer1000)
-       << ", \"breakthroughs_per_experiment\": " << json_number(PaperRun::kBreakthroughs / PaperRun::kExperiments) << "},\n"
-       << "  \"comparison\": {\"slope_ratio_to_paper\": " << json_number(fit.pooled.slope * 1000 / PaperRun::kSlopePer1000)
+       << figure_json(PaperRun::kBreakthroughs) << ", \"experiments\": " << figure_json(PaperRun::kExperiments)
+       << ", \"gpu_hours\": " << figure_json(PaperRun::kGpuHours) << ", \"onset_gpu_hours\": " << figure_json(PaperRun::kOnsetGpuHours)
+       << ", \"slope_per_1000_gpu_hours\": " << figure_json(PaperRun::kSlopePer1000)
+       << ", \"breakthroughs_per_experiment\": " << figure_json(PaperRun::kBreakthroughs / PaperRun::kExperiments) << "},\n"
+       << "  \"comparison\": {\"slope_ratio_to_paper\": " << figure_json(fit.pooled.slope * 1000 / PaperRun::kSlopePer1000)
        << ", \"paper_slope_within_ci95\": " << (paper_in_ci ? "true" : "false")
-       << ", \"fit_breakthroughs_at_paper_gpu_hours\": " << json_number(fit.pooled.intercept + fit.pooled.slope * PaperRun::kGpuHours)
-       << ", \"first_breakthrough_gpu_hours_mean\": " << json_number(fit.all.first_breakthrough_gpu_hours_mean)
-       << ", \"breakthroughs_per_experiment\": " << json_number(fit.all.breakthroughs_mean / fit.all.experiments_mean) << "}\n}\n";
+       << ", \"fit_breakthroughs_at_paper_gpu_hours\": " << figure_json(fit.pooled.intercept + fit.pooled.slope * PaperRun::kGpuHours)
+       << ", \"first_breakthrough_gpu_hours_mean\": " << figure_json(fit.all.first_breakthrough_gpu_hours_mean)
+       << ", \"breakthroughs_per_experiment\": " << figure_json(fit.all.breakthroughs_mean / fit.all.experiments_mean) << "}\n}\n";
   return json.str();
 }
 
@@ -234,7 +236,7 @@ PlotSeries paper_series() {
 // Every campaign's curve, coloured by budget, with the pooled fit and the paper's run.
 Plot campaigns_plot(const SweepSpec& spec, const std::vector<CampaignCurve>& curves, const SweepFit& fit) {
   Plot plot{"Cumulative breakthroughs against GPU hours (" + std::to_string(curves.size()) + " simulated campaigns)", "GPU hours (simulated)",
-            "breakthroughs", {"set xrange [0:" + json_number(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
+            "breakthroughs", {"set xrange [0:" + figure_json(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
   for (size_t b = 0; b < spec.budgets.size(); ++b) {
     bool titled = false;
     for (const CampaignCurve& curve : curves) {
@@ -253,7 +255,7 @@ Plot campaigns_plot(const SweepSpec& spec, const std::vector<CampaignCurve>& cur
 // Each budget's mean curve over its seeds, with the pooled fit and the paper's run.
 Plot budgets_plot(const SweepSpec& spec, const SweepFit& fit) {
   Plot plot{"Mean cumulative breakthroughs per GPU budget (" + std::to_string(spec.seeds.size()) + " seeds each)", "GPU hours (simulated)",
-            "breakthroughs (mean over seeds)", {"set xrange [0:" + json_number(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
+            "breakthroughs (mean over seeds)", {"set xrange [0:" + figure_json(spec.horizon_gpu_hours) + "]", "set yrange [0:*]"}, {}};
   for (size_t b = 0; b < spec.budgets.size(); ++b) {
     const GroupStats& g = fit.per_budget[b];
     PlotSeries series{budget_title(spec.budgets[b]) + ": " + fixed(g.slope_per_1000.mean, 2) + " per 1,000 GPU h",
