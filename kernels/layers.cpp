@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "kernels/ordered_dot.h"
+#include "kernels/recurrence_cpu.h"
 #include "kernels/vector_clones.h"
 
 namespace asiarch::kernels {
@@ -24,10 +25,12 @@ using torch::autograd::tensor_list;
 // Rows of an RMSNorm per block of its parameter gradient's partial sums.
 constexpr int64_t kRowsPerBlock = 64;
 
+// The fused loops take CPU float32 or float64 inputs (cpu::supports), a parameter of the input's dtype.
 bool fused_kernels_take(const torch::Tensor& a, const torch::Tensor& parameter) {
-  return a.device().is_cpu() && parameter.device().is_cpu() && a.scalar_type() == parameter.scalar_type() &&
-         (a.scalar_type() == torch::kFloat32 || a.scalar_type() == torch::kFloat64);
+  return cpu::supports(a) && cpu::supports(parameter) && a.scalar_type() == parameter.scalar_type();
 }
+
+int64_t row_blocks(int64_t rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
 
 // partial [S, ...] contiguous summed over its first dimension, S = 0, 1, ... in that order.
 torch::Tensor sum_in_order(const torch::Tensor& partial) {
@@ -193,8 +196,7 @@ void rms_forward(const T* a, const T* gain, T* out, T* inverse_rms, int64_t rows
 // The gain's gradient is summed per block of kRowsPerBlock rows into partial [blocks, width].
 template <typename T>
 void rms_backward(const T* a, const T* gain, const T* inverse_rms, const T* grad, T* grad_a, T* partial, int64_t rows, int64_t width) {
-  const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
-  at::parallel_for(0, blocks, 1, [&](int64_t first, int64_t last) {
+  at::parallel_for(0, row_blocks(rows), 1, [&](int64_t first, int64_t last) {
     for (int64_t block = first; block < last; ++block) {
       rms_backward_rows(a, gain, inverse_rms, grad, grad_a, partial + block * width, block * kRowsPerBlock,
                         std::min(rows, (block + 1) * kRowsPerBlock), width);
@@ -225,9 +227,8 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const auto& inverse_rms = saved[2];
     const auto grad = grads[0].contiguous();
     const int64_t width = input.size(-1), rows = inverse_rms.numel();
-    const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
     auto grad_a = torch::empty_like(input);
-    auto partial = torch::empty({blocks, width}, input.options());
+    auto partial = torch::empty({row_blocks(rows), width}, input.options());
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rms_norm_backward", [&] {
       rms_backward(input.data_ptr<scalar_t>(), gain.data_ptr<scalar_t>(), inverse_rms.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
                    grad_a.data_ptr<scalar_t>(), partial.data_ptr<scalar_t>(), rows, width);

@@ -3,14 +3,14 @@
 #include <cmath>
 
 #include "kernels/ordered_dot.h"
+#include "kernels/recurrence_cpu.h"
 #include "kernels/vector_clones.h"
 
 namespace asiarch::kernels {
 namespace {
 
-bool fused_loops_take(const torch::Tensor& p) {
-  return p.device().is_cpu() && p.is_contiguous() && (p.scalar_type() == torch::kFloat32 || p.scalar_type() == torch::kFloat64);
-}
+// The fused loops take contiguous CPU float32 or float64 tensors (cpu::supports).
+bool fused_loops_take(const torch::Tensor& p) { return cpu::supports(p) && p.is_contiguous(); }
 
 // The coefficients of one AdamW step, in the order libtorch's AdamW applies them.
 struct StepCoefficients {

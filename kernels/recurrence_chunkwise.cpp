@@ -39,36 +39,37 @@ torch::Tensor padded_time(const torch::Tensor& x, int64_t length, int64_t chunk,
   return torch::constant_pad_nd(cast, pad);
 }
 
-// [C, C] with true where i <= t (inclusive) or i < t (strict), for scores [.., t, i].
-torch::Tensor causal_mask(int64_t chunk, bool inclusive, const torch::Device& device) {
-  return torch::ones({chunk, chunk}, torch::TensorOptions().dtype(torch::kBool).device(device)).tril(inclusive ? 0 : -1);
+// The pairs a causal chunk hides, for scores [.., t, i]: [C, C], true where i > t, or where
+// i >= t when the diagonal is hidden too.
+torch::Tensor hidden_pairs(int64_t chunk, bool diagonal_hidden, const torch::Device& device) {
+  return torch::ones({chunk, chunk}, torch::TensorOptions().dtype(torch::kBool).device(device)).triu(diagonal_hidden ? 0 : 1);
 }
 
 // exp(G_t - G_i) for i <= t, 0 above: [.., C, C] from G [.., C].
-torch::Tensor pairwise_decay(const torch::Tensor& cumulative, const torch::Tensor& inclusive) {
+torch::Tensor pairwise_decay(const torch::Tensor& cumulative, const torch::Tensor& future) {
   const auto difference = cumulative.unsqueeze(-1) - cumulative.unsqueeze(-2);
-  return difference.masked_fill(inclusive.logical_not(), -std::numeric_limits<double>::infinity()).exp();
+  return difference.masked_fill(future, -std::numeric_limits<double>::infinity()).exp();
 }
 
 // One chunk of decayed linear attention with values `values` [B,H,C,dv] from state S [B,H,dk,dv]:
 // the chunk's outputs, and S becomes the state after it. g: cumulative log decay [B,H,C] or
 // [B,H,C,dk], or undefined.
 torch::Tensor attend_chunk(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& values, const torch::Tensor& cumulative,
-                           const torch::Tensor& inclusive, torch::Tensor& state) {
+                           const torch::Tensor& future, torch::Tensor& state) {
   torch::Tensor scores, from_state, next;
   if (!cumulative.defined()) {
-    scores = torch::matmul(q, k.transpose(-1, -2)).masked_fill(inclusive.logical_not(), 0.0);
+    scores = torch::matmul(q, k.transpose(-1, -2)).masked_fill(future, 0.0);
     from_state = torch::matmul(q, state);
     next = state + torch::matmul(k.transpose(-1, -2), values);
   } else if (cumulative.dim() == 3) {
-    scores = torch::matmul(q, k.transpose(-1, -2)) * pairwise_decay(cumulative, inclusive);
+    scores = torch::matmul(q, k.transpose(-1, -2)) * pairwise_decay(cumulative, future);
     from_state = cumulative.exp().unsqueeze(-1) * torch::matmul(q, state);
     const auto last = cumulative.narrow(-1, cumulative.size(-1) - 1, 1);  // G_C [B,H,1]
     next = last.exp().unsqueeze(-1) * state + torch::matmul((k * (last - cumulative).exp().unsqueeze(-1)).transpose(-1, -2), values);
   } else {
     // Per key channel: scores[t,i] = sum_d q_t[d] k_i[d] e^{G_t[d] - G_i[d]}.
     const auto difference = cumulative.unsqueeze(-2) - cumulative.unsqueeze(-3);  // [B,H,t,i,dk]
-    const auto decay = difference.masked_fill(inclusive.logical_not().unsqueeze(-1), -std::numeric_limits<double>::infinity()).exp();
+    const auto decay = difference.masked_fill(future.unsqueeze(-1), -std::numeric_limits<double>::infinity()).exp();
     scores = (q.unsqueeze(-2) * k.unsqueeze(-3) * decay).sum(-1);
     from_state = torch::matmul(q * cumulative.exp(), state);
     const auto last = cumulative.narrow(-2, cumulative.size(-2) - 1, 1);  // G_C [B,H,1,dk]
@@ -83,12 +84,12 @@ torch::Tensor decayed(const torch::Tensor& q, const torch::Tensor& k, const torc
   const auto type = compute_type(q);
   const auto qp = padded_time(q, length, chunk, type), kp = padded_time(k, length, chunk, type), vp = padded_time(v, length, chunk, type);
   const auto gp = g.defined() ? padded_time(g, length, chunk, type) : torch::Tensor();
-  const auto inclusive = causal_mask(chunk, true, q.device());
+  const auto future = hidden_pairs(chunk, false, q.device());
   torch::Tensor state = torch::zeros({q.size(0), q.size(1), q.size(3), v.size(3)}, qp.options());
   std::vector<torch::Tensor> outputs;
   for (int64_t start = 0; start < qp.size(2); start += chunk) {
     const auto cumulative = gp.defined() ? gp.narrow(2, start, chunk).cumsum(2) : torch::Tensor();
-    outputs.push_back(attend_chunk(qp.narrow(2, start, chunk), kp.narrow(2, start, chunk), vp.narrow(2, start, chunk), cumulative, inclusive, state));
+    outputs.push_back(attend_chunk(qp.narrow(2, start, chunk), kp.narrow(2, start, chunk), vp.narrow(2, start, chunk), cumulative, future, state));
   }
   return torch::cat(outputs, 2).narrow(2, 0, length).to(q.scalar_type());
 }
@@ -100,7 +101,7 @@ torch::Tensor delta(const torch::Tensor& q, const torch::Tensor& k, const torch:
   const auto qp = padded_time(q, length, chunk, type), kp = padded_time(k, length, chunk, type), vp = padded_time(v, length, chunk, type);
   const auto bp = padded_time(beta, length, chunk, type);
   const auto gp = g.defined() ? padded_time(g, length, chunk, type) : torch::Tensor();
-  const auto inclusive = causal_mask(chunk, true, q.device()), strict = causal_mask(chunk, false, q.device());
+  const auto future = hidden_pairs(chunk, false, q.device()), future_and_now = hidden_pairs(chunk, true, q.device());
   const auto identity = torch::eye(chunk, qp.options());
   torch::Tensor state = torch::zeros({q.size(0), q.size(1), q.size(3), v.size(3)}, qp.options());
   std::vector<torch::Tensor> outputs;
@@ -111,12 +112,12 @@ torch::Tensor delta(const torch::Tensor& q, const torch::Tensor& k, const torch:
     auto keys = torch::matmul(k_c, k_c.transpose(-1, -2));
     auto predicted = torch::matmul(k_c, state);  // k_t^T S_0
     if (cumulative.defined()) {
-      keys = keys * pairwise_decay(cumulative, inclusive);
+      keys = keys * pairwise_decay(cumulative, future);
       predicted = cumulative.exp().unsqueeze(-1) * predicted;
     }
-    const auto system = identity + (b_c * keys).masked_fill(strict.logical_not(), 0.0);
+    const auto system = identity + (b_c * keys).masked_fill(future_and_now, 0.0);
     const auto updates = at::linalg_solve_triangular(system, b_c * (v_c - predicted), /*upper=*/false, /*left=*/true, /*unitriangular=*/true);
-    outputs.push_back(attend_chunk(q_c, k_c, updates, cumulative, inclusive, state));
+    outputs.push_back(attend_chunk(q_c, k_c, updates, cumulative, future, state));
   }
   return torch::cat(outputs, 2).narrow(2, 0, length).to(q.scalar_type());
 }
