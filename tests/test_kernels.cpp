@@ -15,8 +15,7 @@
 
 namespace kernels = asiarch::kernels;
 
-using asiarch::testing::cast;
-using asiarch::testing::relative_error;
+using namespace asiarch::testing;
 
 namespace {
 
@@ -107,17 +106,8 @@ torch::Tensor run(const Case& c, Form form, const std::vector<torch::Tensor>& x)
   return {};
 }
 
-struct Evaluation {
-  torch::Tensor out;
-  std::vector<torch::Tensor> grads;  // of every input, for the loss sum(out * upstream)
-};
-
 Evaluation evaluate(const Case& c, Form form, const std::vector<torch::Tensor>& inputs, const torch::Tensor& upstream) {
-  std::vector<torch::Tensor> leaves;
-  for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
-  auto out = run(c, form, leaves);
-  auto grads = torch::autograd::grad({out}, leaves, {upstream.to(out.scalar_type())});
-  return {out.detach(), grads};
+  return asiarch::testing::evaluate([&](const std::vector<torch::Tensor>& x) { return run(c, form, x); }, inputs, upstream);
 }
 
 // A form (the fused kernel unless said) in `type` against the float64 reference on the same
@@ -129,13 +119,7 @@ void check_against_reference(const Case& c, const Sizes& s, torch::ScalarType ty
   const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv}, torch::dtype(type));
   const auto fast = evaluate(c, form, inputs, upstream);
   const auto reference = evaluate(c, Form::Reference, cast(inputs, torch::kDouble), upstream.to(torch::kDouble));
-  REQUIRE(fast.out.scalar_type() == type);
-  REQUIRE(relative_error(fast.out, reference.out) < tolerance);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    INFO("gradient of input " << i);
-    REQUIRE(fast.grads[i].sizes() == inputs[i].sizes());
-    REQUIRE(relative_error(fast.grads[i], reference.grads[i]) < tolerance);
-  }
+  require_close(fast, reference, inputs, type, tolerance);
 }
 
 const std::vector<int64_t> kLengths = {1, 7, 33, 100};

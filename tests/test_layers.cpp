@@ -14,8 +14,7 @@
 
 namespace kernels = asiarch::kernels;
 
-using asiarch::testing::cast;
-using asiarch::testing::relative_error;
+using namespace asiarch::testing;
 
 namespace {
 
@@ -77,16 +76,8 @@ std::vector<Layer> layers() {
   return out;
 }
 
-struct Evaluation {
-  torch::Tensor out;
-  std::vector<torch::Tensor> grads;  // of every input, for the loss sum(out * upstream)
-};
-
 Evaluation evaluate(const Layer& layer, const std::vector<torch::Tensor>& inputs, const torch::Tensor& upstream, bool reference) {
-  std::vector<torch::Tensor> leaves;
-  for (const auto& x : inputs) leaves.push_back(x.detach().clone().requires_grad_(true));
-  const auto out = layer.run(leaves, reference);
-  return {out.detach(), torch::autograd::grad({out}, leaves, {upstream.to(out.scalar_type())})};
+  return asiarch::testing::evaluate([&](const std::vector<torch::Tensor>& x) { return layer.run(x, reference); }, inputs, upstream);
 }
 
 void check_against_op_form(const Layer& layer, torch::ScalarType type, double tolerance) {
@@ -95,13 +86,7 @@ void check_against_op_form(const Layer& layer, torch::ScalarType type, double to
   const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes(), torch::dtype(torch::kDouble));
   const auto fused = evaluate(layer, inputs, upstream, false);
   const auto reference = evaluate(layer, layer.inputs, upstream, true);
-  REQUIRE(fused.out.scalar_type() == type);
-  REQUIRE(relative_error(fused.out, reference.out) < tolerance);
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    INFO("gradient of input " << i);
-    REQUIRE(fused.grads[i].sizes() == inputs[i].sizes());
-    REQUIRE(relative_error(fused.grads[i], reference.grads[i]) < tolerance);
-  }
+  require_close(fused, reference, inputs, type, tolerance);
 }
 
 }  // namespace
