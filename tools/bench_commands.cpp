@@ -229,8 +229,7 @@ int bench_train(const TrainBenchArgs& args) {
   };
   for (const bool verify : {false, true}) {
     training::TrainConfig config = verify ? training::verify_config(training::Task::Lm) : training::explore_config(training::Task::Lm);
-    config.steps = args.steps;
-    config.warmup_steps = std::max(1, args.steps / 10);
+    set_steps(config, args.steps);
     config.threads = args.threads;
     const std::string fidelity = verify ? "verify" : "explore";
     spdlog::info("{}: {} LM steps of {} x {} bytes per baseline (D={}, {} layers), {} thread(s)", fidelity, config.steps, config.batch,
