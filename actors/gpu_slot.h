@@ -1,8 +1,8 @@
 #pragma once
 // A GPU slot runs one training job at a time. In simulation it does not train: the scenario's
 // oracle (synthetic, or the surrogate of a recorded live run) gives the result and the cost model
-// the duration in virtual GPU hours. The result and
-// the slot's "idle again" note are both sent with that duration as their delay.
+// the duration in virtual GPU hours. The result and the slot's "idle again" note are both sent
+// with that duration as their delay.
 //
 // Accepts: dispatch.  Sends: trainResult (analyst), slotIdle (coordinator); with slot faults
 // armed instead slotAnswer or slotCrash (coordinator), or nothing (a hang).
@@ -36,8 +36,8 @@ class SimulatedGpuSlotState : public ActorState {
 };
 
 // A live gpu-slot trains: the measured checks, then the fidelity's language-model and MQAR runs
-// (training/training.h). Its results are input events of the log (docs/ARCHITECTURE.md, "Input events"), so this is not an
-// actor state: the coordinator runs it on a worker thread per job.
+// (training/training.h). Its results are input events of the log (docs/ARCHITECTURE.md, "Input
+// events"), so this is not an actor state: the coordinator runs it on a worker thread per job.
 
 // The experiment a live job runs: the scenario's tasks and fidelity, seeded by the campaign seed
 // and the job id (so `asiarch retrain` runs the same job again).

@@ -71,7 +71,7 @@ void RunRecorder::count_starts() {
     starts_ = (stored && stored->size() == 8 ? storage::from_be64(*stored) : 0) + 1;
     store_.put_meta(meta_key::kStarts, storage::be64(starts_));
   }
-  commit();
+  commit_with_head();
 }
 
 bool RunRecorder::append(uint64_t seq, const std::string& canonical, msg::Event::Reader event) {
@@ -151,7 +151,7 @@ std::string summary_bytes(const CampaignSummary& summary) {
 
 // Every commit is followed by DIR/head. The file may lag the store (a kill between the two),
 // never lead it: a failed write of it is only a warning, since the commit stands.
-void RunRecorder::commit() {
+void RunRecorder::commit_with_head() {
   store_.commit();
   try {
     storage::write_committed_head(store_.dir(), storage::committed_head(store_));
@@ -170,7 +170,7 @@ void RunRecorder::commit(const CampaignSummary& summary) {
       if (summary.events >= recorded_events_ || !summary.stop_reason.empty()) store_.put_meta(meta_key::kSummary, summary_bytes(summary));
       if (log_write_failures_ > 0) store_.put_meta(meta_key::kLogWriteFailures, storage::be64(log_write_failures_));
       if (injected.chance(faults_.log_write_failure)) store_.fail_next_commit("an injected write failure ([faults] log_write_failure)");
-      commit();
+      commit_with_head();
       uncommitted_.clear();
       return;
     } catch (const storage::StorageError& e) {
@@ -182,7 +182,7 @@ void RunRecorder::commit(const CampaignSummary& summary) {
         // the count alone, not injected; when the disk refuses it too, the count is lost with them.
         try {
           store_.put_meta(meta_key::kLogWriteFailures, storage::be64(log_write_failures_));
-          commit();
+          commit_with_head();
         } catch (const storage::StorageError&) {
         }
         throw LogWriteError("the event log could not be committed after " + std::to_string(attempt + 1) + (attempt == 0 ? " attempt (" : " attempts (") + e.what() +

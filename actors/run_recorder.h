@@ -50,7 +50,7 @@ class RunRecorder : public EventSink {
  private:
   void verify_recorded(uint64_t seq, const std::string& canonical);
   void project(msg::Event::Reader event);
-  void commit();
+  void commit_with_head();  // the store's transaction, then DIR/head
   void count_starts();
   storage::RunStore& store_;
   uint64_t recorded_events_;  // events the store held before this process began

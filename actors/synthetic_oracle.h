@@ -1,6 +1,7 @@
 #pragma once
-// The simulated world (docs/ARCHITECTURE.md, "Simulation"): a seeded hidden landscape over program features
-// that says what training a program would give, and a cost model that says how long it takes.
+// The simulated world (docs/ARCHITECTURE.md, "Simulation"): a seeded hidden landscape over program
+// features that says what training a program would give, and a cost model that says how long it
+// takes.
 //
 // Landscape. A program is reduced to motif features f_i (kernel kinds, short convolutions,
 // normalisations, gates, multiple paths, feature maps). Each feature has an effect on loss and

@@ -1,7 +1,7 @@
 #pragma once
-// Seeded random streams (docs/ARCHITECTURE.md, "Seeded random streams"): one stream per actor or purpose, seeded from
-// hash(campaign seed, stream name), with distributions written here because std::*_distribution
-// differ between standard libraries.
+// Seeded random streams (docs/ARCHITECTURE.md, "Seeded random streams"): one stream per actor or
+// purpose, seeded from hash(campaign seed, stream name), with distributions written here because
+// std::*_distribution differ between standard libraries.
 #include <cmath>
 #include <cstdint>
 #include <string_view>

@@ -25,7 +25,8 @@ using torch::autograd::tensor_list;
 // Rows of an RMSNorm per block of its parameter gradient's partial sums.
 constexpr int64_t kRowsPerBlock = 64;
 
-// The fused loops take CPU float32 or float64 inputs (cpu::supports), a parameter of the input's dtype.
+// The fused loops take CPU float32 or float64 inputs (cpu::supports), a parameter of the input's
+// dtype.
 bool fused_kernels_take(const torch::Tensor& a, const torch::Tensor& parameter) {
   return cpu::supports(a) && cpu::supports(parameter) && a.scalar_type() == parameter.scalar_type();
 }

@@ -1,9 +1,9 @@
 #pragma once
-// Layers that every model runs many times per step, as single kernels with autograd: the
-// depthwise convolution over time (short_conv, fir), RMSNorm and L2 normalisation. Built from libtorch ops, each
-// is a dozen small operations forward and more backward (a short convolution of k taps is k
-// slices whose backward each writes a zero tensor of the full size); on the explore model they
-// took about a third of a training step. Internal to kernels/: it includes torch.
+// Layers that every model runs many times per step, as single kernels with autograd: the depthwise
+// convolution over time (short_conv, fir), RMSNorm and L2 normalisation. Built from libtorch ops,
+// each is a dozen small operations forward and more backward (a short convolution of k taps is k
+// slices whose backward each writes a zero tensor of the full size); on the explore model they took
+// about a third of a training step. Internal to kernels/: it includes torch.
 //
 // CPU float32 and float64 tensors run the fused loops; anything else (CUDA, half precision)
 // runs the op forms in `reference`, whose autograd libtorch derives. Every sum has a fixed

@@ -13,7 +13,8 @@
 // Within a chunk, with G_t the cumulative log decay up to and including token t (0 without
 // decay) and S_0 the state before the chunk:
 // - decayed linear attention: o_t = e^{G_t} S_0^T q_t + sum_{i<=t} e^{G_t - G_i} (q_t.k_i) v_i
-//   (per channel of the key for a vector decay), and S_C = e^{G_C} S_0 + sum_i e^{G_C - G_i} k_i v_i^T;
+//   (per channel of the key for a vector decay), and
+//   S_C = e^{G_C} S_0 + sum_i e^{G_C - G_i} k_i v_i^T;
 // - the (gated) delta rule in its WY/UT form (Yang et al. 2024, arXiv:2406.06484, section 3;
 //   the gated form of Yang, Kautz and Hatamizadeh 2024, arXiv:2412.06464): the update of token t
 //   is u_t = beta_t (v_t - e^{G_t} S_0^T k_t - sum_{i<t} e^{G_t - G_i} (k_t.k_i) u_i), which is

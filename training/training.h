@@ -110,11 +110,12 @@ struct TrainRun {
 std::vector<TrainMetrics> train_programs(const std::vector<TrainRun>& runs, int jobs,
                                          const std::function<void(size_t index, const TrainMetrics& metrics)>& done = {});
 
-// The settings of the two fidelities (docs/ARCHITECTURE.md, "Two fidelities") for one task. The defaults of MqarTask, LmTask
-// and TrainConfig are the explore setting, tuned on a 2-core CPU (one thread): about half a
-// minute per experiment, and on MQAR softmax attention and DeltaNet reach near-perfect recall
-// while linear attention stays well below. The LM run takes fewer, smaller batches of longer
-// sequences. Verify is twice as wide and 2.5x as long, on the tasks of verify_task.
+// The settings of the two fidelities (docs/ARCHITECTURE.md, "Two fidelities") for one task. The
+// defaults of MqarTask, LmTask and TrainConfig are the explore setting, tuned on a 2-core CPU (one
+// thread): about half a minute per experiment, and on MQAR softmax attention and DeltaNet reach
+// near-perfect recall while linear attention stays well below. The LM run takes fewer, smaller
+// batches of longer sequences. Verify is twice as wide and 2.5x as long, on the tasks of
+// verify_task.
 TrainConfig explore_config(Task task);
 TrainConfig verify_config(Task task);
 // A task at the verify fidelity from its explore form: MQAR with twice the vocabulary, sequence
