@@ -1,14 +1,13 @@
 #include "training/safetensors.h"
 
-#include "common/json_string.h"
-
 #include <algorithm>
 #include <bit>
-#include <cstdio>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <variant>
+
+#include "common/json_string.h"
 
 namespace asiarch::safetensors {
 namespace {
