@@ -45,9 +45,7 @@
 // back to the deterministic judge. Ablations keep the deterministic judge on both sides, so
 // their fitness drops still measure training alone.
 //
-// Accepts: trainResult, rejection, duplicate, trainFailure (from the engineer: not repaired),
-// ablationRequest (the engineer's answer), llmReply.  Sends: poolUpdate (researcher), promotion,
-// trainFailure, ablationRequest (engineer), insight (cognition), llmRequest (llm).
+// Its interface (what it accepts and sends) is Role::Analyst in actors/interfaces.cpp.
 #include <map>
 #include <optional>
 #include <set>

@@ -2,7 +2,7 @@
 // The cognition actor: answers top-k queries over the research knowledge base (a faiss index,
 // retrieval/cognition_index.h) and adds the insights the analyst writes during the campaign.
 //
-// Accepts: insightQuery, insight.  Sends: insightReply (to the asker).
+// Its interface (what it accepts and sends) is Role::Cognition in actors/interfaces.cpp.
 #include "actors/actor_state.h"
 #include "retrieval/cognition_index.h"
 

@@ -16,6 +16,7 @@
 #include "actors/cognition.h"
 #include "actors/engineer.h"
 #include "actors/gpu_slot.h"
+#include "actors/interfaces.h"
 #include "actors/researcher.h"
 #include "actors/surrogate_oracle.h"
 #include "actors/synthetic_oracle.h"
@@ -91,12 +92,6 @@ struct Arrival {
   uint32_t slot;
   std::string payload_bytes;  // canonical Payload (trainResult)
 };
-
-std::optional<uint32_t> live_slot_index(const std::string& actor) {
-  const std::string prefix = actor_name::gpu_slot(0).substr(0, actor_name::gpu_slot(0).size() - 1);
-  if (actor.rfind(prefix, 0) != 0) return std::nullopt;
-  return static_cast<uint32_t>(std::stoul(actor.substr(prefix.size())));
-}
 
 }  // namespace
 
@@ -395,7 +390,7 @@ class Loop {
         llm_pending_ = PendingLlm{next.vtime_ns, std::move(next.bytes), false};
         break;
       }
-      if (live_ && next.to != actor_name::kCoordinator && live_slot_index(next.to)) {
+      if (live_ && next.to != actor_name::kCoordinator && gpu_slot_index(next.to)) {
         hold_live_job(std::move(next));
         continue;
       }
@@ -547,8 +542,10 @@ class Loop {
   }
 
  private:
-  // Logs one message and queues it for delivery.
+  // Logs one message and queues it for delivery; one outside the actors' interfaces fails the
+  // campaign before it is logged.
   void send(uint64_t vtime_ns, const std::string& from, const std::string& to, msg::Payload::Reader payload, bool input = false) {
+    if (auto problem = route_problem(from, to, payload.which(), input)) throw std::logic_error("coordinator: " + *problem);
     capnp::MallocMessageBuilder message;
     auto event = message.initRoot<msg::Event>();
     const uint64_t seq = ++summary.events;
@@ -601,7 +598,7 @@ class Loop {
   // Logs a live job's result as an input event and commits it before anything acts on it; the
   // slot's "idle again" follows as a derived event.
   void accept_input(uint64_t vtime_ns, const std::string& from, msg::Payload::Reader payload) {
-    const auto slot = live_slot_index(from);
+    const auto slot = gpu_slot_index(from);
     if (!slot || payload.which() != msg::Payload::TRAIN_RESULT || !live_jobs_.count(*slot)) {
       throw std::logic_error("coordinator: an input event from " + from + " (" + msg::kind_name(payload.which()) +
                              ") does not answer a job in flight");

@@ -46,16 +46,15 @@ class EventSink {
 using LiveTrainer = std::function<std::string(const std::string& dispatch_event_bytes, const std::atomic<bool>& cancelled)>;
 
 // The coordinator's own part of the loop: scheduling jobs onto free GPU slots.
-// Accepts: trainJob (queued until a slot is free), slotIdle.  Sends: dispatch (gpu-slot-N).
+// A trainJob waits until a slot is free. Its interface (what it accepts and sends) is
+// Role::Coordinator in actors/interfaces.cpp.
 //
 // With slot faults armed ([faults], FaultSpec::slot_faults_armed) it also supervises the slots:
 // each dispatch starts a jobTimeout timer; a slot answers with slotAnswer, whose bytes are
 // checked before the analyst gets them as a trainResult (garbage fails the job); a slotCrash or
 // a timeout re-queues the job (up to job_retries, then it fails) and restarts the slot after
 // slot_restart_gpu_hours (slotRestart); an answer to a dispatch that was timed out is ignored.
-// Every such decision is logged as a slotFault.
-// Also accepts: slotAnswer, slotCrash, jobTimeout, slotRestart, slotFault (a note to itself).
-// Also sends: trainResult (analyst), jobTimeout, slotRestart, slotFault (coordinator).
+// Every such decision is logged as a slotFault, a note to itself.
 class CoordinatorState : public ActorState {
  public:
   explicit CoordinatorState(uint32_t gpu_slots);  // no faults

@@ -26,9 +26,7 @@
 // Promotions name the verify trainings to run (replicates [first, first + count), one job each:
 // the selection seeds and, later, the replication's fresh seeds; analyst.h).
 //
-// Accepts: proposal, promotion, trainFailure, ablationRequest.
-// Sends: trainJob (coordinator), rejection, duplicate, trainFailure, ablationRequest (analyst),
-// proposal (itself).
+// Its interface (what it accepts and sends) is Role::Engineer in actors/interfaces.cpp.
 #include <map>
 #include <optional>
 #include <string>

@@ -4,8 +4,8 @@
 // the duration in virtual GPU hours. The result and the slot's "idle again" note are both sent
 // with that duration as their delay.
 //
-// Accepts: dispatch.  Sends: trainResult (analyst), slotIdle (coordinator); with slot faults
-// armed instead slotAnswer or slotCrash (coordinator), or nothing (a hang).
+// Its interface (what it accepts and sends) is Role::GpuSlot in actors/interfaces.cpp.
+// With slot faults armed it answers with slotAnswer or slotCrash instead, or with nothing (a hang).
 #include <atomic>
 #include <filesystem>
 #include <memory>

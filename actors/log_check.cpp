@@ -14,6 +14,7 @@
 #include "actors/actor_state.h"
 #include "actors/coordinator.h"
 #include "actors/event_queue.h"
+#include "actors/interfaces.h"
 #include "actors/lineage_projection.h"
 #include "actors/llm.h"
 #include "actors/run_recorder.h"
@@ -27,6 +28,7 @@ namespace {
 using Found = std::optional<LogViolation>;
 
 constexpr const char* kChain = "chain";
+constexpr const char* kRoutes = "routes";
 constexpr const char* kTime = "time";
 constexpr const char* kJobs = "jobs";
 constexpr const char* kPool = "pool";
@@ -562,7 +564,7 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
   // the snapshot below holds unless the store was set back.
   const std::optional<storage::CommittedHead> committed_head = storage::read_committed_head(dir);
   LogCheckReport report;
-  report.invariants = {kChain, kTime, kJobs, kPool, kLlm, kSummary, kTables, kMeta, kHead};
+  report.invariants = {kChain, kRoutes, kTime, kJobs, kPool, kLlm, kSummary, kTables, kMeta, kHead};
   // One read transaction: a run still being written is checked as of one commit.
   store->read_snapshot([&] {
     const std::optional<storage::Bytes> header = store->meta(meta_key::kHeader);
@@ -584,6 +586,10 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
       msg::CanonicalView<msg::Event> view(canonical_event);
       if ((report.violation = ChainCheck::decodes(seq, view))) return;
       const auto event = view.root();
+      if (auto problem = route_problem(event.getFrom().cStr(), event.getTo().cStr(), event.getPayload().which(), event.getInput())) {
+        report.violation = LogViolation{seq, kRoutes, *problem};
+        return;
+      }
       if ((report.violation = time.on_event(seq, event, canonical_event))) return;
       if ((report.violation = jobs.on_event(seq, event))) return;
       if ((report.violation = pool.on_event(seq, event))) return;

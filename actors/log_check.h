@@ -4,6 +4,9 @@
 //
 //   chain    h_0 = SHA-256(meta "header"); every link h_n = chain_next(h_{n-1}, n, event n); the
 //            event keys are exactly 1..N; every event decodes and its seq field is its key.
+//   routes   every event is one its sender's interface sends to its receiver, and one the
+//            receiver accepts; only a live slot's result and the model's reply are input events
+//            (actors/interfaces.h).
 //   time     virtual time never runs backwards in the delivery order, which is reconstructed by
 //            simulating the coordinator's queue (log_check.cpp says how).
 //   jobs     a dispatch names a trainJob sent earlier, not ended, not running, as the next
@@ -41,7 +44,7 @@ namespace asiarch {
 
 struct LogViolation {
   uint64_t seq = 0;         // the event where the log breaks the invariant; 0 is the header
-  std::string invariant;    // chain, time, jobs, pool, llm, summary, tables, meta or head
+  std::string invariant;    // chain, routes, time, jobs, pool, llm, summary, tables, meta or head
   std::string explanation;  // what is wrong, in words
 };
 

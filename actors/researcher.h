@@ -20,8 +20,7 @@
 // [llm] revisions times; a failed call, or revisions used up, falls back to the built-in
 // mutation for that step, and the motivation says why. The model's proposals have operator "llm".
 //
-// Accepts: start, poolUpdate, insightReply, llmReply.
-// Sends: proposal (engineer), insightQuery (cognition), llmRequest (llm).
+// Its interface (what it accepts and sends) is Role::Researcher in actors/interfaces.cpp.
 #include <map>
 #include <optional>
 #include <set>

@@ -257,12 +257,12 @@ TEST_CASE("a fresh campaign's log keeps every invariant", "[check]") {
   const LogCheckReport report = check_run_log(dir);
   CHECK(first_violation(report) == "none");
   CHECK(report.events == recorded.events);
-  CHECK(report.invariants == std::vector<std::string>{"chain", "time", "jobs", "pool", "llm", "summary", "tables", "meta", "head"});
+  CHECK(report.invariants == std::vector<std::string>{"chain", "routes", "time", "jobs", "pool", "llm", "summary", "tables", "meta", "head"});
 
   const Result r = cli("check " + dir.string());
   CHECK(r.code == 0);
   CHECK(r.output.rfind("check passed: ", 0) == 0);
-  CHECK(r.output.find(" events; invariants: chain, time, jobs, pool, llm, summary, tables, meta, head\n") != std::string::npos);
+  CHECK(r.output.find(" events; invariants: chain, routes, time, jobs, pool, llm, summary, tables, meta, head\n") != std::string::npos);
   fs::remove_all(dir);
 }
 
@@ -339,6 +339,11 @@ TEST_CASE("forged events with a recomputed chain are caught by the rule they bre
           update.setOutcome(msg::Outcome::SCORED);
           update.setArchId(1000000);
         }) == "seq " + std::to_string(updates.back()) + " (pool)");
+  // A pool update to the engineer, and one logged as an input event: outside the interfaces.
+  CHECK(first_violation_of_forgery(updates.back(), [](msg::Event::Builder e) { e.setTo("engineer"); }) ==
+        "seq " + std::to_string(updates.back()) + " (routes)");
+  CHECK(first_violation_of_forgery(updates.back(), [](msg::Event::Builder e) { e.setInput(true); }) ==
+        "seq " + std::to_string(updates.back()) + " (routes)");
   fs::remove_all(run);
   fs::remove_all(copy);
 }
