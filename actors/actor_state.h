@@ -1,7 +1,7 @@
 #pragma once
 // What every actor of the loop is, apart from CAF: a plain state object that handles one event
 // and writes what it sends into an outbox. Tests construct and drive these directly; the
-// campaign wraps each in a CAF actor (actors/coordinator.cpp).
+// campaign wraps each in a CAF actor (campaign/loop.cpp).
 #include "messages/codec.h"
 
 namespace asiarch {

@@ -53,7 +53,7 @@
 #include <vector>
 
 #include "actors/actor_state.h"
-#include "actors/scenario.h"
+#include "scenario/scenario.h"
 #include "stats/evidence.h"
 
 namespace asiarch {

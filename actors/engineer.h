@@ -32,8 +32,8 @@
 #include <string>
 
 #include "actors/actor_state.h"
-#include "actors/scenario.h"
 #include "lang/program.h"
+#include "scenario/scenario.h"
 
 namespace asiarch {
 

@@ -8,12 +8,13 @@
 // With slot faults armed it answers with slotAnswer or slotCrash instead, or with nothing (a hang).
 #include <atomic>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "actors/actor_state.h"
-#include "actors/scenario.h"
-#include "actors/synthetic_oracle.h"
+#include "oracles/synthetic_oracle.h"
+#include "scenario/scenario.h"
 #include "training/training.h"
 
 namespace asiarch {
@@ -37,7 +38,13 @@ class SimulatedGpuSlotState : public ActorState {
 
 // A live gpu-slot trains: the measured checks, then the fidelity's language-model and MQAR runs
 // (training/training.h). Its results are input events of the log (docs/ARCHITECTURE.md, "Input
-// events"), so this is not an actor state: the coordinator runs it on a worker thread per job.
+// events"), so this is not an actor state: the loop runs it on a worker thread per job.
+
+// Turns a dispatch of a live campaign into its measured result: the canonical Payload bytes of
+// a trainResult. Runs on a worker thread, one job per call; `cancelled` turns true when nobody
+// waits for the result any more (the campaign ended). Local (train_live_job) or remote
+// (remote/remote_workers.h).
+using LiveTrainer = std::function<std::string(const std::string& dispatch_event_bytes, const std::atomic<bool>& cancelled)>;
 
 // The experiment a live job runs: the scenario's tasks and fidelity, seeded by the campaign seed
 // and the job id (so `asiarch retrain` runs the same job again).

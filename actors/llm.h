@@ -3,7 +3,7 @@
 //
 // An actor that wants the model sends an llmRequest to the pseudo-actor `llm` (actor_name::kLlm).
 // The coordinator holds the request and does nothing else until it has the reply: from the
-// recorded log when there is one (replay, resume), else from an LlmClient (actors/llm_client.h,
+// recorded log when there is one (replay, resume), else from an LlmClient (llm/llm_client.h,
 // an OpenAI-compatible HTTP server), else the campaign stops like a live one without a trainer.
 // The reply is logged as an input event from `llm` to the requester, at the request's virtual
 // time, and committed before it is delivered. As nothing else moves while a request is out, the
@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/scenario.h"
 #include "messages/codec.h"
+#include "scenario/scenario.h"
 
 namespace asiarch {
 

@@ -30,9 +30,9 @@
 #include "actors/actor_state.h"
 #include "actors/llm.h"
 #include "actors/mutations.h"
-#include "actors/scenario.h"
 #include "common/rng.h"
 #include "lang/program.h"
+#include "scenario/scenario.h"
 
 namespace asiarch {
 

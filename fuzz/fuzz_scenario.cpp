@@ -1,4 +1,4 @@
-// libFuzzer target: the scenario parser (actors/scenario.cpp over toml++). Any bytes either make
+// libFuzzer target: the scenario parser (scenario/scenario.cpp over toml++). Any bytes either make
 // a scenario or are refused with a ScenarioError ("FILE:LINE: ..."); a scenario parses again
 // from its own text to the same struct. Anything else is a bug.
 #include <cstdint>
@@ -6,7 +6,7 @@
 #include <cstdlib>
 #include <string>
 
-#include "actors/scenario.h"
+#include "scenario/scenario.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string text(reinterpret_cast<const char*>(data), size);

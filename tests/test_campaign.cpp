@@ -5,10 +5,11 @@
 #include <filesystem>
 #include <set>
 
-#include "actors/campaign.h"
 #include "actors/coordinator.h"
 #include "actors/engineer.h"
-#include "actors/run_recorder.h"
+#include "campaign/campaign.h"
+#include "campaign/event_queue.h"
+#include "campaign/run_recorder.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"

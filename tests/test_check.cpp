@@ -16,10 +16,10 @@
 #include <random>
 #include <vector>
 
-#include "actors/campaign.h"
-#include "actors/lineage_projection.h"
-#include "actors/log_check.h"
-#include "actors/run_recorder.h"
+#include "campaign/campaign.h"
+#include "campaign/lineage_projection.h"
+#include "campaign/log_check.h"
+#include "campaign/run_recorder.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
 

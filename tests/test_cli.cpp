@@ -9,7 +9,7 @@
 #include <regex>
 #include <sstream>
 
-#include "actors/campaign.h"
+#include "campaign/campaign.h"
 #include "lang/program.h"
 #include "tests/test_helpers.h"
 

@@ -4,12 +4,12 @@
 
 #include <filesystem>
 
-#include "actors/campaign.h"
 #include "actors/engineer.h"
-#include "actors/run_recorder.h"
-#include "training/training.h"
+#include "campaign/campaign.h"
+#include "campaign/run_recorder.h"
 #include "storage/lineage.h"
 #include "tests/test_helpers.h"
+#include "training/training.h"
 
 namespace fs = std::filesystem;
 using namespace asiarch;

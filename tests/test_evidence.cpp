@@ -5,7 +5,7 @@
 
 #include <filesystem>
 
-#include "actors/campaign.h"
+#include "campaign/campaign.h"
 #include "stats/evidence.h"
 #include "storage/lineage.h"
 #include "tests/test_helpers.h"

@@ -7,10 +7,10 @@
 #include <cmath>
 #include <limits>
 
-#include "actors/campaign.h"
 #include "actors/coordinator.h"
-#include "actors/log_check.h"
-#include "actors/run_recorder.h"
+#include "campaign/campaign.h"
+#include "campaign/log_check.h"
+#include "campaign/run_recorder.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"

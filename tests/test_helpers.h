@@ -13,7 +13,7 @@
 #include <string>
 
 #include "actors/actor_state.h"
-#include "actors/scenario.h"
+#include "scenario/scenario.h"
 
 namespace asiarch::testing {
 

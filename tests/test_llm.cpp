@@ -10,10 +10,10 @@
 #include <thread>
 
 #include "actors/analyst.h"
-#include "actors/campaign.h"
 #include "actors/llm.h"
-#include "actors/llm_client.h"
+#include "campaign/campaign.h"
 #include "lang/program.h"
+#include "llm/llm_client.h"
 #include "storage/run_store.h"
 #include "test_helpers.h"
 

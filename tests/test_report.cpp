@@ -7,7 +7,7 @@
 #include <regex>
 #include <sstream>
 
-#include "actors/campaign.h"
+#include "campaign/campaign.h"
 #include "tests/test_helpers.h"
 
 namespace fs = std::filesystem;

@@ -6,7 +6,7 @@
 #include <regex>
 #include <set>
 
-#include "actors/campaign.h"
+#include "campaign/campaign.h"
 #include "tests/test_helpers.h"
 
 using namespace asiarch;

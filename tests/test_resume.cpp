@@ -2,7 +2,7 @@
 // digest of an uninterrupted run; a run directory has one writer at a time.
 #include <catch2/catch.hpp>
 
-#include "actors/campaign.h"
+#include "campaign/campaign.h"
 #include "storage/run_lock.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"

@@ -5,8 +5,8 @@
 #include <filesystem>
 
 #include "actors/mutations.h"
-#include "actors/scenario.h"
-#include "actors/synthetic_oracle.h"
+#include "oracles/synthetic_oracle.h"
+#include "scenario/scenario.h"
 
 using namespace asiarch;
 

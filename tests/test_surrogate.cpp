@@ -1,9 +1,9 @@
 // The surrogate oracle: a simulation that learns from a tiny live run's recorded results.
 #include <catch2/catch.hpp>
 
-#include "actors/campaign.h"
-#include "actors/surrogate_oracle.h"
+#include "campaign/campaign.h"
 #include "messages/codec.h"
+#include "oracles/surrogate_oracle.h"
 #include "retrieval/cognition_index.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"

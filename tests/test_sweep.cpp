@@ -9,7 +9,7 @@
 #include <set>
 #include <sstream>
 
-#include "actors/campaign.h"
+#include "campaign/campaign.h"
 #include "storage/run_store.h"
 #include "tests/test_helpers.h"
 #include "tools/scaling_fit.h"

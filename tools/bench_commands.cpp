@@ -18,10 +18,10 @@
 #include <iostream>
 #include <map>
 
-#include "actors/campaign.h"
+#include "campaign/campaign.h"
 #include "kernels/kernel_bench.h"
-#include "training/training.h"
 #include "tools/commands.h"
+#include "training/training.h"
 
 namespace asiarch::tools {
 namespace {

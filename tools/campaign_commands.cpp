@@ -3,10 +3,10 @@
 
 #include <iostream>
 
-#include "actors/campaign.h"
 #include "actors/llm.h"
-#include "actors/surrogate_oracle.h"
+#include "campaign/campaign.h"
 #include "common/virtual_time.h"
+#include "oracles/surrogate_oracle.h"
 #include "storage/lineage.h"
 #include "storage/run_store.h"
 #include "tools/commands.h"

@@ -1,7 +1,7 @@
-// asiarch check: a run's event log against the invariants every campaign keeps (actors/log_check.h).
+// asiarch check: a run's event log against the invariants every campaign keeps (campaign/log_check.h).
 #include <iostream>
 
-#include "actors/log_check.h"
+#include "campaign/log_check.h"
 #include "storage/run_store.h"
 #include "tools/commands.h"
 

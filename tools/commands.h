@@ -6,9 +6,9 @@
 #include <optional>
 #include <string>
 
-#include "actors/scenario.h"
-#include "common/number_text.h"
 #include "common/json_string.h"
+#include "common/number_text.h"
+#include "scenario/scenario.h"
 #include "storage/lineage.h"
 
 namespace asiarch::training {

@@ -6,12 +6,12 @@
 #include <iostream>
 
 #include "actors/gpu_slot.h"
-#include "actors/run_recorder.h"
+#include "campaign/run_recorder.h"
 #include "export/pytorch_export.h"
-#include "training/safetensors.h"
-#include "training/training.h"
 #include "storage/lineage.h"
 #include "tools/commands.h"
+#include "training/safetensors.h"
+#include "training/training.h"
 
 namespace asiarch::tools {
 namespace {

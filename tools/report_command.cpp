@@ -7,8 +7,8 @@
 #include <iostream>
 #include <set>
 
-#include "actors/campaign.h"
-#include "actors/run_recorder.h"
+#include "campaign/campaign.h"
+#include "campaign/run_recorder.h"
 #include "common/virtual_time.h"
 #include "storage/lineage.h"
 #include "tools/commands.h"

@@ -1,4 +1,4 @@
-// asiarch sweep: the campaigns of a sweep file run (actors/sweep.h), then the scaling law of
+// asiarch sweep: the campaigns of a sweep file run (campaign/sweep.h), then the scaling law of
 // breakthroughs against GPU hours fitted over them, compared with the ASI-Arch paper, and
 // plotted. The sweep file is a scenario plus a [sweep] table (scenarios/README.md).
 #include <spdlog/spdlog.h>
@@ -12,8 +12,8 @@
 #include <sstream>
 #include <thread>
 
-#include "actors/campaign.h"
-#include "actors/sweep.h"
+#include "campaign/campaign.h"
+#include "campaign/sweep.h"
 #include "common/virtual_time.h"
 #include "storage/lineage.h"
 #include "tools/commands.h"

@@ -1,4 +1,4 @@
-// asiarch worker: serve gpu-slots of a live campaign from this process (actors/remote_workers.h).
+// asiarch worker: serve gpu-slots of a live campaign from this process (remote/remote_workers.h).
 #include <signal.h>
 
 #include <spdlog/spdlog.h>
@@ -6,7 +6,7 @@
 #include <atomic>
 #include <iostream>
 
-#include "actors/remote_workers.h"
+#include "remote/remote_workers.h"
 #include "tools/commands.h"
 
 namespace asiarch::tools {

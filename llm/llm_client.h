@@ -19,7 +19,7 @@
 //   too_large   a body longer than 256 KiB (cut there)               not retried: the server answered
 // Wall-clock time is measured here (latencyMs); it is an input, never a decision.
 #include "actors/llm.h"
-#include "actors/scenario.h"
+#include "scenario/scenario.h"
 
 namespace asiarch {
 

@@ -1,4 +1,4 @@
-#include "actors/llm_client.h"
+#include "llm/llm_client.h"
 
 #define CURL_DISABLE_TYPECHECK  // curl_easy_setopt is called through a pointer below
 #include <curl/curl.h>

@@ -1,4 +1,4 @@
-// The run's side of remote workers (actors/remote_workers.h): the published dispatcher that
+// The run's side of remote workers (remote/remote_workers.h): the published dispatcher that
 // hands jobs to connected workers, and the trainer that waits on it.
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -12,10 +12,11 @@
 #include <mutex>
 #include <set>
 
-#include "actors/remote_protocol.h"
-#include "actors/remote_workers.h"
-#include "actors/secret_gate.h"
+#include "actors/coordinator.h"
 #include "messages/codec.h"
+#include "remote/remote_protocol.h"
+#include "remote/remote_workers.h"
+#include "remote/secret_gate.h"
 
 namespace asiarch {
 namespace {

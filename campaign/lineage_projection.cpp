@@ -1,5 +1,5 @@
 // The lineage tables as projections of the event log: see lineage_projection.h.
-#include "actors/lineage_projection.h"
+#include "campaign/lineage_projection.h"
 
 #include <tuple>
 #include <vector>

@@ -4,9 +4,9 @@
 #include <cstring>
 #include <sstream>
 
-#include "actors/campaign.h"
 #include "actors/gpu_slot.h"
-#include "actors/run_recorder.h"
+#include "campaign/campaign.h"
+#include "campaign/run_recorder.h"
 
 namespace asiarch {
 namespace {

@@ -1,5 +1,5 @@
 // The secret gate: see secret_gate.h.
-#include "actors/secret_gate.h"
+#include "remote/secret_gate.h"
 
 #include <arpa/inet.h>
 #include <fcntl.h>

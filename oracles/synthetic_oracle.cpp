@@ -1,4 +1,4 @@
-#include "actors/synthetic_oracle.h"
+#include "oracles/synthetic_oracle.h"
 
 #include <algorithm>
 #include <cmath>

@@ -1,4 +1,4 @@
-#include "actors/sweep.h"
+#include "campaign/sweep.h"
 
 #include <spdlog/spdlog.h>
 #include <toml++/toml.h>
@@ -12,8 +12,8 @@
 #include <sstream>
 #include <thread>
 
-#include "actors/campaign.h"
-#include "actors/run_recorder.h"
+#include "campaign/campaign.h"
+#include "campaign/run_recorder.h"
 #include "common/number_text.h"
 #include "common/suggest.h"
 #include "storage/run_lock.h"

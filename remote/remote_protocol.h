@@ -1,5 +1,5 @@
 #pragma once
-// What the two sides of remote workers (actors/remote_workers.h) share, internal to actors/: the
+// What the two sides of remote workers (remote/remote_workers.h) share, internal to actors/: the
 // messages' atoms, the heartbeat's timing, the refusal for a wrong secret, and reading a secret
 // file. The run's side is remote_dispatcher.cpp, the worker's remote_worker.cpp, the secret file
 // worker_secret.cpp.

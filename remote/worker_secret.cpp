@@ -1,4 +1,4 @@
-// The worker secret's file (actors/remote_workers.h): made once per run directory, read by the
+// The worker secret's file (remote/remote_workers.h): made once per run directory, read by the
 // run and by every worker.
 #include <fcntl.h>
 #include <spdlog/spdlog.h>
@@ -11,9 +11,9 @@
 #include <fstream>
 #include <sstream>
 
-#include "actors/remote_protocol.h"
-#include "actors/remote_workers.h"
 #include "common/hex.h"
+#include "remote/remote_protocol.h"
+#include "remote/remote_workers.h"
 
 namespace asiarch {
 namespace remote {

@@ -1,6 +1,6 @@
 // The invariant checker over a run's event log (log_check.h). One walk over the events in seq
 // order feeds every invariant; the first violation ends the walk.
-#include "actors/log_check.h"
+#include "campaign/log_check.h"
 
 #include <kj/exception.h>
 
@@ -13,11 +13,11 @@
 
 #include "actors/actor_state.h"
 #include "actors/coordinator.h"
-#include "actors/event_queue.h"
 #include "actors/interfaces.h"
-#include "actors/lineage_projection.h"
 #include "actors/llm.h"
-#include "actors/run_recorder.h"
+#include "campaign/event_queue.h"
+#include "campaign/lineage_projection.h"
+#include "campaign/run_recorder.h"
 #include "messages/codec.h"
 #include "storage/committed_head.h"
 #include "storage/run_store.h"

@@ -1,4 +1,4 @@
-#include "actors/scenario.h"
+#include "scenario/scenario.h"
 
 #include <toml++/toml.h>
 

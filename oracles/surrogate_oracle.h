@@ -18,7 +18,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/synthetic_oracle.h"
+#include "oracles/synthetic_oracle.h"
 
 namespace asiarch {
 

@@ -18,9 +18,9 @@
 #include <vector>
 
 #include "common/rng.h"
-#include "actors/scenario.h"
 #include "lang/program.h"
 #include "messages/asiarch.capnp.h"
+#include "scenario/scenario.h"
 #include "stats/evidence.h"
 
 namespace asiarch {
@@ -33,7 +33,7 @@ struct OracleOutcome {
 };
 
 // What a simulated gpu-slot asks for a job's result: the synthetic landscape below, or the
-// surrogate of a live run (actors/surrogate_oracle.h). Read-only once built, shared by all slots.
+// surrogate of a live run (oracles/surrogate_oracle.h). Read-only once built, shared by all slots.
 class Oracle {
  public:
   virtual ~Oracle() = default;

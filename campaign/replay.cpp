@@ -1,8 +1,8 @@
 // `asiarch replay`: recompute a recorded campaign and compare it with its log, event by event.
 #include <sstream>
 
-#include "actors/campaign.h"
-#include "actors/run_recorder.h"
+#include "campaign/campaign.h"
+#include "campaign/run_recorder.h"
 
 namespace asiarch {
 namespace {

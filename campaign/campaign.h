@@ -1,5 +1,5 @@
 #pragma once
-// Running, replaying and reading campaigns: the public face of the actors library.
+// Running, replaying and reading campaigns: the public face of the campaign library.
 #include <cstdint>
 #include <filesystem>
 #include <functional>
@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "actors/scenario.h"
+#include "remote/remote_workers.h"
+#include "scenario/scenario.h"
 
 namespace asiarch {
 
@@ -36,13 +37,6 @@ struct CampaignSummary {
 };
 
 using ProgressFn = std::function<void(const CampaignSummary&)>;
-
-// Where a live campaign listens for remote gpu-slot workers (`asiarch worker`, actors/remote_workers.h).
-struct ListenOptions {
-  uint16_t port = 0;
-  std::string bind = "127.0.0.1";
-  std::string secret_file;  // empty: the run's DIR/worker.secret, made when missing
-};
 
 // Runs a campaign into the new run directory `out` (refused if it already holds a run): the
 // event log, chain, lineage tables, a copy of the scenario and an empty report/ folder. The

@@ -1,4 +1,4 @@
-// The worker's side of remote workers (actors/remote_workers.h): `asiarch worker`, a session that
+// The worker's side of remote workers (remote/remote_workers.h): `asiarch worker`, a session that
 // connects to a run, presents the secret and trains the jobs it is given on its own threads.
 #include <caf/all.hpp>
 #include <caf/io/all.hpp>
@@ -11,9 +11,9 @@
 #include <thread>
 
 #include "actors/gpu_slot.h"
-#include "actors/remote_protocol.h"
-#include "actors/remote_workers.h"
-#include "actors/secret_gate.h"
+#include "remote/remote_protocol.h"
+#include "remote/remote_workers.h"
+#include "remote/secret_gate.h"
 
 namespace asiarch {
 namespace {

@@ -7,7 +7,8 @@
 #include <string_view>
 #include <vector>
 
-#include "actors/coordinator.h"
+#include "campaign/loop.h"
+#include "scenario/run_header.h"
 #include "storage/run_store.h"
 
 namespace asiarch {
@@ -83,23 +84,5 @@ class LogWriteError : public std::runtime_error {
 enum class RecordedMatch { Same, Missing, EventDiffers, LinkDiffers };
 RecordedMatch compare_with_recorded(const storage::RunStore& recorded, uint64_t seq, const std::string& canonical,
                                     const storage::Digest& link);
-
-// What a run directory says about how its campaign was started.
-struct RecordedRun {
-  std::string header_bytes;  // canonical RunHeader
-  Scenario scenario;         // parsed from the header's copy of the scenario
-  uint64_t seed = 0;
-  std::string build;         // "version, build flags" of the binary that recorded it
-};
-// Throws storage::StorageError when the run has no header (it ended before logging anything).
-RecordedRun read_recorded_run(const storage::RunStore& store);
-
-// Meta keys of a run directory.
-namespace meta_key {
-inline constexpr const char* kHeader = "header";    // canonical RunHeader
-inline constexpr const char* kSummary = "summary";  // canonical RunSummary, at each commit
-inline constexpr const char* kStarts = "starts";    // be64: processes that ran the campaign (with log-write faults)
-inline constexpr const char* kLogWriteFailures = "log_write_failures";  // be64: failed commits of the log, over every start
-}  // namespace meta_key
 
 }  // namespace asiarch

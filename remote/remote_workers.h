@@ -16,7 +16,7 @@
 // another worker; a result for a job that is not (or no longer) its sender's is dropped.
 //
 // The middleman itself listens on a loopback port only. Workers reach it through the secret gate
-// (actors/secret_gate.h): a connection must prove the secret in its first 48 bytes before any byte
+// (remote/secret_gate.h): a connection must prove the secret in its first 48 bytes before any byte
 // reaches CAF, whose handshake would otherwise allocate whatever a stranger's header announces.
 // The hello message carries the secret too, for peers on the run's own host that bypass the gate.
 //
@@ -27,11 +27,17 @@
 #include <filesystem>
 #include <string>
 
-#include "actors/campaign.h"
-#include "actors/coordinator.h"
-#include "actors/scenario.h"
+#include "actors/gpu_slot.h"
+#include "scenario/scenario.h"
 
 namespace asiarch {
+
+// Where a live campaign listens for remote gpu-slot workers (`asiarch worker`).
+struct ListenOptions {
+  uint16_t port = 0;
+  std::string bind = "127.0.0.1";
+  std::string secret_file;  // empty: the run's DIR/worker.secret, made when missing
+};
 
 // The secret a worker must present, and the file that holds it: options.secret_file, or
 // DIR/worker.secret, which is made (32 bytes from /dev/urandom, hex, mode 0600) when missing and

@@ -1,4 +1,4 @@
-#include "actors/surrogate_oracle.h"
+#include "oracles/surrogate_oracle.h"
 
 #include <faiss/IndexFlat.h>
 
@@ -7,9 +7,10 @@
 #include <filesystem>
 #include <map>
 
-#include "actors/run_recorder.h"
-#include "training/training.h"
+#include "messages/codec.h"
 #include "retrieval/cognition_index.h"
+#include "scenario/run_header.h"
+#include "training/training.h"
 
 namespace asiarch {
 namespace {

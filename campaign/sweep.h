@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "actors/scenario.h"
+#include "scenario/scenario.h"
 
 namespace asiarch {
 

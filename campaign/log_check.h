@@ -27,7 +27,7 @@
 //            hours and virtual time what the deliveries before that event add up to; its name,
 //            seed and target are the header's; a finished one ends with the coordinator's stop.
 //   tables   archs, results and insights hold exactly the projection of the log
-//            (actors/lineage_projection.h), byte for byte: a changed, extra or missing record is
+//            (campaign/lineage_projection.h), byte for byte: a changed, extra or missing record is
 //            named with its table and key.
 //   meta     only the keys a run writes, each in its format; while the store ends where
 //            DIR/head says, the table hashes to the SHA-256 recorded there (this binds the values

@@ -1,4 +1,4 @@
-#include "actors/run_recorder.h"
+#include "campaign/run_recorder.h"
 
 #include <spdlog/spdlog.h>
 
@@ -9,10 +9,10 @@
 #include <thread>
 
 #include "actors/gpu_slot.h"
-#include "actors/lineage_projection.h"
+#include "campaign/lineage_projection.h"
 #include "common/rng.h"
-#include "actors/llm_client.h"
-#include "actors/remote_workers.h"
+#include "llm/llm_client.h"
+#include "remote/remote_workers.h"
 #include "storage/committed_head.h"
 #include "storage/run_lock.h"
 
@@ -253,25 +253,6 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
   const LiveTrainer trainer = live_trainer(run.scenario, run.seed, dir, listen);
   return recorder.with_log_write_failures(
       run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress, trainer, llm_client(run.scenario)));
-}
-
-RecordedRun read_recorded_run(const storage::RunStore& store) {
-  const auto header_bytes = store.meta(meta_key::kHeader);
-  if (!header_bytes) {
-    throw storage::StorageError(store.dir().string() + " has no run header: its campaign ended before it logged anything; start it again with `asiarch run SCENARIO --out " +
-                                store.dir().string() + "`, which reuses the directory");
-  }
-  try {
-    msg::CanonicalView<msg::RunHeader> view(*header_bytes);
-    auto header = view.root();
-    const auto scenario = header.getScenario();
-    return RecordedRun{*header_bytes,
-                       parse_scenario(std::string(reinterpret_cast<const char*>(scenario.begin()), scenario.size()), header.getScenarioFile().cStr()),
-                       header.getSeed(), std::string(header.getVersion().cStr()) + ", " + header.getBuildFlags().cStr()};
-  } catch (const kj::Exception& e) {
-    throw storage::StorageError(store.dir().string() + ": the run header (meta \"header\") is damaged: " + e.getDescription().cStr() +
-                                "; the campaign cannot be recomputed from it");
-  }
 }
 
 namespace {
