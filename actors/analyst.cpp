@@ -33,10 +33,10 @@ AnalystState::Measured measured_of(msg::JobRef::Reader ref) {
 
 // A failed metric is a failure, never a default score: the failure's text, or "" for a result
 // that can be scored.
-std::string failure_of(msg::TrainResult::Reader result) {
-  if (result.getStatus() != msg::TrainStatus::OK) return result.getFailure().cStr();
-  if (!std::isfinite(result.getLoss()) || !std::isfinite(result.getAccuracy())) return "a metric is not finite";
-  return "";
+AnalystState::Failure failure_of(msg::TrainResult::Reader result) {
+  if (result.getStatus() != msg::TrainStatus::OK) return {result.getFailureKind(), result.getFailure().cStr(), result.getFailedStep()};
+  if (!std::isfinite(result.getLoss()) || !std::isfinite(result.getAccuracy())) return {msg::FailureKind::NUMERICAL, "a metric is not finite"};
+  return {};
 }
 
 AnalystState::Measured measured_result(msg::TrainResult::Reader result) {
@@ -91,14 +91,11 @@ std::string AnalystState::diagnose(const Measured& m, const Measured& reference)
   return text;
 }
 
-std::string AnalystState::diagnose_failure(const std::string& failure) {
-  std::string text = "training failed: " + failure;
-  const bool numerical = failure.find("nan") != std::string::npos || failure.find("NaN") != std::string::npos ||
-                         failure.find("diverg") != std::string::npos;
-  if (numerical) {
-    const size_t at = failure.find("step ");
-    const long step = at == std::string::npos ? -1 : std::strtol(failure.c_str() + at + 5, nullptr, 10);
-    text += step >= 0 && step <= 50 ? "; loss spikes early (step " + std::to_string(step) + ")" : "; loss diverges";
+std::string AnalystState::diagnose_failure(const Failure& failure) {
+  std::string text = "training failed: " + failure.text;
+  if (failure.kind == msg::FailureKind::NUMERICAL) {
+    const bool early = failure.step > 0 && failure.step <= 50;
+    text += early ? "; loss spikes early (step " + std::to_string(failure.step) + ")" : "; loss diverges";
     text += ": stabilise the state with normalisation of keys, a bounded decay or gating";
   }
   return text;
@@ -126,18 +123,18 @@ void AnalystState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
     case msg::Payload::DUPLICATE:
       on_duplicate(payload.getDuplicate(), out);
       break;
-    case msg::Payload::TRAIN_FAILURE: {  // the engineer found no repair
-      auto result = payload.getTrainFailure().getResult();
-      report_failure(result.getRef(), result.getFailure().cStr(), out);
+    case msg::Payload::UNREPAIRED: {
+      auto result = payload.getUnrepaired().getResult();
+      report_failure(result.getRef(), failure_of(result), out);
       break;
     }
     case msg::Payload::LLM_REPLY:
       on_judge_reply(payload.getLlmReply(), out);
       break;
-    case msg::Payload::ABLATION_REQUEST: {  // the engineer's answer: how many ablation jobs
-      auto answer = payload.getAblationRequest();
-      ablations_.at(answer.getArchId()).expected = answer.getJobs();
-      finish_ablation(answer.getArchId(), out);
+    case msg::Payload::ABLATION_PLAN: {
+      auto plan = payload.getAblationPlan();
+      ablations_.at(plan.getArchId()).expected = plan.getJobs();
+      finish_ablation(plan.getArchId(), out);
       break;
     }
     default:
@@ -149,7 +146,7 @@ void AnalystState::on_result(msg::TrainResult::Reader result, msg::OutboxWriter&
   auto ref = result.getRef();
   if (ref.getAblationOf() != 0) return on_ablation_result(result, out);
   if (ref.getFidelity() == msg::Fidelity::VERIFY) return on_verify_result(result, out);
-  if (const std::string failure = failure_of(result); !failure.empty()) {
+  if (const Failure failure = failure_of(result); failure.failed()) {
     record_explore(ref.getArchId(), ExploreOutcome{std::nullopt, failure}, out);
     if (!ref.getBaseline() && scenario_.repair_attempts > 0) {
       out.send(actor_name::kEngineer).initTrainFailure().setResult(result);
@@ -159,7 +156,7 @@ void AnalystState::on_result(msg::TrainResult::Reader result, msg::OutboxWriter&
   }
   const Measured m = measured_result(result);
   if (m.baseline && ref.getBaselineName() == scenario_.reference) reference_[0] = m;
-  record_explore(m.arch_id, ExploreOutcome{m, ""}, out);
+  record_explore(m.arch_id, ExploreOutcome{m, {}}, out);
   waiting_explore_.push_back(m);
   release_waiting(out);
 }
@@ -171,10 +168,10 @@ void AnalystState::on_verify_result(msg::TrainResult::Reader result, msg::Outbox
   const uint64_t id = ref.getArchId();
   const bool selection = ref.getReplicate() < scenario_.verify.seeds;
   VerifySeeds& seeds = verify_seeds_[id];
-  const std::string failure = failure_of(result);
-  if (!failure.empty() && seeds.failure.empty()) seeds.failure = failure;
-  Measured m = failure.empty() ? measured_result(result) : measured_of(ref);
-  (selection ? seeds.selection : seeds.replication).push_back(failure.empty() ? std::optional<Measured>(m) : std::nullopt);
+  const Failure failure = failure_of(result);
+  if (failure.failed() && !seeds.failure.failed()) seeds.failure = failure;
+  Measured m = failure.failed() ? measured_of(ref) : measured_result(result);
+  (selection ? seeds.selection : seeds.replication).push_back(failure.failed() ? std::nullopt : std::optional<Measured>(m));
   if (selection && seeds.selection.size() == scenario_.verify.seeds) {
     std::vector<Measured> ok;
     for (const auto& s : seeds.selection) {
@@ -182,7 +179,7 @@ void AnalystState::on_verify_result(msg::TrainResult::Reader result, msg::Outbox
     }
     // A candidate with a failed seed fails at verify; a baseline (published, known to train)
     // keeps the seeds that did train.
-    if (ok.empty() || (!m.baseline && !seeds.failure.empty())) {
+    if (ok.empty() || (!m.baseline && seeds.failure.failed())) {
       if (m.baseline) baseline_verify_[id] = std::nullopt;
       return report_failure(ref, seeds.failure, out);
     }
@@ -197,7 +194,7 @@ void AnalystState::on_verify_result(msg::TrainResult::Reader result, msg::Outbox
   if (!selection) finish_replications(out);
 }
 
-void AnalystState::report_failure(msg::JobRef::Reader ref, const std::string& failure, msg::OutboxWriter& out) {
+void AnalystState::report_failure(msg::JobRef::Reader ref, const Failure& failure, msg::OutboxWriter& out) {
   auto update = out.send(actor_name::kResearcher).initPoolUpdate();
   update.setArchId(ref.getArchId());
   update.setFidelity(ref.getFidelity());
@@ -438,7 +435,7 @@ void AnalystState::finish_replications(msg::OutboxWriter& out) {
       continue;
     }
     // A failed replication seed of the candidate is a failed replication: it is not confirmed.
-    const bool failed = !verify_seeds_.at(j.measured.arch_id).failure.empty();
+    const bool failed = verify_seeds_.at(j.measured.arch_id).failure.failed();
     j.replication = stats::compare_to_baselines(seeds_of(j.measured.arch_id, true), seeds_of(j.loss_baseline, true),
                                                 seeds_of(j.recall_baseline, true), stats::replication_level(rule_, j.verified), rule_);
     if (failed && j.replication) j.replication->loss_better = false;

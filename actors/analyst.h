@@ -80,14 +80,21 @@ class AnalystState : public ActorState {
   };
   // What the measurements say against the reference, in words (the next cognition query).
   static std::string diagnose(const Measured& m, const Measured& reference);
+  // A failed training: its result's kind and step, for the diagnosis, and its text for people.
+  struct Failure {
+    msg::FailureKind kind = msg::FailureKind::NONE;
+    std::string text;    // empty: not failed
+    uint32_t step = 0;   // of a numerical failure; 0 when unknown
+    bool failed() const { return !text.empty(); }
+  };
   // What a training failure says, in words.
-  static std::string diagnose_failure(const std::string& failure);
+  static std::string diagnose_failure(const Failure& failure);
 
  private:
   // An explore outcome, kept for the duplicates that reuse it.
   struct ExploreOutcome {
     std::optional<Measured> measured;  // nullopt: training failed
-    std::string failure;
+    Failure failure;
   };
   struct Ablation {
     Measured breakthrough;  // its explore result
@@ -97,7 +104,7 @@ class AnalystState : public ActorState {
   // The seeds of one architecture at verify: selection, then replication (nullopt: failed).
   struct VerifySeeds {
     std::vector<std::optional<Measured>> selection, replication;
-    std::string failure;  // the first failed seed's reason
+    Failure failure;  // the first failed seed's
   };
   // A verified candidate's judgment: screening, then (when it passed) replication.
   struct Judgment {
@@ -116,7 +123,7 @@ class AnalystState : public ActorState {
   std::pair<uint64_t, uint64_t> best_baselines() const;  // (lowest mean loss, highest mean recall)
   void on_duplicate(msg::Duplicate::Reader duplicate, msg::OutboxWriter& out);
   void on_ablation_result(msg::TrainResult::Reader result, msg::OutboxWriter& out);
-  void report_failure(msg::JobRef::Reader ref, const std::string& failure, msg::OutboxWriter& out);
+  void report_failure(msg::JobRef::Reader ref, const Failure& failure, msg::OutboxWriter& out);
   void record_explore(uint64_t arch_id, ExploreOutcome outcome, msg::OutboxWriter& out);
   void reuse(const Measured& duplicate, const ExploreOutcome& original, msg::OutboxWriter& out);
   void score_explore(const Measured& m, msg::OutboxWriter& out);

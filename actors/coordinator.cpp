@@ -156,7 +156,7 @@ void CoordinatorState::on_answer(msg::SlotAnswer::Reader answer, uint64_t now_ns
     out.send(actor_name::kAnalyst).setTrainResult(view.root());
   } else {
     report_fault(out, msg::FaultKind::GARBAGE, msg::FaultAction::FAILED, slot, job_id, run.attempt, problem);
-    fail_job(run, slot, "garbage: " + problem, now_ns, out);
+    fail_job(run, slot, msg::FailureKind::GARBAGE, "garbage: " + problem, now_ns, out);
   }
   slot_available(slot, now_ns, out);
 }
@@ -172,17 +172,21 @@ void CoordinatorState::lose_job(uint32_t slot, msg::FaultKind kind, const std::s
     enqueue(Waiting{std::move(run.job), run.attempt + 1}, true, now_ns, out);
   } else {
     report_fault(out, kind, msg::FaultAction::FAILED, slot, job_id, run.attempt, detail + "; no retries left");
-    fail_job(run, slot, fault_kind_name(kind) + ": " + detail + " on each of " + std::to_string(retries + 1) + " attempts", now_ns, out);
+    const auto failure_kind = kind == msg::FaultKind::CRASH ? msg::FailureKind::CRASH : msg::FailureKind::TIMEOUT;
+    fail_job(run, slot, failure_kind, fault_kind_name(kind) + ": " + detail + " on each of " + std::to_string(retries + 1) + " attempts",
+             now_ns, out);
   }
   out.send(actor_name::kCoordinator, hours_to_ns(faulty_->faults.slot_restart_gpu_hours)).initSlotRestart().setSlot(slot);
 }
 
-void CoordinatorState::fail_job(const Running& run, uint32_t slot, const std::string& failure, uint64_t now_ns, msg::OutboxWriter& out) {
+void CoordinatorState::fail_job(const Running& run, uint32_t slot, msg::FailureKind kind, const std::string& failure, uint64_t now_ns,
+                                msg::OutboxWriter& out) {
   auto result = out.send(actor_name::kAnalyst).initTrainResult();
   result.setRef(run.job->getRoot<msg::TrainJob>().getRef().asReader());
   result.setSlot(slot);
   result.setStatus(msg::TrainStatus::FAILED);
   result.setFailure(failure);
+  result.setFailureKind(kind);
   result.setGpuHours(ns_to_hours(now_ns - run.since_ns));  // what the last attempt held its slot
 }
 
@@ -196,6 +200,8 @@ std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, 
     if (result.getSlot() != slot) return "the answer names " + actor_name::gpu_slot(result.getSlot());
     const auto status = static_cast<uint16_t>(result.getStatus());
     if (status > static_cast<uint16_t>(msg::TrainStatus::FAILED)) return "the answer has the unknown status " + std::to_string(status);
+    const auto kind = static_cast<uint16_t>(result.getFailureKind());
+    if (kind > static_cast<uint16_t>(msg::FailureKind::GARBAGE)) return "the answer has the unknown failure kind " + std::to_string(kind);
     if (!std::isfinite(result.getGpuHours()) || result.getGpuHours() < 0) return "the answer's GPU hours are not a finite non-negative number";
     if (result.getStatus() == msg::TrainStatus::OK &&
         (!std::isfinite(result.getLoss()) || !std::isfinite(result.getAccuracy()) || result.getAccuracy() < 0 || result.getAccuracy() > 1)) {

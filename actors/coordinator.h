@@ -54,7 +54,8 @@ class CoordinatorState : public ActorState {
   void on_answer(msg::SlotAnswer::Reader answer, uint64_t now_ns, msg::OutboxWriter& out);
   // A crash or timeout: the job leaves the slot, which restarts; the job is re-queued or fails.
   void lose_job(uint32_t slot, msg::FaultKind kind, const std::string& detail, uint64_t now_ns, msg::OutboxWriter& out);
-  void fail_job(const Running& run, uint32_t slot, const std::string& failure, uint64_t now_ns, msg::OutboxWriter& out);
+  void fail_job(const Running& run, uint32_t slot, msg::FailureKind kind, const std::string& failure, uint64_t now_ns,
+                msg::OutboxWriter& out);
 
   std::optional<Scenario> faulty_;  // set when slot faults are armed
   std::set<uint32_t> free_slots_;   // lowest index first

@@ -212,22 +212,6 @@ std::optional<Repair> resize(const lang::Program& program, const lang::ModelShap
   return best;
 }
 
-// A failure of the machine, not of the program (the coordinator's fault handling): nothing to repair.
-bool infrastructure_failure(const std::string& failure) {
-  for (const char* kind : {"crash:", "timeout:", "garbage:"}) {
-    if (failure.rfind(kind, 0) == 0) return true;
-  }
-  return false;
-}
-
-bool numerical_failure(const std::string& failure) {
-  if (infrastructure_failure(failure)) return false;
-  for (const char* sign : {"nan", "NaN", "diverg", "inf", "check finite"}) {
-    if (failure.find(sign) != std::string::npos) return true;
-  }
-  return false;
-}
-
 }  // namespace
 
 std::optional<Repair> repair_for_check(const lang::Program& program, const std::string& check, const lang::ModelShape& shape,
@@ -238,12 +222,15 @@ std::optional<Repair> repair_for_check(const lang::Program& program, const std::
   return std::nullopt;
 }
 
-std::optional<Repair> repair_for_failure(const lang::Program& program, const std::string& failure, const lang::ModelShape& shape,
+std::optional<Repair> repair_for_failure(const lang::Program& program, msg::FailureKind kind, const lang::ModelShape& shape,
                                          const std::vector<int64_t>& widths, int64_t param_target, double tolerance) {
-  for (const char* check : {"causality", "complexity", "parameters"}) {
-    if (failure.rfind(std::string("check ") + check, 0) == 0) return repair_for_check(program, check, shape, widths, param_target, tolerance);
+  switch (kind) {
+    case msg::FailureKind::CAUSALITY: return repair_for_check(program, "causality", shape, widths, param_target, tolerance);
+    case msg::FailureKind::COMPLEXITY: return repair_for_check(program, "complexity", shape, widths, param_target, tolerance);
+    case msg::FailureKind::PARAMETERS: return repair_for_check(program, "parameters", shape, widths, param_target, tolerance);
+    case msg::FailureKind::NUMERICAL: break;
+    default: return std::nullopt;  // a failure of the model's construction, of the machine, or a cancelled job
   }
-  if (!numerical_failure(failure)) return std::nullopt;
   for (auto repair : {add_norm(program), bound_decay(program, shape)}) {
     if (repair && passes(repair->program, shape, widths)) return repair;
   }
@@ -395,9 +382,9 @@ void EngineerState::on_failure(msg::TrainFailure::Reader failure, msg::OutboxWri
   const uint64_t id = result.getRef().getArchId();
   const lang::Program program = lang::parse(accepted_.at(id).program, "arch " + std::to_string(id));
   const std::string reason = result.getFailure().cStr();
-  const auto repair = repair_for_failure(program, reason, shape_, widths(), param_target_, scenario_.param_tolerance);
+  const auto repair = repair_for_failure(program, result.getFailureKind(), shape_, widths(), param_target_, scenario_.param_tolerance);
   if (propose_repair(id, repair, "training (" + reason + ")", out)) return;
-  out.send(actor_name::kAnalyst).initTrainFailure().setResult(result);
+  out.send(actor_name::kAnalyst).initUnrepaired().setResult(result);
 }
 
 void EngineerState::ablate(uint64_t arch_id, msg::OutboxWriter& out) {
@@ -420,9 +407,9 @@ void EngineerState::ablate(uint64_t arch_id, msg::OutboxWriter& out) {
     p.setAblationOf(arch_id);
     ++jobs;
   }
-  auto answer = out.send(actor_name::kAnalyst).initAblationRequest();
-  answer.setArchId(arch_id);
-  answer.setJobs(jobs);
+  auto plan = out.send(actor_name::kAnalyst).initAblationPlan();
+  plan.setArchId(arch_id);
+  plan.setJobs(jobs);
 }
 
 // 1 - weighted Jaccard similarity of operator counts with the closest parent.

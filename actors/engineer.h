@@ -53,11 +53,11 @@ struct Repair {
 std::optional<Repair> repair_for_check(const lang::Program& program, const std::string& check, const lang::ModelShape& shape,
                                        const std::vector<int64_t>& widths, int64_t param_target, double tolerance);
 
-// The repair for a failed training ("lm nan_loss: ...", "check causality: ...", the oracle's
-// "training diverged: ..."): measured checks map to repair_for_check; numerical failures get a
-// normalisation, then a bounded decay, then a lower learning rate. nullopt for failures no
-// rule addresses (cancelled, runtime errors).
-std::optional<Repair> repair_for_failure(const lang::Program& program, const std::string& failure, const lang::ModelShape& shape,
+// The repair for a failed training, by the result's failure kind: failed measured checks map to
+// repair_for_check; numerical failures get a normalisation, then a bounded decay, then a lower
+// learning rate. nullopt for failures no rule addresses (a model that does not build, a
+// cancelled job, the machine's faults).
+std::optional<Repair> repair_for_failure(const lang::Program& program, msg::FailureKind kind, const lang::ModelShape& shape,
                                          const std::vector<int64_t>& widths, int64_t param_target, double tolerance);
 
 class EngineerState : public ActorState {

@@ -34,6 +34,7 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
     // A model that cannot be built at this fidelity fails like a crashed training job.
     outcome.ok = false;
     outcome.failure = std::string("the model cannot be built: ") + e.what();
+    outcome.failure_kind = msg::FailureKind::MODEL;
     cost.gpu_hours = scenario_.overhead_gpu_hours;
   }
   // A failed job stops part-way through its budget.
@@ -44,6 +45,7 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
     result.setSlot(slot_);
     result.setStatus(outcome.ok ? msg::TrainStatus::OK : msg::TrainStatus::FAILED);
     result.setFailure(outcome.failure);
+    result.setFailureKind(outcome.failure_kind);
     result.setLoss(outcome.loss);
     result.setAccuracy(outcome.accuracy);
     result.setGpuHours(hours);
@@ -146,6 +148,8 @@ training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint
 void set_measured_result(msg::TrainResult::Builder result, const training::ExperimentMetrics& metrics) {
   result.setStatus(metrics.ok ? msg::TrainStatus::OK : msg::TrainStatus::FAILED);
   result.setFailure(metrics.failure);
+  result.setFailureKind(metrics.failure_kind);
+  result.setFailedStep(metrics.failed_step);
   result.setLoss(metrics.loss);
   result.setAccuracy(metrics.accuracy);
   result.setGpuHours(metrics.seconds / 3600.0);
@@ -188,6 +192,7 @@ std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::s
     }
   } catch (const lang::ProgramError& e) {
     metrics.failure = std::string("model: ") + e.what();
+    metrics.failure_kind = msg::FailureKind::MODEL;
   }
   capnp::MallocMessageBuilder message;
   auto result = message.initRoot<msg::Payload>().initTrainResult();

@@ -50,12 +50,14 @@ void project_event(msg::Event::Reader event, LineageTables& tables) {
       double gpu_hours = 0;
       bool failed_before = false;
       std::string reason;
+      msg::FailureKind failure_kind = r.getFailureKind();
       if (auto stored = tables.result(r.getRef().getArchId(), key)) {
         msg::CanonicalView<msg::ResultRecord> view(*stored);
         for (auto seed : view.root().getSeeds()) seeds.emplace_back(seed.getReplicate(), seed.getOk(), seed.getLoss(), seed.getAccuracy());
         gpu_hours = view.root().getGpuHours();
         failed_before = view.root().getOutcome() == msg::Outcome::FAILED;
         reason = view.root().getReason();
+        if (failed_before) failure_kind = view.root().getFailureKind();
       }
       seeds.emplace_back(r.getRef().getReplicate(), ok, r.getLoss(), r.getAccuracy());
       auto record = message.initRoot<msg::ResultRecord>();
@@ -63,6 +65,7 @@ void project_event(msg::Event::Reader event, LineageTables& tables) {
       record.setFidelity(r.getRef().getFidelity());
       record.setOutcome(ok && !failed_before ? msg::Outcome::SCORED : msg::Outcome::FAILED);
       record.setReason(failed_before ? reason : std::string(r.getFailure().cStr()));
+      record.setFailureKind(failure_kind);
       record.setLoss(r.getLoss());
       record.setAccuracy(r.getAccuracy());
       record.setGpuHours(gpu_hours + r.getGpuHours());

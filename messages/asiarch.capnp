@@ -59,6 +59,8 @@ struct Payload {
     ablationRequest @20 :AblationRequest;
     llmRequest @21 :LlmRequest;
     llmReply @22 :LlmReply;
+    unrepaired @23 :Unrepaired;
+    ablationPlan @24 :AblationPlan;
   }
 }
 
@@ -147,6 +149,21 @@ enum TrainStatus {
   failed @1;
 }
 
+# Why a job failed, set by whoever failed it: the engineer and the analyst act on this, and the
+# result's `failure` text keeps the details for people.
+enum FailureKind {
+  none @0;         # the job did not fail
+  numerical @1;    # a loss, gradient or output that is NaN, infinite or diverging
+  causality @2;    # a check by measurement (training/measured_checks.cpp) failed
+  complexity @3;
+  parameters @4;
+  model @5;        # the model or its task could not be built or run
+  cancelled @6;    # the campaign stopped waiting for the job
+  crash @7;        # with [faults]: the slot died with the job, no retries left
+  timeout @8;      # with [faults]: no answer in time, no retries left
+  garbage @9;      # with [faults]: the slot's answer was no valid result
+}
+
 struct TrainResult {
   ref @0 :JobRef;
   slot @1 :UInt32;
@@ -157,6 +174,8 @@ struct TrainResult {
   gpuHours @6 :Float64;
   tokensPerSecond @7 :Float64;
   peakMemoryBytes @8 :UInt64;
+  failureKind @9 :FailureKind;
+  failedStep @10 :UInt32;  # the training step a numerical failure was seen at; 0 when unknown
 }
 
 struct SlotIdle {
@@ -289,9 +308,14 @@ struct Promotion {
 }
 
 # A failed explore result on its way to repair: the analyst sends it to the engineer, which
-# proposes a repaired program, or sends it back when no repair rule fits (then it is recorded as
-# a failure).
+# proposes a repaired program, or answers with Unrepaired when no repair rule fits (then it is
+# recorded as a failure).
 struct TrainFailure {
+  result @0 :TrainResult;
+}
+
+# The engineer's answer to a TrainFailure it has no repair for.
+struct Unrepaired {
   result @0 :TrainResult;
 }
 
@@ -305,10 +329,14 @@ struct Duplicate {
 }
 
 # The analyst asks the engineer to train one ablation per component of a breakthrough.
-# The engineer answers with the same message and the number of ablation jobs it submitted.
 struct AblationRequest {
   archId @0 :UInt64;
-  jobs @1 :UInt32;     # in the engineer's answer: ablation jobs submitted (0: nothing to ablate)
+}
+
+# The engineer's answer: how many ablation jobs it submitted for the breakthrough.
+struct AblationPlan {
+  archId @0 :UInt64;
+  jobs @1 :UInt32;     # 0: nothing to ablate
 }
 
 # ---- the LLM researcher and judge ([researcher] backend = "llm", [llm] judge) ----
@@ -419,6 +447,7 @@ struct ResultRecord {
   vtimeNs @9 :UInt64;
   seeds @10 :List(SeedResult);  # every training at this fidelity, in the order results came in
   evidence @11 :Evidence;       # at verify, once judged
+  failureKind @12 :FailureKind; # of the first failed training, as its result said
 }
 
 struct SeedResult {

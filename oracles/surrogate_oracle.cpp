@@ -21,6 +21,7 @@ struct Record {
   uint64_t arch_id;
   bool ok;
   std::string failure;
+  msg::FailureKind failure_kind;
   double loss, accuracy;
 };
 
@@ -100,7 +101,11 @@ SurrogateOracle::SurrogateOracle(const Scenario& scenario) : impl_(std::make_uni
     Impl::Fidelity& f = impl_->fidelities[fidelity];
     const bool ok = r.getOutcome() != msg::Outcome::FAILED && std::isfinite(r.getLoss()) && std::isfinite(r.getAccuracy());
     f.exact.emplace(key_of(program), f.records.size());
-    f.records.push_back(Record{id, ok, r.getReason().cStr(), r.getLoss(), r.getAccuracy()});
+    // A run recorded before results carried failure kinds: its failures count as numerical.
+    const msg::FailureKind kind = ok ? msg::FailureKind::NONE
+                                : r.getFailureKind() == msg::FailureKind::NONE ? msg::FailureKind::NUMERICAL
+                                                                               : r.getFailureKind();
+    f.records.push_back(Record{id, ok, r.getReason().cStr(), kind, r.getLoss(), r.getAccuracy()});
     const std::vector<float> embedding = program_embedding(program);
     f.index.add(1, embedding.data());
   });
@@ -122,6 +127,7 @@ OracleOutcome SurrogateOracle::evaluate(const lang::Program& program, const lang
     const Record& r = f.records[exact->second];
     out.ok = r.ok;
     out.failure = r.ok ? "" : "as recorded for arch " + std::to_string(r.arch_id) + ": " + r.failure;
+    out.failure_kind = r.failure_kind;
     out.loss = r.loss;
     out.accuracy = r.accuracy;
     return out;
@@ -140,10 +146,12 @@ OracleOutcome SurrogateOracle::evaluate(const lang::Program& program, const lang
   std::sort(nearest.begin(), nearest.end());
   if (nearest.size() > impl_->k) nearest.resize(impl_->k);
   double weight_ok = 0, weight_failed = 0, loss = 0, accuracy = 0;
+  msg::FailureKind nearest_failure = msg::FailureKind::NONE;
   for (const auto& [squared, row] : nearest) {
     const Record& r = f.records[static_cast<size_t>(row)];
     const double weight = 1.0 / (std::sqrt(std::max(0.0f, squared)) + kDistanceFloor);
     if (!r.ok) {
+      if (nearest_failure == msg::FailureKind::NONE) nearest_failure = r.failure_kind;
       weight_failed += weight;
       continue;
     }
@@ -154,6 +162,7 @@ OracleOutcome SurrogateOracle::evaluate(const lang::Program& program, const lang
   if (noise.chance(weight_failed / (weight_ok + weight_failed))) {
     out.ok = false;
     out.failure = "training failed (surrogate: like its nearest recorded programs)";
+    out.failure_kind = nearest_failure;
     return out;
   }
   out.loss = loss / weight_ok * (1.0 + impl_->noise * noise.normal());

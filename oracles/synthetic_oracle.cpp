@@ -159,6 +159,7 @@ OracleOutcome SyntheticOracle::evaluate(const lang::Program& program, const lang
   if (fails && !baseline) {  // published baselines are known to train
     out.ok = false;
     out.failure = "training diverged: loss became NaN";
+    out.failure_kind = msg::FailureKind::NUMERICAL;
     return out;
   }
   const int f_index = fidelity == msg::Fidelity::VERIFY ? 1 : 0;

@@ -28,6 +28,7 @@ namespace asiarch {
 struct OracleOutcome {
   bool ok = true;
   std::string failure;  // when !ok
+  msg::FailureKind failure_kind = msg::FailureKind::NONE;
   double loss = 0;
   double accuracy = 0;
 };

@@ -83,7 +83,8 @@ class TableReader {
     const toml::node* node = find(key);
     if (!node) return;
     std::string word;
-    text(key, word, ("\"" + std::string(choices.begin()->first) + "\"").c_str());
+    const std::string example = std::string("\"").append(choices.begin()->first).append("\"");
+    text(key, word, example.c_str());
     for (const auto& [name, value] : choices) {
       if (word == name) {
         out = value;

@@ -26,7 +26,10 @@ TEST_CASE("the analyst's diagnosis names what the measurements show", "[analyst]
   CHECK_THAT(text, Catch::Contains("memory grows"));
   CHECK_THAT(text, Catch::Contains("larger recurrent state"));
   CHECK_THAT(AnalystState::diagnose(reference, reference), !Catch::Contains("slower") && !Catch::Contains("memory grows"));
-  CHECK_THAT(AnalystState::diagnose_failure("lm nan_loss: step 7"), Catch::Contains("loss spikes early"));
+  CHECK_THAT(AnalystState::diagnose_failure({msg::FailureKind::NUMERICAL, "lm nan_loss: step 7", 7}), Catch::Contains("loss spikes early (step 7)"));
+  CHECK_THAT(AnalystState::diagnose_failure({msg::FailureKind::NUMERICAL, "lm nan_eval: the held-out loss is nan"}), Catch::EndsWith("loss diverges: stabilise the state with normalisation of keys, a bounded decay or gating"));
+  // The kind decides, not the words: a model error that mentions a NaN is no numerical failure.
+  CHECK(AnalystState::diagnose_failure({msg::FailureKind::MODEL, "model: a NaN initial value"}) == "training failed: model: a NaN initial value");
 }
 
 TEST_CASE("efficiency objectives change fitness: a faster program ranks higher", "[analyst][fitness]") {

@@ -135,23 +135,25 @@ TEST_CASE("a training failure is repaired by the rule that fits it, for a bounde
   const std::string unnormalised = testing::edited_text("lang/baselines/deltanet.arch", "  k = l2norm(k_heads)\n", "  k = rmsnorm(k_heads)\n");
   auto job = propose(engineer, 2, unnormalised);
   REQUIRE(kind(job) == msg::Payload::TRAIN_JOB);
-  auto fail = [&](msg::JobRef::Reader ref, const std::string& failure) {
+  auto fail = [&](msg::JobRef::Reader ref, msg::FailureKind failure_kind, const std::string& failure) {
     return deliver(engineer, [&](msg::Payload::Builder p) {
       auto result = p.initTrainFailure().initResult();
       result.setRef(ref);
       result.setStatus(msg::TrainStatus::FAILED);
       result.setFailure(failure);
+      result.setFailureKind(failure_kind);
     });
   };
   // Diverged: the keys get their L2 norm back.
-  auto first = fail(job.messages()[0].getPayload().getTrainJob().getRef(), "lm nan_loss: step 7");
+  auto first = fail(job.messages()[0].getPayload().getTrainJob().getRef(), msg::FailureKind::NUMERICAL, "lm nan_loss: step 7");
   REQUIRE(kind(first) == msg::Payload::PROPOSAL);
   CHECK(std::string(first.messages()[0].getPayload().getProposal().getOperator().cStr()) == "repair:add_norm");
   auto second_job = redeliver(engineer, first.messages()[0]);
   REQUIRE(kind(second_job) == msg::Payload::TRAIN_JOB);
   // Diverged again: nothing left to normalise or bound, so a retry at half the learning rate,
   // trained although it is the same program.
-  auto second = fail(second_job.messages()[0].getPayload().getTrainJob().getRef(), "mqar divergence: loss 9.1 at step 40");
+  auto second = fail(second_job.messages()[0].getPayload().getTrainJob().getRef(), msg::FailureKind::NUMERICAL,
+                     "mqar divergence: loss 9.1 at step 40");
   REQUIRE(kind(second) == msg::Payload::PROPOSAL);
   auto retry = second.messages()[0].getPayload().getProposal();
   CHECK(std::string(retry.getOperator().cStr()) == "repair:lower_lr");
@@ -160,12 +162,12 @@ TEST_CASE("a training failure is repaired by the rule that fits it, for a bounde
   REQUIRE(kind(third_job) == msg::Payload::TRAIN_JOB);
   CHECK(third_job.messages()[0].getPayload().getTrainJob().getRef().getLrScale() == 0.5);
   // Two attempts spent: the failure goes back to the analyst.
-  auto given_up = fail(third_job.messages()[0].getPayload().getTrainJob().getRef(), "lm nan_loss: step 3");
-  REQUIRE(kind(given_up) == msg::Payload::TRAIN_FAILURE);
+  auto given_up = fail(third_job.messages()[0].getPayload().getTrainJob().getRef(), msg::FailureKind::NUMERICAL, "lm nan_loss: step 3");
+  REQUIRE(kind(given_up) == msg::Payload::UNREPAIRED);
   CHECK(std::string(given_up.messages()[0].getTo().cStr()) == "analyst");
-  // A failure no rule addresses is not repaired.
-  auto cancelled = fail(job.messages()[0].getPayload().getTrainJob().getRef(), "cancelled");
-  CHECK(kind(cancelled) == msg::Payload::TRAIN_FAILURE);
+  // A failure no rule addresses is not repaired, whatever its text says.
+  auto cancelled = fail(job.messages()[0].getPayload().getTrainJob().getRef(), msg::FailureKind::CANCELLED, "cancelled at a NaN");
+  CHECK(kind(cancelled) == msg::Payload::UNREPAIRED);
 }
 
 TEST_CASE("numerical failures are repaired in order: normalisation, bounded decay, lower learning rate", "[engineer][repair]") {
@@ -177,7 +179,7 @@ TEST_CASE("numerical failures are repaired in order: normalisation, bounded deca
   const lang::ModelShape shape{256, 2048};
   CHECK_THROWS_WITH(lang::check(unbounded, shape), Catch::Contains("must be a log decay"));
   const int64_t target = lang::derive(gla, shape).params;
-  auto repair = [&](const lang::Program& p) { return repair_for_failure(p, "lm nan_loss: step 12", shape, {512, 1024}, target, 1.2); };
+  auto repair = [&](const lang::Program& p) { return repair_for_failure(p, msg::FailureKind::NUMERICAL, shape, {512, 1024}, target, 1.2); };
   // Normalising alone leaves the type error, so the decay is bounded first.
   const auto bounded = repair(unbounded);
   REQUIRE(bounded);
@@ -189,10 +191,17 @@ TEST_CASE("numerical failures are repaired in order: normalisation, bounded deca
   REQUIRE(retry);
   CHECK(retry->rule == "lower_lr");
   CHECK(retry->program == normed->program);
-  // A slot that crashed, hung or answered garbage says nothing about the program.
-  for (const char* failure : {"garbage: the answer has a NaN loss", "timeout: no answer on each of 3 attempts", "crash: slot died"}) {
-    CHECK_FALSE(repair_for_failure(unbounded, failure, shape, {512, 1024}, target, 1.2));
+  // A slot that crashed, hung or answered garbage says nothing about the program; nor does a
+  // model that cannot be built or a cancelled job.
+  for (const auto kind : {msg::FailureKind::GARBAGE, msg::FailureKind::TIMEOUT, msg::FailureKind::CRASH, msg::FailureKind::MODEL,
+                          msg::FailureKind::CANCELLED, msg::FailureKind::NONE}) {
+    CHECK_FALSE(repair_for_failure(unbounded, kind, shape, {512, 1024}, target, 1.2));
   }
+  // A failed measured check gets that check's repair.
+  const lang::Program peeking = lang::parse("program peeking\n  c = noncausal_conv(x, k=4)\n  y = linear(c, out=D)\n  return y\n");
+  const auto causal = repair_for_failure(peeking, msg::FailureKind::CAUSALITY, shape, {512, 1024}, target, 1.2);
+  REQUIRE(causal);
+  CHECK(causal->rule == "causal_conv");
 }
 
 TEST_CASE("campaigns with repairs, duplicates and ablations replay bit for bit, and the lineage shows them", "[campaign][engineer][analyst]") {

@@ -157,6 +157,7 @@ TEST_CASE("the coordinator times out, re-queues, ignores late answers and fails 
   auto failed = sent[1].getPayload().getTrainResult();
   CHECK(failed.getStatus() == msg::TrainStatus::FAILED);
   CHECK(std::string(failed.getFailure().cStr()) == "garbage: the answer names job 8, not job 7");
+  CHECK(failed.getFailureKind() == msg::FailureKind::GARBAGE);
   CHECK(failed.getGpuHours() == Approx(10.0 / 3.6e12));  // the 10 ns attempt 1 held its slot
 }
 

@@ -411,21 +411,27 @@ TEST_CASE("training: failures are named, never scored", "[training]") {
   const training::TrainMetrics overflow = training::train_program(program_text(kOverflowingBody), quick_config(training::Task::Mqar, 5));
   CHECK_FALSE(overflow.ok);
   CHECK(overflow.failure == "nan_loss: step 1");
+  CHECK(overflow.failure_kind == msg::FailureKind::NUMERICAL);
+  CHECK(overflow.failed_step == 1);
   CHECK(overflow.accuracy == 0);
 
   const auto unbuildable = program_text("  h = split_heads(x, h=3)\n  y = merge_heads(h)\n  return y\n");
   const training::TrainMetrics model = training::train_program(unbuildable, quick_config(training::Task::Mqar, 5));
   CHECK_FALSE(model.ok);
   CHECK(model.failure.rfind("model: ", 0) == 0);
+  CHECK(model.failure_kind == msg::FailureKind::MODEL);
 
   const auto measured = training::measure_checks(program_text(kOverflowingBody), {});
   CHECK(measured.back().check == "finite");
   CHECK_FALSE(measured.back().passed);
+  CHECK(measured.back().failure_kind == msg::FailureKind::NUMERICAL);
 
   std::atomic<bool> cancelled{true};
   training::TrainConfig config = quick_config(training::Task::Mqar, 5);
   config.cancelled = &cancelled;
-  CHECK(training::train_program(baseline("deltanet"), config).failure == "cancelled");
+  const training::TrainMetrics stopped = training::train_program(baseline("deltanet"), config);
+  CHECK(stopped.failure == "cancelled");
+  CHECK(stopped.failure_kind == msg::FailureKind::CANCELLED);
 }
 
 TEST_CASE("training: the discoveries train on MQAR and LM", "[training]") {
@@ -562,4 +568,5 @@ TEST_CASE("training: an explore experiment runs checks, LM and MQAR", "[training
   const training::ExperimentMetrics quadratic = training::run_experiment(baseline("softmax_attention"), {});
   CHECK_FALSE(quadratic.ok);
   CHECK(quadratic.failure.rfind("check complexity: ", 0) == 0);
+  CHECK(quadratic.failure_kind == msg::FailureKind::COMPLEXITY);
 }

@@ -14,7 +14,7 @@
 namespace asiarch::torch_plugin {
 
 // Raised whenever a signature below changes, so that a stale library is refused by name.
-inline constexpr int kApiVersion = 1;
+inline constexpr int kApiVersion = 2;
 
 struct Api {
   int version;

@@ -136,21 +136,29 @@ std::vector<MeasuredCheck> measure_checks(const lang::Program& program, const Me
     net = model::LanguageModel(program, model::ModelConfig{kProbeVocab, config.d_model, 1, config.seed, /*zero_residual_projections=*/false});
     mixer = model::Mixer(program, config.d_model, config.seed, "probe");
   } catch (const std::exception& e) {
-    return {{"model", false, model::error_text(e)}};
+    return {{"model", false, model::error_text(e), msg::FailureKind::MODEL}};
   }
-  const std::pair<const char*, std::function<MeasuredCheck()>> checks[] = {
-      {"causality", [&] { return causality(net, config); }},
-      {"complexity", [&] { return complexity(mixer, config); }},
-      {"parameters", [&] { return parameters(net->mixer_params(), config); }},
-      {"finite", [&] { return finite(net, config); }},
+  struct Check {
+    const char* name;
+    msg::FailureKind failure_kind;
+    std::function<MeasuredCheck()> run;
   };
-  for (const auto& [name, run] : checks) {
+  const Check checks[] = {
+      {"causality", msg::FailureKind::CAUSALITY, [&] { return causality(net, config); }},
+      {"complexity", msg::FailureKind::COMPLEXITY, [&] { return complexity(mixer, config); }},
+      {"parameters", msg::FailureKind::PARAMETERS, [&] { return parameters(net->mixer_params(), config); }},
+      {"finite", msg::FailureKind::NUMERICAL, [&] { return finite(net, config); }},
+  };
+  for (const Check& check : checks) {
     try {
-      results.push_back(run());
+      results.push_back(check.run());
     } catch (const std::exception& e) {
-      results.push_back({name, false, std::string("the probe failed: ") + model::error_text(e)});
+      results.push_back({check.name, false, std::string("the probe failed: ") + model::error_text(e)});
     }
-    if (!results.back().passed) break;
+    if (!results.back().passed) {
+      results.back().failure_kind = check.failure_kind;
+      break;
+    }
   }
   return results;
 }

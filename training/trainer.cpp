@@ -103,13 +103,16 @@ std::string number(double value) {
 TrainMetrics train_program(const lang::Program& program, const TrainConfig& config, const TrainProgress& progress) {
   const auto started = Clock::now();
   TrainMetrics metrics;
-  auto fail = [&](std::string failure) {
+  auto fail = [&](msg::FailureKind kind, std::string failure, int64_t step = 0) {
     metrics.ok = false;
     metrics.failure = std::move(failure);
+    metrics.failure_kind = kind;
+    metrics.failed_step = static_cast<uint32_t>(step);
     metrics.seconds = seconds_since(started);
     return metrics;
   };
-  if (std::string problem = invalid_config(config); !problem.empty()) return fail(problem);
+  using Kind = msg::FailureKind;
+  if (std::string problem = invalid_config(config); !problem.empty()) return fail(Kind::MODEL, problem);
   model::set_torch_threads(config.threads);
   torch::manual_seed(config.seed);
 
@@ -117,7 +120,7 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   try {
     task = make_task(config);
   } catch (const TaskError& e) {
-    return fail(std::string("task: ") + e.what());
+    return fail(Kind::MODEL, std::string("task: ") + e.what());
   }
 
   model::MemoryScope memory;
@@ -125,7 +128,7 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   try {
     net = model::LanguageModel(program, model::ModelConfig{task->vocab(), config.d_model, config.layers, config.seed});
   } catch (const std::exception& e) {
-    return fail(std::string("model: ") + model::error_text(e));
+    return fail(Kind::MODEL, std::string("model: ") + model::error_text(e));
   }
   for (const auto& p : net->parameters()) metrics.params += p.numel();
 
@@ -136,7 +139,7 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
     int64_t tokens = 0;
     const auto training_started = Clock::now();
     for (int64_t step = 0; step < config.steps; ++step) {
-      if (config.cancelled != nullptr && config.cancelled->load()) return fail("cancelled");
+      if (config.cancelled != nullptr && config.cancelled->load()) return fail(Kind::CANCELLED, "cancelled");
       const double rate = learning_rate(config, step);
       const Batch batch = task->train_batch(step, config.batch);
       tokens += batch.inputs.numel();
@@ -144,16 +147,18 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
       torch::Tensor loss = cross_entropy(net->forward(batch.inputs), batch.targets, torch::kMean);
       if (net->auxiliary_loss().defined()) loss = loss + net->auxiliary_loss();
       const double value = loss.item<double>();
-      if (!std::isfinite(value)) return fail("nan_loss: step " + std::to_string(step + 1));
+      if (!std::isfinite(value)) return fail(Kind::NUMERICAL, "nan_loss: step " + std::to_string(step + 1), step + 1);
       if (step == 0) initial_loss = value;
       if (step >= config.warmup_steps && value > kDivergenceFactor * initial_loss) {
-        return fail("divergence: loss " + number(value) + " at step " + std::to_string(step + 1) + ", above " +
-                    number(kDivergenceFactor) + "x the first step's " + number(initial_loss));
+        return fail(Kind::NUMERICAL,
+                    "divergence: loss " + number(value) + " at step " + std::to_string(step + 1) + ", above " + number(kDivergenceFactor) +
+                        "x the first step's " + number(initial_loss),
+                    step + 1);
       }
       optimizer.zero_grad();
       loss.backward();
       const double norm = optimizer.gradient_norm();
-      if (!std::isfinite(norm)) return fail("nan_gradient: step " + std::to_string(step + 1));
+      if (!std::isfinite(norm)) return fail(Kind::NUMERICAL, "nan_gradient: step " + std::to_string(step + 1), step + 1);
       optimizer.step(rate, norm, config.grad_clip);
       metrics.steps = step + 1;
       if (progress) progress(step + 1, config.steps, value);
@@ -163,14 +168,14 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
     metrics.tokens_per_second = static_cast<double>(tokens) / training_seconds;
 
     const Evaluation held_out = evaluate(net, *task, config.batch);
-    if (!std::isfinite(held_out.loss)) return fail("nan_eval: the held-out loss is " + number(held_out.loss));
+    if (!std::isfinite(held_out.loss)) return fail(Kind::NUMERICAL, "nan_eval: the held-out loss is " + number(held_out.loss));
     metrics.loss = held_out.loss;
     if (config.task == Task::Mqar) {
       metrics.accuracy = held_out.accuracy;
       metrics.rung_accuracy = held_out.group_accuracy;
     } else metrics.bits_per_byte = held_out.loss / std::log(2.0);
   } catch (const std::exception& e) {
-    return fail(std::string("runtime: ") + model::error_text(e));
+    return fail(Kind::MODEL, std::string("runtime: ") + model::error_text(e));
   }
   if (!config.weights_path.empty()) {
     try {
@@ -211,15 +216,19 @@ ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentC
   auto stage = [&](const std::string& name) {
     if (progress) progress(name);
   };
-  auto finish = [&](std::string failure) {
+  auto finish = [&](std::string failure, msg::FailureKind kind = msg::FailureKind::NONE, uint32_t step = 0) {
     metrics.ok = failure.empty();
     metrics.failure = std::move(failure);
+    metrics.failure_kind = kind;
+    metrics.failed_step = step;
     metrics.seconds = seconds_since(started);
     return metrics;
   };
   stage("checks");
   const std::vector<MeasuredCheck> checks = measure_checks(program, config.measure);
-  if (!checks.empty() && !checks.back().passed) return finish("check " + checks.back().check + ": " + checks.back().detail);
+  if (!checks.empty() && !checks.back().passed) {
+    return finish("check " + checks.back().check + ": " + checks.back().detail, checks.back().failure_kind);
+  }
 
   TrainConfig lm = config.lm, mqar = config.mqar;
   if (config.cancelled != nullptr) lm.cancelled = mqar.cancelled = config.cancelled;
@@ -230,13 +239,13 @@ ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentC
   stage("lm");
   const TrainMetrics language = train_program(program, lm);
   if (!language.weights_error.empty()) metrics.weights_errors.push_back(language.weights_error);
-  if (!language.ok) return finish("lm " + language.failure);
+  if (!language.ok) return finish("lm " + language.failure, language.failure_kind, language.failed_step);
   metrics.loss = language.bits_per_byte;
   metrics.tokens_per_second = language.tokens_per_second;
   stage("mqar");
   const TrainMetrics recall = train_program(program, mqar);
   if (!recall.weights_error.empty()) metrics.weights_errors.push_back(recall.weights_error);
-  if (!recall.ok) return finish("mqar " + recall.failure);
+  if (!recall.ok) return finish("mqar " + recall.failure, recall.failure_kind, recall.failed_step);
   metrics.accuracy = recall.accuracy;
   metrics.peak_memory_bytes = std::max(language.peak_memory_bytes, recall.peak_memory_bytes);
   return finish("");

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "lang/program.h"
+#include "messages/asiarch.capnp.h"
 
 namespace asiarch::training {
 
@@ -78,6 +79,8 @@ struct TrainConfig {
 struct TrainMetrics {
   bool ok = false;
   std::string failure;        // named reason when !ok, e.g. "nan_loss: at step 12", "model: ..."
+  msg::FailureKind failure_kind = msg::FailureKind::NONE;  // what the actors act on
+  uint32_t failed_step = 0;   // the step of a numerical failure, counted from 1; 0 when none
   double loss = 0;            // held-out cross-entropy, nats per token
   double accuracy = 0;        // MQAR: accuracy at query positions, the mean over the ladder's rungs
   std::vector<double> rung_accuracy;  // MQAR: accuracy at each rung of MqarTask::kv_pairs
@@ -138,6 +141,7 @@ struct MeasuredCheck {
   std::string check;   // causality, complexity, parameters, finite
   bool passed = false;
   std::string detail;  // what was measured
+  msg::FailureKind failure_kind = msg::FailureKind::NONE;  // set when it failed
 };
 
 // Runs every check in the order above and stops at the first failure (so the last entry is the
@@ -162,6 +166,8 @@ std::string weights_file(const std::string& prefix, Task task);
 struct ExperimentMetrics {
   bool ok = false;
   std::string failure;         // "check causality: ...", "lm nan_loss: ...", ...
+  msg::FailureKind failure_kind = msg::FailureKind::NONE;
+  uint32_t failed_step = 0;    // as in TrainMetrics
   double loss = 0;             // LM held-out bits per byte
   double accuracy = 0;         // MQAR accuracy
   double tokens_per_second = 0;  // of the LM run
