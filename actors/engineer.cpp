@@ -56,17 +56,10 @@ const lang::Statement* producer(const lang::Program& program, const std::string&
   return nullptr;
 }
 
-std::string fresh_name(const lang::Program& program, const std::string& base) {
-  for (int i = 0;; ++i) {
-    const std::string name = base + "_" + std::to_string(i);
-    if (!producer(program, name) && name != "x") return name;
-  }
-}
-
 // Inserts `op(arg)` right before statement `at` and makes that statement's argument `slot` use it.
 void wrap_argument(lang::Program& program, size_t at, size_t slot, const std::string& op, const std::string& base) {
   lang::Statement wrapper;
-  wrapper.name = fresh_name(program, base);
+  wrapper.name = lang::fresh_name(program, base);
   wrapper.op = op;
   wrapper.args = {program.body[at].args[slot]};
   program.body[at].args[slot] = wrapper.name;

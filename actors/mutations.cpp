@@ -81,14 +81,7 @@ struct Editor {
   Program program;
   std::vector<Type> types;
 
-  std::string fresh_name(const std::string& base) const {
-    std::set<std::string> used = {"x"};
-    for (const auto& s : program.body) used.insert(s.name);
-    for (int n = 1;; ++n) {
-      std::string name = base + "_" + std::to_string(n);
-      if (!used.count(name)) return name;
-    }
-  }
+  std::string fresh_name(const std::string& base) const { return lang::fresh_name(program, base); }
   size_t index_of(const std::string& name) const {
     for (size_t i = 0; i < program.body.size(); ++i) {
       if (program.body[i].name == name) return i;

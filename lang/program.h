@@ -95,6 +95,10 @@ Program parse(std::string_view text, std::string_view file = "<program>");
 // Prints the text form of LANGUAGE.md; print(parse(t)) == t for text in that layout.
 std::string print(const Program& program);
 
+// A statement name `base_N` (N = 1, 2, ...) that `program` does not use yet, nor the input x:
+// for rewrites that insert statements.
+std::string fresh_name(const Program& program, std::string_view base);
+
 // Type-checks against a shape. Returns the type of each statement's value, in body order.
 // Throws ProgramError naming the statement's line, the problem and what to write instead.
 std::vector<Type> check(const Program& program, const ModelShape& shape, std::string_view file = "<program>");

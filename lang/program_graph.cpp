@@ -103,3 +103,15 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
 }
 
 }  // namespace asiarch::lang::detail
+
+namespace asiarch::lang {
+
+std::string fresh_name(const Program& program, std::string_view base) {
+  for (int n = 1;; ++n) {
+    std::string name = std::string(base) + "_" + std::to_string(n);
+    const bool used = name == "x" || std::any_of(program.body.begin(), program.body.end(), [&](const Statement& s) { return s.name == name; });
+    if (!used) return name;
+  }
+}
+
+}  // namespace asiarch::lang

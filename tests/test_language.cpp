@@ -691,6 +691,13 @@ TEST_CASE("canonical form ignores names, comments, dead code, statement order an
   CHECK(structural_hash(swapped_sub) != structural_hash(other_op));
 }
 
+TEST_CASE("fresh_name gives the first base_N the program does not use, never the input x") {
+  const Program p = parse("program names\n  g_1 = silu(x)\n  g_2 = silu(g_1)\n  y = linear(g_2, out=D)\n  return y\n");
+  CHECK(fresh_name(p, "g") == "g_3");
+  CHECK(fresh_name(p, "y") == "y_1");
+  CHECK(fresh_name(parse("program input\n  y = linear(x, out=D)\n  return y\n"), "x") == "x_1");
+}
+
 TEST_CASE("canonical form keeps shared values shared") {
   const Program shared = parse("program s\n  a = linear(x, out=D)\n  b = add(a, a)\n  return b\n");
   const Program separate = parse("program t\n  a = linear(x, out=D)\n  c = linear(x, out=D)\n  b = add(a, c)\n  return b\n");
