@@ -2,13 +2,10 @@
 
 #include <caf/all.hpp>
 
-#include <spdlog/spdlog.h>
-
-#include <atomic>
 #include <chrono>
 #include <map>
+#include <memory>
 #include <optional>
-#include <thread>
 
 #include "actors/analyst.h"
 #include "actors/cognition.h"
@@ -18,6 +15,7 @@
 #include "actors/interfaces.h"
 #include "actors/researcher.h"
 #include "campaign/event_queue.h"
+#include "campaign/input_sources.h"
 #include "oracles/surrogate_oracle.h"
 #include "oracles/synthetic_oracle.h"
 
@@ -26,28 +24,12 @@ namespace {
 
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
 using begin_atom = caf::atom_constant<caf::atom("begin")>;
-// A live job's result (or, when !ok, why its worker failed), from a worker thread.
-using arrival_atom = caf::atom_constant<caf::atom("arrival")>;
-// The language model's reply (or, when !ok, why the client failed), from a worker thread.
-using llm_reply_atom = caf::atom_constant<caf::atom("llmreply")>;
+// A result an input source posts from a worker thread: (source index, key, ok, answer).
+using input_atom = caf::atom_constant<caf::atom("input")>;
 
 // The one interface every actor of the loop declares: take a canonical Event, answer with the
 // canonical Outbox of what it sends.
 using loop_actor = caf::typed_actor<caf::replies_to<deliver_atom, std::string>::with<std::string>>;
-
-// What the exception in flight says. Every handler of the loop catches everything: an exception
-// escaping an actor would end it while the others wait for it forever.
-std::string describe_current_exception() {
-  try {
-    throw;
-  } catch (const std::exception& e) {
-    return e.what();
-  } catch (const kj::Exception& e) {
-    return std::string("a message could not be decoded: ") + e.getDescription().cStr();
-  } catch (...) {
-    return "an unknown exception";
-  }
-}
 
 // `busy_seconds` accumulates the wall clock spent in the handler (CampaignSummary::actor_seconds):
 // every actor runs on the scheduler's one thread, so no two handlers touch it at once.
@@ -68,25 +50,6 @@ loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState>
       },
   };
 }
-
-// A job that a live gpu-slot holds: dispatched, its result not logged yet.
-struct LiveJob {
-  uint64_t dispatch_vtime_ns = 0;
-  std::string dispatch_bytes;  // the canonical dispatch event
-  bool started = false;        // running on a worker thread in this process
-};
-
-// The llmRequest the loop is blocked on.
-struct PendingLlm {
-  uint64_t vtime_ns = 0;
-  std::string request_bytes;  // the canonical llmRequest event
-  bool started = false;       // the client is answering it on a worker thread
-};
-
-struct Arrival {
-  uint32_t slot;
-  std::string payload_bytes;  // canonical Payload (trainResult)
-};
 
 }  // namespace
 
@@ -116,16 +79,11 @@ class Loop {
  public:
   Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer, const LlmClient& llm,
        const CommitPolicy& commits)
-      : scenario_(scenario), sink_(sink), progress_(progress), trainer_(trainer), llm_(llm), commits_(commits), live_(scenario.mode == Mode::Live),
-        coordinator_(scenario) {}
-
-  // Training that is still running when the campaign ends is waited for: a worker thread must
-  // not outlive the loop it reports to. Its result is not logged.
-  ~Loop() {
-    cancelled_ = true;
-    if (llm_worker_.joinable()) llm_worker_.join();  // bounded by [llm] timeout_s and retries
-    if (!workers_.empty()) spdlog::info("waiting for the training jobs still running to end");
-    for (auto& worker : workers_) worker.join();
+      : scenario_(scenario), sink_(sink), progress_(progress), commits_(commits), live_(scenario.mode == Mode::Live), coordinator_(scenario) {
+    // In the order they are asked: what was recorded is never produced again.
+    inputs_.push_back(std::make_unique<RecordedInputs>(sink));
+    inputs_.push_back(std::make_unique<ModelReplies>(llm));
+    inputs_.push_back(std::make_unique<TrainingThreads>(trainer));
   }
 
   bool live() const { return live_; }
@@ -187,58 +145,34 @@ class Loop {
 
   bool awaiting_input() const { return !stopped_ && (llm_pending_ || (queue_.empty() && !live_jobs_.empty())); }
 
-  // The next logged input event, when the sink holds a recorded log that continues with one.
-  // While an llmRequest is out, that must be its reply.
-  bool take_recorded_input() {
-    const auto recorded = sink_.recorded_event(summary.events + 1);
-    if (!recorded) return false;
-    msg::CanonicalView<msg::Event> view(*recorded);
-    auto event = view.root();
-    if (llm_pending_) {
-      if (!event.getInput() || event.getPayload().which() != msg::Payload::LLM_REPLY) {
-        throw std::runtime_error("the recorded log diverges at seq " + std::to_string(summary.events + 1) + ": it holds " +
-                                 msg::kind_name(event.getPayload().which()) + " where the reply to the llmRequest just recomputed belongs");
-      }
-      accept_llm_reply(event.getPayload());
+  InputNeed input_need() { return InputNeed{llm_pending_ ? &*llm_pending_ : nullptr, &live_jobs_, summary.events + 1, summary.vtime_ns}; }
+
+  // Logs the first input a source has ready for what the loop waits on; false when none has one.
+  bool take_input() {
+    const InputNeed need = input_need();
+    for (const auto& source : inputs_) {
+      const std::optional<Input> input = source->take(need);
+      if (!input) continue;
+      msg::CanonicalView<msg::Payload> payload(input->payload_bytes);
+      if (llm_pending_) accept_llm_reply(payload.root());
+      else accept_input(input->vtime_ns, input->from, payload.root());
       return true;
     }
-    if (!event.getInput()) return false;
-    accept_input(event.getVtimeNs(), event.getFrom(), event.getPayload());
-    return true;
+    return false;
   }
 
-  // The model's reply, once the client has given it.
-  bool take_llm_reply() {
-    if (!llm_pending_ || !llm_reply_) return false;
-    llm_worker_.join();  // it has sent the reply: its last act
-    msg::CanonicalView<msg::Payload> payload(*llm_reply_);
-    accept_llm_reply(payload.root());
-    llm_reply_.reset();
-    return true;
+  // Starts the sources' background work; `post_for(i)` posts source i's results to the loop's
+  // thread. False when no source can produce what the loop waits on.
+  bool start_inputs(const std::function<PostInput(size_t)>& post_for) {
+    const InputNeed need = input_need();
+    bool started = false;
+    for (size_t i = 0; i < inputs_.size(); ++i) started = inputs_[i]->start(need, post_for(i)) || started;
+    return started;
   }
 
-  void llm_replied(std::string payload_bytes) { llm_reply_ = std::move(payload_bytes); }
-
-  // The first live result that arrived, timed at its dispatch plus its measured duration.
-  // Results wait while the loop is blocked on the model.
-  bool take_arrival() {
-    if (llm_pending_ || arrivals_.empty()) return false;
-    Arrival arrival = std::move(arrivals_.front());
-    arrivals_.pop_front();
-    const auto job = live_jobs_.find(arrival.slot);
-    if (job == live_jobs_.end()) throw std::logic_error("coordinator: a result arrived from idle " + actor_name::gpu_slot(arrival.slot));
-    msg::CanonicalView<msg::Payload> payload(arrival.payload_bytes);
-    // One multiplication, not hours_to_ns: logged live campaigns replay with the rounding they had.
-    const double ns = payload.root().getTrainResult().getGpuHours() * 3.6e12;
-    const uint64_t vtime = std::max(summary.vtime_ns, job->second.dispatch_vtime_ns + static_cast<uint64_t>(std::llround(ns)));
-    accept_input(vtime, actor_name::gpu_slot(arrival.slot), payload.root());
-    return true;
-  }
-
-  void arrived(uint32_t slot, std::string payload_bytes) { arrivals_.push_back(Arrival{slot, std::move(payload_bytes)}); }
+  void arrived(size_t source, uint32_t key, std::string answer) { inputs_.at(source)->arrived(key, std::move(answer)); }
 
   // With no trainer or client (a replay), a campaign ends where its recorded inputs end.
-  bool can_obtain_input() const { return llm_pending_ ? static_cast<bool>(llm_) : static_cast<bool>(trainer_); }
   void stop_for_missing_input() {
     if (llm_pending_) {
       msg::CanonicalView<msg::Event> event(llm_pending_->request_bytes);
@@ -248,44 +182,6 @@ class Loop {
       return;
     }
     stop("the recorded log has no result for the " + std::to_string(live_jobs_.size()) + " job(s) in flight");
-  }
-
-  // Asks the model on a worker thread (once per request); it reports back with llm_reply_atom.
-  void start_llm_call(const caf::actor& coordinator) {
-    if (llm_pending_->started) return;
-    llm_pending_->started = true;
-    llm_worker_ = std::thread([this, coordinator, bytes = llm_pending_->request_bytes] {
-      bool ok = true;
-      std::string answer;
-      try {
-        answer = llm_(bytes);
-      } catch (...) {
-        ok = false;
-        answer = "the LLM client failed: " + describe_current_exception();
-      }
-      caf::anon_send(coordinator, llm_reply_atom::value, ok, std::move(answer));
-    });
-  }
-
-  bool blocked_on_llm() const { return static_cast<bool>(llm_pending_); }
-
-  // Jobs not running yet start on worker threads; each reports back with an arrival message.
-  void start_live_jobs(const caf::actor& coordinator) {
-    for (auto& [slot, job] : live_jobs_) {
-      if (job.started) continue;
-      job.started = true;
-      workers_.emplace_back([this, coordinator, slot = slot, bytes = job.dispatch_bytes] {
-        bool ok = true;
-        std::string answer;
-        try {
-          answer = trainer_(bytes, cancelled_);
-        } catch (...) {
-          ok = false;
-          answer = actor_name::gpu_slot(slot) + " failed: " + describe_current_exception();
-        }
-        caf::anon_send(coordinator, arrival_atom::value, slot, ok, std::move(answer));
-      });
-    }
   }
 
   // Accounts for an event `receiver` has handled and sends what it answered.
@@ -408,20 +304,14 @@ class Loop {
   const Scenario& scenario_;
   EventSink& sink_;
   const ProgressFn& progress_;
-  const LiveTrainer& trainer_;
-  const LlmClient& llm_;
   const CommitPolicy commits_;
   const bool live_;
   CoordinatorState coordinator_;
   EventQueue queue_;
   bool stopped_ = false;
   std::map<uint32_t, LiveJob> live_jobs_;  // by slot
-  std::deque<Arrival> arrivals_;           // live results in the order they arrived
   std::optional<PendingLlm> llm_pending_;  // the request the loop is blocked on
-  std::optional<std::string> llm_reply_;   // its reply from the client (canonical Payload), not logged yet
-  std::thread llm_worker_;                 // the client's call, one at a time
-  std::atomic<bool> cancelled_{false};     // tells running training jobs that nobody waits for them
-  std::vector<std::thread> workers_;
+  std::vector<std::unique_ptr<InputSource>> inputs_;
   uint64_t next_progress_ = 1;
 };
 
@@ -438,23 +328,27 @@ void shut_down(caf::event_based_actor* self, Loop* loop) {
 
 // Hands the next event to its actor and continues when the answer comes back. Everything runs
 // on the scheduler's one thread, so a delivery costs no operating-system hand-off.
-// When only live jobs are left, the next input comes from the recorded log, from a result that
-// has arrived, or, once both are exhausted, from training: the loop then idles until a result
-// arrives (an arrival message calls pump again). An llmRequest blocks the loop the same way until
-// its reply is taken from the log or from the model.
+// When only live jobs are left, or an llmRequest blocks the loop, the next event is an input
+// from one of the loop's sources (campaign/input_sources.h); when none has one ready, their
+// background work starts and the loop idles until a result is posted (input_atom calls pump
+// again).
 void pump(caf::event_based_actor* self, Loop* loop) {
   std::optional<QueuedEvent> next;
   try {
     while (loop->failure.empty()) {
       next = loop->next_for_actor();
       if (next || !loop->awaiting_input()) break;
-      if (loop->take_recorded_input() || loop->take_llm_reply() || loop->take_arrival()) continue;
-      if (!loop->can_obtain_input()) {
+      if (loop->take_input()) continue;
+      const caf::actor coordinator = caf::actor_cast<caf::actor>(self);
+      const bool started = loop->start_inputs([coordinator](size_t source) -> PostInput {
+        return [coordinator, source](uint32_t key, bool ok, std::string answer) {
+          caf::anon_send(coordinator, input_atom::value, source, key, ok, std::move(answer));
+        };
+      });
+      if (!started) {
         loop->stop_for_missing_input();
         continue;
       }
-      if (loop->blocked_on_llm()) loop->start_llm_call(caf::actor_cast<caf::actor>(self));
-      else loop->start_live_jobs(caf::actor_cast<caf::actor>(self));
       loop->waiting_for_input = true;
       return;
     }
@@ -524,18 +418,10 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
           }
           pump(self, &loop);
         },
-        [self, &loop](arrival_atom, uint32_t slot, bool ok, const std::string& answer) {
-          if (ok) loop.arrived(slot, answer);
+        [self, &loop](input_atom, size_t source, uint32_t key, bool ok, std::string& answer) {
+          if (ok) loop.arrived(source, key, std::move(answer));
           else loop.failure = answer;
           // While an event is out for delivery its answer's handler pumps next.
-          if (loop.waiting_for_input) {
-            loop.waiting_for_input = false;
-            pump(self, &loop);
-          }
-        },
-        [self, &loop](llm_reply_atom, bool ok, const std::string& answer) {
-          if (ok) loop.llm_replied(answer);
-          else loop.failure = answer;
           if (loop.waiting_for_input) {
             loop.waiting_for_input = false;
             pump(self, &loop);
