@@ -13,7 +13,7 @@ CoordinatorState::CoordinatorState(uint32_t gpu_slots) {
   for (uint32_t i = 0; i < gpu_slots; ++i) free_slots_.insert(i);
 }
 
-CoordinatorState::CoordinatorState(const Scenario& scenario) : CoordinatorState(scenario.gpu_slots) {
+CoordinatorState::CoordinatorState(const Scenario& scenario) : CoordinatorState(scenario.campaign.gpu_slots) {
   if (scenario.faults.slot_faults_armed()) faulty_ = scenario;
 }
 
@@ -105,10 +105,10 @@ uint64_t CoordinatorState::timeout_ns(msg::TrainJob::Reader job) const {
   double hours = faults.job_timeout_gpu_hours;
   if (hours <= 0) {
     const bool verify = job.getRef().getFidelity() == msg::Fidelity::VERIFY;
-    double cost = faulty_->overhead_gpu_hours;  // what a model that cannot be built costs its slot
+    double cost = faulty_->cost.overhead_gpu_hours;  // what a model that cannot be built costs its slot
     try {
       cost = job_cost(lang::parse(job.getProgram().cStr(), "job " + std::to_string(job.getRef().getJobId())),
-                      verify ? faulty_->verify : faulty_->explore, *faulty_)
+                      verify ? faulty_->fidelity.verify : faulty_->fidelity.explore, *faulty_)
                  .gpu_hours;
     } catch (const lang::ProgramError&) {
     }

@@ -232,14 +232,14 @@ std::optional<Repair> repair_for_failure(const lang::Program& program, msg::Fail
 }
 
 EngineerState::EngineerState(const Scenario& scenario)
-    : scenario_(scenario), shape_{scenario.d_model, scenario.context}, param_target_(scenario.param_target) {
+    : scenario_(scenario), shape_{scenario.model.d_model, scenario.model.context}, param_target_(scenario.model.param_target) {
   if (param_target_ == 0) {
-    const lang::Baseline* reference = lang::find_baseline(scenario.reference);
+    const lang::Baseline* reference = lang::find_baseline(scenario.campaign.reference);
     param_target_ = lang::derive(lang::parse(reference->text, reference->name), shape_).params;
   }
 }
 
-std::vector<int64_t> EngineerState::widths() const { return {scenario_.explore.d_model, scenario_.verify.d_model}; }
+std::vector<int64_t> EngineerState::widths() const { return {scenario_.fidelity.explore.d_model, scenario_.fidelity.verify.d_model}; }
 
 void EngineerState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
@@ -289,7 +289,7 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
   auto reject = [&](const std::string& check, const std::string& reason) {
     if (ablation_of != 0) throw std::logic_error("engineer: ablation " + file + " fails the " + check + " check: " + reason);
     if (check != "parse" && !baseline &&
-        propose_repair(id, repair_for_check(program, check, shape_, widths(), param_target_, scenario_.param_tolerance),
+        propose_repair(id, repair_for_check(program, check, shape_, widths(), param_target_, scenario_.model.param_tolerance),
                        "the " + check + " check (" + reason + ")", out)) {
       return;
     }
@@ -305,11 +305,11 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
   }
   lang::Figures figures;
   if (auto failed = static_checks(program, shape_, widths(), file, &figures)) return reject(failed->check, failed->reason);
-  if (!baseline && ablation_of == 0 && !within_budget(figures.params, param_target_, scenario_.param_tolerance)) {
+  if (!baseline && ablation_of == 0 && !within_budget(figures.params, param_target_, scenario_.model.param_tolerance)) {
     const double t = static_cast<double>(param_target_);
     return reject("parameters", std::to_string(figures.params) + " mixer parameters per layer, outside the budget " +
-                                    std::to_string(std::llround(t / (1.0 + scenario_.param_tolerance))) + " to " +
-                                    std::to_string(std::llround(t * (1.0 + scenario_.param_tolerance))));
+                                    std::to_string(std::llround(t / (1.0 + scenario_.model.param_tolerance))) + " to " +
+                                    std::to_string(std::llround(t * (1.0 + scenario_.model.param_tolerance))));
   }
   auto ops = op_counts(program);
   const double novelty_score = baseline ? 0.0 : novelty(ops, attempt.idea_parents);
@@ -340,8 +340,8 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
 std::string EngineerState::functional_hash(const lang::Program& program) const {
   if (scenario_.mode != Mode::Live) return lang::algebraic_hash(program);
   training::ProbeConfig probe;
-  probe.d_model = scenario_.explore.d_model;
-  probe.threads = scenario_.live_threads;
+  probe.d_model = scenario_.fidelity.explore.d_model;
+  probe.threads = scenario_.live.threads;
   try {
     return training::functional_hash(program, probe);
   } catch (const std::exception&) {
@@ -353,7 +353,7 @@ std::string EngineerState::functional_hash(const lang::Program& program) const {
 bool EngineerState::propose_repair(uint64_t arch_id, const std::optional<Repair>& repair, const std::string& failure,
                                    msg::OutboxWriter& out) {
   const Attempt& attempt = attempts_.at(arch_id);
-  if (!repair || attempt.depth >= scenario_.repair_attempts) return false;
+  if (!repair || attempt.depth >= scenario_.engineer.repair_attempts) return false;
   const uint64_t id = next_own_id_++;
   lang::Program program = repair->program;
   program.name = "arch_" + std::to_string(id);
@@ -363,7 +363,7 @@ bool EngineerState::propose_repair(uint64_t arch_id, const std::optional<Repair>
   p.initParentIds(1).set(0, arch_id);
   p.setProgram(lang::print(program));
   p.setOperator("repair:" + repair->rule);
-  p.setMotivation("repair " + std::to_string(attempt.depth + 1) + " of " + std::to_string(scenario_.repair_attempts) + ": arch " +
+  p.setMotivation("repair " + std::to_string(attempt.depth + 1) + " of " + std::to_string(scenario_.engineer.repair_attempts) + ": arch " +
                   std::to_string(arch_id) + " failed " + failure + "; " + repair->description);
   p.setRepairOf(arch_id);
   p.setLrScale(attempt.lr_scale * repair->lr_scale);
@@ -375,7 +375,7 @@ void EngineerState::on_failure(msg::TrainFailure::Reader failure, msg::OutboxWri
   const uint64_t id = result.getRef().getArchId();
   const lang::Program program = lang::parse(accepted_.at(id).program, "arch " + std::to_string(id));
   const std::string reason = result.getFailure().cStr();
-  const auto repair = repair_for_failure(program, result.getFailureKind(), shape_, widths(), param_target_, scenario_.param_tolerance);
+  const auto repair = repair_for_failure(program, result.getFailureKind(), shape_, widths(), param_target_, scenario_.model.param_tolerance);
   if (propose_repair(id, repair, "training (" + reason + ")", out)) return;
   out.send(actor_name::kAnalyst).initUnrepaired().setResult(result);
 }
@@ -385,7 +385,7 @@ void EngineerState::ablate(uint64_t arch_id, msg::OutboxWriter& out) {
   const lang::Program program = lang::parse(arch.program, "arch " + std::to_string(arch_id));
   uint32_t jobs = 0;
   for (Mutation& removal : component_removals(program, shape_)) {
-    if (jobs >= scenario_.max_ablations) break;
+    if (jobs >= scenario_.analyst.max_ablations) break;
     if (!passes(removal.child, shape_, widths())) continue;
     const uint64_t id = next_own_id_++;
     removal.child.name = "arch_" + std::to_string(id);

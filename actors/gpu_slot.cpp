@@ -19,8 +19,8 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
   auto job = payload.getDispatch().getJob();
   auto ref = job.getRef();
   const bool verify = ref.getFidelity() == msg::Fidelity::VERIFY;
-  const FidelitySpec& fidelity = verify ? scenario_.verify : scenario_.explore;
-  const lang::ModelShape shape{fidelity.d_model, scenario_.context};
+  const FidelitySpec& fidelity = verify ? scenario_.fidelity.verify : scenario_.fidelity.explore;
+  const lang::ModelShape shape{fidelity.d_model, scenario_.model.context};
 
   // One noise stream per job: the result does not depend on which slot runs it, or when.
   Rng noise(seed_, "oracle/job/" + std::to_string(ref.getJobId()));
@@ -35,7 +35,7 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
     outcome.ok = false;
     outcome.failure = std::string("the model cannot be built: ") + e.what();
     outcome.failure_kind = msg::FailureKind::MODEL;
-    cost.gpu_hours = scenario_.overhead_gpu_hours;
+    cost.gpu_hours = scenario_.cost.overhead_gpu_hours;
   }
   // A failed job stops part-way through its budget.
   const double hours = outcome.ok ? cost.gpu_hours : cost.gpu_hours * (0.1 + 0.8 * noise.uniform());
@@ -114,34 +114,34 @@ namespace asiarch {
 
 training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id) {
   const bool verify = fidelity == msg::Fidelity::VERIFY;
-  const FidelitySpec& spec = verify ? scenario.verify : scenario.explore;
+  const FidelitySpec& spec = verify ? scenario.fidelity.verify : scenario.fidelity.explore;
   Rng job_seeds(seed, "train/job/" + std::to_string(job_id));
   training::ExperimentConfig config;
   for (auto [task, train] : {std::pair{training::Task::Lm, &config.lm}, std::pair{training::Task::Mqar, &config.mqar}}) {
     *train = verify ? training::verify_config(task) : training::explore_config(task);
-    train->mqar = verify ? training::verify_task(scenario.mqar) : scenario.mqar;
-    train->lm = verify ? training::verify_task(scenario.lm) : scenario.lm;
+    train->mqar = verify ? training::verify_task(scenario.task.mqar) : scenario.task.mqar;
+    train->lm = verify ? training::verify_task(scenario.task.lm) : scenario.task.lm;
     train->d_model = spec.d_model;
     train->layers = spec.layers;
     if (spec.steps > 0) train->steps = spec.steps;
     if (spec.batch > 0) train->batch = spec.batch;
     if (spec.lr > 0) train->lr = spec.lr;
-    train->threads = scenario.live_threads;
+    train->threads = scenario.live.threads;
     train->seed = job_seeds.next();
   }
   config.measure.d_model = spec.d_model;
-  config.measure.context = scenario.measure_context;
-  config.measure.threads = scenario.live_threads;
+  config.measure.context = scenario.live.measure_context;
+  config.measure.threads = scenario.live.threads;
   config.measure.seed = job_seeds.next();
   // The engineer holds programs to the parameter budget statically; measured, the same band
   // applies at the fidelity's width, scaled from the reference baseline there.
-  const lang::Baseline* reference = lang::find_baseline(scenario.reference);
+  const lang::Baseline* reference = lang::find_baseline(scenario.campaign.reference);
   const lang::Program reference_program = lang::parse(reference->text, reference->name);
-  const double at_model = static_cast<double>(lang::derive(reference_program, {scenario.d_model, scenario.context}).params);
-  const double at_fidelity = static_cast<double>(lang::derive(reference_program, {spec.d_model, scenario.context}).params);
-  const double target = scenario.param_target > 0 ? static_cast<double>(scenario.param_target) : at_model;
+  const double at_model = static_cast<double>(lang::derive(reference_program, {scenario.model.d_model, scenario.model.context}).params);
+  const double at_fidelity = static_cast<double>(lang::derive(reference_program, {spec.d_model, scenario.model.context}).params);
+  const double target = scenario.model.param_target > 0 ? static_cast<double>(scenario.model.param_target) : at_model;
   config.measure.param_target = static_cast<int64_t>(std::llround(target * at_fidelity / at_model));
-  config.measure.param_tolerance = scenario.param_tolerance;
+  config.measure.param_tolerance = scenario.model.param_tolerance;
   return config;
 }
 

@@ -26,9 +26,9 @@ void shuffle(std::vector<T>& items, Rng& rng) {
 
 ResearcherState::ResearcherState(const Scenario& scenario, uint64_t seed)
     : scenario_(scenario),
-      shape_{scenario.d_model, scenario.context},
+      shape_{scenario.model.d_model, scenario.model.context},
       rng_(seed, actor_name::kResearcher),
-      start_ids_(scenario.selection == Selection::Islands ? scenario.islands : 1),
+      start_ids_(scenario.researcher.selection == Selection::Islands ? scenario.researcher.islands : 1),
       pools_(start_ids_.size()) {}
 
 void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
@@ -59,7 +59,7 @@ void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
         insights += "- [" + std::string(hit.getEntryId().cStr()) + "] " + hit.getTitle().cStr() + ": " + hit.getInsight().cStr() +
                     (rewrites.empty() ? "" : " (suggested rewrites: " + rewrites + ")") + "\n";
       }
-      if (scenario_.backend == Backend::Llm) ask_llm(plan, suggested, insights, out);
+      if (scenario_.researcher.backend == Backend::Llm) ask_llm(plan, suggested, insights, out);
       else propose_child(plan, suggested, out);
       break;
     }
@@ -94,11 +94,11 @@ void ResearcherState::propose_baselines(msg::CampaignStart::Reader start, msg::O
 
 // Keeps one proposal per GPU slot, plus one, in flight, so that no slot waits for an idea.
 void ResearcherState::top_up(msg::OutboxWriter& out) {
-  while (in_flight_ < scenario_.gpu_slots + 1) {
+  while (in_flight_ < scenario_.campaign.gpu_slots + 1) {
     const Plan plan = select();
     ++in_flight_;
-    if (scenario_.strategy != Strategy::Full) {
-      if (scenario_.backend == Backend::Llm) ask_llm(plan, {}, "", out);
+    if (scenario_.researcher.strategy != Strategy::Full) {
+      if (scenario_.researcher.backend == Backend::Llm) ask_llm(plan, {}, "", out);
       else propose_child(plan, {}, out);
       continue;
     }
@@ -106,7 +106,7 @@ void ResearcherState::top_up(msg::OutboxWriter& out) {
     auto query = out.send(actor_name::kCognition).initInsightQuery();
     const uint64_t request = next_request_id_++;
     query.setRequestId(request);
-    query.setK(scenario_.insights_k);
+    query.setK(scenario_.researcher.insights_k);
     query.setText(c.diagnosis.empty() ? "improve associative recall and language modelling loss of " + c.label : c.diagnosis);
     waiting_for_insight_[request] = plan;
   }
@@ -125,7 +125,7 @@ ResearcherState::Plan ResearcherState::select() {
     const std::vector<uint64_t>& starts = start_ids_[island];
     return Plan{island, starts[rng_.below(starts.size())], {}};
   }
-  const bool random = scenario_.strategy == Strategy::Random;
+  const bool random = scenario_.researcher.strategy == Strategy::Random;
   const size_t top = random ? pool.size() : std::min(kParentTop, pool.size());
   const size_t parent = rng_.below(top);
   // References from the rest of the pool, or from the top when the pool is no larger than it.
@@ -152,8 +152,8 @@ std::vector<ResearcherState::Option> ResearcherState::options(const Plan&, const
   std::vector<Option> own;
   for (const auto& op : mutation_operators()) own.push_back(Option{op, "", "", 0});
   shuffle(own, rng_);  // ties (arms never tried) are broken at random
-  if (scenario_.strategy == Strategy::Random) return own;
-  const bool follow_insights = !suggested.empty() && rng_.chance(scenario_.insight_probability);
+  if (scenario_.researcher.strategy == Strategy::Random) return own;
+  const bool follow_insights = !suggested.empty() && rng_.chance(scenario_.researcher.insight_probability);
   for (auto& o : own) {
     o.score = ucb(operator_arms_[o.op], operator_pulls_);
     if (!follow_insights) continue;
@@ -267,7 +267,7 @@ void ResearcherState::propose_child(Plan plan, const std::vector<Option>& sugges
   if (!option.insight_id.empty()) {
     motivation += "following the insight \"" + option.insight_text + "\"";
     proposal.initInsightIds(1).set(0, option.insight_id);
-  } else if (scenario_.strategy == Strategy::Random) {
+  } else if (scenario_.researcher.strategy == Strategy::Random) {
     motivation += "a random mutation (random strategy)";
   } else {
     char stats[96];
@@ -414,8 +414,8 @@ void ResearcherState::record(msg::PoolUpdate::Reader update) {
   const PoolEntry entry{update.getFitness(), update.getArchId()};
   auto before = [](const PoolEntry& a, const PoolEntry& b) { return a.fitness != b.fitness ? a.fitness > b.fitness : a.arch_id < b.arch_id; };
   pool.insert(std::upper_bound(pool.begin(), pool.end(), entry, before), entry);
-  if (pool.size() > scenario_.pool_size) pool.pop_back();
-  if (pools_.size() > 1 && ++scored_ % scenario_.migration_interval == 0) migrate();
+  if (pool.size() > scenario_.campaign.pool_size) pool.pop_back();
+  if (pools_.size() > 1 && ++scored_ % scenario_.researcher.migration_interval == 0) migrate();
 }
 
 // Each island's best joins the next island's pool (a ring), so good motifs spread while the
@@ -431,7 +431,7 @@ void ResearcherState::migrate() {
     std::vector<PoolEntry>& next = pools_[(i + 1) % pools_.size()];
     if (std::any_of(next.begin(), next.end(), [&](const PoolEntry& e) { return e.arch_id == best[i]->arch_id; })) continue;
     next.insert(std::upper_bound(next.begin(), next.end(), *best[i], before), *best[i]);
-    if (next.size() > scenario_.pool_size) next.pop_back();
+    if (next.size() > scenario_.campaign.pool_size) next.pop_back();
   }
 }
 

@@ -454,7 +454,7 @@ class SummaryCheck {
     if (problem_ || !stored_) return problem_;
     const CampaignSummary& summary = *stored_;
     const RecordedRun run = read_recorded_run(store);
-    if (summary.scenario_name != run.scenario.name || summary.seed != run.seed || summary.target_experiments != run.scenario.max_experiments) {
+    if (summary.scenario_name != run.scenario.name || summary.seed != run.seed || summary.target_experiments != run.scenario.campaign.max_experiments) {
       return LogViolation{0, kSummary, "the summary's scenario name, seed or target experiments are not the run header's"};
     }
     const uint64_t events = summary.events;

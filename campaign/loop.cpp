@@ -103,9 +103,9 @@ class Loop {
     capnp::MallocMessageBuilder message;
     auto payload = message.initRoot<msg::Payload>();
     auto start = payload.initStart();
-    auto names = start.initStartPrograms(static_cast<unsigned>(scenario_.start.size()));
-    for (unsigned i = 0; i < scenario_.start.size(); ++i) names.set(i, scenario_.start[i]);
-    start.setGpuSlots(scenario_.gpu_slots);
+    auto names = start.initStartPrograms(static_cast<unsigned>(scenario_.campaign.start.size()));
+    for (unsigned i = 0; i < scenario_.campaign.start.size(); ++i) names.set(i, scenario_.campaign.start[i]);
+    start.setGpuSlots(scenario_.campaign.gpu_slots);
     send(0, actor_name::kCoordinator, actor_name::kResearcher, payload.asReader());
   }
 
@@ -193,18 +193,18 @@ class Loop {
       send(summary.vtime_ns + outgoing.getDelayNs(), receiver, outgoing.getTo(), outgoing.getPayload());
     }
     // Progress every tenth of the campaign; a live campaign, where each takes minutes, every experiment.
-    const uint64_t parts = live_ ? scenario_.max_experiments : 10;
-    if (progress_ && summary.experiments * parts >= next_progress_ * scenario_.max_experiments) {
-      while (summary.experiments * parts >= next_progress_ * scenario_.max_experiments) ++next_progress_;
+    const uint64_t parts = live_ ? scenario_.campaign.max_experiments : 10;
+    if (progress_ && summary.experiments * parts >= next_progress_ * scenario_.campaign.max_experiments) {
+      while (summary.experiments * parts >= next_progress_ * scenario_.campaign.max_experiments) ++next_progress_;
       progress_(summary);
     }
     if (stopped_) return;
-    if (summary.experiments >= scenario_.max_experiments) {
-      stop("reached max_experiments (" + std::to_string(scenario_.max_experiments) + ")");
-    } else if (scenario_.max_gpu_hours > 0 && summary.gpu_hours >= scenario_.max_gpu_hours) {
+    if (summary.experiments >= scenario_.campaign.max_experiments) {
+      stop("reached max_experiments (" + std::to_string(scenario_.campaign.max_experiments) + ")");
+    } else if (scenario_.campaign.max_gpu_hours > 0 && summary.gpu_hours >= scenario_.campaign.max_gpu_hours) {
       stop("reached max_gpu_hours");
-    } else if (summary.events >= scenario_.max_events) {
-      stop("reached max_events (" + std::to_string(scenario_.max_events) + "): the loop is not finishing experiments");
+    } else if (summary.events >= scenario_.campaign.max_events) {
+      stop("reached max_events (" + std::to_string(scenario_.campaign.max_events) + "): the loop is not finishing experiments");
     }
   }
 
@@ -387,7 +387,7 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   Loop loop(scenario, sink, progress, trainer, llm, commits);
   loop.summary.scenario_name = scenario.name;
   loop.summary.seed = seed;
-  loop.summary.target_experiments = scenario.max_experiments;
+  loop.summary.target_experiments = scenario.campaign.max_experiments;
   const auto started = std::chrono::steady_clock::now();
   loop.open_log(header_bytes);
   auto spawn = [&](const std::string& name, ActorState* state, const std::string& clock) {
@@ -399,10 +399,10 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   spawn(actor_name::kCognition, new CognitionState(), actor_name::kCognition);
   std::shared_ptr<const Oracle> oracle;
   if (!loop.live()) {
-    if (scenario.oracle == OracleKind::Surrogate) oracle = std::make_shared<const SurrogateOracle>(scenario);
+    if (scenario.oracle.kind == OracleKind::Surrogate) oracle = std::make_shared<const SurrogateOracle>(scenario);
     else oracle = std::make_shared<const SyntheticOracle>(scenario);
   }
-  for (uint32_t i = 0; !loop.live() && i < scenario.gpu_slots; ++i) {
+  for (uint32_t i = 0; !loop.live() && i < scenario.campaign.gpu_slots; ++i) {
     spawn(actor_name::gpu_slot(i), new SimulatedGpuSlotState(scenario, seed, i, oracle), "gpu-slots");
   }
   // From here the sink is used on the scheduler's thread only: an LMDB write transaction

@@ -155,7 +155,7 @@ Scenario campaign_scenario(const SweepSpec& spec, const std::string& file, uint3
     throw ScenarioError(file + ":" + std::to_string(mode ? mode->source().begin.line : 1) +
                         ": a sweep runs simulated campaigns, and this scenario is " + name_of(scenario.mode) + "; write mode = \"simulation\"");
   }
-  if (scenario.gpu_slots != budget || scenario.max_gpu_hours != spec.horizon_gpu_hours) {
+  if (scenario.campaign.gpu_slots != budget || scenario.campaign.max_gpu_hours != spec.horizon_gpu_hours) {
     throw ScenarioError(file + ":" + std::to_string(header) + ": cannot set gpu_slots and max_gpu_hours in [campaign]; write [campaign] as a table with one key per line");
   }
   return scenario;

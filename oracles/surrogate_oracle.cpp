@@ -64,11 +64,11 @@ struct SurrogateOracle::Impl {
 };
 
 SurrogateOracle::SurrogateOracle(const Scenario& scenario) : impl_(std::make_unique<Impl>()) {
-  impl_->k = scenario.surrogate_k;
-  impl_->noise = scenario.noise;
-  const std::filesystem::path dir = scenario.surrogate_run;
+  impl_->k = scenario.oracle.k;
+  impl_->noise = scenario.oracle.noise;
+  const std::filesystem::path dir = scenario.oracle.run;
   auto fail = [&](const std::string& what) {
-    throw ScenarioError(scenario.file + ": [oracle] run = \"" + scenario.surrogate_run + "\" " + what);
+    throw ScenarioError(scenario.file + ": [oracle] run = \"" + scenario.oracle.run + "\" " + what);
   };
   if (!std::filesystem::exists(dir / "data.mdb")) {
     fail("is not a run directory (it has no data.mdb); point it at the directory a live `asiarch run` wrote");

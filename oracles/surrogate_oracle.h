@@ -24,7 +24,7 @@ namespace asiarch {
 
 class SurrogateOracle : public Oracle {
  public:
-  // Reads scenario.surrogate_run. Throws ScenarioError (naming the scenario file) when the
+  // Reads scenario.oracle.run. Throws ScenarioError (naming the scenario file) when the
   // directory is not a run, is not a live run, or holds no training result.
   explicit SurrogateOracle(const Scenario& scenario);
   ~SurrogateOracle() override;

@@ -103,31 +103,31 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
 }
 
 SyntheticOracle::SyntheticOracle(const Scenario& scenario)
-    : noise_(scenario.noise), seed_noise_{0.0, scenario.recall_noise, scenario.plateau_rate}, failure_rate_(scenario.failure_rate),
-      effect_scale_(scenario.effect_scale) {
-  Rng world(scenario.world_seed, "oracle/world");
+    : noise_(scenario.oracle.noise), seed_noise_{0.0, scenario.oracle.recall_noise, scenario.oracle.plateau_rate}, failure_rate_(scenario.oracle.failure_rate),
+      effect_scale_(scenario.oracle.effect_scale) {
+  Rng world(scenario.oracle.world_seed, "oracle/world");
   const auto& specs = feature_specs();
   const size_t n = specs.size();
   Effects& explore = effects_[0];
   for (const auto& spec : specs) {
     const bool known = spec.prior_loss != 0.0 || spec.prior_recall != 0.0;
-    explore.loss.push_back(spec.prior_loss * (1.0 + scenario.prior_noise * world.normal()) +
+    explore.loss.push_back(spec.prior_loss * (1.0 + scenario.oracle.prior_noise * world.normal()) +
                            (known ? 0.25 : 1.0) * kUnknownLoss * world.normal());
-    explore.recall.push_back(spec.prior_recall * (1.0 + scenario.prior_noise * world.normal()) +
+    explore.recall.push_back(spec.prior_recall * (1.0 + scenario.oracle.prior_noise * world.normal()) +
                              (known ? 0.25 : 1.0) * kUnknownRecall * world.normal());
   }
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = i + 1; j < n; ++j) {
       const bool interacts = world.chance(0.25);
       const double zl = world.normal(), zr = world.normal();
-      explore.loss_pairs.push_back(interacts ? scenario.interaction_scale * kUnknownLoss * zl : 0.0);
-      explore.recall_pairs.push_back(interacts ? scenario.interaction_scale * kUnknownRecall * zr : 0.0);
+      explore.loss_pairs.push_back(interacts ? scenario.oracle.interaction_scale * kUnknownLoss * zl : 0.0);
+      explore.recall_pairs.push_back(interacts ? scenario.oracle.interaction_scale * kUnknownRecall * zr : 0.0);
     }
   }
   Effects verify = explore;
   for (size_t i = 0; i < n; ++i) {
-    verify.loss[i] *= 1.0 + scenario.transfer_noise * world.normal();
-    verify.recall[i] *= 1.0 + scenario.transfer_noise * world.normal();
+    verify.loss[i] *= 1.0 + scenario.oracle.transfer_noise * world.normal();
+    verify.recall[i] *= 1.0 + scenario.oracle.transfer_noise * world.normal();
   }
   effects_[1] = std::move(verify);
 }
@@ -176,7 +176,7 @@ OracleOutcome SyntheticOracle::evaluate(const lang::Program& program, const lang
 }
 
 JobCost job_cost(const lang::Program& program, const FidelitySpec& fidelity, const Scenario& scenario) {
-  const lang::ModelShape shape{fidelity.d_model, scenario.context};
+  const lang::ModelShape shape{fidelity.d_model, scenario.model.context};
   const lang::Figures mixer = lang::derive(program, shape);
   const double d = static_cast<double>(fidelity.d_model);
   constexpr double kVocabulary = 256;  // byte-level
@@ -184,11 +184,11 @@ JobCost job_cost(const lang::Program& program, const FidelitySpec& fidelity, con
   const double params = static_cast<double>(fidelity.layers) * (static_cast<double>(mixer.params) + mlp_params) + kVocabulary * d;
   const double forward_flops = static_cast<double>(fidelity.layers) * (mixer.flops_per_token + 2.0 * mlp_params) + 2.0 * kVocabulary * d;
   JobCost cost;
-  cost.tokens_per_second = scenario.gpu_flops_per_second / (3.0 * forward_flops);
-  cost.gpu_hours = fidelity.tokens / cost.tokens_per_second / 3600.0 + scenario.overhead_gpu_hours;
+  cost.tokens_per_second = scenario.cost.gpu_flops_per_second / (3.0 * forward_flops);
+  cost.gpu_hours = fidelity.tokens / cost.tokens_per_second / 3600.0 + scenario.cost.overhead_gpu_hours;
   constexpr double kBatchSequences = 8;
   cost.peak_memory_bytes = static_cast<uint64_t>(16.0 * params + 4.0 * kBatchSequences * static_cast<double>(fidelity.layers) *
-                                                                      (static_cast<double>(mixer.state_size) + 12.0 * d * static_cast<double>(scenario.context)));
+                                                                      (static_cast<double>(mixer.state_size) + 12.0 * d * static_cast<double>(scenario.model.context)));
   return cost;
 }
 

@@ -238,13 +238,13 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
 
   if (const toml::table* t = top.subtable("campaign")) {
     TableReader r(*t, "campaign", file);
-    r.number<uint64_t>("max_experiments", s.max_experiments, 1, 100000000, "100");
-    r.number<double>("max_gpu_hours", s.max_gpu_hours, 0.0, kHuge, "20000.0");
-    r.number<uint32_t>("gpu_slots", s.gpu_slots, 1, 100000, "4");
-    r.text_list("start", s.start, "[\"deltanet\", \"gated_deltanet\"]");
-    r.text("reference", s.reference, "\"deltanet\"");
-    r.number<uint32_t>("pool_size", s.pool_size, 1, 100000, "50");
-    r.number<uint64_t>("max_events", s.max_events, 0, kMaxU64, "100000");
+    r.number<uint64_t>("max_experiments", s.campaign.max_experiments, 1, 100000000, "100");
+    r.number<double>("max_gpu_hours", s.campaign.max_gpu_hours, 0.0, kHuge, "20000.0");
+    r.number<uint32_t>("gpu_slots", s.campaign.gpu_slots, 1, 100000, "4");
+    r.text_list("start", s.campaign.start, "[\"deltanet\", \"gated_deltanet\"]");
+    r.text("reference", s.campaign.reference, "\"deltanet\"");
+    r.number<uint32_t>("pool_size", s.campaign.pool_size, 1, 100000, "50");
+    r.number<uint64_t>("max_events", s.campaign.max_events, 0, kMaxU64, "100000");
     r.reject_unknown_keys();
     auto check_name = [&](const std::string& name, const char* key) {
       const lang::Baseline* b = lang::find_baseline(name);
@@ -259,16 +259,16 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     };
     // Called only when 'start' was given: the default list is neither empty nor repeats a name.
     const auto start_line = [&] { return std::to_string(r.source_of("start").begin.line); };
-    if (s.start.empty()) throw ScenarioError(file + ":" + start_line() + ": 'start' is empty; name at least one program, e.g. start = [\"deltanet\"]");
+    if (s.campaign.start.empty()) throw ScenarioError(file + ":" + start_line() + ": 'start' is empty; name at least one program, e.g. start = [\"deltanet\"]");
     std::set<std::string> named;
-    for (const auto& name : s.start) {
+    for (const auto& name : s.campaign.start) {
       if (!named.insert(name).second) throw ScenarioError(file + ":" + start_line() + ": 'start' names '" + name + "' twice; name each program once");
       check_name(name, "start");
     }
-    if (t->get("reference")) check_name(s.reference, "reference");
-    if (std::find(s.start.begin(), s.start.end(), s.reference) == s.start.end()) {
+    if (t->get("reference")) check_name(s.campaign.reference, "reference");
+    if (std::find(s.campaign.start.begin(), s.campaign.start.end(), s.campaign.reference) == s.campaign.start.end()) {
       const char* key = t->get("reference") ? "reference" : "start";
-      throw ScenarioError(file + ":" + std::to_string(r.source_of(key).begin.line) + ": the reference baseline '" + s.reference +
+      throw ScenarioError(file + ":" + std::to_string(r.source_of(key).begin.line) + ": the reference baseline '" + s.campaign.reference +
                           "' is not in 'start'; add it to start or set reference to one of the start programs");
     }
   } else {
@@ -277,30 +277,30 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
 
   if (const toml::table* t = top.subtable("model")) {
     TableReader r(*t, "model", file);
-    r.number<int64_t>("d_model", s.d_model, 8, 1 << 16, "256");
-    r.number<int64_t>("context", s.context, 16, 1 << 24, "2048");
-    r.number<int64_t>("param_target", s.param_target, 0, kMaxU64, "0");
-    r.number<double>("param_tolerance", s.param_tolerance, 0.0, 100.0, "0.5");
+    r.number<int64_t>("d_model", s.model.d_model, 8, 1 << 16, "256");
+    r.number<int64_t>("context", s.model.context, 16, 1 << 24, "2048");
+    r.number<int64_t>("param_target", s.model.param_target, 0, kMaxU64, "0");
+    r.number<double>("param_tolerance", s.model.param_tolerance, 0.0, 100.0, "0.5");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("fidelity")) {
     TableReader r(*t, "fidelity", file);
-    read_fidelity(r, "explore", s.explore, file);
-    read_fidelity(r, "verify", s.verify, file);
-    r.number<uint32_t>("promote_top", s.promote_top, 0, 1000000, "10");
+    read_fidelity(r, "explore", s.fidelity.explore, file);
+    read_fidelity(r, "verify", s.fidelity.verify, file);
+    r.number<uint32_t>("promote_top", s.fidelity.promote_top, 0, 1000000, "10");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("researcher")) {
     TableReader r(*t, "researcher", file);
-    r.number<double>("insight_probability", s.insight_probability, 0.0, 1.0, "0.5");
-    r.number<uint32_t>("insights_k", s.insights_k, 1, 100, "3");
-    r.choice("strategy", s.strategy, {{"full", Strategy::Full}, {"random", Strategy::Random}, {"no_cognition", Strategy::NoCognition}}, "strategy",
+    r.number<double>("insight_probability", s.researcher.insight_probability, 0.0, 1.0, "0.5");
+    r.number<uint32_t>("insights_k", s.researcher.insights_k, 1, 100, "3");
+    r.choice("strategy", s.researcher.strategy, {{"full", Strategy::Full}, {"random", Strategy::Random}, {"no_cognition", Strategy::NoCognition}}, "strategy",
              "strategy = \"full\", \"random\" or \"no_cognition\"");
-    r.choice("selection", s.selection, {{"paper", Selection::Paper}, {"islands", Selection::Islands}}, "parent selection",
+    r.choice("selection", s.researcher.selection, {{"paper", Selection::Paper}, {"islands", Selection::Islands}}, "parent selection",
              "selection = \"paper\" or selection = \"islands\" (the parent selection)");
-    r.number<uint32_t>("islands", s.islands, 1, 1000, "4");
-    r.number<uint64_t>("migration_interval", s.migration_interval, 1, kMaxU64, "50");
-    r.choice("backend", s.backend, {{"builtin", Backend::Builtin}, {"llm", Backend::Llm}}, "researcher backend",
+    r.number<uint32_t>("islands", s.researcher.islands, 1, 1000, "4");
+    r.number<uint64_t>("migration_interval", s.researcher.migration_interval, 1, kMaxU64, "50");
+    r.choice("backend", s.researcher.backend, {{"builtin", Backend::Builtin}, {"llm", Backend::Llm}}, "researcher backend",
              "backend = \"builtin\" (typed mutations) or backend = \"llm\" (a language model, see [llm])");
     r.reject_unknown_keys();
   }
@@ -333,43 +333,43 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   }
   if (const toml::table* t = top.subtable("oracle")) {
     TableReader r(*t, "oracle", file);
-    r.choice("kind", s.oracle, {{"synthetic", OracleKind::Synthetic}, {"surrogate", OracleKind::Surrogate}}, "known oracle kind",
+    r.choice("kind", s.oracle.kind, {{"synthetic", OracleKind::Synthetic}, {"surrogate", OracleKind::Surrogate}}, "known oracle kind",
              "kind = \"synthetic\" or kind = \"surrogate\" (with run = \"runs/my-live-run\")");
-    r.text("run", s.surrogate_run, "\"runs/my-live-run\"");
-    r.number<uint32_t>("k", s.surrogate_k, 1, 1000, "5");
-    if (s.oracle == OracleKind::Surrogate && s.surrogate_run.empty()) {
+    r.text("run", s.oracle.run, "\"runs/my-live-run\"");
+    r.number<uint32_t>("k", s.oracle.k, 1, 1000, "5");
+    if (s.oracle.kind == OracleKind::Surrogate && s.oracle.run.empty()) {
       throw ScenarioError(file + ":" + std::to_string(r.source_of("kind").begin.line) +
                           ": a surrogate oracle needs the live run it learns from; add run = \"runs/my-live-run\" to [oracle]");
     }
-    r.number<uint64_t>("world_seed", s.world_seed, 0, kMaxU64, "1");
-    r.number<double>("noise", s.noise, 0.0, 10.0, "0.005");
-    r.number<double>("recall_noise", s.recall_noise, 0.0, 1.0, "0.01");
-    r.number<double>("plateau_rate", s.plateau_rate, 0.0, 1.0, "0.05");
-    r.number<double>("failure_rate", s.failure_rate, 0.0, 1.0, "0.05");
-    r.number<double>("prior_noise", s.prior_noise, 0.0, 10.0, "0.5");
-    r.number<double>("interaction_scale", s.interaction_scale, 0.0, 10.0, "0.15");
-    r.number<double>("transfer_noise", s.transfer_noise, 0.0, 10.0, "0.3");
-    r.number<double>("effect_scale", s.effect_scale, 0.0, 10.0, "1.0");
+    r.number<uint64_t>("world_seed", s.oracle.world_seed, 0, kMaxU64, "1");
+    r.number<double>("noise", s.oracle.noise, 0.0, 10.0, "0.005");
+    r.number<double>("recall_noise", s.oracle.recall_noise, 0.0, 1.0, "0.01");
+    r.number<double>("plateau_rate", s.oracle.plateau_rate, 0.0, 1.0, "0.05");
+    r.number<double>("failure_rate", s.oracle.failure_rate, 0.0, 1.0, "0.05");
+    r.number<double>("prior_noise", s.oracle.prior_noise, 0.0, 10.0, "0.5");
+    r.number<double>("interaction_scale", s.oracle.interaction_scale, 0.0, 10.0, "0.15");
+    r.number<double>("transfer_noise", s.oracle.transfer_noise, 0.0, 10.0, "0.3");
+    r.number<double>("effect_scale", s.oracle.effect_scale, 0.0, 10.0, "1.0");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("cost")) {
     TableReader r(*t, "cost", file);
     // A slower GPU or a longer fixed cost makes one job last years of virtual time.
-    r.number<double>("gpu_flops_per_second", s.gpu_flops_per_second, 1e12, 1e18, "1.0e14");
-    r.number<double>("overhead_gpu_hours", s.overhead_gpu_hours, 0.0, 1000.0, "0.5");
+    r.number<double>("gpu_flops_per_second", s.cost.gpu_flops_per_second, 1e12, 1e18, "1.0e14");
+    r.number<double>("overhead_gpu_hours", s.cost.overhead_gpu_hours, 0.0, 1000.0, "0.5");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("task")) {
     TableReader r(*t, "task", file);
     if (const toml::table* mqar = r.subtable("mqar")) {
       TableReader m(*mqar, "task.mqar", file);
-      m.number<int64_t>("vocab", s.mqar.vocab, 8, 1 << 20, "256");
-      m.number<int64_t>("seq_len", s.mqar.seq_len, 8, 1 << 20, "64");
-      m.integer_list("kv_pairs", s.mqar.kv_pairs, 1, 1 << 20, "[4, 8, 16]");
-      m.number<int64_t>("test_examples", s.mqar.test_examples, 1, 1 << 24, "256");
+      m.number<int64_t>("vocab", s.task.mqar.vocab, 8, 1 << 20, "256");
+      m.number<int64_t>("seq_len", s.task.mqar.seq_len, 8, 1 << 20, "64");
+      m.integer_list("kv_pairs", s.task.mqar.kv_pairs, 1, 1 << 20, "[4, 8, 16]");
+      m.number<int64_t>("test_examples", s.task.mqar.test_examples, 1, 1 << 24, "256");
       m.reject_unknown_keys();
-      for (int64_t kv : s.mqar.kv_pairs) {
-        if (4 * kv > s.mqar.seq_len || 2 * kv > s.mqar.vocab / 2 || s.mqar.seq_len % 2 != 0) {
+      for (int64_t kv : s.task.mqar.kv_pairs) {
+        if (4 * kv > s.task.mqar.seq_len || 2 * kv > s.task.mqar.vocab / 2 || s.task.mqar.seq_len % 2 != 0) {
           throw ScenarioError(file + ":" + std::to_string(r.source_of("mqar").begin.line) +
                               ": [task.mqar] needs an even seq_len >= 4 * kv_pairs (pairs, then queries) and vocab >= 4 * kv_pairs "
                               "at every rung (kv_pairs " + std::to_string(kv) + "); raise seq_len or vocab, or lower kv_pairs");
@@ -378,46 +378,46 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     }
     if (const toml::table* lm = r.subtable("lm")) {
       TableReader l(*lm, "task.lm", file);
-      l.text("corpus", s.lm.corpus, "\"data/my-text.txt\"");
-      l.number<int64_t>("seq_len", s.lm.seq_len, 8, 1 << 20, "128");
-      l.number<int64_t>("eval_bytes", s.lm.eval_bytes, 256, int64_t{1} << 40, "32768");
+      l.text("corpus", s.task.lm.corpus, "\"data/my-text.txt\"");
+      l.number<int64_t>("seq_len", s.task.lm.seq_len, 8, 1 << 20, "128");
+      l.number<int64_t>("eval_bytes", s.task.lm.eval_bytes, 256, int64_t{1} << 40, "32768");
       l.reject_unknown_keys();
     }
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("live")) {
     TableReader r(*t, "live", file);
-    r.number<int>("threads", s.live_threads, 1, 256, "1");
-    r.number<int64_t>("measure_context", s.measure_context, 16, 1 << 20, "256");
+    r.number<int>("threads", s.live.threads, 1, 256, "1");
+    r.number<int64_t>("measure_context", s.live.measure_context, 16, 1 << 20, "256");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("fitness")) {
     TableReader r(*t, "fitness", file);
-    r.number<double>("loss_scale", s.loss_scale, 0.0, 1e6, "50.0");
-    r.number<double>("accuracy_scale", s.accuracy_scale, 0.0, 1e6, "10.0");
-    r.number<double>("loss_weight", s.loss_weight, 0.0, 1e6, "1.0");
-    r.number<double>("accuracy_weight", s.accuracy_weight, 0.0, 1e6, "1.0");
-    r.number<double>("judge_weight", s.judge_weight, 0.0, 1e6, "1.0");
-    r.number<double>("throughput_weight", s.throughput_weight, 0.0, 1e6, "0.1");
-    r.number<double>("memory_weight", s.memory_weight, 0.0, 1e6, "0.1");
-    r.number<double>("state_weight", s.state_weight, 0.0, 1e6, "0.1");
-    r.number<double>("efficiency_scale", s.efficiency_scale, 0.0, 1e6, "2.0");
+    r.number<double>("loss_scale", s.fitness.loss_scale, 0.0, 1e6, "50.0");
+    r.number<double>("accuracy_scale", s.fitness.accuracy_scale, 0.0, 1e6, "10.0");
+    r.number<double>("loss_weight", s.fitness.loss_weight, 0.0, 1e6, "1.0");
+    r.number<double>("accuracy_weight", s.fitness.accuracy_weight, 0.0, 1e6, "1.0");
+    r.number<double>("judge_weight", s.fitness.judge_weight, 0.0, 1e6, "1.0");
+    r.number<double>("throughput_weight", s.fitness.throughput_weight, 0.0, 1e6, "0.1");
+    r.number<double>("memory_weight", s.fitness.memory_weight, 0.0, 1e6, "0.1");
+    r.number<double>("state_weight", s.fitness.state_weight, 0.0, 1e6, "0.1");
+    r.number<double>("efficiency_scale", s.fitness.efficiency_scale, 0.0, 1e6, "2.0");
     r.reject_unknown_keys();
-    if (s.loss_weight + s.accuracy_weight + s.judge_weight + s.throughput_weight + s.memory_weight + s.state_weight <= 0) {
+    if (s.fitness.loss_weight + s.fitness.accuracy_weight + s.fitness.judge_weight + s.fitness.throughput_weight + s.fitness.memory_weight + s.fitness.state_weight <= 0) {
       throw ScenarioError(file + ":" + std::to_string(top.source_of("fitness").begin.line) +
                           ": every weight of [fitness] is 0, so fitness would rank nothing; give at least one a positive weight, e.g. loss_weight = 1.0");
     }
   }
   if (const toml::table* t = top.subtable("engineer")) {
     TableReader r(*t, "engineer", file);
-    r.number<uint32_t>("repair_attempts", s.repair_attempts, 0, 100, "2");
+    r.number<uint32_t>("repair_attempts", s.engineer.repair_attempts, 0, 100, "2");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("analyst")) {
     TableReader r(*t, "analyst", file);
-    r.number<uint32_t>("max_ablations", s.max_ablations, 0, 1000, "8");
-    r.number<double>("alpha", s.alpha, 1e-6, 0.5, "0.05");
-    r.number<double>("recall_margin", s.recall_margin, 0.0, 1.0, "0.05");
+    r.number<uint32_t>("max_ablations", s.analyst.max_ablations, 0, 1000, "8");
+    r.number<double>("alpha", s.analyst.alpha, 1e-6, 0.5, "0.05");
+    r.number<double>("recall_margin", s.analyst.recall_margin, 0.0, 1.0, "0.05");
     r.reject_unknown_keys();
   }
   if (const toml::table* t = top.subtable("faults")) {
@@ -445,7 +445,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
     }
   }
   top.reject_unknown_keys();
-  if (s.max_events == 0) s.max_events = 400 * s.max_experiments;
+  if (s.campaign.max_events == 0) s.campaign.max_events = 400 * s.campaign.max_experiments;
   return s;
 }
 

@@ -80,14 +80,8 @@ enum class OracleKind { Synthetic, Surrogate };       // [oracle] kind: "synthet
 const char* name_of(Mode mode);
 const char* name_of(Strategy strategy);
 
-struct Scenario {
-  std::string file;   // path as given
-  std::string bytes;  // the file's exact contents
-  std::string name;
-  Mode mode = Mode::Simulation;
-  uint64_t seed = 1;
-
-  // [campaign]
+// [campaign]
+struct CampaignSection {
   uint64_t max_experiments = 100;  // explore results after which the campaign stops
   double max_gpu_hours = 0;        // 0: no limit
   uint32_t gpu_slots = 4;
@@ -95,43 +89,57 @@ struct Scenario {
   std::string reference = "deltanet";  // fitness is measured against this baseline
   uint32_t pool_size = 50;
   uint64_t max_events = 0;  // 0: 400 events per experiment, a guard against a loop that stalls
+  bool operator==(const CampaignSection&) const = default;
+};
 
-  // [model]
+// [model]
+struct ModelSection {
   int64_t d_model = 256;  // the width programs are checked at
   int64_t context = 2048;
   int64_t param_target = 0;  // mixer parameters; 0: the reference baseline's
   double param_tolerance = 0.5;
+  bool operator==(const ModelSection&) const = default;
+};
 
-  // [fidelity.explore] and [fidelity.verify]
+// [fidelity], with [fidelity.explore] and [fidelity.verify]
+struct FidelitySection {
   FidelitySpec explore{512, 8, 1e9};
   FidelitySpec verify{1024, 24, 15e9, 0, 0, 0, 3, 5};
   uint32_t promote_top = 10;  // an explore result within the best this many is verified
+  bool operator==(const FidelitySection&) const = default;
+};
 
-  // [researcher]
+// [researcher]
+struct ResearcherSection {
   double insight_probability = 0.5;  // use a retrieved insight's rewrite rather than a random one
   uint32_t insights_k = 3;
-  Strategy strategy = Strategy::Full;    // Random: blind mutation; NoCognition: full without insights
+  Strategy strategy = Strategy::Full;      // Random: blind mutation; NoCognition: full without insights
   Selection selection = Selection::Paper;  // Islands: separate pools with migration
   uint32_t islands = 4;
   uint64_t migration_interval = 50;  // explore results between migrations of each island's best
   Backend backend = Backend::Builtin;  // Llm: proposals come from the language model of [llm]
+  bool operator==(const ResearcherSection&) const = default;
+};
 
-  // [llm]
-  LlmSpec llm;
-  bool uses_llm() const { return backend == Backend::Llm || llm.judge; }
-
-  // [engineer]
+// [engineer]
+struct EngineerSection {
   uint32_t repair_attempts = 2;  // repairs of one proposal (a chain of attempts) before it is given up
+  bool operator==(const EngineerSection&) const = default;
+};
 
-  // [analyst]
+// [analyst]
+struct AnalystSection {
   uint32_t max_ablations = 8;  // components of each breakthrough ablated (one training each); 0: none
   double alpha = 0.05;         // level of the breakthrough rule's tests (stats/evidence.h)
   double recall_margin = 0.05; // recall may fall this far below the best baseline's (non-inferiority)
+  bool operator==(const AnalystSection&) const = default;
+};
 
-  // [oracle]
-  OracleKind oracle = OracleKind::Synthetic;  // Surrogate: a previous live run's results, generalised
-  std::string surrogate_run;         // kind = "surrogate": the live run directory
-  uint32_t surrogate_k = 5;          // nearest recorded programs a new one's result is drawn from
+// [oracle]: what simulated gpu-slots report instead of training
+struct OracleSection {
+  OracleKind kind = OracleKind::Synthetic;  // Surrogate: a previous live run's results, generalised
+  std::string run;         // kind = "surrogate": the live run directory
+  uint32_t k = 5;          // nearest recorded programs a new one's result is drawn from
   uint64_t world_seed = 1;
   double noise = 0.005;         // relative sd of a job's loss around its program's (measured: bench noise)
   double recall_noise = 0.01;   // sd of the MQAR accuracy of a run that leaves the plateau
@@ -141,20 +149,32 @@ struct Scenario {
   double interaction_scale = 0.15;  // pairwise motif interactions
   double transfer_noise = 0.3;      // how imperfectly explore predicts verify
   double effect_scale = 1.0;        // scales every effect; 0: a null world where every program is as good as any other
+  bool operator==(const OracleSection&) const = default;
+};
 
-  // [cost]
+// [cost]: the simulated cost model
+struct CostSection {
   double gpu_flops_per_second = 1e14;
   double overhead_gpu_hours = 0.5;  // per job: set-up, evaluation
+  bool operator==(const CostSection&) const = default;
+};
 
-  // [task.mqar], [task.lm]: what live gpu-slots train on
+// [task.mqar], [task.lm]: what live gpu-slots train on
+struct TaskSection {
   training::MqarTask mqar;
   training::LmTask lm;
+  bool operator==(const TaskSection&) const = default;
+};
 
-  // [live]
-  int live_threads = 1;          // torch threads of each gpu-slot
+// [live]
+struct LiveSection {
+  int threads = 1;               // torch threads of each gpu-slot
   int64_t measure_context = 256; // T of the measured checks (the complexity check also runs 4T)
+  bool operator==(const LiveSection&) const = default;
+};
 
-  // [fitness]
+// [fitness]
+struct FitnessSection {
   double loss_scale = 50.0;      // sigmoid slope on relative loss improvement
   double accuracy_scale = 10.0;  // sigmoid slope on accuracy improvement
   double loss_weight = 1.0;      // weights of the composite's terms (analyst.h)
@@ -164,10 +184,33 @@ struct Scenario {
   double memory_weight = 0.1;      // peak training memory against the reference's
   double state_weight = 0.1;       // recurrent state size against the reference's
   double efficiency_scale = 2.0;   // sigmoid slope on the log ratio of an efficiency figure
+  bool operator==(const FitnessSection&) const = default;
+};
 
-  // [faults]
+// A scenario file: one section per TOML table, each read by its own reader
+// (scenario.cpp) and documented in scenarios/README.md.
+struct Scenario {
+  std::string file;   // path as given
+  std::string bytes;  // the file's exact contents
+  std::string name;
+  Mode mode = Mode::Simulation;
+  uint64_t seed = 1;
+
+  CampaignSection campaign;
+  ModelSection model;
+  FidelitySection fidelity;
+  ResearcherSection researcher;
+  LlmSpec llm;
+  EngineerSection engineer;
+  AnalystSection analyst;
+  OracleSection oracle;
+  CostSection cost;
+  TaskSection task;
+  LiveSection live;
+  FitnessSection fitness;
   FaultSpec faults;
 
+  bool uses_llm() const { return researcher.backend == Backend::Llm || llm.judge; }
   bool operator==(const Scenario&) const = default;
 };
 

@@ -45,7 +45,7 @@ TEST_CASE("the same scenario and seed give the same digest, another seed another
   CHECK(a.digest == b.digest);
   CHECK(a.events == b.events);
   CHECK(c.digest != a.digest);
-  CHECK(a.experiments == scenario.max_experiments);
+  CHECK(a.experiments == scenario.campaign.max_experiments);
   CHECK(a.stop_reason.find("max_experiments") != std::string::npos);
 }
 
@@ -91,7 +91,7 @@ TEST_CASE("a recorded campaign has the in-memory digest, a readable summary and 
   }
   CHECK(recorded.breakthroughs == breakthroughs);
   for (uint64_t job : ended) CHECK(dispatched.count(job) == 1);
-  CHECK(dispatched.size() - ended.size() <= scenario.gpu_slots);
+  CHECK(dispatched.size() - ended.size() <= scenario.campaign.gpu_slots);
   store->for_each_arch([&](uint64_t, std::string_view) { ++archs; });
   CHECK(archs == proposed.size());
   fs::remove_all(dir);
@@ -120,7 +120,7 @@ TEST_CASE("a run directory is not overwritten", "[campaign]") {
 
 TEST_CASE("a scenario changed after parsing is refused before anything is written", "[campaign]") {
   Scenario scenario = smoke();
-  scenario.max_experiments = 5;  // the header would record 100: replay would recompute another run
+  scenario.campaign.max_experiments = 5;  // the header would record 100: replay would recompute another run
   const fs::path dir = fresh_dir("edited-struct");
   CHECK_THROWS_AS(run_campaign(scenario, 1, dir), std::invalid_argument);
   CHECK_FALSE(fs::exists(dir / "data.mdb"));

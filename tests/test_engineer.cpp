@@ -215,7 +215,7 @@ TEST_CASE("campaigns with repairs, duplicates and ablations replay bit for bit, 
   const fs::path dir = testing::fresh_dir("engineer-campaign");
   const CampaignSummary recorded = run_campaign(scenario, 1, dir);
   CHECK(simulate_campaign(scenario, 1).digest == recorded.digest);
-  CHECK(recorded.experiments == scenario.max_experiments);  // ablations do not count
+  CHECK(recorded.experiments == scenario.campaign.max_experiments);  // ablations do not count
 
   auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
   const storage::Lineage lineage(*store);

@@ -33,7 +33,7 @@ TEST_CASE("campaigns replay bit for bit with every strategy and selection", "[re
       const CampaignSummary a = simulate_campaign(scenario, 1);
       const CampaignSummary b = simulate_campaign(scenario, 1);
       CHECK(a.digest == b.digest);
-      CHECK(a.experiments == scenario.max_experiments);
+      CHECK(a.experiments == scenario.campaign.max_experiments);
       digests.insert(a.digest);
     }
   }

@@ -83,19 +83,19 @@ TEST_CASE("the oracle is a pure function of world, program and job stream", "[or
   CHECK(x.accuracy <= 1.0);
 
   Scenario other = scenario;
-  other.world_seed = 99;
+  other.oracle.world_seed = 99;
   Rng d(1, "job");
   CHECK(SyntheticOracle(other).evaluate(program, kShape, msg::Fidelity::EXPLORE, true, d).loss != x.loss);
 }
 
 TEST_CASE("averaged over worlds, the literature's claims hold: the delta rule recalls better", "[oracle]") {
   Scenario scenario = smoke();
-  scenario.noise = 0;
+  scenario.oracle.noise = 0;
   const lang::Program linear = lang::parse(lang::find_baseline("linear_attention")->text, "la");
   const lang::Program delta = lang::parse(lang::find_baseline("deltanet")->text, "dn");
   double gap = 0;
   for (uint64_t world = 1; world <= 16; ++world) {
-    scenario.world_seed = world;
+    scenario.oracle.world_seed = world;
     const SyntheticOracle oracle(scenario);
     Rng r1(world, "a"), r2(world, "a");
     gap += oracle.evaluate(delta, kShape, msg::Fidelity::EXPLORE, true, r1).accuracy -
@@ -107,9 +107,9 @@ TEST_CASE("averaged over worlds, the literature's claims hold: the delta rule re
 TEST_CASE("training cost grows with tokens and model size", "[oracle][cost]") {
   const Scenario scenario = smoke();
   const lang::Program program = lang::parse(lang::find_baseline("deltanet")->text, "dn");
-  const JobCost explore = job_cost(program, scenario.explore, scenario);
-  const JobCost verify = job_cost(program, scenario.verify, scenario);
-  CHECK(explore.gpu_hours > scenario.overhead_gpu_hours);
+  const JobCost explore = job_cost(program, scenario.fidelity.explore, scenario);
+  const JobCost verify = job_cost(program, scenario.fidelity.verify, scenario);
+  CHECK(explore.gpu_hours > scenario.cost.overhead_gpu_hours);
   CHECK(verify.gpu_hours > 10 * explore.gpu_hours);
   CHECK(verify.tokens_per_second < explore.tokens_per_second);
 }

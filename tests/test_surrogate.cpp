@@ -22,7 +22,7 @@ TEST_CASE("a surrogate simulation from a live run is deterministic and returns r
   const CampaignSummary a = simulate_campaign(scenario, 1);
   const CampaignSummary b = simulate_campaign(scenario, 1);
   CHECK(a.digest == b.digest);
-  CHECK(a.experiments == scenario.max_experiments);
+  CHECK(a.experiments == scenario.campaign.max_experiments);
 
   // A recorded program gets its recorded result, without noise.
   const SurrogateOracle oracle(scenario);

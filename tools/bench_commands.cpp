@@ -46,7 +46,7 @@ int bench_sim(const BenchArgs& args) {
   const std::optional<Scenario> loaded = load_scenario_or_report(args.scenario);
   if (!loaded) return 2;
   const Scenario& scenario = *loaded;
-  spdlog::info("benchmarking {} ({} experiments), best of {} runs per variant", scenario.name, scenario.max_experiments, args.repeat);
+  spdlog::info("benchmarking {} ({} experiments), best of {} runs per variant", scenario.name, scenario.campaign.max_experiments, args.repeat);
   CampaignSummary summary;
   // The reference, measured in the same process: the same campaign with no log at all.
   const double no_log = best_seconds(args.repeat, [&] {
@@ -303,14 +303,14 @@ int bench_search(const SearchBenchArgs& args) {
   std::vector<std::string> strategies;
   for (const Strategy kind : kinds) strategies.push_back(name_of(kind));
   std::map<std::string, std::vector<uint32_t>> found;
-  spdlog::info("search benchmark: {} ({} experiments per campaign), {} strategies x {} worlds", loaded->name, loaded->max_experiments,
+  spdlog::info("search benchmark: {} ({} experiments per campaign), {} strategies x {} worlds", loaded->name, loaded->campaign.max_experiments,
                strategies.size(), args.seeds);
   for (int seed = 1; seed <= args.seeds; ++seed) {
     for (const Strategy kind : kinds) {
       const std::string strategy = name_of(kind);
       Scenario scenario = *loaded;
-      scenario.world_seed = static_cast<uint64_t>(seed);
-      scenario.strategy = kind;
+      scenario.oracle.world_seed = static_cast<uint64_t>(seed);
+      scenario.researcher.strategy = kind;
       const CampaignSummary summary = simulate_campaign(scenario, scenario.seed, LogMode::None);
       found[strategy].push_back(summary.breakthroughs);
       spdlog::info("world {}: {} found {} breakthroughs in {} experiments", seed, strategy, summary.breakthroughs, summary.experiments);
@@ -336,7 +336,7 @@ int bench_search(const SearchBenchArgs& args) {
     return 0;
   }
   std::printf("scenario: %s, %s experiments per campaign, worlds 1..%d; breakthroughs per campaign\n", loaded->name.c_str(),
-              grouped(loaded->max_experiments).c_str(), args.seeds);
+              grouped(loaded->campaign.max_experiments).c_str(), args.seeds);
   std::printf("%-14s %8s  %s\n", "strategy", "mean", "per world");
   for (const auto& strategy : strategies) {
     std::string per_seed;

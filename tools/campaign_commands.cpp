@@ -128,11 +128,11 @@ int run(const RunArgs& args) {
   const char* slots = scenario.mode != Mode::Live ? "simulated GPU slots"
                       : args.listen.options() ? "gpu-slots training on remote workers"
                                               : "gpu-slots training on this machine";
-  spdlog::info("campaign {} (seed {}): up to {} experiments on {} {} -> {}", scenario.name, seed, scenario.max_experiments,
-               scenario.gpu_slots, slots, out);
+  spdlog::info("campaign {} (seed {}): up to {} experiments on {} {} -> {}", scenario.name, seed, scenario.campaign.max_experiments,
+               scenario.campaign.gpu_slots, slots, out);
   try {
     // The surrogate's live run is input too: a wrong path is refused before the run directory exists.
-    if (scenario.oracle == OracleKind::Surrogate && scenario.mode != Mode::Live) SurrogateOracle{scenario};
+    if (scenario.oracle.kind == OracleKind::Surrogate && scenario.mode != Mode::Live) SurrogateOracle{scenario};
   } catch (const ScenarioError& e) {
     std::cerr << e.what() << std::endl;
     return 2;

@@ -91,7 +91,7 @@ std::string figures_kind(const Scenario& scenario) { return scenario.mode == Mod
 
 std::string campaign_plots(const std::vector<storage::Judgment>& judgments, const Scenario& scenario, const std::filesystem::path& report_dir) {
   const std::string hours = "GPU hours (" + figures_kind(scenario) + ")";
-  const size_t pool_size = scenario.pool_size;
+  const size_t pool_size = scenario.campaign.pool_size;
   Plot fitness{"Fitness of every scored result over the campaign", hours, "fitness", {}, {}};
   PlotSeries explore{"explore", "points pt 7 ps 0.4 lc rgb '#9a9a9a'", {}}, verify{"verify", "points pt 7 ps 0.7 lc rgb '#1f77b4'", {}},
       found{"breakthrough", "points pt 3 ps 1.4 lw 2 lc rgb '#d62728'", {}}, baselines{"baseline", "points pt 5 ps 0.8 lc rgb '#2ca02c'", {}};
@@ -210,11 +210,11 @@ std::string summary_table(const CampaignSummary& s, const RecordedRun& run, cons
       {"scenario", run.scenario.name + " (" + run.scenario.file + ")"},
       {"seed", std::to_string(run.seed)},
       {"status", s.finished ? "finished: " + s.stop_reason : (s.stop_reason.empty() ? "running" : s.stop_reason)},
-      {"GPU slots", std::to_string(run.scenario.gpu_slots)},
+      {"GPU slots", std::to_string(run.scenario.campaign.gpu_slots)},
       {"start programs", [&] {
          std::string names;
-         for (const auto& name : run.scenario.start) names += (names.empty() ? "" : ", ") + name;
-         return names + " (reference " + run.scenario.reference + ")";
+         for (const auto& name : run.scenario.campaign.start) names += (names.empty() ? "" : ", ") + name;
+         return names + " (reference " + run.scenario.campaign.reference + ")";
        }()},
       {"events", grouped(s.events)},
       {"experiments", grouped(s.experiments) + " of " + grouped(s.target_experiments) + " (from " + grouped(s.proposals) + " proposals, " +
