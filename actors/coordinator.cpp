@@ -173,7 +173,7 @@ void CoordinatorState::lose_job(uint32_t slot, msg::FaultKind kind, const std::s
   } else {
     report_fault(out, kind, msg::FaultAction::FAILED, slot, job_id, run.attempt, detail + "; no retries left");
     const auto failure_kind = kind == msg::FaultKind::CRASH ? msg::FailureKind::CRASH : msg::FailureKind::TIMEOUT;
-    fail_job(run, slot, failure_kind, fault_kind_name(kind) + ": " + detail + " on each of " + std::to_string(retries + 1) + " attempts",
+    fail_job(run, slot, failure_kind, msg::enum_name(kind) + ": " + detail + " on each of " + std::to_string(retries + 1) + " attempts",
              now_ns, out);
   }
   out.send(actor_name::kCoordinator, hours_to_ns(faulty_->faults.slot_restart_gpu_hours)).initSlotRestart().setSlot(slot);
@@ -212,13 +212,6 @@ std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, 
     return std::string("the answer does not decode as a TrainResult: ") + e.getDescription().cStr();
   }
   return "";
-}
-
-std::string fault_kind_name(msg::FaultKind kind) {
-  for (auto enumerant : capnp::Schema::from<msg::FaultKind>().getEnumerants()) {
-    if (enumerant.getOrdinal() == static_cast<uint16_t>(kind)) return enumerant.getProto().getName();
-  }
-  return "unknown(" + std::to_string(static_cast<int>(kind)) + ")";
 }
 
 }  // namespace asiarch

@@ -68,7 +68,5 @@ class CoordinatorState : public ActorState {
 // another job or slot, an unknown status, or non-finite or out-of-range metrics of an ok result.
 std::string slot_answer_problem(std::string_view result_bytes, uint64_t job_id, uint32_t slot);
 
-// "crash", "timeout", "late", "garbage": the schema's names, as the summary counts them.
-std::string fault_kind_name(msg::FaultKind kind);
 
 }  // namespace asiarch

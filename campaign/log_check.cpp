@@ -44,7 +44,6 @@ std::string event_name(uint64_t seq, msg::Event::Reader event) {
   return "event " + str(seq) + " (" + msg::kind_name(event.getPayload().which()) + ")";
 }
 
-std::string fidelity_name(msg::Fidelity fidelity) { return fidelity == msg::Fidelity::VERIFY ? "verify" : "explore"; }
 
 // chain: h_0 against the header, then each stored link against the stored link before it and
 // the stored event, then the event's own decoding.
@@ -263,7 +262,7 @@ class JobsCheck {
   Found on_fault(uint64_t seq, msg::SlotFault::Reader fault) {
     const uint64_t job = fault.getJobId();
     const std::string slot = actor_name::gpu_slot(fault.getSlot());
-    const std::string what = fault_kind_name(fault.getKind()) + " of job " + str(job) + " attempt " + str(fault.getAttempt()) + " on " + slot;
+    const std::string what = msg::enum_name(fault.getKind()) + " of job " + str(job) + " attempt " + str(fault.getAttempt()) + " on " + slot;
     const auto running = running_.find(job);
     const bool runs_there = running != running_.end() && running->second.slot == slot && running->second.attempt == fault.getAttempt();
     if (fault.getAction() == msg::FaultAction::IGNORED) {
@@ -352,7 +351,7 @@ class PoolCheck {
         // A duplicate is scored with the result of the architecture it duplicates.
         const uint64_t trained = update.getReusedFrom() != 0 ? update.getReusedFrom() : update.getArchId();
         if (update.getOutcome() == msg::Outcome::SCORED && !trained_ok_.count({trained, update.getFidelity()})) {
-          return LogViolation{seq, kPool, "poolUpdate scores arch " + str(update.getArchId()) + " at " + fidelity_name(update.getFidelity()) +
+          return LogViolation{seq, kPool, "poolUpdate scores arch " + str(update.getArchId()) + " at " + msg::enum_name(update.getFidelity()) +
                                               " fidelity, but no ok trainResult with finite metrics of arch " + str(trained) +
                                               " at that fidelity came before"};
         }

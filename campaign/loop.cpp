@@ -55,7 +55,7 @@ loop_actor::behavior_type serve(loop_actor::pointer, std::shared_ptr<ActorState>
 
 void count_logged(CampaignSummary& summary, msg::Payload::Reader payload) {
   if (payload.which() == msg::Payload::PROPOSAL) ++summary.proposals;
-  if (payload.which() == msg::Payload::SLOT_FAULT) ++summary.faults[fault_kind_name(payload.getSlotFault().getKind())];
+  if (payload.which() == msg::Payload::SLOT_FAULT) ++summary.faults[msg::enum_name(payload.getSlotFault().getKind())];
   if (payload.which() == msg::Payload::REJECTION) {
     ++summary.rejections;
     ++summary.rejections_by_check[payload.getRejection().getCheck().cStr()];

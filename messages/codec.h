@@ -4,6 +4,7 @@
 //   stores and hashes; read them back with CanonicalView (a SegmentArrayMessageReader);
 // - OutboxWriter collects what an actor sends while it handles one event.
 #include <capnp/message.h>
+#include <capnp/schema.h>
 #include <capnp/serialize.h>
 #include <kj/array.h>
 
@@ -43,6 +44,16 @@ class CanonicalView {
   kj::ArrayPtr<const capnp::word> segment_;
   capnp::SegmentArrayMessageReader reader_;
 };
+
+// The schema's name of an enumerant ("verify", "crash", "numerical"), or "unknown(N)" for a value
+// the schema does not have (bytes from a damaged or newer log).
+template <typename Enum>
+std::string enum_name(Enum value) {
+  for (auto enumerant : capnp::Schema::from<Enum>().getEnumerants()) {
+    if (enumerant.getOrdinal() == static_cast<uint16_t>(value)) return enumerant.getProto().getName();
+  }
+  return "unknown(" + std::to_string(static_cast<int>(value)) + ")";
+}
 
 // The kind of an event: its payload's union tag, as written in the schema ("trainResult").
 std::string kind_name(Payload::Which which);

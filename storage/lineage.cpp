@@ -10,7 +10,6 @@
 namespace asiarch::storage {
 namespace {
 
-Fidelity fidelity_of(msg::Fidelity fidelity) { return fidelity == msg::Fidelity::VERIFY ? Fidelity::Verify : Fidelity::Explore; }
 
 // Decodes one stored record; a record that does not decode is a damaged store.
 template <typename T, typename Visit>
@@ -65,7 +64,7 @@ Evidence evidence_of(msg::Evidence::Reader record) {
 struct LoggedEvent {
   enum class Kind { Result, Update, Stop } kind;
   uint64_t vtime_ns, seq, arch_id;
-  Fidelity fidelity;
+  msg::Fidelity fidelity;
   bool ok, baseline, breakthrough;
   double gpu_hours, tokens_per_second, fitness, loss, accuracy;
   bool ablation = false;  // a result of an ablation job: not an experiment of the budget
@@ -76,12 +75,12 @@ std::vector<LoggedEvent> read_logged_events(const RunStore& store) {
   store.for_each_event([&](uint64_t seq, std::string_view bytes) {
     decode<msg::Event>(store, "events", bytes, [&](msg::Event::Reader event) {
       auto payload = event.getPayload();
-      LoggedEvent e{LoggedEvent::Kind::Stop, event.getVtimeNs(), seq, 0, Fidelity::Explore, false, false, false, 0, 0, 0, 0, 0};
+      LoggedEvent e{LoggedEvent::Kind::Stop, event.getVtimeNs(), seq, 0, msg::Fidelity::EXPLORE, false, false, false, 0, 0, 0, 0, 0};
       if (payload.which() == msg::Payload::TRAIN_RESULT) {
         auto r = payload.getTrainResult();
         e.kind = LoggedEvent::Kind::Result;
         e.arch_id = r.getRef().getArchId();
-        e.fidelity = fidelity_of(r.getRef().getFidelity());
+        e.fidelity = r.getRef().getFidelity();
         e.baseline = r.getRef().getBaseline();
         e.gpu_hours = r.getGpuHours();
         e.tokens_per_second = r.getTokensPerSecond();
@@ -91,7 +90,7 @@ std::vector<LoggedEvent> read_logged_events(const RunStore& store) {
         if (u.getOutcome() == msg::Outcome::REJECTED) return;
         e.kind = LoggedEvent::Kind::Update;
         e.arch_id = u.getArchId();
-        e.fidelity = fidelity_of(u.getFidelity());
+        e.fidelity = u.getFidelity();
         e.ok = u.getOutcome() == msg::Outcome::SCORED;
         e.breakthrough = u.getBreakthrough();
         e.fitness = u.getFitness();
@@ -108,7 +107,6 @@ std::vector<LoggedEvent> read_logged_events(const RunStore& store) {
 
 }  // namespace
 
-const char* fidelity_name(Fidelity fidelity) { return fidelity == Fidelity::Verify ? "verify" : "explore"; }
 
 std::vector<Judgment> read_judgments(const RunStore& store) {
   std::vector<LoggedEvent> events = read_logged_events(store);
@@ -124,14 +122,14 @@ std::vector<Judgment> read_judgments(const RunStore& store) {
     end = std::find_if(events.begin(), events.end(), [now](const LoggedEvent& e) { return e.vtime_ns > now; });
   }
 
-  std::map<std::pair<uint64_t, Fidelity>, const LoggedEvent*> results;
+  std::map<std::pair<uint64_t, msg::Fidelity>, const LoggedEvent*> results;
   std::vector<Judgment> judgments;
   Judgment totals;
   for (auto it = events.begin(); it != end; ++it) {
     const LoggedEvent& e = *it;
     if (e.kind == LoggedEvent::Kind::Result) {
       totals.gpu_hours += e.gpu_hours;
-      if (e.fidelity == Fidelity::Explore && !e.ablation) ++totals.experiments;
+      if (e.fidelity == msg::Fidelity::EXPLORE && !e.ablation) ++totals.experiments;
       results[{e.arch_id, e.fidelity}] = &e;
       continue;
     }
@@ -199,7 +197,7 @@ Lineage::Lineage(const RunStore& store) {
   for (const Judgment& j : judgments_) {
     const auto entry = archs_.find(j.arch_id);
     if (entry == archs_.end()) continue;
-    auto& outcome = j.fidelity == Fidelity::Verify ? entry->second.verify : entry->second.explore;
+    auto& outcome = j.fidelity == msg::Fidelity::VERIFY ? entry->second.verify : entry->second.explore;
     if (!outcome) continue;
     outcome->outcome = j.scored ? "scored" : "failed";
     outcome->tokens_per_second = j.tokens_per_second;

@@ -12,12 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "messages/asiarch.capnp.h"
 #include "storage/run_store.h"
 
 namespace asiarch::storage {
 
-enum class Fidelity : uint8_t { Explore = 0, Verify = 1 };
-const char* fidelity_name(Fidelity fidelity);  // "explore", "verify"
 
 // One training of an architecture at a fidelity (a seed).
 struct SeedRun {
@@ -88,7 +87,7 @@ struct ArchEntry {
 struct Judgment {
   uint64_t vtime_ns = 0;
   uint64_t arch_id = 0;
-  Fidelity fidelity = Fidelity::Explore;
+  msg::Fidelity fidelity = msg::Fidelity::EXPLORE;
   bool scored = false;  // false: training failed
   double fitness = 0, loss = 0, accuracy = 0;
   double tokens_per_second = 0;  // measured (or simulated) throughput of its training job

@@ -70,10 +70,10 @@ struct Bar {
   double loss = INFINITY, accuracy = -INFINITY;
 };
 
-Bar baseline_bar(const storage::Lineage& lineage, storage::Fidelity fidelity) {
+Bar baseline_bar(const storage::Lineage& lineage, msg::Fidelity fidelity) {
   Bar bar;
   for (const auto& [id, entry] : lineage.archs()) {
-    const auto& outcome = fidelity == storage::Fidelity::Verify ? entry.verify : entry.explore;
+    const auto& outcome = fidelity == msg::Fidelity::VERIFY ? entry.verify : entry.explore;
     if (!entry.baseline() || !outcome || !outcome->scored()) continue;
     bar.loss = std::min(bar.loss, outcome->loss);
     bar.accuracy = std::max(bar.accuracy, outcome->accuracy);
@@ -107,7 +107,7 @@ std::string campaign_plots(const std::vector<storage::Judgment>& judgments, cons
   for (const storage::Judgment& j : judgments) {
     if (!j.scored) continue;
     const std::pair<double, double> point{j.gpu_hours, j.fitness};
-    if (j.fidelity == storage::Fidelity::Verify) {
+    if (j.fidelity == msg::Fidelity::VERIFY) {
       (j.breakthrough ? found : verify).points.push_back(point);
       continue;
     }
@@ -250,7 +250,7 @@ std::string baselines_table(const storage::Lineage& lineage) {
 }
 
 std::string top_table(const storage::Lineage& lineage, const std::vector<const storage::ArchEntry*>& top) {
-  const Bar bars[2] = {baseline_bar(lineage, storage::Fidelity::Explore), baseline_bar(lineage, storage::Fidelity::Verify)};
+  const Bar bars[2] = {baseline_bar(lineage, msg::Fidelity::EXPLORE), baseline_bar(lineage, msg::Fidelity::VERIFY)};
   std::string html = "<table><tr><th>rank</th><th>id</th><th>fidelity</th><th>fitness</th><th>loss &plusmn; 95% CI (vs best baseline)</th>"
                      "<th>accuracy &plusmn; 95% CI (vs best baseline)</th><th>seeds</th><th>tokens/s</th><th>operator</th><th>parents</th>"
                      "<th>breakthrough</th></tr>\n";
