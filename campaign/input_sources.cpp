@@ -24,6 +24,23 @@ std::string describe_current_exception() {
   }
 }
 
+namespace {
+
+// Runs `work` on a source's worker thread and posts its answer, or why it failed.
+void work_and_post(const PostInput& post, uint32_t key, const std::string& failure_prefix, const std::function<std::string()>& work) {
+  bool ok = true;
+  std::string answer;
+  try {
+    answer = work();
+  } catch (...) {
+    ok = false;
+    answer = failure_prefix + describe_current_exception();
+  }
+  post(key, ok, std::move(answer));
+}
+
+}  // namespace
+
 std::optional<Input> RecordedInputs::take(const InputNeed& need) {
   const auto recorded = sink_.recorded_event(need.next_seq);
   if (!recorded) return std::nullopt;
@@ -65,15 +82,7 @@ bool TrainingThreads::start(const InputNeed& need, const PostInput& post) {
     if (job.started) continue;
     job.started = true;
     workers_.emplace_back([this, post, slot = slot, bytes = job.dispatch_bytes] {
-      bool ok = true;
-      std::string answer;
-      try {
-        answer = trainer_(bytes, cancelled_);
-      } catch (...) {
-        ok = false;
-        answer = actor_name::gpu_slot(slot) + " failed: " + describe_current_exception();
-      }
-      post(slot, ok, std::move(answer));
+      work_and_post(post, slot, actor_name::gpu_slot(slot) + " failed: ", [&] { return trainer_(bytes, cancelled_); });
     });
   }
   return true;
@@ -98,15 +107,7 @@ bool ModelReplies::start(const InputNeed& need, const PostInput& post) {
   if (need.llm->started) return true;
   need.llm->started = true;
   worker_ = std::thread([this, post, bytes = need.llm->request_bytes] {
-    bool ok = true;
-    std::string answer;
-    try {
-      answer = client_(bytes);
-    } catch (...) {
-      ok = false;
-      answer = "the LLM client failed: " + describe_current_exception();
-    }
-    post(0, ok, std::move(answer));
+    work_and_post(post, 0, "the LLM client failed: ", [&] { return client_(bytes); });
   });
   return true;
 }
