@@ -14,7 +14,7 @@
 //   archs    key: be64(arch id)                 value: Cap'n Proto `ArchRecord`
 //   results  key: be64(arch id) || u8(fidelity)  value: Cap'n Proto `ResultRecord`
 //   insights key: be64(insight id)              value: Cap'n Proto `InsightRecord`
-//   meta     key: ASCII name                    value: bytes (names: meta_key in campaign/run_recorder.h)
+//   meta     key: ASCII name                    value: bytes (names: meta_key in scenario/run_header.h)
 //
 // Writes go into one open write transaction that commit() makes durable; readers in other
 // processes see the state of the last commit. A read-only RunStore can be opened while another
