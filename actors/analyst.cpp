@@ -34,7 +34,10 @@ AnalystState::Measured measured_of(msg::JobRef::Reader ref) {
 // A failed metric is a failure, never a default score: the failure's text, or "" for a result
 // that can be scored.
 AnalystState::Failure failure_of(msg::TrainResult::Reader result) {
-  if (result.getStatus() != msg::TrainStatus::OK) return {result.getFailureKind(), result.getFailure().cStr(), result.getFailedStep()};
+  if (result.getStatus() != msg::TrainStatus::OK) {
+    const std::string text = result.getFailure().cStr();
+    return {result.getFailureKind(), text.empty() ? "failed without a reason" : text, result.getFailedStep()};
+  }
   if (!std::isfinite(result.getLoss()) || !std::isfinite(result.getAccuracy())) return {msg::FailureKind::NUMERICAL, "a metric is not finite"};
   return {};
 }

@@ -104,7 +104,7 @@ class AnalystState : public ActorState {
   // The seeds of one architecture at verify: selection, then replication (nullopt: failed).
   struct VerifySeeds {
     std::vector<std::optional<Measured>> selection, replication;
-    Failure failure;  // the first failed seed's
+    Failure failure;  // the first failed seed's failure
   };
   // A verified candidate's judgment: screening, then (when it passed) replication.
   struct Judgment {
