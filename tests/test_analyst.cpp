@@ -57,3 +57,20 @@ TEST_CASE("efficiency objectives change fitness: a faster program ranks higher",
   CHECK(fitness(fast) > fitness(slow));
   CHECK_THAT(std::string(slow.messages()[0].getPayload().getPoolUpdate().getDiagnosis().cStr()), Catch::Contains("slower than the reference"));
 }
+
+TEST_CASE("a failed result is never scored, whatever its text says or lacks", "[analyst]") {
+  // No repairs, so that the analyst records the failure itself.
+  const Scenario scenario = testing::edited_scenario("scenarios/sim-smoke.toml", "[cost]", "[engineer]\nrepair_attempts = 0\n\n[cost]");
+  AnalystState analyst(scenario);
+  auto failed = deliver(analyst, [&](msg::Payload::Builder p) {
+    auto r = p.initTrainResult();
+    r.initRef().setArchId(7);
+    r.setStatus(msg::TrainStatus::FAILED);
+    r.setLoss(3.0);
+    r.setAccuracy(0.5);
+  });
+  REQUIRE(failed.messages().size() == 1);
+  auto update = failed.messages()[0].getPayload().getPoolUpdate();
+  CHECK(update.getOutcome() == msg::Outcome::FAILED);
+  CHECK(std::string(update.getDiagnosis().cStr()) == "training failed: failed without a reason");
+}
