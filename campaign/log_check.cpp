@@ -555,6 +555,20 @@ Found check_meta(const storage::RunStore& store, uint64_t last_seq, const std::o
   return std::nullopt;
 }
 
+// Another version's log may break this version's rules without being damaged (0.4.0 made every
+// message kind one-way, for example): a violation says so.
+std::string version_note(const std::string& header_bytes) {
+  std::string recorded;
+  try {
+    recorded = msg::CanonicalView<msg::RunHeader>(header_bytes).root().getVersion().cStr();
+  } catch (const kj::Exception&) {
+    return "";  // the chain check names a damaged header
+  }
+  if (recorded == ASIARCH_VERSION) return "";
+  return " (the log was recorded by asiarch " + recorded + " and is checked by " + ASIARCH_VERSION +
+         ", whose rules may differ: check it with the version that wrote it)";
+}
+
 }  // namespace
 
 LogCheckReport check_run_log(const std::filesystem::path& dir) {
@@ -604,6 +618,7 @@ LogCheckReport check_run_log(const std::filesystem::path& dir) {
     if (!report.violation) {
       if (const auto why = storage::rolled_back(*store, committed_head)) report.violation = LogViolation{last, kHead, *why};
     }
+    if (report.violation) report.violation->explanation += version_note(*header);
   });
   return report;
 }

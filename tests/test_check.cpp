@@ -149,9 +149,9 @@ std::vector<uint64_t> seqs_of(const fs::path& dir, msg::Payload::Which kind) {
 // appended with the next seq and chained, and projected into the lineage tables.
 class HandLog {
  public:
-  explicit HandLog(const fs::path& dir) : store_(storage::RunStore::create(dir)) {
-    store_->put_meta(meta_key::kHeader, "hand-made header");
-    store_->begin_chain("hand-made header");
+  explicit HandLog(const fs::path& dir, const std::string& header = "hand-made header") : store_(storage::RunStore::create(dir)) {
+    store_->put_meta(meta_key::kHeader, header);
+    store_->begin_chain(header);
   }
   ~HandLog() { store_->commit(); }
   HandLog(const HandLog&) = delete;
@@ -452,6 +452,25 @@ TEST_CASE("hand-made logs: each rule broken is named at its seq", "[check]") {
           log.train_result(10, 0, 2, 1, TrainStatus::FAILED);
           log.scored(10, 1);
         }) == "seq 6 (pool)");
+}
+
+TEST_CASE("a violation in a log of another version says which version wrote it", "[check]") {
+  capnp::MallocMessageBuilder message;
+  auto header = message.initRoot<msg::RunHeader>();
+  header.setVersion("0.3.0");
+  const fs::path dir = fresh_dir("other-version");
+  {
+    HandLog log(dir, msg::canonical_bytes(header.asReader()));
+    log.start(1);
+    // 0.3.0's engineer answered an ablation request with the same kind of message.
+    log.add(0, "engineer", "analyst", [](msg::Payload::Builder p) { p.initAblationRequest().setArchId(1); });
+  }
+  const LogCheckReport report = check_run_log(dir);
+  REQUIRE(report.violation);
+  CHECK(report.violation->invariant == "routes");
+  CHECK_THAT(report.violation->explanation, Catch::Contains(" (the log was recorded by asiarch 0.3.0 and is checked by ") &&
+                                                Catch::EndsWith(", whose rules may differ: check it with the version that wrote it)"));
+  fs::remove_all(dir);
 }
 
 TEST_CASE("damaged or foreign data.mdb files exit 2 from inspect, replay and check", "[check][cli]") {
