@@ -564,7 +564,7 @@ std::string version_note(const std::string& header_bytes) {
   } catch (const kj::Exception&) {
     return "";  // the chain check names a damaged header
   }
-  if (recorded == ASIARCH_VERSION) return "";
+  if (recorded.empty() || recorded == ASIARCH_VERSION) return "";
   return " (the log was recorded by asiarch " + recorded + " and is checked by " + ASIARCH_VERSION +
          ", whose rules may differ: check it with the version that wrote it)";
 }
