@@ -1,9 +1,7 @@
 #pragma once
 // The coordinator actor: schedules jobs onto free GPU slots and, with [faults], supervises them.
 // The campaign's loop, which delivers every actor's messages, is campaign/loop.h.
-#include <atomic>
 #include <deque>
-#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
