@@ -22,7 +22,9 @@ inline constexpr const char* kAnalyst = "analyst";
 inline constexpr const char* kCognition = "cognition";
 // Not an actor: the language model, whose replies the coordinator logs as input events.
 inline constexpr const char* kLlm = "llm";
-inline std::string gpu_slot(uint32_t index) { return "gpu-slot-" + std::to_string(index); }
+// gpu-slot-N; gpu_slot_index (actors/interfaces.h) reads N back.
+inline constexpr std::string_view kGpuSlotPrefix = "gpu-slot-";
+inline std::string gpu_slot(uint32_t index) { return std::string(kGpuSlotPrefix) + std::to_string(index); }
 }  // namespace actor_name
 
 }  // namespace asiarch

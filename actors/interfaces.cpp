@@ -76,7 +76,7 @@ const std::vector<ActorInterface>& actor_interfaces() {
 const ActorInterface& interface_of(Role role) { return actor_interfaces().at(static_cast<size_t>(role)); }
 
 std::optional<uint32_t> gpu_slot_index(std::string_view actor) {
-  constexpr std::string_view prefix = "gpu-slot-";
+  constexpr std::string_view prefix = actor_name::kGpuSlotPrefix;
   if (actor.substr(0, prefix.size()) != prefix) return std::nullopt;
   const std::string_view digits = actor.substr(prefix.size());
   uint32_t index = 0;
