@@ -104,8 +104,20 @@ std::string AnalystState::diagnose_failure(const Failure& failure) {
   return text;
 }
 
-AnalystState::AnalystState(const Scenario& scenario)
-    : scenario_(scenario), baseline_count_(scenario.campaign.start.size()), rule_{scenario.analyst.alpha, scenario.analyst.recall_margin} {}
+AnalystState::Settings AnalystState::Settings::of(const Scenario& scenario) {
+  return {scenario.analyst,
+          scenario.fitness,
+          scenario.llm,
+          scenario.campaign.start.size(),
+          scenario.campaign.reference,
+          scenario.engineer.repair_attempts > 0,
+          scenario.fidelity.promote_top,
+          scenario.fidelity.verify.seeds,
+          scenario.fidelity.verify.replication_seeds};
+}
+
+AnalystState::AnalystState(Settings settings)
+    : settings_(std::move(settings)), rule_{settings_.analyst.alpha, settings_.analyst.recall_margin} {}
 
 void AnalystState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
@@ -151,14 +163,14 @@ void AnalystState::on_result(msg::TrainResult::Reader result, msg::OutboxWriter&
   if (ref.getFidelity() == msg::Fidelity::VERIFY) return on_verify_result(result, out);
   if (const Failure failure = failure_of(result); failure.failed()) {
     record_explore(ref.getArchId(), ExploreOutcome{std::nullopt, failure}, out);
-    if (!ref.getBaseline() && scenario_.engineer.repair_attempts > 0) {
+    if (!ref.getBaseline() && settings_.repairs) {
       out.send(actor_name::kEngineer).initTrainFailure().setResult(result);
       return;
     }
     return report_failure(ref, failure, out);
   }
   const Measured m = measured_result(result);
-  if (m.baseline && ref.getBaselineName() == scenario_.campaign.reference) reference_[0] = m;
+  if (m.baseline && ref.getBaselineName() == settings_.reference) reference_[0] = m;
   record_explore(m.arch_id, ExploreOutcome{m, {}}, out);
   waiting_explore_.push_back(m);
   release_waiting(out);
@@ -169,13 +181,13 @@ void AnalystState::on_result(msg::TrainResult::Reader result, msg::OutboxWriter&
 void AnalystState::on_verify_result(msg::TrainResult::Reader result, msg::OutboxWriter& out) {
   auto ref = result.getRef();
   const uint64_t id = ref.getArchId();
-  const bool selection = ref.getReplicate() < scenario_.fidelity.verify.seeds;
+  const bool selection = ref.getReplicate() < settings_.verify_seeds;
   VerifySeeds& seeds = verify_seeds_[id];
   const Failure failure = failure_of(result);
   if (failure.failed() && !seeds.failure.failed()) seeds.failure = failure;
   Measured m = failure.failed() ? measured_of(ref) : measured_result(result);
   (selection ? seeds.selection : seeds.replication).push_back(failure.failed() ? std::nullopt : std::optional<Measured>(m));
-  if (selection && seeds.selection.size() == scenario_.fidelity.verify.seeds) {
+  if (selection && seeds.selection.size() == settings_.verify_seeds) {
     std::vector<Measured> ok;
     for (const auto& s : seeds.selection) {
       if (s) ok.push_back(*s);
@@ -189,7 +201,7 @@ void AnalystState::on_verify_result(msg::TrainResult::Reader result, msg::Outbox
     const Measured mean = mean_of(ok);
     if (mean.baseline) {
       baseline_verify_[id] = mean;
-      if (ref.getBaselineName() == scenario_.campaign.reference) reference_[1] = mean;
+      if (ref.getBaselineName() == settings_.reference) reference_[1] = mean;
     }
     waiting_verify_.push_back(mean);
     return release_waiting(out);
@@ -260,10 +272,10 @@ void AnalystState::release_waiting(msg::OutboxWriter& out) {
   }
 }
 
-bool AnalystState::baselines_verified() const { return baseline_verify_.size() == baseline_count_; }
+bool AnalystState::baselines_verified() const { return baseline_verify_.size() == settings_.baselines; }
 
 double AnalystState::fitness(const Measured& m, const Measured& reference) const {
-  const FitnessSection& s = scenario_.fitness;
+  const FitnessSection& s = settings_.fitness;
   auto efficiency = [&](std::optional<double> r) { return r ? sigmoid(s.efficiency_scale * std::log(*r)) : 0.5; };
   const double terms[][2] = {
       {s.loss_weight, sigmoid(s.loss_scale * (reference.loss - m.loss) / reference.loss)},
@@ -282,14 +294,14 @@ double AnalystState::fitness(const Measured& m, const Measured& reference) const
 }
 
 void AnalystState::score_explore(const Measured& m, msg::OutboxWriter& out) {
-  if (scenario_.llm.judge && !m.judged && !m.baseline && m.reused_from == 0) return ask_judge(m, out);
+  if (settings_.llm.judge && !m.judged && !m.baseline && m.reused_from == 0) return ask_judge(m, out);
   const Measured& reference = *reference_[0];
   const double f = fitness(m, reference);
   // Promote baselines (their verify results are the bar) and candidates within the best
   // promote_top explore fitnesses seen so far. A duplicate's function had its own chance.
   const bool reused = m.reused_from != 0;
   const auto better = static_cast<size_t>(explore_fitness_.end() - std::upper_bound(explore_fitness_.begin(), explore_fitness_.end(), f));
-  const bool promoted = m.baseline || (!reused && better < scenario_.fidelity.promote_top);
+  const bool promoted = m.baseline || (!reused && better < settings_.promote_top);
   if (!m.baseline && !reused) explore_fitness_.insert(std::upper_bound(explore_fitness_.begin(), explore_fitness_.end(), f), f);
 
   auto update = out.send(actor_name::kResearcher).initPoolUpdate();
@@ -308,7 +320,7 @@ void AnalystState::score_explore(const Measured& m, msg::OutboxWriter& out) {
     auto promotion = out.send(actor_name::kEngineer).initPromotion();
     promotion.setArchId(m.arch_id);
     promotion.setFitness(f);
-    promotion.setReplicates(scenario_.fidelity.verify.seeds);
+    promotion.setReplicates(settings_.verify_seeds);
   }
 }
 
@@ -325,7 +337,7 @@ void AnalystState::ask_judge(const Measured& m, msg::OutboxWriter& out) {
     anchors += "- baseline arch " + std::to_string(id) + ": " + figures(*outcome.measured) + "\n";
   }
   const std::string prompt =
-      "Rate a candidate token mixer against the baselines of this campaign (reference: " + scenario_.campaign.reference +
+      "Rate a candidate token mixer against the baselines of this campaign (reference: " + settings_.reference +
       "), each on a scale from 1 to 10 where the reference baseline scores 5:\n"
       "- performance: its measured results (lower loss, higher recall, speed);\n"
       "- novelty: how far its design departs from the baselines in a promising way;\n"
@@ -334,7 +346,7 @@ void AnalystState::ask_judge(const Measured& m, msg::OutboxWriter& out) {
       m.operator_name + "): " + figures(m) + "\n```asiarch\n" + m.program +
       "```\n\nReply with one JSON object and nothing else: {\"performance\": N, \"novelty\": N, \"complexity\": N}\n";
   const uint64_t request = next_request_id_++;
-  fill_llm_request(out.send(actor_name::kLlm).initLlmRequest(), request, "judge", m.arch_id, scenario_.llm,
+  fill_llm_request(out.send(actor_name::kLlm).initLlmRequest(), request, "judge", m.arch_id, settings_.llm,
                    {{"system", "You are a careful reviewer of neural network architecture research."}, {"user", prompt}}, 0);
   waiting_for_judge_[request] = m;
 }
@@ -413,12 +425,12 @@ void AnalystState::judge_verify(const Measured& judged_without_llm, msg::OutboxW
   judgment.screening = stats::compare_to_baselines(seeds_of(m.arch_id, false), seeds_of(by_loss, false), seeds_of(by_recall, false),
                                                    rule_.alpha, rule_);
   if (!judgment.screening || !judgment.screening->passed()) return send_verify_update(judgment, out);
-  const uint32_t fresh = scenario_.fidelity.verify.replication_seeds;
+  const uint32_t fresh = settings_.replication_seeds;
   for (uint64_t id : {m.arch_id, by_loss, by_recall}) {
     if (!replication_asked_.insert(id).second) continue;
     auto promotion = out.send(actor_name::kEngineer).initPromotion();
     promotion.setArchId(id);
-    promotion.setFirstReplicate(scenario_.fidelity.verify.seeds);
+    promotion.setFirstReplicate(settings_.verify_seeds);
     promotion.setReplicates(fresh);
   }
   awaiting_replication_.emplace(m.arch_id, std::move(judgment));
@@ -426,7 +438,7 @@ void AnalystState::judge_verify(const Measured& judged_without_llm, msg::OutboxW
 
 // Judges every candidate whose replication seeds, and its comparators', are all in.
 void AnalystState::finish_replications(msg::OutboxWriter& out) {
-  const uint32_t fresh = scenario_.fidelity.verify.replication_seeds;
+  const uint32_t fresh = settings_.replication_seeds;
   auto complete = [&](uint64_t id) {
     auto found = verify_seeds_.find(id);
     return found != verify_seeds_.end() && found->second.replication.size() >= fresh;
@@ -470,7 +482,7 @@ void AnalystState::send_verify_update(const Judgment& j, msg::OutboxWriter& out)
   evidence.setLossBaseline(j.loss_baseline);
   evidence.setRecallBaseline(j.recall_baseline);
   evidence.setVerified(j.verified);
-  evidence.setSeeds(scenario_.fidelity.verify.seeds);
+  evidence.setSeeds(settings_.verify_seeds);
   const stats::Seeds own = seeds_of(m.arch_id, false);
   set_seed_stats(evidence.initScreening().initLoss(), stats::summarize(own.loss));
   set_seed_stats(evidence.getScreening().initAccuracy(), stats::summarize(own.accuracy));
@@ -489,7 +501,7 @@ void AnalystState::send_verify_update(const Judgment& j, msg::OutboxWriter& out)
                   ", beat the best baselines at verify scale on fresh seeds: " + verdict_text(j));
   if (m.operator_name != "baseline") insight.initRewrites(1).set(0, m.operator_name);
   const auto explore = explore_outcomes_.find(m.arch_id);
-  if (scenario_.analyst.max_ablations > 0 && explore != explore_outcomes_.end() && explore->second.measured) {
+  if (settings_.analyst.max_ablations > 0 && explore != explore_outcomes_.end() && explore->second.measured) {
     ablations_[m.arch_id] = Ablation{*explore->second.measured, std::nullopt, {}};
     out.send(actor_name::kEngineer).initAblationRequest().setArchId(m.arch_id);
   }

@@ -60,7 +60,20 @@ namespace asiarch {
 
 class AnalystState : public ActorState {
  public:
-  explicit AnalystState(const Scenario& scenario);
+  // What the analyst reads of a scenario, and no more.
+  struct Settings {
+    AnalystSection analyst;
+    FitnessSection fitness;
+    LlmSpec llm;                  // the judge's model, when llm.judge
+    size_t baselines = 1;         // [campaign] start: baselines to verify before candidates are judged
+    std::string reference;        // [campaign] reference: the baseline fitness is measured against
+    bool repairs = true;          // [engineer] repair_attempts > 0: failures go back to the engineer
+    uint32_t promote_top = 10;    // [fidelity]
+    uint32_t verify_seeds = 3;    // [fidelity.verify] seeds
+    uint32_t replication_seeds = 5;
+    static Settings of(const Scenario& scenario);
+  };
+  explicit AnalystState(Settings settings);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
   struct Measured {
@@ -135,8 +148,7 @@ class AnalystState : public ActorState {
   double fitness(const Measured& m, const Measured& reference) const;
   bool baselines_verified() const;
 
-  Scenario scenario_;
-  size_t baseline_count_;
+  Settings settings_;
   stats::EvidenceRule rule_;
   std::map<uint64_t, VerifySeeds> verify_seeds_;
   std::map<uint64_t, Judgment> awaiting_replication_;  // candidate -> its screening, until replicated

@@ -5,16 +5,15 @@
 #include <cmath>
 
 #include "common/virtual_time.h"
-#include "oracles/synthetic_oracle.h"
 
 namespace asiarch {
 
-CoordinatorState::CoordinatorState(uint32_t gpu_slots) {
-  for (uint32_t i = 0; i < gpu_slots; ++i) free_slots_.insert(i);
+CoordinatorState::Settings CoordinatorState::Settings::of(const Scenario& scenario) {
+  return {scenario.campaign.gpu_slots, scenario.faults, CostModel::of(scenario)};
 }
 
-CoordinatorState::CoordinatorState(const Scenario& scenario) : CoordinatorState(scenario.campaign.gpu_slots) {
-  if (scenario.faults.slot_faults_armed()) faulty_ = scenario;
+CoordinatorState::CoordinatorState(Settings settings) : settings_(std::move(settings)), supervising_(settings_.faults.slot_faults_armed()) {
+  for (uint32_t i = 0; i < settings_.gpu_slots; ++i) free_slots_.insert(i);
 }
 
 void CoordinatorState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
@@ -87,7 +86,7 @@ void CoordinatorState::dispatch(uint32_t slot, Waiting waiting, uint64_t now_ns,
   auto d = out.send(actor_name::gpu_slot(slot)).initDispatch();
   d.setSlot(slot);
   d.setJob(job);
-  if (!faulty_) return;
+  if (!supervising_) return;
   const uint64_t timeout = timeout_ns(job);
   d.setAttempt(waiting.attempt);
   d.setTimeoutNs(timeout);
@@ -101,14 +100,12 @@ void CoordinatorState::dispatch(uint32_t slot, Waiting waiting, uint64_t now_ns,
 // The cost model's hours of the job, times job_timeout_factor; or the fixed timeout. At least
 // 1 ns, as 0 means "no timeout" in a dispatch.
 uint64_t CoordinatorState::timeout_ns(msg::TrainJob::Reader job) const {
-  const FaultSpec& faults = faulty_->faults;
+  const FaultSpec& faults = settings_.faults;
   double hours = faults.job_timeout_gpu_hours;
   if (hours <= 0) {
-    const bool verify = job.getRef().getFidelity() == msg::Fidelity::VERIFY;
-    double cost = faulty_->cost.overhead_gpu_hours;  // what a model that cannot be built costs its slot
+    double cost = settings_.costs.cost.overhead_gpu_hours;  // what a model that cannot be built costs its slot
     try {
-      cost = job_cost(lang::parse(job.getProgram().cStr(), "job " + std::to_string(job.getRef().getJobId())),
-                      verify ? faulty_->fidelity.verify : faulty_->fidelity.explore, *faulty_)
+      cost = settings_.costs.job(lang::parse(job.getProgram().cStr(), "job " + std::to_string(job.getRef().getJobId())), job.getRef().getFidelity())
                  .gpu_hours;
     } catch (const lang::ProgramError&) {
     }
@@ -165,7 +162,7 @@ void CoordinatorState::lose_job(uint32_t slot, msg::FaultKind kind, const std::s
   Running run = std::move(running_.at(slot));
   running_.erase(slot);
   const uint64_t job_id = run.job->getRoot<msg::TrainJob>().getRef().getJobId();
-  const uint32_t retries = faulty_->faults.job_retries;
+  const uint32_t retries = settings_.faults.job_retries;
   if (run.attempt < retries) {
     report_fault(out, kind, msg::FaultAction::REQUEUED, slot, job_id, run.attempt,
                  detail + "; attempt " + std::to_string(run.attempt + 2) + " of at most " + std::to_string(retries + 1) + " is queued");
@@ -176,7 +173,7 @@ void CoordinatorState::lose_job(uint32_t slot, msg::FaultKind kind, const std::s
     fail_job(run, slot, failure_kind, msg::enum_name(kind) + ": " + detail + " on each of " + std::to_string(retries + 1) + " attempts",
              now_ns, out);
   }
-  out.send(actor_name::kCoordinator, hours_to_ns(faulty_->faults.slot_restart_gpu_hours)).initSlotRestart().setSlot(slot);
+  out.send(actor_name::kCoordinator, hours_to_ns(settings_.faults.slot_restart_gpu_hours)).initSlotRestart().setSlot(slot);
 }
 
 void CoordinatorState::fail_job(const Running& run, uint32_t slot, msg::FailureKind kind, const std::string& failure, uint64_t now_ns,

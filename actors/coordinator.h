@@ -12,6 +12,7 @@
 #include <capnp/message.h>
 
 #include "actors/actor_state.h"
+#include "oracles/synthetic_oracle.h"
 #include "scenario/scenario.h"
 
 namespace asiarch {
@@ -28,8 +29,14 @@ namespace asiarch {
 // Every such decision is logged as a slotFault, a note to itself.
 class CoordinatorState : public ActorState {
  public:
-  explicit CoordinatorState(uint32_t gpu_slots);  // no faults
-  explicit CoordinatorState(const Scenario& scenario);
+  // What the coordinator reads of a scenario, and no more.
+  struct Settings {
+    uint32_t gpu_slots = 4;
+    FaultSpec faults;  // all 0: no supervision
+    CostModel costs;   // for timeouts in multiples of a job's cost
+    static Settings of(const Scenario& scenario);
+  };
+  explicit CoordinatorState(Settings settings);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
  private:
@@ -55,7 +62,8 @@ class CoordinatorState : public ActorState {
   void fail_job(const Running& run, uint32_t slot, msg::FailureKind kind, const std::string& failure, uint64_t now_ns,
                 msg::OutboxWriter& out);
 
-  std::optional<Scenario> faulty_;  // set when slot faults are armed
+  Settings settings_;
+  bool supervising_;                // slot faults are armed
   std::set<uint32_t> free_slots_;   // lowest index first
   std::deque<Waiting> waiting_jobs_;
   std::map<uint32_t, Running> running_;  // by slot; kept only when slot faults are armed

@@ -231,15 +231,28 @@ std::optional<Repair> repair_for_failure(const lang::Program& program, msg::Fail
   return Repair{program, "lower_lr", "the same program retried at half the learning rate", 0.5};
 }
 
-EngineerState::EngineerState(const Scenario& scenario)
-    : scenario_(scenario), shape_{scenario.model.d_model, scenario.model.context}, param_target_(scenario.model.param_target) {
-  if (param_target_ == 0) {
+EngineerState::Settings EngineerState::Settings::of(const Scenario& scenario) {
+  Settings settings;
+  settings.engineer = scenario.engineer;
+  settings.shape = {scenario.model.d_model, scenario.model.context};
+  settings.param_target = scenario.model.param_target;
+  if (settings.param_target == 0) {
     const lang::Baseline* reference = lang::find_baseline(scenario.campaign.reference);
-    param_target_ = lang::derive(lang::parse(reference->text, reference->name), shape_).params;
+    settings.param_target = lang::derive(lang::parse(reference->text, reference->name), settings.shape).params;
   }
+  settings.param_tolerance = scenario.model.param_tolerance;
+  settings.widths = {scenario.fidelity.explore.d_model, scenario.fidelity.verify.d_model};
+  settings.max_ablations = scenario.analyst.max_ablations;
+  settings.judge = scenario.llm.judge;
+  if (scenario.mode == Mode::Live) {
+    settings.probe.emplace();
+    settings.probe->d_model = scenario.fidelity.explore.d_model;
+    settings.probe->threads = scenario.live.threads;
+  }
+  return settings;
 }
 
-std::vector<int64_t> EngineerState::widths() const { return {scenario_.fidelity.explore.d_model, scenario_.fidelity.verify.d_model}; }
+EngineerState::EngineerState(Settings settings) : settings_(std::move(settings)) {}
 
 void EngineerState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
@@ -289,7 +302,7 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
   auto reject = [&](const std::string& check, const std::string& reason) {
     if (ablation_of != 0) throw std::logic_error("engineer: ablation " + file + " fails the " + check + " check: " + reason);
     if (check != "parse" && !baseline &&
-        propose_repair(id, repair_for_check(program, check, shape_, widths(), param_target_, scenario_.model.param_tolerance),
+        propose_repair(id, repair_for_check(program, check, settings_.shape, settings_.widths, settings_.param_target, settings_.param_tolerance),
                        "the " + check + " check (" + reason + ")", out)) {
       return;
     }
@@ -304,12 +317,12 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
     return reject("parse", e.what());
   }
   lang::Figures figures;
-  if (auto failed = static_checks(program, shape_, widths(), file, &figures)) return reject(failed->check, failed->reason);
-  if (!baseline && ablation_of == 0 && !within_budget(figures.params, param_target_, scenario_.model.param_tolerance)) {
-    const double t = static_cast<double>(param_target_);
+  if (auto failed = static_checks(program, settings_.shape, settings_.widths, file, &figures)) return reject(failed->check, failed->reason);
+  if (!baseline && ablation_of == 0 && !within_budget(figures.params, settings_.param_target, settings_.param_tolerance)) {
+    const double t = static_cast<double>(settings_.param_target);
     return reject("parameters", std::to_string(figures.params) + " mixer parameters per layer, outside the budget " +
-                                    std::to_string(std::llround(t / (1.0 + scenario_.model.param_tolerance))) + " to " +
-                                    std::to_string(std::llround(t * (1.0 + scenario_.model.param_tolerance))));
+                                    std::to_string(std::llround(t / (1.0 + settings_.param_tolerance))) + " to " +
+                                    std::to_string(std::llround(t * (1.0 + settings_.param_tolerance))));
   }
   auto ops = op_counts(program);
   const double novelty_score = baseline ? 0.0 : novelty(ops, attempt.idea_parents);
@@ -338,12 +351,9 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
 }
 
 std::string EngineerState::functional_hash(const lang::Program& program) const {
-  if (scenario_.mode != Mode::Live) return lang::algebraic_hash(program);
-  training::ProbeConfig probe;
-  probe.d_model = scenario_.fidelity.explore.d_model;
-  probe.threads = scenario_.live.threads;
+  if (!settings_.probe) return lang::algebraic_hash(program);
   try {
-    return training::functional_hash(program, probe);
+    return training::functional_hash(program, *settings_.probe);
   } catch (const std::exception&) {
     // A model that cannot be probed cannot be compared; its training will say what is wrong.
     return "";
@@ -353,7 +363,7 @@ std::string EngineerState::functional_hash(const lang::Program& program) const {
 bool EngineerState::propose_repair(uint64_t arch_id, const std::optional<Repair>& repair, const std::string& failure,
                                    msg::OutboxWriter& out) {
   const Attempt& attempt = attempts_.at(arch_id);
-  if (!repair || attempt.depth >= scenario_.engineer.repair_attempts) return false;
+  if (!repair || attempt.depth >= settings_.engineer.repair_attempts) return false;
   const uint64_t id = next_own_id_++;
   lang::Program program = repair->program;
   program.name = "arch_" + std::to_string(id);
@@ -363,7 +373,7 @@ bool EngineerState::propose_repair(uint64_t arch_id, const std::optional<Repair>
   p.initParentIds(1).set(0, arch_id);
   p.setProgram(lang::print(program));
   p.setOperator("repair:" + repair->rule);
-  p.setMotivation("repair " + std::to_string(attempt.depth + 1) + " of " + std::to_string(scenario_.engineer.repair_attempts) + ": arch " +
+  p.setMotivation("repair " + std::to_string(attempt.depth + 1) + " of " + std::to_string(settings_.engineer.repair_attempts) + ": arch " +
                   std::to_string(arch_id) + " failed " + failure + "; " + repair->description);
   p.setRepairOf(arch_id);
   p.setLrScale(attempt.lr_scale * repair->lr_scale);
@@ -375,7 +385,7 @@ void EngineerState::on_failure(msg::TrainFailure::Reader failure, msg::OutboxWri
   const uint64_t id = result.getRef().getArchId();
   const lang::Program program = lang::parse(accepted_.at(id).program, "arch " + std::to_string(id));
   const std::string reason = result.getFailure().cStr();
-  const auto repair = repair_for_failure(program, result.getFailureKind(), shape_, widths(), param_target_, scenario_.model.param_tolerance);
+  const auto repair = repair_for_failure(program, result.getFailureKind(), settings_.shape, settings_.widths, settings_.param_target, settings_.param_tolerance);
   if (propose_repair(id, repair, "training (" + reason + ")", out)) return;
   out.send(actor_name::kAnalyst).initUnrepaired().setResult(result);
 }
@@ -384,9 +394,9 @@ void EngineerState::ablate(uint64_t arch_id, msg::OutboxWriter& out) {
   const Accepted& arch = accepted_.at(arch_id);
   const lang::Program program = lang::parse(arch.program, "arch " + std::to_string(arch_id));
   uint32_t jobs = 0;
-  for (Mutation& removal : component_removals(program, shape_)) {
-    if (jobs >= scenario_.analyst.max_ablations) break;
-    if (!passes(removal.child, shape_, widths())) continue;
+  for (Mutation& removal : component_removals(program, settings_.shape)) {
+    if (jobs >= settings_.max_ablations) break;
+    if (!passes(removal.child, settings_.shape, settings_.widths)) continue;
     const uint64_t id = next_own_id_++;
     removal.child.name = "arch_" + std::to_string(id);
     removal.child.comments = {"arch " + std::to_string(id) + ": ablation of arch " + std::to_string(arch_id) + ": " + removal.description};
@@ -449,7 +459,7 @@ void EngineerState::fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const A
   ref.setAblationOf(arch.ablation_of);
   if (arch.lr_scale != 1.0) ref.setLrScale(arch.lr_scale);
   ref.setFunctionalHash(arch.functional_hash);
-  if (scenario_.llm.judge) ref.setProgram(arch.program);  // the LLM judge reads it (analyst.h)
+  if (settings_.judge) ref.setProgram(arch.program);  // the LLM judge reads it (analyst.h)
 }
 
 void EngineerState::submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, uint32_t replicate, msg::OutboxWriter& out) {

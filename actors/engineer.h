@@ -34,6 +34,7 @@
 #include "actors/actor_state.h"
 #include "lang/program.h"
 #include "scenario/scenario.h"
+#include "training/training.h"
 
 namespace asiarch {
 
@@ -62,7 +63,21 @@ std::optional<Repair> repair_for_failure(const lang::Program& program, msg::Fail
 
 class EngineerState : public ActorState {
  public:
-  explicit EngineerState(const Scenario& scenario);
+  // What the engineer reads of a scenario, and no more.
+  struct Settings {
+    EngineerSection engineer;
+    lang::ModelShape shape;          // [model]: where programs are checked
+    int64_t param_target = 0;        // mixer parameters; the reference baseline's when [model] says 0
+    double param_tolerance = 0.5;
+    std::vector<int64_t> widths;     // the explore and verify widths a program must type-check at
+    uint32_t max_ablations = 8;      // [analyst]: ablation jobs per breakthrough
+    bool judge = false;              // [llm] judge: jobs carry their program for the judge
+    // Live campaigns find duplicates by probing the function (at the explore width); simulated
+    // ones by the algebraic hash.
+    std::optional<training::ProbeConfig> probe;
+    static Settings of(const Scenario& scenario);
+  };
+  explicit EngineerState(Settings settings);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
  private:
@@ -97,11 +112,8 @@ class EngineerState : public ActorState {
   // One training job; jobs are numbered 1, 2, ... in the order they are submitted.
   void submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, uint32_t replicate, msg::OutboxWriter& out);
   double novelty(const std::map<std::string, int>& ops, const std::vector<uint64_t>& parents) const;
-  std::vector<int64_t> widths() const;
 
-  Scenario scenario_;
-  lang::ModelShape shape_;
-  int64_t param_target_;
+  Settings settings_;
   std::map<std::string, uint64_t> seen_;             // structural hash -> first arch with it
   std::map<std::string, uint64_t> functions_seen_;   // functional hash -> first arch with it
   std::map<uint64_t, Accepted> accepted_;

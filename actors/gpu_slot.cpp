@@ -9,18 +9,19 @@
 
 namespace asiarch {
 
-SimulatedGpuSlotState::SimulatedGpuSlotState(const Scenario& scenario, uint64_t seed, uint32_t slot,
-                                             std::shared_ptr<const Oracle> oracle)
-    : scenario_(scenario), seed_(seed), slot_(slot), oracle_(std::move(oracle)) {}
+SimulatedGpuSlotState::Settings SimulatedGpuSlotState::Settings::of(const Scenario& scenario) {
+  return {CostModel::of(scenario), scenario.faults};
+}
+
+SimulatedGpuSlotState::SimulatedGpuSlotState(Settings settings, uint64_t seed, uint32_t slot, std::shared_ptr<const Oracle> oracle)
+    : settings_(std::move(settings)), seed_(seed), slot_(slot), oracle_(std::move(oracle)) {}
 
 void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   auto payload = event.getPayload();
   if (payload.which() != msg::Payload::DISPATCH) throw std::logic_error("gpu-slot: unexpected " + msg::kind_name(payload.which()));
   auto job = payload.getDispatch().getJob();
   auto ref = job.getRef();
-  const bool verify = ref.getFidelity() == msg::Fidelity::VERIFY;
-  const FidelitySpec& fidelity = verify ? scenario_.fidelity.verify : scenario_.fidelity.explore;
-  const lang::ModelShape shape{fidelity.d_model, scenario_.model.context};
+  const lang::ModelShape shape = settings_.costs.shape(ref.getFidelity());
 
   // One noise stream per job: the result does not depend on which slot runs it, or when.
   Rng noise(seed_, "oracle/job/" + std::to_string(ref.getJobId()));
@@ -29,13 +30,13 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
   try {
     const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(ref.getJobId()));
     outcome = oracle_->evaluate(program, shape, ref.getFidelity(), ref.getBaseline(), noise);
-    cost = job_cost(program, fidelity, scenario_);
+    cost = settings_.costs.job(program, ref.getFidelity());
   } catch (const lang::ProgramError& e) {
     // A model that cannot be built at this fidelity fails like a crashed training job.
     outcome.ok = false;
     outcome.failure = std::string("the model cannot be built: ") + e.what();
     outcome.failure_kind = msg::FailureKind::MODEL;
-    cost.gpu_hours = scenario_.cost.overhead_gpu_hours;
+    cost.gpu_hours = settings_.costs.cost.overhead_gpu_hours;
   }
   // A failed job stops part-way through its budget.
   const double hours = outcome.ok ? cost.gpu_hours : cost.gpu_hours * (0.1 + 0.8 * noise.uniform());
@@ -52,7 +53,7 @@ void SimulatedGpuSlotState::handle(msg::Event::Reader event, msg::OutboxWriter& 
     result.setTokensPerSecond(cost.tokens_per_second);
     result.setPeakMemoryBytes(cost.peak_memory_bytes);
   };
-  if (!scenario_.faults.slot_faults_armed()) {
+  if (!settings_.faults.slot_faults_armed()) {
     fill(out.send(actor_name::kAnalyst, delay_ns).initTrainResult());
     out.send(actor_name::kCoordinator, delay_ns).initSlotIdle().setSlot(slot_);
     return;
@@ -68,7 +69,7 @@ void SimulatedGpuSlotState::answer_with_faults(msg::Dispatch::Reader dispatch, m
                                                msg::OutboxWriter& out) const {
   const uint64_t job_id = dispatch.getJob().getRef().getJobId();
   const uint32_t attempt = dispatch.getAttempt();
-  const FaultSpec& faults = scenario_.faults;
+  const FaultSpec& faults = settings_.faults;
   Rng draw(seed_, "fault/job/" + std::to_string(job_id), attempt);
   double u = draw.uniform();
   if ((u -= faults.slot_crash) < 0) {
@@ -112,36 +113,40 @@ void SimulatedGpuSlotState::answer_with_faults(msg::Dispatch::Reader dispatch, m
 
 namespace asiarch {
 
-training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id) {
+LiveJobSettings LiveJobSettings::of(const Scenario& scenario) {
+  return {scenario.fidelity, scenario.model, scenario.campaign.reference, scenario.task, scenario.live};
+}
+
+training::ExperimentConfig live_experiment_config(const LiveJobSettings& settings, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id) {
   const bool verify = fidelity == msg::Fidelity::VERIFY;
-  const FidelitySpec& spec = verify ? scenario.fidelity.verify : scenario.fidelity.explore;
+  const FidelitySpec& spec = verify ? settings.fidelity.verify : settings.fidelity.explore;
   Rng job_seeds(seed, "train/job/" + std::to_string(job_id));
   training::ExperimentConfig config;
   for (auto [task, train] : {std::pair{training::Task::Lm, &config.lm}, std::pair{training::Task::Mqar, &config.mqar}}) {
     *train = verify ? training::verify_config(task) : training::explore_config(task);
-    train->mqar = verify ? training::verify_task(scenario.task.mqar) : scenario.task.mqar;
-    train->lm = verify ? training::verify_task(scenario.task.lm) : scenario.task.lm;
+    train->mqar = verify ? training::verify_task(settings.task.mqar) : settings.task.mqar;
+    train->lm = verify ? training::verify_task(settings.task.lm) : settings.task.lm;
     train->d_model = spec.d_model;
     train->layers = spec.layers;
     if (spec.steps > 0) train->steps = spec.steps;
     if (spec.batch > 0) train->batch = spec.batch;
     if (spec.lr > 0) train->lr = spec.lr;
-    train->threads = scenario.live.threads;
+    train->threads = settings.live.threads;
     train->seed = job_seeds.next();
   }
   config.measure.d_model = spec.d_model;
-  config.measure.context = scenario.live.measure_context;
-  config.measure.threads = scenario.live.threads;
+  config.measure.context = settings.live.measure_context;
+  config.measure.threads = settings.live.threads;
   config.measure.seed = job_seeds.next();
   // The engineer holds programs to the parameter budget statically; measured, the same band
   // applies at the fidelity's width, scaled from the reference baseline there.
-  const lang::Baseline* reference = lang::find_baseline(scenario.campaign.reference);
+  const lang::Baseline* reference = lang::find_baseline(settings.reference);
   const lang::Program reference_program = lang::parse(reference->text, reference->name);
-  const double at_model = static_cast<double>(lang::derive(reference_program, {scenario.model.d_model, scenario.model.context}).params);
-  const double at_fidelity = static_cast<double>(lang::derive(reference_program, {spec.d_model, scenario.model.context}).params);
-  const double target = scenario.model.param_target > 0 ? static_cast<double>(scenario.model.param_target) : at_model;
+  const double at_model = static_cast<double>(lang::derive(reference_program, {settings.model.d_model, settings.model.context}).params);
+  const double at_fidelity = static_cast<double>(lang::derive(reference_program, {spec.d_model, settings.model.context}).params);
+  const double target = settings.model.param_target > 0 ? static_cast<double>(settings.model.param_target) : at_model;
   config.measure.param_target = static_cast<int64_t>(std::llround(target * at_fidelity / at_model));
-  config.measure.param_tolerance = scenario.model.param_tolerance;
+  config.measure.param_tolerance = settings.model.param_tolerance;
   return config;
 }
 
@@ -161,7 +166,7 @@ std::filesystem::path kept_weights_prefix(const std::filesystem::path& run_dir, 
   return run_dir / "weights" / ("arch-" + std::to_string(arch_id) + (fidelity == msg::Fidelity::VERIFY ? "-verify" : "-explore"));
 }
 
-std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::string& dispatch_event_bytes,
+std::string train_live_job(const LiveJobSettings& settings, uint64_t seed, const std::string& dispatch_event_bytes,
                            const std::atomic<bool>& cancelled, const std::filesystem::path& run_dir) {
   msg::CanonicalView<msg::Event> event(dispatch_event_bytes);
   auto dispatch = event.root().getPayload().getDispatch();
@@ -170,7 +175,7 @@ std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::s
   training::ExperimentMetrics metrics;
   try {
     const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(ref.getJobId()));
-    training::ExperimentConfig config = live_experiment_config(scenario, seed, ref.getFidelity(), ref.getJobId());
+    training::ExperimentConfig config = live_experiment_config(settings, seed, ref.getFidelity(), ref.getJobId());
     config.cancelled = &cancelled;
     // The engineer's retry of a job that diverged runs at a lower learning rate.
     if (ref.getLrScale() > 0) {

@@ -21,8 +21,14 @@ namespace asiarch {
 
 class SimulatedGpuSlotState : public ActorState {
  public:
+  // What a simulated slot reads of a scenario, and no more.
+  struct Settings {
+    CostModel costs;
+    FaultSpec faults;
+    static Settings of(const Scenario& scenario);
+  };
   // The oracle is shared by all slots: it is read-only after construction.
-  SimulatedGpuSlotState(const Scenario& scenario, uint64_t seed, uint32_t slot, std::shared_ptr<const Oracle> oracle);
+  SimulatedGpuSlotState(Settings settings, uint64_t seed, uint32_t slot, std::shared_ptr<const Oracle> oracle);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
  private:
@@ -30,7 +36,7 @@ class SimulatedGpuSlotState : public ActorState {
   // unless this attempt crashes (slotCrash part-way), hangs (no answer), is late (answers after
   // the dispatch's timeout) or answers garbage.
   void answer_with_faults(msg::Dispatch::Reader dispatch, msg::TrainResult::Builder result, uint64_t delay_ns, msg::OutboxWriter& out) const;
-  Scenario scenario_;
+  Settings settings_;
   uint64_t seed_;
   uint32_t slot_;
   std::shared_ptr<const Oracle> oracle_;
@@ -46,15 +52,25 @@ class SimulatedGpuSlotState : public ActorState {
 // (remote/remote_workers.h).
 using LiveTrainer = std::function<std::string(const std::string& dispatch_event_bytes, const std::atomic<bool>& cancelled)>;
 
+// What a live job reads of a scenario, and no more.
+struct LiveJobSettings {
+  FidelitySection fidelity;
+  ModelSection model;     // the parameter budget, scaled to each fidelity's width
+  std::string reference;  // [campaign] reference: the baseline the budget is taken from
+  TaskSection task;
+  LiveSection live;
+  static LiveJobSettings of(const Scenario& scenario);
+};
+
 // The experiment a live job runs: the scenario's tasks and fidelity, seeded by the campaign seed
 // and the job id (so `asiarch retrain` runs the same job again).
-training::ExperimentConfig live_experiment_config(const Scenario& scenario, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id);
+training::ExperimentConfig live_experiment_config(const LiveJobSettings& settings, uint64_t seed, msg::Fidelity fidelity, uint64_t job_id);
 
 // Trains the job of a dispatch event; returns the canonical Payload bytes of its trainResult.
 // `cancelled` stops the job early when the campaign no longer waits for it. With a run
 // directory, the trained models' weights are kept under kept_weights_prefix (an output, not
 // part of the log: a failed write is logged and changes nothing else).
-std::string train_live_job(const Scenario& scenario, uint64_t seed, const std::string& dispatch_event_bytes,
+std::string train_live_job(const LiveJobSettings& settings, uint64_t seed, const std::string& dispatch_event_bytes,
                            const std::atomic<bool>& cancelled, const std::filesystem::path& run_dir = {});
 
 // Where a live run keeps the weights of an architecture's job at a fidelity (at verify, of its

@@ -24,11 +24,15 @@ void shuffle(std::vector<T>& items, Rng& rng) {
 
 }  // namespace
 
-ResearcherState::ResearcherState(const Scenario& scenario, uint64_t seed)
-    : scenario_(scenario),
-      shape_{scenario.model.d_model, scenario.model.context},
+ResearcherState::Settings ResearcherState::Settings::of(const Scenario& scenario) {
+  return {scenario.researcher, scenario.llm, {scenario.model.d_model, scenario.model.context}, scenario.campaign.gpu_slots,
+          scenario.campaign.pool_size};
+}
+
+ResearcherState::ResearcherState(Settings settings, uint64_t seed)
+    : settings_(std::move(settings)),
       rng_(seed, actor_name::kResearcher),
-      start_ids_(scenario.researcher.selection == Selection::Islands ? scenario.researcher.islands : 1),
+      start_ids_(settings_.researcher.selection == Selection::Islands ? settings_.researcher.islands : 1),
       pools_(start_ids_.size()) {}
 
 void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
@@ -59,7 +63,7 @@ void ResearcherState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
         insights += "- [" + std::string(hit.getEntryId().cStr()) + "] " + hit.getTitle().cStr() + ": " + hit.getInsight().cStr() +
                     (rewrites.empty() ? "" : " (suggested rewrites: " + rewrites + ")") + "\n";
       }
-      if (scenario_.researcher.backend == Backend::Llm) ask_llm(plan, suggested, insights, out);
+      if (settings_.researcher.backend == Backend::Llm) ask_llm(plan, suggested, insights, out);
       else propose_child(plan, suggested, out);
       break;
     }
@@ -94,11 +98,11 @@ void ResearcherState::propose_baselines(msg::CampaignStart::Reader start, msg::O
 
 // Keeps one proposal per GPU slot, plus one, in flight, so that no slot waits for an idea.
 void ResearcherState::top_up(msg::OutboxWriter& out) {
-  while (in_flight_ < scenario_.campaign.gpu_slots + 1) {
+  while (in_flight_ < settings_.gpu_slots + 1) {
     const Plan plan = select();
     ++in_flight_;
-    if (scenario_.researcher.strategy != Strategy::Full) {
-      if (scenario_.researcher.backend == Backend::Llm) ask_llm(plan, {}, "", out);
+    if (settings_.researcher.strategy != Strategy::Full) {
+      if (settings_.researcher.backend == Backend::Llm) ask_llm(plan, {}, "", out);
       else propose_child(plan, {}, out);
       continue;
     }
@@ -106,7 +110,7 @@ void ResearcherState::top_up(msg::OutboxWriter& out) {
     auto query = out.send(actor_name::kCognition).initInsightQuery();
     const uint64_t request = next_request_id_++;
     query.setRequestId(request);
-    query.setK(scenario_.researcher.insights_k);
+    query.setK(settings_.researcher.insights_k);
     query.setText(c.diagnosis.empty() ? "improve associative recall and language modelling loss of " + c.label : c.diagnosis);
     waiting_for_insight_[request] = plan;
   }
@@ -125,7 +129,7 @@ ResearcherState::Plan ResearcherState::select() {
     const std::vector<uint64_t>& starts = start_ids_[island];
     return Plan{island, starts[rng_.below(starts.size())], {}};
   }
-  const bool random = scenario_.researcher.strategy == Strategy::Random;
+  const bool random = settings_.researcher.strategy == Strategy::Random;
   const size_t top = random ? pool.size() : std::min(kParentTop, pool.size());
   const size_t parent = rng_.below(top);
   // References from the rest of the pool, or from the top when the pool is no larger than it.
@@ -152,8 +156,8 @@ std::vector<ResearcherState::Option> ResearcherState::options(const Plan&, const
   std::vector<Option> own;
   for (const auto& op : mutation_operators()) own.push_back(Option{op, "", "", 0});
   shuffle(own, rng_);  // ties (arms never tried) are broken at random
-  if (scenario_.researcher.strategy == Strategy::Random) return own;
-  const bool follow_insights = !suggested.empty() && rng_.chance(scenario_.researcher.insight_probability);
+  if (settings_.researcher.strategy == Strategy::Random) return own;
+  const bool follow_insights = !suggested.empty() && rng_.chance(settings_.researcher.insight_probability);
   for (auto& o : own) {
     o.score = ucb(operator_arms_[o.op], operator_pulls_);
     if (!follow_insights) continue;
@@ -179,7 +183,7 @@ const ResearcherState::Checked& ResearcherState::checked(uint64_t id) {
   const Candidate& candidate = candidates_.at(id);
   Checked entry{lang::parse(candidate.program, candidate.label), std::nullopt};
   try {
-    entry.types = lang::check(entry.program, shape_);
+    entry.types = lang::check(entry.program, settings_.shape);
   } catch (const lang::ProgramError&) {
   }
   return checked_.emplace(id, std::move(entry)).first->second;
@@ -195,7 +199,7 @@ ResearcherState::Child ResearcherState::find_child(const Plan& plan, const std::
     reference_types.push_back(r.types);
   }
   if (!parent.types) throw std::logic_error("researcher: parent " + candidates_.at(plan.parent).label + " does not type-check");
-  const MutationParent mutation_parent(parent.program, *parent.types, shape_, std::move(references), std::move(reference_types));
+  const MutationParent mutation_parent(parent.program, *parent.types, settings_.shape, std::move(references), std::move(reference_types));
   Child child;
   for (int round = 0; round < rounds && !child.is_new; ++round) {
     for (size_t i = 0; i < order.size() && !child.is_new; ++i) {
@@ -267,7 +271,7 @@ void ResearcherState::propose_child(Plan plan, const std::vector<Option>& sugges
   if (!option.insight_id.empty()) {
     motivation += "following the insight \"" + option.insight_text + "\"";
     proposal.initInsightIds(1).set(0, option.insight_id);
-  } else if (scenario_.researcher.strategy == Strategy::Random) {
+  } else if (settings_.researcher.strategy == Strategy::Random) {
     motivation += "a random mutation (random strategy)";
   } else {
     char stats[96];
@@ -317,7 +321,7 @@ void ResearcherState::ask_llm(const Plan& plan, std::vector<Option> suggested, c
 
 void ResearcherState::send_llm_request(LlmPlan conversation, msg::OutboxWriter& out) {
   const uint64_t request = next_request_id_++;
-  fill_llm_request(out.send(actor_name::kLlm).initLlmRequest(), request, "propose", conversation.plan.parent, scenario_.llm,
+  fill_llm_request(out.send(actor_name::kLlm).initLlmRequest(), request, "propose", conversation.plan.parent, settings_.llm,
                    conversation.messages, conversation.attempt);
   waiting_for_llm_[request] = std::move(conversation);
 }
@@ -339,7 +343,7 @@ void ResearcherState::on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWrite
   } else {
     try {
       program = lang::parse(parsed.program, "llm reply");
-      lang::check(*program, shape_, "llm reply");
+      lang::check(*program, settings_.shape, "llm reply");
     } catch (const lang::ProgramError& e) {
       problem = e.what();
       program.reset();
@@ -354,7 +358,7 @@ void ResearcherState::on_llm_reply(msg::LlmReply::Reader reply, msg::OutboxWrite
   }
   if (!program) {
     if (conversation.attempt == 0) conversation.first_problem = problem;
-    if (conversation.attempt >= scenario_.llm.revisions) {
+    if (conversation.attempt >= settings_.llm.revisions) {
       return propose_child(conversation.plan, conversation.suggested, out,
                            "LLM's program still invalid after " + std::to_string(conversation.attempt) + " revision(s) (" + problem +
                                "); built-in mutation: ");
@@ -414,8 +418,8 @@ void ResearcherState::record(msg::PoolUpdate::Reader update) {
   const PoolEntry entry{update.getFitness(), update.getArchId()};
   auto before = [](const PoolEntry& a, const PoolEntry& b) { return a.fitness != b.fitness ? a.fitness > b.fitness : a.arch_id < b.arch_id; };
   pool.insert(std::upper_bound(pool.begin(), pool.end(), entry, before), entry);
-  if (pool.size() > scenario_.campaign.pool_size) pool.pop_back();
-  if (pools_.size() > 1 && ++scored_ % scenario_.researcher.migration_interval == 0) migrate();
+  if (pool.size() > settings_.pool_size) pool.pop_back();
+  if (pools_.size() > 1 && ++scored_ % settings_.researcher.migration_interval == 0) migrate();
 }
 
 // Each island's best joins the next island's pool (a ring), so good motifs spread while the
@@ -431,7 +435,7 @@ void ResearcherState::migrate() {
     std::vector<PoolEntry>& next = pools_[(i + 1) % pools_.size()];
     if (std::any_of(next.begin(), next.end(), [&](const PoolEntry& e) { return e.arch_id == best[i]->arch_id; })) continue;
     next.insert(std::upper_bound(next.begin(), next.end(), *best[i], before), *best[i]);
-    if (next.size() > scenario_.campaign.pool_size) next.pop_back();
+    if (next.size() > settings_.pool_size) next.pop_back();
   }
 }
 

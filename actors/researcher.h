@@ -38,7 +38,16 @@ namespace asiarch {
 
 class ResearcherState : public ActorState {
  public:
-  ResearcherState(const Scenario& scenario, uint64_t seed);
+  // What the researcher reads of a scenario, and no more.
+  struct Settings {
+    ResearcherSection researcher;
+    LlmSpec llm;                // the model it asks with backend = "llm"
+    lang::ModelShape shape;     // [model]: where programs are checked
+    uint32_t gpu_slots = 4;     // proposals in flight: gpu_slots + 1
+    uint32_t pool_size = 50;
+    static Settings of(const Scenario& scenario);
+  };
+  ResearcherState(Settings settings, uint64_t seed);
   void handle(msg::Event::Reader event, msg::OutboxWriter& out) override;
 
  private:
@@ -111,8 +120,7 @@ class ResearcherState : public ActorState {
   void migrate();
   double ucb(const Arm& arm, double total_pulls) const;
 
-  Scenario scenario_;
-  lang::ModelShape shape_;
+  Settings settings_;
   Rng rng_;
   std::map<uint64_t, Candidate> candidates_;
   std::vector<std::vector<uint64_t>> start_ids_;  // per island

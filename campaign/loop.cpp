@@ -79,7 +79,7 @@ class Loop {
  public:
   Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer, const LlmClient& llm,
        const CommitPolicy& commits)
-      : scenario_(scenario), sink_(sink), progress_(progress), commits_(commits), live_(scenario.mode == Mode::Live), coordinator_(scenario) {
+      : scenario_(scenario), sink_(sink), progress_(progress), commits_(commits), live_(scenario.mode == Mode::Live), coordinator_(CoordinatorState::Settings::of(scenario)) {
     // In the order they are asked: what was recorded is never produced again.
     inputs_.push_back(std::make_unique<RecordedInputs>(sink));
     inputs_.push_back(std::make_unique<ModelReplies>(llm));
@@ -393,17 +393,17 @@ CampaignSummary run_loop(const Scenario& scenario, uint64_t seed, const std::str
   auto spawn = [&](const std::string& name, ActorState* state, const std::string& clock) {
     loop.actors[name] = system.spawn(serve, std::shared_ptr<ActorState>(state), &loop.summary.actor_seconds[clock]);
   };
-  spawn(actor_name::kResearcher, new ResearcherState(scenario, seed), actor_name::kResearcher);
-  spawn(actor_name::kEngineer, new EngineerState(scenario), actor_name::kEngineer);
-  spawn(actor_name::kAnalyst, new AnalystState(scenario), actor_name::kAnalyst);
+  spawn(actor_name::kResearcher, new ResearcherState(ResearcherState::Settings::of(scenario), seed), actor_name::kResearcher);
+  spawn(actor_name::kEngineer, new EngineerState(EngineerState::Settings::of(scenario)), actor_name::kEngineer);
+  spawn(actor_name::kAnalyst, new AnalystState(AnalystState::Settings::of(scenario)), actor_name::kAnalyst);
   spawn(actor_name::kCognition, new CognitionState(), actor_name::kCognition);
   std::shared_ptr<const Oracle> oracle;
   if (!loop.live()) {
-    if (scenario.oracle.kind == OracleKind::Surrogate) oracle = std::make_shared<const SurrogateOracle>(scenario);
-    else oracle = std::make_shared<const SyntheticOracle>(scenario);
+    if (scenario.oracle.kind == OracleKind::Surrogate) oracle = std::make_shared<const SurrogateOracle>(scenario.oracle, scenario.file);
+    else oracle = std::make_shared<const SyntheticOracle>(scenario.oracle);
   }
   for (uint32_t i = 0; !loop.live() && i < scenario.campaign.gpu_slots; ++i) {
-    spawn(actor_name::gpu_slot(i), new SimulatedGpuSlotState(scenario, seed, i, oracle), "gpu-slots");
+    spawn(actor_name::gpu_slot(i), new SimulatedGpuSlotState(SimulatedGpuSlotState::Settings::of(scenario), seed, i, oracle), "gpu-slots");
   }
   // From here the sink is used on the scheduler's thread only: an LMDB write transaction
   // belongs to the thread that began it (open_log committed its own before this).

@@ -66,7 +66,7 @@ RetrainReport retrain_architecture(const std::filesystem::path& dir, uint64_t ar
   for (const auto& [dispatch, result_event] : jobs) {
     msg::CanonicalView<msg::Event> recorded(result_event);
     auto recorded_result = recorded.root().getPayload().getTrainResult();
-    const std::string retrained_bytes = train_live_job(run.scenario, run.seed, dispatch, never);
+    const std::string retrained_bytes = train_live_job(LiveJobSettings::of(run.scenario), run.seed, dispatch, never);
     msg::CanonicalView<msg::Payload> retrained(retrained_bytes);
     RetrainedJob job;
     job.job_id = recorded_result.getRef().getJobId();

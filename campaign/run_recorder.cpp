@@ -29,8 +29,8 @@ LiveTrainer live_trainer(const Scenario& scenario, uint64_t seed, const std::fil
   if (scenario.mode != Mode::Live) return {};
   if (listen) return remote_trainer(*listen, worker_secret(*listen, dir), scenario, seed);
   // Jobs trained here keep their weights in the run directory.
-  return [scenario, seed, dir](const std::string& dispatch, const std::atomic<bool>& cancelled) {
-    return train_live_job(scenario, seed, dispatch, cancelled, dir);
+  return [settings = LiveJobSettings::of(scenario), seed, dir](const std::string& dispatch, const std::atomic<bool>& cancelled) {
+    return train_live_job(settings, seed, dispatch, cancelled, dir);
   };
 }
 

@@ -63,12 +63,12 @@ struct SurrogateOracle::Impl {
   double noise = 0;
 };
 
-SurrogateOracle::SurrogateOracle(const Scenario& scenario) : impl_(std::make_unique<Impl>()) {
-  impl_->k = scenario.oracle.k;
-  impl_->noise = scenario.oracle.noise;
-  const std::filesystem::path dir = scenario.oracle.run;
+SurrogateOracle::SurrogateOracle(const OracleSection& oracle, const std::string& scenario_file) : impl_(std::make_unique<Impl>()) {
+  impl_->k = oracle.k;
+  impl_->noise = oracle.noise;
+  const std::filesystem::path dir = oracle.run;
   auto fail = [&](const std::string& what) {
-    throw ScenarioError(scenario.file + ": [oracle] run = \"" + scenario.oracle.run + "\" " + what);
+    throw ScenarioError(scenario_file + ": [oracle] run = \"" + oracle.run + "\" " + what);
   };
   if (!std::filesystem::exists(dir / "data.mdb")) {
     fail("is not a run directory (it has no data.mdb); point it at the directory a live `asiarch run` wrote");

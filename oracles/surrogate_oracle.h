@@ -24,9 +24,9 @@ namespace asiarch {
 
 class SurrogateOracle : public Oracle {
  public:
-  // Reads scenario.oracle.run. Throws ScenarioError (naming the scenario file) when the
-  // directory is not a run, is not a live run, or holds no training result.
-  explicit SurrogateOracle(const Scenario& scenario);
+  // Reads oracle.run. Throws ScenarioError (naming `scenario_file`) when the directory is not a
+  // run, is not a live run, or holds no training result.
+  SurrogateOracle(const OracleSection& oracle, const std::string& scenario_file);
   ~SurrogateOracle() override;
 
   OracleOutcome evaluate(const lang::Program& program, const lang::ModelShape& shape, msg::Fidelity fidelity, bool baseline,

@@ -102,32 +102,32 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
   };
 }
 
-SyntheticOracle::SyntheticOracle(const Scenario& scenario)
-    : noise_(scenario.oracle.noise), seed_noise_{0.0, scenario.oracle.recall_noise, scenario.oracle.plateau_rate}, failure_rate_(scenario.oracle.failure_rate),
-      effect_scale_(scenario.oracle.effect_scale) {
-  Rng world(scenario.oracle.world_seed, "oracle/world");
+SyntheticOracle::SyntheticOracle(const OracleSection& oracle)
+    : noise_(oracle.noise), seed_noise_{0.0, oracle.recall_noise, oracle.plateau_rate}, failure_rate_(oracle.failure_rate),
+      effect_scale_(oracle.effect_scale) {
+  Rng world(oracle.world_seed, "oracle/world");
   const auto& specs = feature_specs();
   const size_t n = specs.size();
   Effects& explore = effects_[0];
   for (const auto& spec : specs) {
     const bool known = spec.prior_loss != 0.0 || spec.prior_recall != 0.0;
-    explore.loss.push_back(spec.prior_loss * (1.0 + scenario.oracle.prior_noise * world.normal()) +
+    explore.loss.push_back(spec.prior_loss * (1.0 + oracle.prior_noise * world.normal()) +
                            (known ? 0.25 : 1.0) * kUnknownLoss * world.normal());
-    explore.recall.push_back(spec.prior_recall * (1.0 + scenario.oracle.prior_noise * world.normal()) +
+    explore.recall.push_back(spec.prior_recall * (1.0 + oracle.prior_noise * world.normal()) +
                              (known ? 0.25 : 1.0) * kUnknownRecall * world.normal());
   }
   for (size_t i = 0; i < n; ++i) {
     for (size_t j = i + 1; j < n; ++j) {
       const bool interacts = world.chance(0.25);
       const double zl = world.normal(), zr = world.normal();
-      explore.loss_pairs.push_back(interacts ? scenario.oracle.interaction_scale * kUnknownLoss * zl : 0.0);
-      explore.recall_pairs.push_back(interacts ? scenario.oracle.interaction_scale * kUnknownRecall * zr : 0.0);
+      explore.loss_pairs.push_back(interacts ? oracle.interaction_scale * kUnknownLoss * zl : 0.0);
+      explore.recall_pairs.push_back(interacts ? oracle.interaction_scale * kUnknownRecall * zr : 0.0);
     }
   }
   Effects verify = explore;
   for (size_t i = 0; i < n; ++i) {
-    verify.loss[i] *= 1.0 + scenario.oracle.transfer_noise * world.normal();
-    verify.recall[i] *= 1.0 + scenario.oracle.transfer_noise * world.normal();
+    verify.loss[i] *= 1.0 + oracle.transfer_noise * world.normal();
+    verify.recall[i] *= 1.0 + oracle.transfer_noise * world.normal();
   }
   effects_[1] = std::move(verify);
 }
@@ -175,21 +175,23 @@ OracleOutcome SyntheticOracle::evaluate(const lang::Program& program, const lang
   return out;
 }
 
-JobCost job_cost(const lang::Program& program, const FidelitySpec& fidelity, const Scenario& scenario) {
-  const lang::ModelShape shape{fidelity.d_model, scenario.model.context};
-  const lang::Figures mixer = lang::derive(program, shape);
+CostModel CostModel::of(const Scenario& scenario) { return {scenario.cost, scenario.fidelity, scenario.model.context}; }
+
+JobCost CostModel::job(const lang::Program& program, msg::Fidelity at) const {
+  const FidelitySpec& fidelity = spec(at);
+  const lang::Figures mixer = lang::derive(program, shape(at));
   const double d = static_cast<double>(fidelity.d_model);
   constexpr double kVocabulary = 256;  // byte-level
   const double mlp_params = 8.0 * d * d;  // SwiGLU with hidden width 8D/3: three D x 8D/3 matrices
   const double params = static_cast<double>(fidelity.layers) * (static_cast<double>(mixer.params) + mlp_params) + kVocabulary * d;
   const double forward_flops = static_cast<double>(fidelity.layers) * (mixer.flops_per_token + 2.0 * mlp_params) + 2.0 * kVocabulary * d;
-  JobCost cost;
-  cost.tokens_per_second = scenario.cost.gpu_flops_per_second / (3.0 * forward_flops);
-  cost.gpu_hours = fidelity.tokens / cost.tokens_per_second / 3600.0 + scenario.cost.overhead_gpu_hours;
+  JobCost job;
+  job.tokens_per_second = cost.gpu_flops_per_second / (3.0 * forward_flops);
+  job.gpu_hours = fidelity.tokens / job.tokens_per_second / 3600.0 + cost.overhead_gpu_hours;
   constexpr double kBatchSequences = 8;
-  cost.peak_memory_bytes = static_cast<uint64_t>(16.0 * params + 4.0 * kBatchSequences * static_cast<double>(fidelity.layers) *
-                                                                      (static_cast<double>(mixer.state_size) + 12.0 * d * static_cast<double>(scenario.model.context)));
-  return cost;
+  job.peak_memory_bytes = static_cast<uint64_t>(16.0 * params + 4.0 * kBatchSequences * static_cast<double>(fidelity.layers) *
+                                                                      (static_cast<double>(mixer.state_size) + 12.0 * d * static_cast<double>(context)));
+  return job;
 }
 
 }  // namespace asiarch

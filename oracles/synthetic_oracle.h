@@ -45,7 +45,7 @@ class Oracle {
 
 class SyntheticOracle : public Oracle {
  public:
-  explicit SyntheticOracle(const Scenario& scenario);
+  explicit SyntheticOracle(const OracleSection& oracle);
 
   OracleOutcome evaluate(const lang::Program& program, const lang::ModelShape& shape, msg::Fidelity fidelity, bool baseline,
                          Rng& noise) const override;
@@ -75,9 +75,19 @@ struct JobCost {
   uint64_t peak_memory_bytes = 0;
 };
 
-// Training cost of the whole model (embedding, `layers` blocks of mixer and SwiGLU MLP, tied
-// head) at one fidelity: 3x the forward FLOPs per token (forward and backward), at the GPU's
-// sustained rate, plus a fixed overhead per job.
-JobCost job_cost(const lang::Program& program, const FidelitySpec& fidelity, const Scenario& scenario);
+// The simulated cost model ([cost]) at the scenario's fidelities and context.
+struct CostModel {
+  CostSection cost;
+  FidelitySection fidelity;
+  int64_t context = 2048;
+  static CostModel of(const Scenario& scenario);
+
+  const FidelitySpec& spec(msg::Fidelity at) const { return at == msg::Fidelity::VERIFY ? fidelity.verify : fidelity.explore; }
+  lang::ModelShape shape(msg::Fidelity at) const { return {spec(at).d_model, context}; }
+  // Training cost of the whole model (embedding, `layers` blocks of mixer and SwiGLU MLP, tied
+  // head) at one fidelity: 3x the forward FLOPs per token (forward and backward), at the GPU's
+  // sustained rate, plus a fixed overhead per job.
+  JobCost job(const lang::Program& program, msg::Fidelity at) const;
+};
 
 }  // namespace asiarch

@@ -141,7 +141,7 @@ caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor
           bool ok = true;
           std::string answer;
           try {
-            answer = train_live_job(*scenario, seed, dispatch_bytes, cancelled);
+            answer = train_live_job(LiveJobSettings::of(*scenario), seed, dispatch_bytes, cancelled);
           } catch (const std::exception& e) {
             ok = false;
             answer = e.what();

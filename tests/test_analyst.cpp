@@ -35,7 +35,7 @@ TEST_CASE("the analyst's diagnosis names what the measurements show", "[analyst]
 TEST_CASE("efficiency objectives change fitness: a faster program ranks higher", "[analyst][fitness]") {
   // Two explore results equal but for speed, scored against the same reference.
   const Scenario scenario = testing::edited_scenario("scenarios/sim-smoke.toml", "[cost]", "[fitness]\nthroughput_weight = 1.0\n\n[cost]");
-  AnalystState analyst(scenario);
+  AnalystState analyst(AnalystState::Settings::of(scenario));
   auto result = [&](uint64_t id, bool baseline, double tokens_per_second) {
     return deliver(analyst, [&](msg::Payload::Builder p) {
       auto r = p.initTrainResult();
@@ -61,7 +61,7 @@ TEST_CASE("efficiency objectives change fitness: a faster program ranks higher",
 TEST_CASE("a failed result is never scored, whatever its text says or lacks", "[analyst]") {
   // No repairs, so that the analyst records the failure itself.
   const Scenario scenario = testing::edited_scenario("scenarios/sim-smoke.toml", "[cost]", "[engineer]\nrepair_attempts = 0\n\n[cost]");
-  AnalystState analyst(scenario);
+  AnalystState analyst(AnalystState::Settings::of(scenario));
   auto failed = deliver(analyst, [&](msg::Payload::Builder p) {
     auto r = p.initTrainResult();
     r.initRef().setArchId(7);

@@ -141,7 +141,8 @@ TEST_CASE("the event queue delivers in (virtual time, seq) order", "[actors][coo
 }
 
 TEST_CASE("the engineer rejects with the failed check's name", "[actors][engineer]") {
-  EngineerState engineer(testing::edited_scenario("scenarios/sim-smoke.toml", "[campaign]", "[engineer]\nrepair_attempts = 0\n\n[campaign]"));
+  EngineerState engineer(EngineerState::Settings::of(
+      testing::edited_scenario("scenarios/sim-smoke.toml", "[campaign]", "[engineer]\nrepair_attempts = 0\n\n[campaign]")));
   auto propose = [&](uint64_t id, const std::string& program, const std::string& op) {
     return deliver(engineer, [&](msg::Payload::Builder p) {
       auto proposal = p.initProposal();
@@ -181,7 +182,7 @@ TEST_CASE("the engineer rejects with the failed check's name", "[actors][enginee
 }
 
 TEST_CASE("the coordinator queues jobs until a slot is idle, lowest slot first", "[actors][coordinator]") {
-  CoordinatorState coordinator(2);
+  CoordinatorState coordinator({.gpu_slots = 2});
   auto job = [&](uint64_t id) {
     return deliver(coordinator, [&](msg::Payload::Builder p) { p.initTrainJob().initRef().setJobId(id); });
   };

@@ -49,7 +49,7 @@ Scenario smoke_with(const std::string& from, const std::string& to) { return tes
 }  // namespace
 
 TEST_CASE("silu(x) and x * sigmoid(x) rewrites are duplicates before training, in simulation", "[engineer][duplicate]") {
-  EngineerState engineer(load_scenario(testing::source("scenarios/sim-smoke.toml")));
+  EngineerState engineer(EngineerState::Settings::of(load_scenario(testing::source("scenarios/sim-smoke.toml"))));
   auto baseline = propose(engineer, 1, kDeltanet, "baseline");
   REQUIRE(kind(baseline) == msg::Payload::TRAIN_JOB);
   auto rewritten = propose(engineer, 2, deltanet_rewritten());
@@ -78,7 +78,7 @@ TEST_CASE("the live probe gives equal functions one hash, deterministically, and
   CHECK(training::functional_hash(original, probe) != hash);
 
   // The engineer of a live campaign uses the probe.
-  EngineerState engineer(parse_scenario(testing::kTinyLiveScenario, "live-tiny.toml"));
+  EngineerState engineer(EngineerState::Settings::of(parse_scenario(testing::kTinyLiveScenario, "live-tiny.toml")));
   REQUIRE(kind(propose(engineer, 1, kDeltanet, "baseline")) == msg::Payload::TRAIN_JOB);
   auto duplicate = propose(engineer, 2, deltanet_rewritten());
   REQUIRE(kind(duplicate) == msg::Payload::DUPLICATE);
@@ -87,7 +87,7 @@ TEST_CASE("the live probe gives equal functions one hash, deterministically, and
 }
 
 TEST_CASE("a program over the parameter budget is repaired by resizing, and the repair is trained", "[engineer][repair]") {
-  EngineerState engineer(load_scenario(testing::source("scenarios/sim-smoke.toml")));
+  EngineerState engineer(EngineerState::Settings::of(load_scenario(testing::source("scenarios/sim-smoke.toml"))));
   REQUIRE(kind(propose(engineer, 1, kDeltanet, "baseline")) == msg::Payload::TRAIN_JOB);
   // Five times as wide q, k and v: far over the budget (param_tolerance 1.2).
   std::string wide = kDeltanet;
@@ -110,14 +110,14 @@ TEST_CASE("a program over the parameter budget is repaired by resizing, and the 
   CHECK(trained.messages()[0].getPayload().getTrainJob().getRef().getRepairOf() == 2);
 
   // With no attempts allowed it is rejected as before.
-  EngineerState strict(smoke_with("[campaign]", "[engineer]\nrepair_attempts = 0\n\n[campaign]"));
+  EngineerState strict(EngineerState::Settings::of(smoke_with("[campaign]", "[engineer]\nrepair_attempts = 0\n\n[campaign]")));
   auto rejected = propose(strict, 2, wide);
   REQUIRE(kind(rejected) == msg::Payload::REJECTION);
   CHECK(std::string(rejected.messages()[0].getPayload().getRejection().getCheck().cStr()) == "parameters");
 }
 
 TEST_CASE("non-causal and quadratic programs get their causal, bounded forms", "[engineer][repair]") {
-  EngineerState engineer(load_scenario(testing::source("scenarios/sim-smoke.toml")));
+  EngineerState engineer(EngineerState::Settings::of(load_scenario(testing::source("scenarios/sim-smoke.toml"))));
   auto peeking = propose(engineer, 2, testing::edited_text("lang/baselines/deltanet.arch", "v_conv = short_conv(v_proj, k=4)", "v_conv = noncausal_conv(v_proj, k=4)"));
   REQUIRE(kind(peeking) == msg::Payload::PROPOSAL);
   CHECK(std::string(peeking.messages()[0].getPayload().getProposal().getOperator().cStr()) == "repair:causal_conv");
@@ -131,7 +131,7 @@ TEST_CASE("non-causal and quadratic programs get their causal, bounded forms", "
 }
 
 TEST_CASE("a training failure is repaired by the rule that fits it, for a bounded number of attempts", "[engineer][repair]") {
-  EngineerState engineer(smoke_with("[campaign]", "[engineer]\nrepair_attempts = 2\n\n[campaign]"));
+  EngineerState engineer(EngineerState::Settings::of(smoke_with("[campaign]", "[engineer]\nrepair_attempts = 2\n\n[campaign]")));
   const std::string unnormalised = testing::edited_text("lang/baselines/deltanet.arch", "  k = l2norm(k_heads)\n", "  k = rmsnorm(k_heads)\n");
   auto job = propose(engineer, 2, unnormalised);
   REQUIRE(kind(job) == msg::Payload::TRAIN_JOB);

@@ -100,7 +100,7 @@ TEST_CASE("[faults] keys parse, are checked, and change nothing when absent or z
 
 TEST_CASE("the coordinator times out, re-queues, ignores late answers and fails garbage", "[faults][coordinator]") {
   const Scenario scenario = parse_scenario(faulty_text(100, "slot_hang = 0.1\njob_timeout_gpu_hours = 1.0\njob_retries = 1\n"), "t.toml");
-  CoordinatorState coordinator(scenario);  // 4 slots
+  CoordinatorState coordinator(CoordinatorState::Settings::of(scenario));  // 4 slots
   const uint64_t hour = 3'600'000'000'000;
   auto job = [&](uint64_t id) {
     return deliver(coordinator, 0, [&](msg::Payload::Builder p) {

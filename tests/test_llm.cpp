@@ -189,7 +189,7 @@ Delivery deliver_result(AnalystState& analyst, uint64_t arch, const std::string&
 // fails (content empty); checks on the way that it asks before it scores.
 double judged_fitness(const std::string& content) {
   const Scenario scenario = parse_scenario(llm_scenario("http://127.0.0.1:1/v1/chat/completions", 10, true), "judge.toml");
-  AnalystState analyst(scenario);
+  AnalystState analyst(AnalystState::Settings::of(scenario));
   deliver_result(analyst, 1, "deltanet", 2.5, 0.8);
   Delivery asked = deliver_result(analyst, 3, "", 2.4, 0.85);
   REQUIRE(asked.messages().size() == 1);  // no poolUpdate yet: the result waits for the judge

@@ -69,7 +69,7 @@ TEST_CASE("add_decay_gate turns a delta rule into a gated delta rule", "[mutatio
 
 TEST_CASE("the oracle is a pure function of world, program and job stream", "[oracle]") {
   const Scenario scenario = smoke();
-  const SyntheticOracle oracle(scenario);
+  const SyntheticOracle oracle(scenario.oracle);
   const lang::Program program = lang::parse(lang::find_baseline("gated_deltanet")->text, "gdn");
   Rng a(1, "job"), b(1, "job"), c(2, "job");
   const auto x = oracle.evaluate(program, kShape, msg::Fidelity::EXPLORE, true, a);
@@ -85,7 +85,7 @@ TEST_CASE("the oracle is a pure function of world, program and job stream", "[or
   Scenario other = scenario;
   other.oracle.world_seed = 99;
   Rng d(1, "job");
-  CHECK(SyntheticOracle(other).evaluate(program, kShape, msg::Fidelity::EXPLORE, true, d).loss != x.loss);
+  CHECK(SyntheticOracle(other.oracle).evaluate(program, kShape, msg::Fidelity::EXPLORE, true, d).loss != x.loss);
 }
 
 TEST_CASE("averaged over worlds, the literature's claims hold: the delta rule recalls better", "[oracle]") {
@@ -96,7 +96,7 @@ TEST_CASE("averaged over worlds, the literature's claims hold: the delta rule re
   double gap = 0;
   for (uint64_t world = 1; world <= 16; ++world) {
     scenario.oracle.world_seed = world;
-    const SyntheticOracle oracle(scenario);
+    const SyntheticOracle oracle(scenario.oracle);
     Rng r1(world, "a"), r2(world, "a");
     gap += oracle.evaluate(delta, kShape, msg::Fidelity::EXPLORE, true, r1).accuracy -
            oracle.evaluate(linear, kShape, msg::Fidelity::EXPLORE, true, r2).accuracy;
@@ -107,8 +107,8 @@ TEST_CASE("averaged over worlds, the literature's claims hold: the delta rule re
 TEST_CASE("training cost grows with tokens and model size", "[oracle][cost]") {
   const Scenario scenario = smoke();
   const lang::Program program = lang::parse(lang::find_baseline("deltanet")->text, "dn");
-  const JobCost explore = job_cost(program, scenario.fidelity.explore, scenario);
-  const JobCost verify = job_cost(program, scenario.fidelity.verify, scenario);
+  const JobCost explore = CostModel::of(scenario).job(program, msg::Fidelity::EXPLORE);
+  const JobCost verify = CostModel::of(scenario).job(program, msg::Fidelity::VERIFY);
   CHECK(explore.gpu_hours > scenario.cost.overhead_gpu_hours);
   CHECK(verify.gpu_hours > 10 * explore.gpu_hours);
   CHECK(verify.tokens_per_second < explore.tokens_per_second);

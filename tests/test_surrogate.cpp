@@ -25,7 +25,7 @@ TEST_CASE("a surrogate simulation from a live run is deterministic and returns r
   CHECK(a.experiments == scenario.campaign.max_experiments);
 
   // A recorded program gets its recorded result, without noise.
-  const SurrogateOracle oracle(scenario);
+  const SurrogateOracle oracle(scenario.oracle, scenario.file);
   REQUIRE(oracle.recorded(msg::Fidelity::EXPLORE) > 0);
   auto store = storage::RunStore::open(live_dir, storage::RunStore::Mode::ReadOnly);
   const std::string result_bytes = *store->result(1, 0);
@@ -42,13 +42,13 @@ TEST_CASE("a surrogate simulation from a live run is deterministic and returns r
 
   // Bad input: clear errors, exit 2 from the CLI.
   const Scenario missing = testing::edited_scenario("scenarios/sim-smoke.toml", "kind = \"synthetic\"", "kind = \"surrogate\"\nrun = \"/nonexistent/run\"");
-  CHECK_THROWS_WITH(SurrogateOracle(missing), Catch::Contains("is not a run directory"));
+  CHECK_THROWS_WITH(SurrogateOracle(missing.oracle, missing.file), Catch::Contains("is not a run directory"));
   const auto sim_dir = testing::fresh_dir("surrogate-sim");
   const auto small = testing::write_file(testing::fresh_dir("surrogate-small.toml"),
                                          testing::edited_text("scenarios/sim-smoke.toml", "max_experiments = 100", "max_experiments = 5"));
   REQUIRE(testing::sh(testing::cli("run " + small + " --out " + sim_dir.string())).code == 0);
   const Scenario simulated = testing::edited_scenario("scenarios/sim-smoke.toml", "kind = \"synthetic\"", "kind = \"surrogate\"\nrun = \"" + sim_dir.string() + "\"");
-  CHECK_THROWS_WITH(SurrogateOracle(simulated), Catch::Contains("is a simulated run"));
+  CHECK_THROWS_WITH(SurrogateOracle(simulated.oracle, simulated.file), Catch::Contains("is a simulated run"));
   const auto bad = testing::write_file(testing::fresh_dir("surrogate-bad.toml"), simulated.bytes);
   const auto refused = testing::sh(testing::cli("run " + bad + " --out " + testing::fresh_dir("surrogate-refused").string()));
   CHECK(refused.code == 2);

@@ -132,7 +132,7 @@ int run(const RunArgs& args) {
                scenario.campaign.gpu_slots, slots, out);
   try {
     // The surrogate's live run is input too: a wrong path is refused before the run directory exists.
-    if (scenario.oracle.kind == OracleKind::Surrogate && scenario.mode != Mode::Live) SurrogateOracle{scenario};
+    if (scenario.oracle.kind == OracleKind::Surrogate && scenario.mode != Mode::Live) SurrogateOracle{scenario.oracle, scenario.file};
   } catch (const ScenarioError& e) {
     std::cerr << e.what() << std::endl;
     return 2;

@@ -52,7 +52,7 @@ ExportPlan plan_from_run(const ExportArgs& args, const std::filesystem::path& di
   const bool verify = args.verify ? *args.verify
                                   : std::filesystem::is_regular_file(training::weights_file(prefix(true).string(), args.task));
   const training::ExperimentConfig experiment =
-      live_experiment_config(run.scenario, run.seed, verify ? msg::Fidelity::VERIFY : msg::Fidelity::EXPLORE, 0);
+      live_experiment_config(LiveJobSettings::of(run.scenario), run.seed, verify ? msg::Fidelity::VERIFY : msg::Fidelity::EXPLORE, 0);
   const training::TrainConfig& train = args.task == training::Task::Mqar ? experiment.mqar : experiment.lm;
 
   ExportPlan plan;
