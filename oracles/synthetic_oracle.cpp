@@ -54,7 +54,7 @@ const std::vector<std::string>& SyntheticOracle::feature_names() {
 }
 
 std::vector<double> SyntheticOracle::features(const lang::Program& canonical, const lang::ModelShape& shape) {
-  std::map<std::string, double> count;
+  std::map<std::string, double, std::less<>> count;  // std::less<>: looked up by literal without a copy
   int recurrences = 0;
   for (const auto& s : canonical.body) {
     count[s.op] += 1;
@@ -65,10 +65,14 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
       }
     }
   }
+  auto number = [&](std::string_view op) {
+    auto it = count.find(op);
+    return it == count.end() ? 0.0 : it->second;
+  };
   // Scalar decay (RetNet, Mamba2) or vector decay (GLA): the type of decay_attn's gate
   // (gated_delta_rule's decay, always scalar, has its own feature).
   const std::vector<lang::Type> types = lang::check(canonical, shape);
-  double scalar_decay = count["retnet_decay"] > 0 ? 1 : 0, vector_decay = 0;
+  double scalar_decay = number("retnet_decay") > 0 ? 1 : 0, vector_decay = 0;
   const size_t decay_slot = *lang::argument_slot("decay_attn", lang::ArgRole::Decay);
   for (const auto& s : canonical.body) {
     if (s.op != "decay_attn") continue;
@@ -76,7 +80,7 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
       if (canonical.body[g].name == s.args[decay_slot]) (types[g].kind == lang::Kind::Scalars ? scalar_decay : vector_decay) = 1;
     }
   }
-  auto present = [&](const char* op) { return count[op] > 0 ? 1.0 : 0.0; };
+  auto present = [&](std::string_view op) { return number(op) > 0 ? 1.0 : 0.0; };
   auto saturating = [&](double n) { return std::log1p(n) / std::log(2.0); };  // 1 at n=1, diminishing
   return {
       present("delta_rule"),
@@ -84,9 +88,9 @@ std::vector<double> SyntheticOracle::features(const lang::Program& canonical, co
       scalar_decay,
       vector_decay,
       present("swa"),
-      saturating(count["short_conv"]),
-      saturating(count["l2norm"]),
-      saturating(count["rmsnorm"]),
+      saturating(number("short_conv")),
+      saturating(number("l2norm")),
+      saturating(number("rmsnorm")),
       present("gated_rmsnorm"),
       recurrences >= 2 ? 1.0 : 0.0,
       present("route") + present("gated_fuse") > 0 ? 1.0 : 0.0,
