@@ -160,6 +160,8 @@ void set_measured_result(msg::TrainResult::Builder result, const training::Exper
   result.setGpuHours(metrics.seconds / 3600.0);
   result.setTokensPerSecond(metrics.tokens_per_second);
   result.setPeakMemoryBytes(metrics.peak_memory_bytes);
+  result.setDevice(metrics.device_name);
+  result.setTorchVersion(metrics.torch_version);
 }
 
 std::filesystem::path kept_weights_prefix(const std::filesystem::path& run_dir, uint64_t arch_id, msg::Fidelity fidelity) {
@@ -177,6 +179,8 @@ std::string train_live_job(const LiveJobSettings& settings, uint64_t seed, const
     const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(ref.getJobId()));
     training::ExperimentConfig config = live_experiment_config(settings, seed, ref.getFidelity(), ref.getJobId());
     config.cancelled = &cancelled;
+    config.lm.device = config.mqar.device =
+        training::slot_device(settings.live.device, dispatch.getSlot(), training::device_info(settings.live.device).cuda_devices);
     // The engineer's retry of a job that diverged runs at a lower learning rate.
     if (ref.getLrScale() > 0) {
       config.lm.lr *= ref.getLrScale();

@@ -20,6 +20,24 @@ std::string compared_metrics(msg::TrainResult::Reader r) {
   return out.str();
 }
 
+// Metrics are bit-identical only on the same device model (and kernels): a job is retrained only
+// where it trained. Results logged before devices were recorded trained on the CPU.
+void require_same_device(const LiveJobSettings& settings, const std::string& dispatch_bytes, msg::TrainResult::Reader recorded) {
+  msg::CanonicalView<msg::Event> dispatch(dispatch_bytes);
+  const uint32_t slot = dispatch.root().getPayload().getDispatch().getSlot();
+  const std::string logged = recorded.getDevice().size() > 0 ? recorded.getDevice().cStr() : "cpu";
+  const std::string device = training::slot_device(settings.live.device, slot, training::device_info(settings.live.device).cuda_devices);
+  const training::DeviceInfo here = training::device_info(device);
+  const std::string job = "job " + std::to_string(recorded.getRef().getJobId());
+  if (!here.problem.empty()) {
+    throw std::invalid_argument(job + " trained on " + logged + "; here it would train on " + device + ", where " + here.problem);
+  }
+  if (here.name != logged) {
+    throw std::invalid_argument(job + " trained on " + logged + ", and here it would train on " + here.name + " (" + device +
+                                "): metrics are bit-identical only on the same device model, so retrain it on a machine with " + logged);
+  }
+}
+
 bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
 
 bool same_metrics(msg::TrainResult::Reader a, msg::TrainResult::Reader b) {
@@ -60,13 +78,17 @@ RetrainReport retrain_architecture(const std::filesystem::path& dir, uint64_t ar
     throw std::invalid_argument("architecture " + std::to_string(arch_id) + " has no logged training result in " + dir.string() +
                                 "; `asiarch top` lists the architectures that were trained");
   }
+  const LiveJobSettings settings = LiveJobSettings::of(run.scenario);
+  for (const auto& [dispatch, result_event] : jobs) {
+    require_same_device(settings, dispatch, msg::CanonicalView<msg::Event>(result_event).root().getPayload().getTrainResult());
+  }
   RetrainReport report;
   report.arch_id = arch_id;
   const std::atomic<bool> never{false};
   for (const auto& [dispatch, result_event] : jobs) {
     msg::CanonicalView<msg::Event> recorded(result_event);
     auto recorded_result = recorded.root().getPayload().getTrainResult();
-    const std::string retrained_bytes = train_live_job(LiveJobSettings::of(run.scenario), run.seed, dispatch, never);
+    const std::string retrained_bytes = train_live_job(settings, run.seed, dispatch, never);
     msg::CanonicalView<msg::Payload> retrained(retrained_bytes);
     RetrainedJob job;
     job.job_id = recorded_result.getRef().getJobId();

@@ -34,6 +34,15 @@ LiveTrainer live_trainer(const Scenario& scenario, uint64_t seed, const std::fil
   };
 }
 
+// A live campaign that trains here on a GPU needs one: refused (std::invalid_argument, exit 2)
+// before anything is written. Remote workers check their own device.
+void require_device(const Scenario& scenario, const std::optional<ListenOptions>& listen) {
+  if (scenario.mode != Mode::Live || listen || scenario.live.device == "cpu") return;
+  if (const std::string problem = training::device_info(scenario.live.device).problem; !problem.empty()) {
+    throw std::invalid_argument(scenario.file + ": [live] device = \"" + scenario.live.device + "\": " + problem);
+  }
+}
+
 // A campaign that asks a language model asks it over HTTP ([llm]); a replay passes no client.
 LlmClient llm_client(const Scenario& scenario) { return scenario.uses_llm() ? http_llm_client(scenario.llm) : LlmClient{}; }
 
@@ -209,6 +218,7 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   if (parse_scenario(scenario.bytes, scenario.file) != scenario) {
     throw std::invalid_argument("the scenario differs from its own text; edit the text and parse it again (the run records the text)");
   }
+  require_device(scenario, listen);
   std::error_code error;
   std::filesystem::create_directories(out, error);
   if (error || !std::filesystem::is_directory(out)) {
@@ -249,6 +259,7 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
     store.reset();
     return read_summary(dir);
   }
+  require_device(run.scenario, listen);
   RunRecorder recorder(*store, run.scenario.faults, run.seed);
   const LiveTrainer trainer = live_trainer(run.scenario, run.seed, dir, listen);
   return recorder.with_log_write_failures(

@@ -2,6 +2,7 @@
 
 #include <ATen/Parallel.h>
 #include <ATen/Version.h>
+#include <torch/cuda.h>
 
 #include <algorithm>
 #include <chrono>
@@ -61,13 +62,16 @@ std::vector<torch::Tensor> inputs_for(const std::string& kernel, const Options& 
     inputs.push_back(torch::log_sigmoid(torch::randn(kernel == "decay_attn_vector" ? heads_shape : gate_shape) + 2.0));
   if (delta) inputs.push_back(torch::sigmoid(torch::randn(gate_shape)));
   if (kernel == "gated_delta_rule") inputs.push_back(torch::log_sigmoid(torch::randn(gate_shape) + 2.0));
-  for (auto& x : inputs) x.requires_grad_(true);
+  // Drawn on the CPU, so every device measures the same numbers.
+  for (auto& x : inputs) x = x.to(torch::Device(options.device)).requires_grad_(true);
   return inputs;
 }
 
-double seconds_of(const std::function<void()>& body) {
+// Seconds of `body`; on a GPU, until its queued work has finished.
+double seconds_of(const std::function<void()>& body, const torch::Device& device) {
   const auto start = std::chrono::steady_clock::now();
   body();
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
 
@@ -83,7 +87,8 @@ double median(std::vector<double> values) {
 Result measure(const Kernel& kernel, const Options& options, int64_t head_size) {
   torch::manual_seed(1);
   const auto inputs = inputs_for(kernel.name, options, head_size);
-  const auto upstream = torch::randn({options.batch, options.heads, options.length, head_size});
+  const torch::Device device(options.device);
+  const auto upstream = torch::randn({options.batch, options.heads, options.length, head_size}).to(device);
   auto forward_backward = [&](const auto& fn) {
     return [&] { torch::autograd::grad({fn(inputs)}, inputs, {upstream}); };
   };
@@ -95,17 +100,17 @@ Result measure(const Kernel& kernel, const Options& options, int64_t head_size) 
   reference();
   std::vector<double> fast_seconds, chunkwise_seconds, reference_seconds;
   // Repetitions of `body` for at least `budget` seconds; their total.
-  auto repeat = [](const std::function<void()>& body, std::vector<double>& seconds, double budget) {
+  auto repeat = [&device](const std::function<void()>& body, std::vector<double>& seconds, double budget) {
     double total = 0;
     do {
-      seconds.push_back(seconds_of(body));
+      seconds.push_back(seconds_of(body, device));
       total += seconds.back();
     } while (total < budget);
     return total;
   };
   double elapsed = 0;
   while (elapsed < options.min_seconds || reference_seconds.size() < 3) {
-    const double reference_round = seconds_of(reference);
+    const double reference_round = seconds_of(reference, device);
     reference_seconds.push_back(reference_round);
     elapsed += reference_round + repeat(fast, fast_seconds, reference_round) + repeat(chunkwise, chunkwise_seconds, reference_round);
   }

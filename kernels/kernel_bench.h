@@ -16,6 +16,7 @@ struct Options {
   int64_t window = 64;                         // of sliding-window attention
   int threads = 1;                             // torch intra-op threads, for both sides
   double min_seconds = 1.0;                    // measuring time per kernel and head size, at least
+  std::string device = "cpu";                  // "cuda" or "cuda:N": there the fused column is the chunkwise form too
 };
 
 // One kernel at one head size: forward + backward of float32 inputs, tokens = batch x length.

@@ -176,6 +176,8 @@ struct TrainResult {
   peakMemoryBytes @8 :UInt64;
   failureKind @9 :FailureKind;
   failedStep @10 :UInt32;  # the training step a numerical failure was seen at; 0 when unknown
+  device @11 :Text;        # live: where it trained, "cpu" or the GPU's model; empty in simulation
+  torchVersion @12 :Text;  # live: the libtorch that trained it
 }
 
 struct SlotIdle {

@@ -84,7 +84,7 @@ struct SessionEnd {
 };
 
 struct SessionState {
-  std::shared_ptr<const Scenario> scenario;  // from the welcome
+  std::shared_ptr<const LiveJobSettings> settings;  // from the welcome's scenario
   uint64_t seed = 0;
   struct Running {
     std::string label;
@@ -94,7 +94,7 @@ struct SessionState {
 };
 
 caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor run, std::string secret, uint32_t slots,
-                             JobThreads* jobs, std::shared_ptr<SessionEnd> end, std::string where) {
+                             std::string device, JobThreads* jobs, std::shared_ptr<SessionEnd> end, std::string where) {
   auto finish = [self, end](int code) {
     end->code = code;
     self->quit();
@@ -108,12 +108,21 @@ caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor
   self->send(run, hello_atom::value, secret, slots);
   self->send(self, heartbeat_atom::value);
   return {
-      [self, where, slots, finish](welcome_atom, const std::string& scenario_text, const std::string& scenario_file, uint64_t seed) {
+      [self, where, slots, device, finish](welcome_atom, const std::string& scenario_text, const std::string& scenario_file, uint64_t seed) {
         try {
-          self->state.scenario = std::make_shared<const Scenario>(parse_scenario(scenario_text, scenario_file));
+          const Scenario scenario = parse_scenario(scenario_text, scenario_file);
+          LiveJobSettings settings = LiveJobSettings::of(scenario);
+          if (!device.empty()) settings.live.device = device;
+          // A worker that cannot train where it was asked to says so once, rather than failing every job.
+          if (const std::string problem = training::device_info(settings.live.device).problem; !problem.empty()) {
+            spdlog::error("this worker cannot train on {}{}: {}", settings.live.device, device.empty() ? " (the campaign's [live] device)" : "",
+                          problem);
+            return finish(2);
+          }
+          self->state.settings = std::make_shared<const LiveJobSettings>(std::move(settings));
           self->state.seed = seed;
-          spdlog::info("connected to {}: campaign {} (seed {}); training up to {} job(s) at once", where, self->state.scenario->name,
-                       seed, slots);
+          spdlog::info("connected to {}: campaign {} (seed {}); training up to {} job(s) at once on {}", where, scenario.name, seed, slots,
+                       self->state.settings->live.device);
         } catch (const ScenarioError& e) {
           spdlog::error("the run's scenario does not load in this build ({}); run the same asiarch version as the run", e.what());
           finish(2);
@@ -133,15 +142,15 @@ caf::behavior worker_session(caf::stateful_actor<SessionState>* self, caf::actor
       },
       [self, jobs, run](job_atom, uint64_t ticket, const std::string& dispatch_bytes) {
         const std::string label = dispatch_label(dispatch_bytes);
-        if (!self->state.scenario) return;  // not welcomed: the run gives no jobs before its welcome
+        if (!self->state.settings) return;  // not welcomed: the run gives no jobs before its welcome
         spdlog::info("running {}", label);
         self->state.running[ticket] = SessionState::Running{label, std::chrono::steady_clock::now()};
         const auto session = caf::actor_cast<caf::actor>(self);
-        jobs->start(ticket, [session, ticket, dispatch_bytes, scenario = self->state.scenario, seed = self->state.seed](const std::atomic<bool>& cancelled) {
+        jobs->start(ticket, [session, ticket, dispatch_bytes, settings = self->state.settings, seed = self->state.seed](const std::atomic<bool>& cancelled) {
           bool ok = true;
           std::string answer;
           try {
-            answer = train_live_job(LiveJobSettings::of(*scenario), seed, dispatch_bytes, cancelled);
+            answer = train_live_job(*settings, seed, dispatch_bytes, cancelled);
           } catch (const std::exception& e) {
             ok = false;
             answer = e.what();
@@ -207,7 +216,7 @@ int serve_as_worker(const WorkerOptions& options, const std::atomic<bool>& stop)
     }
     backoff = kFirstBackoff;
     auto end = std::make_shared<SessionEnd>();
-    auto session = system.spawn(worker_session, *run, secret, options.slots, &jobs, end, where);
+    auto session = system.spawn(worker_session, *run, secret, options.slots, options.device, &jobs, end, where);
     while (!stop && end->code == 0) std::this_thread::sleep_for(std::chrono::milliseconds(100));
     if (end->code == 0) caf::anon_send_exit(session, caf::exit_reason::user_shutdown);
     jobs.cancel_and_join_all();

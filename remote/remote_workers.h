@@ -63,6 +63,7 @@ struct WorkerOptions {
   uint16_t port = 0;
   uint32_t slots = 1;       // jobs trained at once
   std::string secret_file;  // read at each connection attempt
+  std::string device;       // where jobs train ("cpu", "cuda", "cuda:N"); empty: the campaign's [live] device
 };
 
 // `asiarch worker`: connects to a run (retrying with backoff until it is up), presents the

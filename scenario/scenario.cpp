@@ -375,6 +375,8 @@ void read_live(const toml::table& t, LiveSection& live, const std::string& file)
   TableReader r(t, "live", file);
   r.number<int>("threads", live.threads, 1, 256, "1");
   r.number<int64_t>("measure_context", live.measure_context, 16, 1 << 20, "256");
+  r.choice<std::string>("device", live.device, {{"cpu", "cpu"}, {"cuda", "cuda"}}, "device asiarch trains on",
+                        "\"cpu\" or \"cuda\" (the gpu-slots spread over the GPUs this process sees)");
   r.reject_unknown_keys();
 }
 

@@ -170,6 +170,7 @@ struct TaskSection {
 struct LiveSection {
   int threads = 1;               // torch threads of each gpu-slot
   int64_t measure_context = 256; // T of the measured checks (the complexity check also runs 4T)
+  std::string device = "cpu";    // "cuda": gpu-slot i trains on cuda:(i mod the GPUs visible)
   bool operator==(const LiveSection&) const = default;
 };
 

@@ -14,6 +14,8 @@
 #include <thread>
 
 #include "messages/codec.h"
+#include "scenario/run_header.h"
+#include "scenario/scenario.h"
 #include "storage/run_store.h"
 #include "test_helpers.h"
 
@@ -82,6 +84,30 @@ TEST_CASE("a live campaign trains, replays from its log without training, and re
   CHECK(retrain.output.find("retrain identical") != std::string::npos);
 
   CHECK(sh(cli("retrain " + dir.string() + " --arch 999999")).code == 2);
+
+  // Every result says where it trained and with which libtorch.
+  for (const auto& r : results) {
+    msg::CanonicalView<msg::Event> view(r.bytes);
+    auto result = view.root().getPayload().getTrainResult();
+    CHECK(std::string(result.getDevice().cStr()) == "cpu");
+    CHECK(result.getTorchVersion().size() > 0);
+  }
+  // Retrain compares only on the device model a job trained on. A copy whose recorded scenario
+  // trains on "cuda" is refused before anything trains: here for want of CUDA, on a machine with
+  // a GPU because the jobs trained on the CPU.
+  const auto on_cuda = fresh_dir("live-on-cuda");
+  std::filesystem::copy(dir, on_cuda, std::filesystem::copy_options::recursive);
+  {
+    auto store = storage::RunStore::open(on_cuda, storage::RunStore::Mode::ReadWrite);
+    const std::string text = std::string(kTinyLiveScenario) + "device = \"cuda\"\n";  // [live] is the last table
+    store->put_meta(asiarch::meta_key::kHeader, asiarch::run_header_bytes(asiarch::parse_scenario(text, "live-tiny.toml"), 3));
+    store->commit();
+  }
+  const Result refused = sh(cli("retrain " + on_cuda.string() + " --arch " + std::to_string(results.front().arch_id)));
+  INFO(refused.output);
+  CHECK(refused.code == 2);
+  CHECK(refused.output.find("trained on cpu") != std::string::npos);
+  std::filesystem::remove_all(on_cuda);
   std::filesystem::remove_all(dir);
 }
 

@@ -177,8 +177,9 @@ struct KernelBenchArgs {
 
 int bench_kernels(const KernelBenchArgs& args) {
   const kernel_bench::Options& o = args.options;
-  spdlog::info("benchmarking the recurrence kernels: batch {}, heads {}, length {}, {} thread(s), at least {} s each", o.batch, o.heads,
-               o.length, o.threads, o.min_seconds);
+  if (!device_ready(o.device)) return 2;
+  spdlog::info("benchmarking the recurrence kernels: batch {}, heads {}, length {}, {} thread(s), on {}, at least {} s each", o.batch, o.heads,
+               o.length, o.threads, o.device, o.min_seconds);
   const std::vector<kernel_bench::Result> results = kernel_bench::run(o);
   if (args.json) {
     std::printf("[\n");
@@ -196,8 +197,8 @@ int bench_kernels(const KernelBenchArgs& args) {
   std::printf("forward + backward, float32, batch %lld, heads %lld, length %lld, swa window %lld; tokens = batch x length\n",
               static_cast<long long>(o.batch), static_cast<long long>(o.heads), static_cast<long long>(o.length),
               static_cast<long long>(o.window));
-  std::printf("threads: %d, BLAS: %s, CPU: %s, kernel loops: %s\n", env.threads, env.blas.c_str(), env.cpu.c_str(),
-              env.instruction_set.c_str());
+  std::printf("threads: %d, BLAS: %s, CPU: %s, kernel loops: %s, device: %s\n", env.threads, env.blas.c_str(), env.cpu.c_str(),
+              env.instruction_set.c_str(), device_name(o.device).c_str());
   std::printf("%-20s %5s %14s %16s %16s %8s\n", "kernel", "head", "fused tok/s", "chunkwise tok/s", "op-by-op tok/s", "speedup");
   for (const auto& r : results)
     std::printf("%-20s %5lld %14s %16s %16s %7.1fx\n", r.name.c_str(), static_cast<long long>(r.head_size),
@@ -210,6 +211,7 @@ int bench_kernels(const KernelBenchArgs& args) {
 struct TrainBenchArgs {
   int threads = 1;
   int steps = 100;
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -218,6 +220,7 @@ struct TrainBenchArgs {
 // softmax attention's two training runs (softmax attention would stop at the complexity check).
 // Everything is measured in the same run.
 int bench_train(const TrainBenchArgs& args) {
+  if (!device_ready(args.device)) return 2;
   struct Throughput {
     std::string fidelity, program;
     double tokens_per_second, ratio;
@@ -231,9 +234,10 @@ int bench_train(const TrainBenchArgs& args) {
     training::TrainConfig config = verify ? training::verify_config(training::Task::Lm) : training::explore_config(training::Task::Lm);
     set_steps(config, args.steps);
     config.threads = args.threads;
+    config.device = args.device;
     const std::string fidelity = verify ? "verify" : "explore";
-    spdlog::info("{}: {} LM steps of {} x {} bytes per baseline (D={}, {} layers), {} thread(s)", fidelity, config.steps, config.batch,
-                 config.lm.seq_len, config.d_model, config.layers, args.threads);
+    spdlog::info("{}: {} LM steps of {} x {} bytes per baseline (D={}, {} layers), {} thread(s), on {}", fidelity, config.steps, config.batch,
+                 config.lm.seq_len, config.d_model, config.layers, args.threads, args.device);
     std::vector<Throughput> at_fidelity;
     double reference = 0;
     for (const lang::Baseline& baseline : lang::baselines()) {
@@ -251,6 +255,7 @@ int bench_train(const TrainBenchArgs& args) {
   const lang::Program deltanet = program("deltanet"), softmax = program("softmax_attention");
   training::ExperimentConfig experiment;
   experiment.measure.threads = experiment.lm.threads = experiment.mqar.threads = args.threads;
+  experiment.lm.device = experiment.mqar.device = args.device;
   const training::ExperimentMetrics run = training::run_experiment(deltanet, experiment);
   if (!run.ok) return fail("deltanet experiment", run.failure);
   const training::TrainMetrics reference_lm = training::train_program(softmax, experiment.lm);
@@ -260,7 +265,8 @@ int bench_train(const TrainBenchArgs& args) {
   const double reference_seconds = reference_lm.seconds + reference_mqar.seconds;
 
   if (args.json) {
-    std::printf("{\"threads\": %d, \"steps\": %d, \"throughput\": [", args.threads, args.steps);
+    std::printf("{\"threads\": %d, \"steps\": %d, \"device\": %s, \"throughput\": [", args.threads, args.steps,
+                json_string(device_name(args.device)).c_str());
     for (size_t i = 0; i < rows.size(); ++i) {
       std::printf("{\"fidelity\": \"%s\", \"program\": \"%s\", \"tokens_per_second\": %.1f, \"vs_softmax\": %.3f}%s", rows[i].fidelity.c_str(),
                   rows[i].program.c_str(), rows[i].tokens_per_second, rows[i].ratio, i + 1 < rows.size() ? ", " : "");
@@ -270,8 +276,8 @@ int bench_train(const TrainBenchArgs& args) {
     return 0;
   }
   const kernel_bench::Environment env = kernel_bench::environment(args.threads);
-  std::printf("threads: %d, BLAS: %s, CPU: %s; %d LM steps per run, 128-byte sequences\n", env.threads, env.blas.c_str(), env.cpu.c_str(),
-              args.steps);
+  std::printf("threads: %d, BLAS: %s, CPU: %s, device: %s; %d LM steps per run, 128-byte sequences\n", env.threads, env.blas.c_str(),
+              env.cpu.c_str(), device_name(args.device).c_str(), args.steps);
   std::printf("%-9s %-22s %14s %11s\n", "fidelity", "training", "tokens/s", "vs softmax");
   for (const auto& row : rows) {
     std::printf("%-9s %-22s %14s %10.2fx\n", row.fidelity.c_str(), (row.program + (row.program == "softmax_attention" ? " (ref)" : "")).c_str(),
@@ -367,6 +373,7 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
   kernels->add_option("--threads", kernel_args->options.threads, "Torch intra-op threads")
       ->check(CLI::Range(1, kMaxTorchThreads))
       ->capture_default_str();
+  add_device_option(kernels, kernel_args->options.device);
   kernels->callback([kernel_args, &exit_code] { exit_code = bench_kernels(*kernel_args); });
 
   auto train_args = std::make_shared<TrainBenchArgs>();
@@ -375,6 +382,7 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
   train->add_flag("--json", train_args->json, "Print one JSON object");
   train->add_option("--steps", train_args->steps, "LM steps per throughput run")->check(CLI::Range(10, 100000))->capture_default_str();
   train->add_option("--threads", train_args->threads, "Torch intra-op threads")->check(CLI::Range(1, kMaxTorchThreads))->capture_default_str();
+  add_device_option(train, train_args->device);
   train->callback([train_args, &exit_code] { exit_code = bench_train(*train_args); });
 
   auto search_args = std::make_shared<SearchBenchArgs>();

@@ -50,6 +50,14 @@ std::optional<Scenario> load_scenario_or_report(const std::string& path);
 // The most libtorch threads a --threads option takes: more only adds start-up time on these small models.
 constexpr int kMaxTorchThreads = 64;
 
+// The --device option of the commands that train: "cpu" (the default), "cuda" or "cuda:N".
+CLI::Option* add_device_option(CLI::App* cmd, std::string& device);
+// Whether training can run on `device`. If not, prints why and what to do, and returns false:
+// the command exits 2 before it writes anything.
+bool device_ready(const std::string& device);
+// What a device is to people: "cpu", or the GPU's model.
+std::string device_name(const std::string& device);
+
 // The text of a seed option: decimal digits, 0 to 2^64-1 (CLI11 alone reads "-1" as 2^64-1).
 const CLI::Validator& seed_text();
 

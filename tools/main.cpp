@@ -38,6 +38,21 @@ std::string json_number(double value) {
   return text;
 }
 
+CLI::Option* add_device_option(CLI::App* cmd, std::string& device) {
+  return cmd->add_option("--device", device, "Where to train: cpu, cuda (the first GPU) or cuda:N; CUDA needs a CUDA build (README, \"Training on GPUs\")")
+      ->default_str("cpu");
+}
+
+bool device_ready(const std::string& device) {
+  if (device == "cpu") return true;  // without loading libtorch
+  const training::DeviceInfo info = training::device_info(device);
+  if (info.problem.empty()) return true;
+  std::cerr << "device " << device << ": " << info.problem << std::endl;
+  return false;
+}
+
+std::string device_name(const std::string& device) { return device == "cpu" ? device : training::device_info(device).name; }
+
 void set_steps(training::TrainConfig& config, int64_t steps) {
   config.warmup_steps = config.warmup_steps * steps / config.steps;
   config.steps = steps;

@@ -20,6 +20,7 @@ struct TrainArgs {
   std::optional<int64_t> steps;
   std::string corpus;
   std::string save_weights;
+  std::string device = "cpu";
   bool json = false;
 };
 
@@ -31,7 +32,8 @@ void print_json(const TrainArgs& args, const lang::Program& program, const train
             << (mqar ? "\"accuracy\": " + json_number(m.accuracy) : "\"bits_per_byte\": " + json_number(m.bits_per_byte))
             << ", \"tokens_per_second\": " << json_number(m.tokens_per_second) << ", \"peak_memory_bytes\": " << m.peak_memory_bytes
             << ", \"seconds\": " << json_number(m.seconds) << ", \"steps\": " << m.steps << ", \"params\": " << m.params
-            << ", \"seed\": " << config.seed << ", \"threads\": " << config.threads << "}" << std::endl;
+            << ", \"seed\": " << config.seed << ", \"threads\": " << config.threads << ", \"device\": " << json_string(m.device_name)
+            << ", \"torch_version\": " << json_string(m.torch_version) << "}" << std::endl;
 }
 
 void print_text(const training::TrainConfig& config, const training::TrainMetrics& m) {
@@ -47,6 +49,7 @@ void print_text(const training::TrainConfig& config, const training::TrainMetric
   std::printf("peak memory:       %s bytes of live tensors\n", grouped(m.peak_memory_bytes).c_str());
   std::printf("parameters:        %s (whole model)\n", grouped(static_cast<uint64_t>(m.params)).c_str());
   std::printf("seconds:           %.1f (%s steps)\n", m.seconds, grouped(static_cast<uint64_t>(m.steps)).c_str());
+  std::printf("device:            %s (torch %s)\n", m.device_name.c_str(), m.torch_version.c_str());
 }
 
 int train(const TrainArgs& args) {
@@ -56,6 +59,8 @@ int train(const TrainArgs& args) {
   if (args.steps) set_steps(config, *args.steps);
   if (!args.corpus.empty()) config.lm.corpus = args.corpus;
   config.weights_path = args.save_weights;
+  config.device = args.device;
+  if (!device_ready(config.device)) return 2;
   lang::Program program;
   try {
     if (!args.save_weights.empty()) safetensors::require_file_path(args.save_weights);
@@ -75,9 +80,9 @@ int train(const TrainArgs& args) {
               << std::endl;
     return 2;
   }
-  spdlog::info("training {} on {} at D={}, {} layers, {} steps of {} sequences, seed {}, {} thread(s)", program.name,
+  spdlog::info("training {} on {} at D={}, {} layers, {} steps of {} sequences, seed {}, {} thread(s), on {}", program.name,
                config.task == training::Task::Mqar ? "MQAR" : "byte-level LM", config.d_model, config.layers, config.steps, config.batch,
-               config.seed, config.threads);
+               config.seed, config.threads, config.device);
   const int64_t every = std::max<int64_t>(1, config.steps / 10);
   const training::TrainMetrics metrics = training::train_program(program, config, [every](int64_t step, int64_t steps, double loss) {
     if (step % every == 0 || step == steps) spdlog::info("step {}/{} loss {:.4f}", step, steps, loss);
@@ -111,7 +116,8 @@ void add_train_commands(CLI::App& app, int& exit_code) {
   cmd->add_option("--corpus", args->corpus, "Text file (plain or gzip) for --task lm instead of GCIDE from dict-gcide");
   cmd->add_option("--save-weights", args->save_weights,
                   "Write the trained model's parameters to FILE (safetensors); `asiarch export FILE -o model.py` exports the model with them");
-  cmd->add_flag("--json", args->json, "End with one JSON line: status, failure, loss, accuracy or bits_per_byte, tokens_per_second, ...");
+  add_device_option(cmd, args->device);
+  cmd->add_flag("--json", args->json, "End with one JSON line: status, failure, loss, accuracy or bits_per_byte, tokens_per_second, ..., device, torch_version");
   cmd->callback([args, &exit_code] { exit_code = train(*args); });
 }
 

@@ -20,6 +20,7 @@ struct WorkerArgs {
   std::string connect;
   uint32_t slots = 1;
   std::string secret_file;
+  std::string device;
 };
 
 int worker(const WorkerArgs& args) {
@@ -38,6 +39,8 @@ int worker(const WorkerArgs& args) {
   }
   options.slots = args.slots;
   options.secret_file = args.secret_file;
+  options.device = args.device;
+  if (!options.device.empty() && !device_ready(options.device)) return 2;
   // Ctrl-C and SIGTERM end the worker between polls: its training threads are cancelled and
   // joined, and the run re-queues what it held.
   struct sigaction action {};
@@ -60,6 +63,7 @@ void add_worker_commands(CLI::App& app, int& exit_code) {
   cmd->add_option("--secret-file", args->secret_file,
                   "File holding the run's worker secret: RUN_DIR/worker.secret, or the file given to `run --secret-file`")
       ->required();
+  cmd->add_option("--device", args->device, "Where this worker trains: cpu, cuda (its slots spread over the GPUs) or cuda:N (default: the campaign's [live] device)");
   cmd->callback([args, &exit_code] { exit_code = worker(*args); });
 }
 

@@ -66,6 +66,8 @@ ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentC
 
 std::string functional_hash(const lang::Program& program, const ProbeConfig& config) { return api().functional_hash(program, config); }
 
+DeviceInfo device_info(const std::string& device) { return api().device_info(device); }
+
 }  // namespace training
 
 namespace kernel_bench {

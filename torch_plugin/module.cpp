@@ -10,6 +10,7 @@ extern "C" __attribute__((visibility("default"))) const asiarch::torch_plugin::A
       training::measure_checks,
       training::run_experiment,
       training::functional_hash,
+      training::device_info,
       kernel_bench::run,
       kernel_bench::environment,
       exporting::pytorch_module,

@@ -14,7 +14,7 @@
 namespace asiarch::torch_plugin {
 
 // Raised whenever a signature below changes, so that a stale library is refused by name.
-inline constexpr int kApiVersion = 2;
+inline constexpr int kApiVersion = 3;
 
 struct Api {
   int version;
@@ -25,6 +25,7 @@ struct Api {
   training::ExperimentMetrics (*run_experiment)(const lang::Program&, const training::ExperimentConfig&,
                                                 const std::function<void(const std::string&)>&);
   std::string (*functional_hash)(const lang::Program&, const training::ProbeConfig&);
+  training::DeviceInfo (*device_info)(const std::string&);
   std::vector<kernel_bench::Result> (*kernel_bench_run)(const kernel_bench::Options&);
   kernel_bench::Environment (*kernel_bench_environment)(int);
   std::string (*pytorch_module)(const exporting::PytorchExport&);

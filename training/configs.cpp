@@ -45,4 +45,9 @@ TrainConfig verify_config(Task task) {
   return config;
 }
 
+std::string slot_device(const std::string& device, uint32_t slot, int cuda_devices) {
+  if (device != "cuda" || cuda_devices <= 0) return device;
+  return "cuda:" + std::to_string(slot % static_cast<uint32_t>(cuda_devices));
+}
+
 }  // namespace asiarch::training

@@ -468,7 +468,8 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     std::vector<float> decays(static_cast<size_t>(out.heads));
     for (size_t i = 0; i < decays.size(); ++i) decays[i] = static_cast<float>(std::log1p(-std::exp2(-5.0 - static_cast<double>(i))));
     const auto table = torch::tensor(decays).view({1, -1, 1});
-    return [table](const Values& a) { return table.expand({a[0].size(0), -1, a[0].size(1)}); };
+    // On the CPU .to() is the table itself; on a GPU, a copy of a few floats.
+    return [table](const Values& a) { return table.to(a[0].device()).expand({a[0].size(0), -1, a[0].size(1)}); };
   }
 
   if (op == "gated_fuse") {

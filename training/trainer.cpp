@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "kernels/optimizer.h"
+#include "training/device.h"
 #include "training/model.h"
 #include "training/tasks.h"
 #include "training/training.h"
@@ -58,7 +59,7 @@ struct Evaluation {
   std::vector<double> group_accuracy;
 };
 
-Evaluation evaluate(model::LanguageModel& net, const TaskData& task, int64_t batch) {
+Evaluation evaluate(model::LanguageModel& net, const TaskData& task, int64_t batch, const torch::Device& device) {
   torch::NoGradGuard no_grad;
   net->eval();
   const auto groups = static_cast<size_t>(task.eval_groups());
@@ -66,10 +67,11 @@ Evaluation evaluate(model::LanguageModel& net, const TaskData& task, int64_t bat
   std::vector<int64_t> correct(groups, 0), counted(groups, 0);
   for (const Batch& b : task.eval_batches(batch)) {
     const auto g = static_cast<size_t>(b.group);
-    const auto logits = net->forward(b.inputs);
-    loss_sum[g] += cross_entropy(logits, b.targets, torch::kSum).item<double>();
-    const auto counts = b.targets.ne(kIgnored);
-    correct[g] += logits.argmax(-1).eq(b.targets).logical_and(counts).sum().item<int64_t>();
+    const auto inputs = b.inputs.to(device), targets = b.targets.to(device);
+    const auto logits = net->forward(inputs);
+    loss_sum[g] += cross_entropy(logits, targets, torch::kSum).item<double>();
+    const auto counts = targets.ne(kIgnored);
+    correct[g] += logits.argmax(-1).eq(targets).logical_and(counts).sum().item<int64_t>();
     counted[g] += counts.sum().item<int64_t>();
   }
   Evaluation result;
@@ -113,6 +115,11 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   };
   using Kind = msg::FailureKind;
   if (std::string problem = invalid_config(config); !problem.empty()) return fail(Kind::MODEL, problem);
+  const DeviceInfo where = device_info(config.device);
+  if (!where.problem.empty()) return fail(Kind::MODEL, "device: " + where.problem);
+  metrics.device_name = where.name;
+  metrics.torch_version = where.torch_version;
+  const torch::Device device = device::resolve(config.device);
   model::set_torch_threads(config.threads);
   torch::manual_seed(config.seed);
 
@@ -133,6 +140,8 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   for (const auto& p : net->parameters()) metrics.params += p.numel();
 
   try {
+    net->to(device);
+    device::reset_peak_memory(device);
     kernels::ClippedAdamW optimizer = make_optimizer(net, config);
     net->train();
     double initial_loss = 0;
@@ -144,7 +153,7 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
       const Batch batch = task->train_batch(step, config.batch);
       tokens += batch.inputs.numel();
       // What is minimised: the cross-entropy and the program's auxiliary losses (penalty), if any.
-      torch::Tensor loss = cross_entropy(net->forward(batch.inputs), batch.targets, torch::kMean);
+      torch::Tensor loss = cross_entropy(net->forward(batch.inputs.to(device)), batch.targets.to(device), torch::kMean);
       if (net->auxiliary_loss().defined()) loss = loss + net->auxiliary_loss();
       const double value = loss.item<double>();
       if (!std::isfinite(value)) return fail(Kind::NUMERICAL, "nan_loss: step " + std::to_string(step + 1), step + 1);
@@ -164,10 +173,10 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
       if (progress) progress(step + 1, config.steps, value);
     }
     const double training_seconds = seconds_since(training_started);
-    metrics.peak_memory_bytes = memory.peak_bytes();
+    metrics.peak_memory_bytes = device.is_cpu() ? memory.peak_bytes() : device::peak_memory(device);
     metrics.tokens_per_second = static_cast<double>(tokens) / training_seconds;
 
-    const Evaluation held_out = evaluate(net, *task, config.batch);
+    const Evaluation held_out = evaluate(net, *task, config.batch, device);
     if (!std::isfinite(held_out.loss)) return fail(Kind::NUMERICAL, "nan_eval: the held-out loss is " + number(held_out.loss));
     metrics.loss = held_out.loss;
     if (config.task == Task::Mqar) {
@@ -238,6 +247,8 @@ ExperimentMetrics run_experiment(const lang::Program& program, const ExperimentC
   }
   stage("lm");
   const TrainMetrics language = train_program(program, lm);
+  metrics.device_name = language.device_name;
+  metrics.torch_version = language.torch_version;
   if (!language.weights_error.empty()) metrics.weights_errors.push_back(language.weights_error);
   if (!language.ok) return finish("lm " + language.failure, language.failure_kind, language.failed_step);
   metrics.loss = language.bits_per_byte;

@@ -66,6 +66,9 @@ struct TrainConfig {
   double grad_clip = 1.0;
   int threads = 1;  // torch intra-op threads: results are bit-identical only at a fixed count
   uint64_t seed = 1;
+  // Where it trains: "cpu", "cuda" (the first GPU) or "cuda:N" (device_info below). Weights are
+  // drawn on the CPU and then moved, so every device starts from the same model.
+  std::string device = "cpu";
   // When set and true, training stops at the next step with ok = false, failure "cancelled".
   const std::atomic<bool>* cancelled = nullptr;
   // When not empty, a run that trained writes the model's parameters there (safetensors, see
@@ -86,12 +89,31 @@ struct TrainMetrics {
   std::vector<double> rung_accuracy;  // MQAR: accuracy at each rung of MqarTask::kv_pairs
   double bits_per_byte = 0;   // LM: held-out bits per byte
   double tokens_per_second = 0;
-  uint64_t peak_memory_bytes = 0;  // peak bytes of tensors alive during training
+  uint64_t peak_memory_bytes = 0;  // peak bytes of tensors alive during training (on CUDA: the CUDA allocator's peak)
   double seconds = 0;
+  std::string device_name;    // where it trained: "cpu" or the GPU's model (DeviceInfo::name)
+  std::string torch_version;  // of the libtorch that trained it
   int64_t steps = 0;          // optimiser steps taken
   int64_t params = 0;         // parameters of the whole model
   std::string weights_error;  // why config.weights_path could not be written; empty when it was (or not asked)
 };
+
+// ---- devices (training/device.cpp) ----
+// What training on a device ("cpu", "cuda", "cuda:N") would run on. CUDA needs an asiarch built
+// against a libtorch with CUDA (README, "Training on GPUs") and a visible GPU.
+struct DeviceInfo {
+  std::string device;         // as asked
+  std::string name;           // "cpu", or the GPU's model, e.g. "NVIDIA H100 80GB HBM3"; empty with a problem
+  std::string torch_version;  // of the libtorch that would train
+  bool cuda_built = false;    // this libtorch has CUDA
+  int cuda_devices = 0;       // GPUs this process sees
+  std::string problem;        // why nothing can train there, and what to do; empty when it can
+};
+DeviceInfo device_info(const std::string& device);
+
+// The device gpu-slot `slot` trains on: "cuda" spreads the slots over the visible GPUs
+// (cuda:(slot mod cuda_devices)); any other device is used as given.
+std::string slot_device(const std::string& device, uint32_t slot, int cuda_devices);
 
 // The vocabulary of the model a config trains: 256 bytes for LM, the MQAR task's vocab.
 int64_t model_vocab(const TrainConfig& config);
@@ -173,6 +195,8 @@ struct ExperimentMetrics {
   double tokens_per_second = 0;  // of the LM run
   uint64_t peak_memory_bytes = 0;
   double seconds = 0;          // the whole experiment
+  std::string device_name;     // as in TrainMetrics, of the runs that trained
+  std::string torch_version;
   std::vector<std::string> weights_errors;  // the runs' TrainMetrics::weights_error, where not empty
 };
 

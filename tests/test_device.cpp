@@ -1,0 +1,100 @@
+// Devices: where training runs. CI has no GPU, so what is tested here is what a CPU machine can
+// show: the CPU is a device like any other, a CUDA request that cannot be met is refused with
+// exit 2 and nothing written, and the slots' spread over GPUs. tools/gpu-check.sh runs the
+// CUDA side on a machine that has one.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "scenario/scenario.h"
+#include "test_helpers.h"
+#include "training/training.h"
+
+using namespace asiarch;
+using namespace asiarch::testing;
+
+namespace {
+
+// Whether this build and machine can train on CUDA; most tests below are about when it cannot.
+bool cuda_trains() { return training::device_info("cuda").problem.empty(); }
+
+}  // namespace
+
+TEST_CASE("device_info names the CPU, and says what is wrong with a device it cannot train on", "[device]") {
+  const training::DeviceInfo cpu = training::device_info("cpu");
+  CHECK(cpu.problem.empty());
+  CHECK(cpu.name == "cpu");
+  CHECK(!cpu.torch_version.empty());
+
+  CHECK_THAT(training::device_info("tpu").problem, Catch::Contains("is not a device"));
+  CHECK_THAT(training::device_info("").problem, Catch::Contains("is not a device"));
+  CHECK_THAT(training::device_info("cpu:1").problem, Catch::Contains("write cpu"));
+
+  const training::DeviceInfo cuda = training::device_info("cuda");
+  if (!cuda.cuda_built) {
+    CHECK_THAT(cuda.problem, Catch::Contains("without CUDA") && Catch::Contains("TORCH_DIR"));
+  } else if (cuda.cuda_devices == 0) {
+    CHECK_THAT(cuda.problem, Catch::Contains("no CUDA GPU is visible"));
+  } else {
+    CHECK(cuda.problem.empty());
+    CHECK(!cuda.name.empty());
+    CHECK_THAT(training::device_info("cuda:" + std::to_string(cuda.cuda_devices)).problem, Catch::Contains("does not exist"));
+  }
+}
+
+TEST_CASE("gpu-slots spread over the visible GPUs", "[device]") {
+  CHECK(training::slot_device("cuda", 0, 2) == "cuda:0");
+  CHECK(training::slot_device("cuda", 5, 2) == "cuda:1");
+  CHECK(training::slot_device("cuda", 3, 1) == "cuda:0");
+  CHECK(training::slot_device("cuda", 3, 0) == "cuda");  // no GPU: training then says so
+  CHECK(training::slot_device("cpu", 7, 4) == "cpu");
+  CHECK(training::slot_device("cuda:1", 0, 4) == "cuda:1");
+}
+
+TEST_CASE("training on a device it cannot use fails with the reason, and on the CPU records where it ran", "[device]") {
+  const lang::Baseline* deltanet = lang::find_baseline("deltanet");
+  const lang::Program program = lang::parse(deltanet->text, deltanet->name);
+  training::TrainConfig config = training::explore_config(training::Task::Mqar);
+  config.steps = 4;
+  config.warmup_steps = 1;
+  config.mqar.test_examples = 8;
+  const training::TrainMetrics on_cpu = training::train_program(program, config);
+  REQUIRE(on_cpu.ok);
+  CHECK(on_cpu.device_name == "cpu");
+  CHECK(!on_cpu.torch_version.empty());
+
+  config.device = "tpu";
+  const training::TrainMetrics nowhere = training::train_program(program, config);
+  CHECK(!nowhere.ok);
+  CHECK(nowhere.failure_kind == msg::FailureKind::MODEL);
+  CHECK_THAT(nowhere.failure, Catch::StartsWith("device: "));
+}
+
+TEST_CASE("[live] device takes cpu or cuda", "[device]") {
+  CHECK(parse_scenario(kTinyLiveScenario, "live.toml").live.device == "cpu");
+  CHECK(parse_scenario(std::string(kTinyLiveScenario) + "device = \"cuda\"\n", "live.toml").live.device == "cuda");
+  CHECK_THROWS_WITH(parse_scenario(std::string(kTinyLiveScenario) + "device = \"gpu\"\n", "live.toml"),
+                    Catch::StartsWith("live.toml:42:") && Catch::Contains("\"cpu\" or \"cuda\""));
+}
+
+TEST_CASE("a CUDA request that cannot be met exits 2 and writes nothing", "[device]") {
+  if (cuda_trains()) return;  // on a GPU machine, tools/gpu-check.sh runs these commands for real
+  const auto weights = fresh_dir("device-weights") / "w.safetensors";
+  const Result train = sh(cli("train deltanet --task mqar --steps 2 --device cuda --save-weights " + weights.string()));
+  CHECK(train.code == 2);
+  CHECK_THAT(train.output, Catch::Contains("device cuda:"));
+  CHECK(!std::filesystem::exists(weights));
+
+  for (const std::string command : {"bench kernels --device cuda", "bench train --device cuda:1",
+                                    "worker --connect 127.0.0.1:9 --secret-file /nonexistent --device cuda"}) {
+    INFO(command);
+    CHECK(sh(cli(command)).code == 2);
+  }
+
+  const auto out = fresh_dir("device-run");
+  const std::string scenario = write_file(fresh_dir("device-run.toml"), std::string(kTinyLiveScenario) + "device = \"cuda\"\n");
+  const Result run = sh(cli("run " + scenario + " --out " + out.string()));
+  CHECK(run.code == 2);
+  CHECK_THAT(run.output, Catch::Contains("[live] device = \"cuda\""));
+  CHECK(!std::filesystem::exists(out));
+}
