@@ -1,7 +1,9 @@
 # Two entry points for a fresh Debian bookworm machine:
 #   make demo   install what is missing, build (Release), run the live quickstart campaign (~10 min)
 #   make test   install what is missing, build (Release), run the test suite through ctest
-# Other targets: build, test-slow (the tests labelled slow), bench, deps, clean.
+# Other targets: build, test-slow (the tests labelled slow), test-cuda (those that need a GPU),
+# bench, deps, clean. TORCH_DIR=DIR builds against the libtorch whose TorchConfig.cmake is in DIR
+# instead of Debian's CPU one (README, "Training on GPUs"); give it a BUILD_DIR of its own.
 
 BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
@@ -10,8 +12,10 @@ DEBIAN_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
   catch2 libcli11-dev libtomlplusplus-dev libmimalloc-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libbenchmark-dev \
   libtorch-dev libopenblas0-openmp zlib1g-dev dict-gcide gnuplot-nox graphviz chromium clang libclang-rt-14-dev python3-torch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+TORCH_DIR ?=
+CMAKE_TORCH := $(if $(TORCH_DIR),-DTorch_DIR=$(TORCH_DIR))
 
-.PHONY: demo test test-slow build deps bench clean
+.PHONY: demo test test-slow test-cuda build deps bench clean
 
 demo: build
 	rm -rf runs/quickstart
@@ -23,6 +27,9 @@ test: build
 
 test-slow: build
 	cd $(BUILD_DIR) && ctest -L slow --output-on-failure
+
+test-cuda: build
+	cd $(BUILD_DIR) && ctest -L cuda --output-on-failure
 
 bench: build
 	$(BUILD_DIR)/tools/asiarch bench sim
@@ -40,9 +47,11 @@ deps:
 	fi
 
 $(BUILD_DIR)/build.ninja: | deps
-	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release
+	cmake -S . -B $(BUILD_DIR) -G Ninja -DCMAKE_BUILD_TYPE=Release $(CMAKE_TORCH)
 
+# A TORCH_DIR given to a configured build directory reconfigures it.
 build: deps $(BUILD_DIR)/build.ninja
+	$(if $(TORCH_DIR),cmake -S . -B $(BUILD_DIR) $(CMAKE_TORCH))
 	cmake --build $(BUILD_DIR) -j $(JOBS)
 
 clean:

@@ -18,10 +18,18 @@ inline std::vector<torch::Tensor> cast(const std::vector<torch::Tensor>& xs, tor
   return out;
 }
 
+// The same tensors on `device`.
+inline std::vector<torch::Tensor> on(const std::vector<torch::Tensor>& xs, const torch::Device& device) {
+  std::vector<torch::Tensor> out;
+  for (const auto& x : xs) out.push_back(x.to(device));
+  return out;
+}
+
+// Compared on the CPU, wherever `a` was computed.
 inline double relative_error(const torch::Tensor& a, const torch::Tensor& b) {
-  const torch::Tensor reference = b.detach().to(torch::kDouble);
+  const torch::Tensor reference = b.detach().to(torch::kCPU, torch::kDouble);
   const double scale = std::max(reference.abs().max().item<double>(), 1e-6);
-  return (a.detach().to(torch::kDouble) - reference).abs().max().item<double>() / scale;
+  return (a.detach().to(torch::kCPU, torch::kDouble) - reference).abs().max().item<double>() / scale;
 }
 
 struct Evaluation {

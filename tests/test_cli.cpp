@@ -83,7 +83,15 @@ TEST_CASE("bench train measures every baseline at both fidelities against softma
     }
   }
   CHECK(r.output.find("\"experiment_seconds_ratio\": ") != std::string::npos);
+  CHECK(r.output.find("\"device\": \"cpu\"") != std::string::npos);
   CHECK(sh(cli("bench train --steps 0")).code == 2);
+
+  // At a scenario's sizes (quickstart's explore trains on 64-byte windows), with short experiments.
+  const Result sized = sh(cli("bench train --scenario " + source("scenarios/quickstart.toml") + " --steps 10 --experiment-steps 10"));
+  INFO(sized.output);
+  REQUIRE(sized.code == 0);
+  CHECK(sized.output.find("explore: 10 LM steps of 8 x 64 bytes") != std::string::npos);
+  CHECK(sh(cli("bench train --scenario /nonexistent.toml")).code == 2);
 }
 
 TEST_CASE("bench kernels measures the fused, chunkwise and op-by-op forms of every kernel", "[cli][bench][slow]") {

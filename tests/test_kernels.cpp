@@ -6,6 +6,7 @@
 #include <catch2/catch.hpp>
 
 #include <ATen/Parallel.h>
+#include <torch/cuda.h>
 
 #include <string>
 #include <vector>
@@ -110,14 +111,15 @@ Evaluation evaluate(const Case& c, Form form, const std::vector<torch::Tensor>& 
   return asiarch::testing::evaluate([&](const std::vector<torch::Tensor>& x) { return run(c, form, x); }, inputs, upstream);
 }
 
-// A form (the fused kernel unless said) in `type` against the float64 reference on the same
-// values: forward and the gradients of every input.
-void check_against_reference(const Case& c, const Sizes& s, torch::ScalarType type, double tolerance, uint64_t seed, Form form = Form::Fused) {
+// A form (the fused kernel unless said) in `type` on `device` against the float64 reference on
+// the CPU, on the same values: forward and the gradients of every input.
+void check_against_reference(const Case& c, const Sizes& s, torch::ScalarType type, double tolerance, uint64_t seed, Form form = Form::Fused,
+                             const torch::Device& device = torch::kCPU) {
   INFO(name_of(c) << (form == Form::Chunkwise ? " (chunkwise)" : "") << " B=" << s.batch << " H=" << s.heads << " T=" << s.steps << " dk=" << s.dk << " dv=" << s.dv << " "
-                  << c10::toString(type));
+                  << c10::toString(type) << " on " << device);
   const auto inputs = cast(make_inputs(c, s, seed), type);
   const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv}, torch::dtype(type));
-  const auto fast = evaluate(c, form, inputs, upstream);
+  const auto fast = evaluate(c, form, on(inputs, device), upstream.to(device));
   const auto reference = evaluate(c, Form::Reference, cast(inputs, torch::kDouble), upstream.to(torch::kDouble));
   require_close(fast, reference, inputs, type, tolerance);
 }
@@ -168,6 +170,25 @@ TEST_CASE("half precision runs the chunkwise forms, computed in float32", "[kern
     REQUIRE(half.scalar_type() == torch::kBFloat16);
     // bfloat16 keeps 8 bits of mantissa: the inputs' rounding alone moves outputs by about 1%.
     REQUIRE(relative_error(half, run(c, Form::Reference, inputs)) < 5e-2);
+  }
+}
+
+// Run by tools/gpu-check.sh (ctest -L cuda); CI has no GPU, so [cuda] tests are not in the default label.
+TEST_CASE("on CUDA every recurrence matches the CPU float64 reference, forward and backward", "[kernels][cuda]") {
+  if (!torch::cuda::is_available()) FAIL("this test needs a libtorch with CUDA and a GPU: see tools/gpu-check.sh");
+  const torch::Device cuda(torch::kCUDA, 0);
+  for (const auto& c : kRecurrences) {
+    for (const int64_t steps : kLengths) {
+      // What kernels:: runs on a GPU (the chunkwise form at its own chunk size), and the chunkwise
+      // form at a chunk shorter than most lengths.
+      check_against_reference(c, {2, 3, steps, 12, 20}, torch::kFloat, 1e-4, 21, Form::Fused, cuda);
+      check_against_reference(c, {2, 2, steps, 12, 20}, torch::kFloat, 1e-4, 22, Form::Chunkwise, cuda);
+      check_against_reference(c, {2, 2, steps, 12, 20}, torch::kDouble, 1e-10, 23, Form::Chunkwise, cuda);
+    }
+  }
+  for (const int64_t window : {int64_t{1}, int64_t{5}, int64_t{200}}) {
+    check_against_reference({Kernel::Swa, window}, {2, 2, 100, 12, 20}, torch::kFloat, 1e-4, 24, Form::Fused, cuda);
+    check_against_reference({Kernel::Swa, window}, {2, 2, 37, 12, 20}, torch::kDouble, 1e-10, 25, Form::Chunkwise, cuda);
   }
 }
 

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <map>
 
+#include "actors/gpu_slot.h"
 #include "campaign/campaign.h"
 #include "kernels/kernel_bench.h"
 #include "tools/commands.h"
@@ -212,6 +213,8 @@ struct TrainBenchArgs {
   int threads = 1;
   int steps = 100;
   std::string device = "cpu";
+  std::string scenario;  // sizes from this live scenario's fidelities instead of the defaults
+  std::optional<int> experiment_steps;  // of the explore experiment's two runs; default: the fidelity's
   bool json = false;
 };
 
@@ -221,6 +224,22 @@ struct TrainBenchArgs {
 // Everything is measured in the same run.
 int bench_train(const TrainBenchArgs& args) {
   if (!device_ready(args.device)) return 2;
+  // The experiment at each fidelity: the defaults, or a scenario's sizes (its seed, job 0).
+  std::function<training::ExperimentConfig(msg::Fidelity)> experiment_at = [](msg::Fidelity fidelity) {
+    training::ExperimentConfig experiment;
+    if (fidelity == msg::Fidelity::VERIFY) {
+      experiment.lm = training::verify_config(training::Task::Lm);
+      experiment.mqar = training::verify_config(training::Task::Mqar);
+    }
+    return experiment;
+  };
+  if (!args.scenario.empty()) {
+    const std::optional<Scenario> scenario = load_scenario_or_report(args.scenario);
+    if (!scenario) return 2;
+    experiment_at = [settings = LiveJobSettings::of(*scenario), seed = scenario->seed](msg::Fidelity fidelity) {
+      return live_experiment_config(settings, seed, fidelity, 0);
+    };
+  }
   struct Throughput {
     std::string fidelity, program;
     double tokens_per_second, ratio;
@@ -231,7 +250,7 @@ int bench_train(const TrainBenchArgs& args) {
     return 1;
   };
   for (const bool verify : {false, true}) {
-    training::TrainConfig config = verify ? training::verify_config(training::Task::Lm) : training::explore_config(training::Task::Lm);
+    training::TrainConfig config = experiment_at(verify ? msg::Fidelity::VERIFY : msg::Fidelity::EXPLORE).lm;
     set_steps(config, args.steps);
     config.threads = args.threads;
     config.device = args.device;
@@ -253,9 +272,13 @@ int bench_train(const TrainBenchArgs& args) {
   spdlog::info("an explore experiment of deltanet, then softmax attention's two training runs");
   auto program = [](const char* name) { return lang::parse(lang::find_baseline(name)->text, name); };
   const lang::Program deltanet = program("deltanet"), softmax = program("softmax_attention");
-  training::ExperimentConfig experiment;
-  experiment.measure.threads = experiment.lm.threads = experiment.mqar.threads = args.threads;
-  experiment.lm.device = experiment.mqar.device = args.device;
+  training::ExperimentConfig experiment = experiment_at(msg::Fidelity::EXPLORE);
+  experiment.measure.threads = args.threads;
+  for (training::TrainConfig* config : {&experiment.lm, &experiment.mqar}) {
+    if (args.experiment_steps) set_steps(*config, *args.experiment_steps);
+    config->threads = args.threads;
+    config->device = args.device;
+  }
   const training::ExperimentMetrics run = training::run_experiment(deltanet, experiment);
   if (!run.ok) return fail("deltanet experiment", run.failure);
   const training::TrainMetrics reference_lm = training::train_program(softmax, experiment.lm);
@@ -276,8 +299,8 @@ int bench_train(const TrainBenchArgs& args) {
     return 0;
   }
   const kernel_bench::Environment env = kernel_bench::environment(args.threads);
-  std::printf("threads: %d, BLAS: %s, CPU: %s, device: %s; %d LM steps per run, 128-byte sequences\n", env.threads, env.blas.c_str(),
-              env.cpu.c_str(), device_name(args.device).c_str(), args.steps);
+  std::printf("threads: %d, BLAS: %s, CPU: %s, device: %s; %d LM steps per run%s\n", env.threads, env.blas.c_str(), env.cpu.c_str(),
+              device_name(args.device).c_str(), args.steps, args.scenario.empty() ? "" : (", sizes of " + args.scenario).c_str());
   std::printf("%-9s %-22s %14s %11s\n", "fidelity", "training", "tokens/s", "vs softmax");
   for (const auto& row : rows) {
     std::printf("%-9s %-22s %14s %10.2fx\n", row.fidelity.c_str(), (row.program + (row.program == "softmax_attention" ? " (ref)" : "")).c_str(),
@@ -383,6 +406,10 @@ void add_bench_commands(CLI::App& app, int& exit_code) {
   train->add_option("--steps", train_args->steps, "LM steps per throughput run")->check(CLI::Range(10, 100000))->capture_default_str();
   train->add_option("--threads", train_args->threads, "Torch intra-op threads")->check(CLI::Range(1, kMaxTorchThreads))->capture_default_str();
   add_device_option(train, train_args->device);
+  train->add_option("--scenario", train_args->scenario,
+                    "Train at the sizes of this live scenario's fidelities (e.g. scenarios/gpu.toml) instead of the defaults; --steps still applies");
+  train->add_option("--experiment-steps", train_args->experiment_steps, "Steps of the explore experiment's LM and MQAR runs (default: the fidelity's)")
+      ->check(CLI::Range(10, 100000));
   train->callback([train_args, &exit_code] { exit_code = bench_train(*train_args); });
 
   auto search_args = std::make_shared<SearchBenchArgs>();
