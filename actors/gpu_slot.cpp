@@ -132,6 +132,7 @@ training::ExperimentConfig live_experiment_config(const LiveJobSettings& setting
     if (spec.batch > 0) train->batch = spec.batch;
     if (spec.lr > 0) train->lr = spec.lr;
     train->threads = settings.live.threads;
+    train->dtype = settings.live.dtype;
     train->seed = job_seeds.next();
   }
   config.measure.d_model = spec.d_model;

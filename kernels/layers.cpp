@@ -31,6 +31,10 @@ bool fused_kernels_take(const torch::Tensor& a, const torch::Tensor& parameter) 
   return cpu::supports(a) && cpu::supports(parameter) && a.scalar_type() == parameter.scalar_type();
 }
 
+// Reduced precision (bfloat16, float16) is normalised in float32, and returned in its own dtype:
+// a mean of squares kept in 8 bits of mantissa loses the small terms.
+bool reduced_precision(const torch::Tensor& a) { return a.scalar_type() == torch::kBFloat16 || a.scalar_type() == torch::kHalf; }
+
 int64_t row_blocks(int64_t rows) { return (rows + kRowsPerBlock - 1) / kRowsPerBlock; }
 
 // partial [S, ...] contiguous summed over its first dimension, S = 0, 1, ... in that order.
@@ -269,12 +273,14 @@ torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, 
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {
   TORCH_CHECK(a.dim() >= 1 && gain.dim() == 1 && gain.size(0) == a.size(-1), "rms_norm: gain must be [", a.size(-1), "], got ",
               gain.sizes());
+  if (reduced_precision(a)) return rms_norm(a.to(torch::kFloat), gain.to(torch::kFloat), epsilon).to(a.scalar_type());
   if (!fused_kernels_take(a, gain) || a.numel() == 0) return reference::rms_norm(a, gain, epsilon);
   return RmsNormFunction::apply(a, gain, epsilon);
 }
 
 torch::Tensor l2_norm(const torch::Tensor& a, double epsilon) {
   TORCH_CHECK(a.dim() >= 1, "l2_norm: a must have a last dimension");
+  if (reduced_precision(a)) return l2_norm(a.to(torch::kFloat), epsilon).to(a.scalar_type());
   if (!fused_kernels_take(a, a) || a.numel() == 0) return reference::l2_norm(a, epsilon);
   const int64_t width = a.size(-1);
   const auto gain = torch::full({width}, 1.0 / std::sqrt(static_cast<double>(width)), a.options());

@@ -377,6 +377,8 @@ void read_live(const toml::table& t, LiveSection& live, const std::string& file)
   r.number<int64_t>("measure_context", live.measure_context, 16, 1 << 20, "256");
   r.choice<std::string>("device", live.device, {{"cpu", "cpu"}, {"cuda", "cuda"}}, "device asiarch trains on",
                         "\"cpu\" or \"cuda\" (the gpu-slots spread over the GPUs this process sees)");
+  r.choice<std::string>("dtype", live.dtype, {{"float32", "float32"}, {"bfloat16", "bfloat16"}}, "training precision",
+                        "\"float32\" or \"bfloat16\" (matrix products in bfloat16; weights, states, norms and loss in float32)");
   r.reject_unknown_keys();
 }
 

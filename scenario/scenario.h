@@ -171,6 +171,7 @@ struct LiveSection {
   int threads = 1;               // torch threads of each gpu-slot
   int64_t measure_context = 256; // T of the measured checks (the complexity check also runs 4T)
   std::string device = "cpu";    // "cuda": gpu-slot i trains on cuda:(i mod the GPUs visible)
+  std::string dtype = "float32"; // "bfloat16": mixed precision (training::TrainConfig::dtype)
   bool operator==(const LiveSection&) const = default;
 };
 

@@ -4,6 +4,7 @@
 // CUDA side on a machine that has one.
 #include <catch2/catch.hpp>
 
+#include <cmath>
 #include <filesystem>
 
 #include "scenario/scenario.h"
@@ -68,6 +69,32 @@ TEST_CASE("training on a device it cannot use fails with the reason, and on the 
   CHECK(!nowhere.ok);
   CHECK(nowhere.failure_kind == msg::FailureKind::MODEL);
   CHECK_THAT(nowhere.failure, Catch::StartsWith("device: "));
+}
+
+TEST_CASE("bfloat16 mixed precision trains, bit-identically run to run, on the CPU too", "[device]") {
+  const lang::Baseline* deltanet = lang::find_baseline("deltanet");
+  const lang::Program program = lang::parse(deltanet->text, deltanet->name);
+  training::TrainConfig config = training::explore_config(training::Task::Lm);
+  config.steps = 12;
+  config.warmup_steps = 2;
+  config.lm.eval_bytes = 4096;
+  const training::TrainMetrics full = training::train_program(program, config);
+  config.dtype = "bfloat16";
+  const training::TrainMetrics mixed = training::train_program(program, config), again = training::train_program(program, config);
+  REQUIRE(full.ok);
+  REQUIRE(mixed.ok);
+  CHECK(mixed.loss == again.loss);  // bit for bit
+  CHECK(mixed.loss != full.loss);   // the products did run in bfloat16
+  CHECK(std::abs(mixed.loss - full.loss) < 0.05 * full.loss);
+  config.dtype = "float16";
+  CHECK_THAT(training::train_program(program, config).failure, Catch::Contains("neither float32 nor bfloat16"));
+}
+
+TEST_CASE("[live] dtype takes float32 or bfloat16", "[device]") {
+  CHECK(parse_scenario(kTinyLiveScenario, "live.toml").live.dtype == "float32");
+  CHECK(parse_scenario(std::string(kTinyLiveScenario) + "dtype = \"bfloat16\"\n", "live.toml").live.dtype == "bfloat16");
+  CHECK_THROWS_WITH(parse_scenario(std::string(kTinyLiveScenario) + "dtype = \"fp8\"\n", "live.toml"),
+                    Catch::StartsWith("live.toml:42:") && Catch::Contains("\"float32\" or \"bfloat16\""));
 }
 
 TEST_CASE("[live] device takes cpu or cuda", "[device]") {

@@ -150,3 +150,16 @@ TEST_CASE("fused layers reject mismatched shapes", "[kernels][layers]") {
   REQUIRE_THROWS(kernels::depthwise_conv(torch::randn({5, 4}), torch::randn({4, 4}), 3, 0));
   REQUIRE_THROWS(kernels::rms_norm(a, torch::ones({5}), kEpsilon));
 }
+
+TEST_CASE("norms of bfloat16 inputs are computed in float32 and returned in bfloat16", "[kernels][layers]") {
+  torch::manual_seed(31);
+  // Rows whose squares span many magnitudes, where a bfloat16 sum would lose the small ones.
+  const auto a = (torch::randn({4, 7, 96}) * torch::logspace(-3, 3, 96)).to(torch::kBFloat16);
+  const auto gain = torch::rand({96}) + 0.5;
+  const auto rms = kernels::rms_norm(a, gain, 1e-6);
+  REQUIRE(rms.scalar_type() == torch::kBFloat16);
+  REQUIRE(torch::equal(rms, kernels::rms_norm(a.to(torch::kFloat), gain, 1e-6).to(torch::kBFloat16)));
+  const auto l2 = kernels::l2_norm(a, 1e-6);
+  REQUIRE(l2.scalar_type() == torch::kBFloat16);
+  REQUIRE(torch::equal(l2, kernels::l2_norm(a.to(torch::kFloat), 1e-6).to(torch::kBFloat16)));
+}

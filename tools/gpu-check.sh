@@ -5,7 +5,8 @@
 #   1. the kernel parity tests on CUDA against CPU float64 references (ctest label cuda);
 #   2. asiarch bench kernels --device cuda (fused column = chunkwise form, against op by op);
 #   3. asiarch bench train --device cuda at scenarios/gpu.toml's sizes;
-#   4. a three-experiment live campaign with device = "cuda", then replay and check.
+#   4. DeltaNet's LM in float32 and in bfloat16 on the GPU, each run twice: bit-identical runs;
+#   5. a three-experiment live campaign with device = "cuda", then replay and check.
 # It prints one summary line per check (PASS or FAIL, with the figure), keeps every log in the
 # output folder, and exits 0 only when every check passed.
 #
@@ -159,7 +160,25 @@ else
   report train FAIL "see $OUT/train.log: $(tail -1 "$OUT/train.log" | cut -c1-300)"
 fi
 
-# ---- 4. a live campaign on the GPU, replayed and checked ----
+# ---- 4. the same seed twice gives the same bits on the GPU, in float32 and in bfloat16 ----
+precision_line=""
+precision_ok=1
+for dtype in float32 bfloat16; do
+  for round in 1 2; do
+    "$ASIARCH" train deltanet --task lm --steps 100 --device cuda --dtype "$dtype" --corpus "$CORPUS" --json \
+      >"$OUT/train-$dtype-$round.json" 2>>"$OUT/precision.log" || precision_ok=0
+  done
+  read -r same tps loss <<<"$(python3 -c '
+import json, sys
+a, b = (json.loads(open(f).read().strip().splitlines()[-1]) for f in sys.argv[1:])
+print(a["loss"] == b["loss"] and a["status"] == "ok", round(a["tokens_per_second"]), a["bits_per_byte"])' \
+    "$OUT/train-$dtype-1.json" "$OUT/train-$dtype-2.json" 2>>"$OUT/precision.log")"
+  [ "$same" = True ] || precision_ok=0
+  precision_line+="$dtype ${tps:-?} tokens/s, ${loss:-?} bits per byte, runs identical: ${same:-?}; "
+done
+if [ "$precision_ok" = 1 ]; then report precision PASS "$precision_line"; else report precision FAIL "$precision_line(see $OUT/precision.log)"; fi
+
+# ---- 5. a live campaign on the GPU, replayed and checked ----
 campaign_scenario="$OUT/gpu-smoke.toml"
 # quickstart's campaign, three experiments, on the GPU.
 sed -e 's/^name = "quickstart"/name = "gpu-smoke"/' -e 's/^max_experiments = .*/max_experiments = 3/' \

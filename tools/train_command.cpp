@@ -21,6 +21,7 @@ struct TrainArgs {
   std::string corpus;
   std::string save_weights;
   std::string device = "cpu";
+  std::string dtype = "float32";
   bool json = false;
 };
 
@@ -33,7 +34,7 @@ void print_json(const TrainArgs& args, const lang::Program& program, const train
             << ", \"tokens_per_second\": " << json_number(m.tokens_per_second) << ", \"peak_memory_bytes\": " << m.peak_memory_bytes
             << ", \"seconds\": " << json_number(m.seconds) << ", \"steps\": " << m.steps << ", \"params\": " << m.params
             << ", \"seed\": " << config.seed << ", \"threads\": " << config.threads << ", \"device\": " << json_string(m.device_name)
-            << ", \"torch_version\": " << json_string(m.torch_version) << "}" << std::endl;
+            << ", \"torch_version\": " << json_string(m.torch_version) << ", \"dtype\": " << json_string(config.dtype) << "}" << std::endl;
 }
 
 void print_text(const training::TrainConfig& config, const training::TrainMetrics& m) {
@@ -60,6 +61,7 @@ int train(const TrainArgs& args) {
   if (!args.corpus.empty()) config.lm.corpus = args.corpus;
   config.weights_path = args.save_weights;
   config.device = args.device;
+  config.dtype = args.dtype;
   if (!device_ready(config.device)) return 2;
   lang::Program program;
   try {
@@ -80,9 +82,9 @@ int train(const TrainArgs& args) {
               << std::endl;
     return 2;
   }
-  spdlog::info("training {} on {} at D={}, {} layers, {} steps of {} sequences, seed {}, {} thread(s), on {}", program.name,
+  spdlog::info("training {} on {} at D={}, {} layers, {} steps of {} sequences, seed {}, {} thread(s), {} on {}", program.name,
                config.task == training::Task::Mqar ? "MQAR" : "byte-level LM", config.d_model, config.layers, config.steps, config.batch,
-               config.seed, config.threads, config.device);
+               config.seed, config.threads, config.dtype, config.device);
   const int64_t every = std::max<int64_t>(1, config.steps / 10);
   const training::TrainMetrics metrics = training::train_program(program, config, [every](int64_t step, int64_t steps, double loss) {
     if (step % every == 0 || step == steps) spdlog::info("step {}/{} loss {:.4f}", step, steps, loss);
@@ -117,6 +119,9 @@ void add_train_commands(CLI::App& app, int& exit_code) {
   cmd->add_option("--save-weights", args->save_weights,
                   "Write the trained model's parameters to FILE (safetensors); `asiarch export FILE -o model.py` exports the model with them");
   add_device_option(cmd, args->device);
+  cmd->add_option("--dtype", args->dtype, "float32, or bfloat16: mixed precision (matrix products in bfloat16; weights, states, norms and loss in float32)")
+      ->check(CLI::IsMember({"float32", "bfloat16"}))
+      ->capture_default_str();
   cmd->add_flag("--json", args->json, "End with one JSON line: status, failure, loss, accuracy or bits_per_byte, tokens_per_second, ..., device, torch_version");
   cmd->callback([args, &exit_code] { exit_code = train(*args); });
 }

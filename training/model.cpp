@@ -10,6 +10,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 
 #include "common/rng.h"
 #include "lang/program_analysis.h"
@@ -62,27 +63,49 @@ struct CountedBlock {
   std::shared_ptr<MemoryScope::Counter> counter;
 };
 
-void release_counted(void* context) {
-  auto* block = static_cast<CountedBlock*>(context);
-  block->counter->remove(block->bytes);
-  delete block;
+// Counted blocks by data pointer. A block's context is its data pointer, as c10's raw interface
+// requires (Allocator::raw_allocate, which oneDNN's bfloat16 kernels use); the bookkeeping lives
+// here instead.
+std::mutex counted_mutex;
+std::unordered_map<void*, CountedBlock> counted_blocks;
+c10::DeleterFnPtr inner_raw_deleter = nullptr;
+
+void release_counted(void* pointer) {
+  std::unique_lock lock(counted_mutex);
+  auto block = counted_blocks.find(pointer);
+  if (block == counted_blocks.end()) {
+    // Allocated outside any scope: the inner allocator's own block.
+    lock.unlock();
+    inner_raw_deleter(pointer);
+    return;
+  }
+  block->second.counter->remove(block->second.bytes);
+  c10::DataPtr inner = std::move(block->second.inner);
+  counted_blocks.erase(block);
+  lock.unlock();  // the inner block is freed after the lock
 }
 
-// Wraps c10's CPU allocator. It offers no raw interface (raw_deleter() is null): a counted
-// block's context is not its data pointer.
+// Wraps c10's CPU allocator, whose blocks have their data pointer as context and free_cpu as
+// raw deleter; counted blocks keep both, so the raw interface works on either.
 class CountingAllocator final : public c10::Allocator {
  public:
   explicit CountingAllocator(c10::Allocator* inner) : inner_(inner) {}
 
   c10::DataPtr allocate(size_t bytes) const override {
     c10::DataPtr data = inner_->allocate(bytes);
-    if (!current_counter) return data;
+    if (!current_counter || data.get() == nullptr) return data;
     const auto size = static_cast<int64_t>(bytes);
     current_counter->add(size);
     void* pointer = data.get();
     const c10::Device device = data.device();
-    return {pointer, new CountedBlock{std::move(data), size, current_counter}, &release_counted, device};
+    {
+      std::lock_guard lock(counted_mutex);
+      counted_blocks.emplace(pointer, CountedBlock{std::move(data), size, current_counter});
+    }
+    return {pointer, pointer, &release_counted, device};
   }
+
+  c10::DeleterFnPtr raw_deleter() const override { return &release_counted; }
 
  private:
   c10::Allocator* inner_;
@@ -91,7 +114,10 @@ class CountingAllocator final : public c10::Allocator {
 void install_counting_allocator() {
   static std::once_flag installed;
   std::call_once(installed, [] {
-    static CountingAllocator counting(c10::GetCPUAllocator());
+    c10::Allocator* inner = c10::GetCPUAllocator();
+    inner_raw_deleter = inner->raw_deleter();
+    TORCH_CHECK(inner_raw_deleter != nullptr, "the CPU allocator offers no raw deleter to count memory with");
+    static CountingAllocator counting(inner);
     c10::SetCPUAllocator(&counting, /*priority=*/100);
   });
 }
@@ -302,6 +328,13 @@ std::vector<bool> decay_paths(const lang::detail::CheckedProgram& checked) {
   return on_path;
 }
 
+// A linear map; with `bfloat16`, its matrix product runs in bfloat16 and returns bfloat16. The
+// weight stays float32 (autograd casts its gradient back), so the optimiser updates full precision.
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, bool bfloat16) {
+  if (!bfloat16) return torch::linear(x, weight);
+  return torch::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
+}
+
 // How a statement's parameters start, beyond its operator.
 struct InitRole {
   bool on_decay_path = false;    // see decay_paths()
@@ -309,7 +342,8 @@ struct InitRole {
 };
 
 // The operation of one checked statement; its parameters are registered on `params`' owner.
-Operation build_operation(const lang::detail::CheckedStatement& s, const InitRole& role, const std::function<ParameterMaker&()>& params) {
+Operation build_operation(const lang::detail::CheckedStatement& s, const InitRole& role, const std::function<ParameterMaker&()>& params,
+                          bool bfloat16_matmuls) {
   const std::string& op = s.rules->name;
   const lang::OpClass op_class = s.rules->op_class;
   const std::vector<Type>& in = s.operands.args;
@@ -318,7 +352,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
 
   if (op == "linear") {
     torch::Tensor weight = params().projection("weight", out.dim, in[0].dim, role.zero_projection);
-    return [weight](const Values& a) { return torch::linear(a[0], weight); };
+    return [weight, bfloat16_matmuls](const Values& a) { return project(a[0], weight, bfloat16_matmuls); };
   }
   if (op == "split_heads") {
     const int64_t heads = out.heads, width = out.dim;
@@ -534,7 +568,8 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
 
 }  // namespace
 
-MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t seed, const std::string& prefix, bool zero_output) {
+MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t seed, const std::string& prefix, bool zero_output,
+                     bool bfloat16_matmuls) {
   // The context length only matters for cost figures, not for types.
   const lang::detail::CheckedProgram checked = lang::detail::check_program(program, lang::ModelShape{d_model, 1}, program.name);
   const std::vector<bool> decay = decay_paths(checked);
@@ -550,7 +585,7 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
     auto node = std::make_shared<Node>();
     for (int arg : checked.graph.args[i]) node->args.push_back(arg < 0 ? arg : node_of[static_cast<size_t>(arg)]);
     const InitRole role{decay[i], zero_output && static_cast<int>(i) == checked.graph.result};
-    node->run = build_operation(checked.statements[i], role, params);
+    node->run = build_operation(checked.statements[i], role, params, bfloat16_matmuls);
     if (checked.statements[i].rules->op_class == lang::OpClass::Auxiliary) node->penalty_weight = checked.statements[i].operands.real("weight");
     node_of[i] = static_cast<int>(nodes_.size());
     nodes_.push_back(std::move(node));
@@ -603,7 +638,8 @@ struct LanguageModelImpl::Block : torch::nn::Module {
     ParameterMaker params(*this, name, config.seed);
     const int64_t d = config.d_model, hidden = mlp_hidden_width(d);
     mixer_gain = params.ones("mixer_gain", {d});
-    mixer = register_module("mixer", Mixer(program, d, config.seed, name + ".mixer", config.zero_residual_projections));
+    mixer = register_module("mixer", Mixer(program, d, config.seed, name + ".mixer", config.zero_residual_projections, config.bfloat16_matmuls));
+    bfloat16 = config.bfloat16_matmuls;
     mlp_gain = params.ones("mlp_gain", {d});
     mlp_gate = params.projection("mlp_gate", hidden, d);
     mlp_up = params.projection("mlp_up", hidden, d);
@@ -613,10 +649,11 @@ struct LanguageModelImpl::Block : torch::nn::Module {
   torch::Tensor forward(torch::Tensor h) {
     h = h + mixer(rms_norm(h, mixer_gain));
     const auto normed = rms_norm(h, mlp_gain);
-    return h + torch::linear(torch::silu(torch::linear(normed, mlp_gate)) * torch::linear(normed, mlp_up), mlp_down);
+    return h + project(torch::silu(project(normed, mlp_gate, bfloat16)) * project(normed, mlp_up, bfloat16), mlp_down, bfloat16);
   }
 
   torch::Tensor mixer_gain, mlp_gain, mlp_gate, mlp_up, mlp_down;
+  bool bfloat16 = false;
   Mixer mixer{nullptr};
 };
 

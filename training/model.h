@@ -48,7 +48,9 @@ class MemoryScope {
 // `zero_output`, a returned linear starts at zero (see ModelConfig).
 class MixerImpl : public torch::nn::Module {
  public:
-  MixerImpl(const lang::Program& program, int64_t d_model, uint64_t seed, const std::string& prefix, bool zero_output = false);
+  // With `bfloat16_matmuls`, its linear maps multiply in bfloat16 (ModelConfig).
+  MixerImpl(const lang::Program& program, int64_t d_model, uint64_t seed, const std::string& prefix, bool zero_output = false,
+            bool bfloat16_matmuls = false);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] -> [B, T, D]
   // The sum of the program's penalty terms in the last forward (undefined without any).
   const torch::Tensor& auxiliary_loss() const { return auxiliary_loss_; }
@@ -69,6 +71,10 @@ struct ModelConfig {
   // The projections that end residual branches start at zero (for training); false: random
   // like the others (for probes, which must see the mixer's output).
   bool zero_residual_projections = true;
+  // Mixed precision (TrainConfig::dtype "bfloat16"): the blocks' linear maps multiply in
+  // bfloat16, while the weights, the embedding and tied head, the residual stream, the norms, the
+  // recurrent states and the loss stay in float32.
+  bool bfloat16_matmuls = false;
 };
 
 // SwiGLU's hidden width: about 8/3 D (Shazeer, 2020, arXiv:2002.05202), a multiple of 8.

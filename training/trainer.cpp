@@ -50,6 +50,7 @@ std::string invalid_config(const TrainConfig& c) {
     return "config: steps, batch, layers, d_model and threads must be positive, warmup_steps not negative";
   }
   if (!(c.lr > 0) || !std::isfinite(c.lr) || !(c.grad_clip > 0)) return "config: lr and grad_clip must be positive";
+  if (c.dtype != "float32" && c.dtype != "bfloat16") return "config: dtype \"" + c.dtype + "\" is neither float32 nor bfloat16";
   return "";
 }
 
@@ -133,7 +134,9 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
   model::MemoryScope memory;
   model::LanguageModel net{nullptr};
   try {
-    net = model::LanguageModel(program, model::ModelConfig{task->vocab(), config.d_model, config.layers, config.seed});
+    model::ModelConfig shape{task->vocab(), config.d_model, config.layers, config.seed};
+    shape.bfloat16_matmuls = config.dtype == "bfloat16";
+    net = model::LanguageModel(program, shape);
   } catch (const std::exception& e) {
     return fail(Kind::MODEL, std::string("model: ") + model::error_text(e));
   }

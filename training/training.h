@@ -69,6 +69,9 @@ struct TrainConfig {
   // Where it trains: "cpu", "cuda" (the first GPU) or "cuda:N" (device_info below). Weights are
   // drawn on the CPU and then moved, so every device starts from the same model.
   std::string device = "cpu";
+  // "float32", or "bfloat16": mixed precision, the blocks' matrix products in bfloat16 and the
+  // weights, recurrent states, norms and loss in float32 (for GPUs; on a CPU it is slower).
+  std::string dtype = "float32";
   // When set and true, training stops at the next step with ok = false, failure "cancelled".
   const std::atomic<bool>* cancelled = nullptr;
   // When not empty, a run that trained writes the model's parameters there (safetensors, see
