@@ -43,6 +43,17 @@ void require_device(const Scenario& scenario, const std::optional<ListenOptions>
   }
 }
 
+// gpu_slots = 0: one slot per GPU this process sees. The start event records the count, and
+// read_recorded_run takes it from there for replay and resume.
+Scenario with_slot_count(Scenario scenario, const std::optional<ListenOptions>& listen) {
+  if (scenario.campaign.gpu_slots != 0) return scenario;
+  if (listen) {
+    throw std::invalid_argument(scenario.file + ": gpu_slots = 0 counts this machine's GPUs, but remote workers train this campaign: set gpu_slots to their slots");
+  }
+  scenario.campaign.gpu_slots = static_cast<uint32_t>(training::device_info(scenario.live.device).cuda_devices);
+  return scenario;
+}
+
 // A campaign that asks a language model asks it over HTTP ([llm]); a replay passes no client.
 LlmClient llm_client(const Scenario& scenario) { return scenario.uses_llm() ? http_llm_client(scenario.llm) : LlmClient{}; }
 
@@ -219,6 +230,7 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
     throw std::invalid_argument("the scenario differs from its own text; edit the text and parse it again (the run records the text)");
   }
   require_device(scenario, listen);
+  const Scenario resolved = with_slot_count(scenario, listen);
   std::error_code error;
   std::filesystem::create_directories(out, error);
   if (error || !std::filesystem::is_directory(out)) {
@@ -227,7 +239,7 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   }
   const auto lock = storage::RunLock::acquire(out);
   // Listening (when it does) fails on a taken port before the store is created.
-  const LiveTrainer trainer = live_trainer(scenario, seed, out, listen);
+  const LiveTrainer trainer = live_trainer(resolved, seed, out, listen);
   auto store = storage::RunStore::create(out);
   {
     std::ofstream copy(out / "scenario.toml", std::ios::binary);
@@ -237,7 +249,7 @@ CampaignSummary run_campaign(const Scenario& scenario, uint64_t seed, const std:
   std::filesystem::create_directories(out / "report");
   RunRecorder recorder(*store, scenario.faults, seed);
   return recorder.with_log_write_failures(
-      run_loop(scenario, seed, run_header_bytes(scenario, seed), recorder, progress, trainer, llm_client(scenario)));
+      run_loop(resolved, seed, run_header_bytes(scenario, seed), recorder, progress, trainer, llm_client(scenario)));
 }
 
 CampaignSummary resume_campaign(const std::filesystem::path& dir, const ProgressFn& progress, const std::optional<ListenOptions>& listen) {
@@ -260,10 +272,11 @@ CampaignSummary resume_campaign(const std::filesystem::path& dir, const Progress
     return read_summary(dir);
   }
   require_device(run.scenario, listen);
+  const Scenario resolved = with_slot_count(run.scenario, listen);  // a run killed before its start event
   RunRecorder recorder(*store, run.scenario.faults, run.seed);
-  const LiveTrainer trainer = live_trainer(run.scenario, run.seed, dir, listen);
+  const LiveTrainer trainer = live_trainer(resolved, run.seed, dir, listen);
   return recorder.with_log_write_failures(
-      run_loop(run.scenario, run.seed, run.header_bytes, recorder, progress, trainer, llm_client(run.scenario)));
+      run_loop(resolved, run.seed, run.header_bytes, recorder, progress, trainer, llm_client(run.scenario)));
 }
 
 namespace {

@@ -27,10 +27,16 @@ RecordedRun read_recorded_run(const storage::RunStore& store) {
   try {
     msg::CanonicalView<msg::RunHeader> view(*header_bytes);
     auto header = view.root();
-    const auto scenario = header.getScenario();
-    return RecordedRun{*header_bytes,
-                       parse_scenario(std::string(reinterpret_cast<const char*>(scenario.begin()), scenario.size()), header.getScenarioFile().cStr()),
-                       header.getSeed(), std::string(header.getVersion().cStr()) + ", " + header.getBuildFlags().cStr()};
+    const auto text = header.getScenario();
+    Scenario scenario = parse_scenario(std::string(reinterpret_cast<const char*>(text.begin()), text.size()), header.getScenarioFile().cStr());
+    if (scenario.campaign.gpu_slots == 0) {
+      if (const auto first = store.event(1)) {
+        msg::CanonicalView<msg::Event> start(*first);
+        if (start.root().getPayload().isStart()) scenario.campaign.gpu_slots = start.root().getPayload().getStart().getGpuSlots();
+      }
+    }
+    return RecordedRun{*header_bytes, std::move(scenario), header.getSeed(),
+                       std::string(header.getVersion().cStr()) + ", " + header.getBuildFlags().cStr()};
   } catch (const kj::Exception& e) {
     throw storage::StorageError(store.dir().string() + ": the run header (meta \"header\") is damaged: " + e.getDescription().cStr() +
                                 "; the campaign cannot be recomputed from it");

@@ -15,7 +15,9 @@ std::string run_header_bytes(const Scenario& scenario, uint64_t seed);
 
 struct RecordedRun {
   std::string header_bytes;  // canonical RunHeader
-  Scenario scenario;         // parsed from the header's copy of the scenario
+  // Parsed from the header's copy of the scenario; gpu_slots = 0 (one per GPU) is replaced by the
+  // count the run's start event recorded, when it has one.
+  Scenario scenario;
   uint64_t seed = 0;
   std::string build;         // "version, build flags" of the binary that recorded it
 };

@@ -217,7 +217,7 @@ void read_campaign(const toml::table& t, CampaignSection& campaign, const std::s
   TableReader r(t, "campaign", file);
   r.number<uint64_t>("max_experiments", campaign.max_experiments, 1, 100000000, "100");
   r.number<double>("max_gpu_hours", campaign.max_gpu_hours, 0.0, kHuge, "20000.0");
-  r.number<uint32_t>("gpu_slots", campaign.gpu_slots, 1, 100000, "4");
+  r.number<uint32_t>("gpu_slots", campaign.gpu_slots, 0, 100000, "4");
   r.text_list("start", campaign.start, "[\"deltanet\", \"gated_deltanet\"]");
   r.text("reference", campaign.reference, "\"deltanet\"");
   r.number<uint32_t>("pool_size", campaign.pool_size, 1, 100000, "50");
@@ -493,6 +493,10 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   if (const toml::table* t = top.subtable("engineer")) read_engineer(*t, s.engineer, file);
   if (const toml::table* t = top.subtable("analyst")) read_analyst(*t, s.analyst, file);
   if (const toml::table* t = top.subtable("faults")) read_faults(*t, s.faults, file);
+  if (s.campaign.gpu_slots == 0 && (s.mode != Mode::Live || s.live.device != "cuda")) {
+    throw ScenarioError(file + ":" + std::to_string(top.source_of("campaign").begin.line) +
+                        ": gpu_slots = 0 means one slot per GPU, which needs mode = \"live\" and [live] device = \"cuda\"; give a number of slots");
+  }
   if (s.mode == Mode::Live && (s.faults.slot_faults_armed() || s.faults.log_write_failure > 0)) {
     throw ScenarioError(file + ":" + std::to_string(top.source_of("faults").begin.line) +
                         ": [faults] are injected in simulation only; remove the table or set mode = \"simulation\"");

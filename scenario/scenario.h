@@ -84,7 +84,7 @@ const char* name_of(Strategy strategy);
 struct CampaignSection {
   uint64_t max_experiments = 100;  // explore results after which the campaign stops
   double max_gpu_hours = 0;        // 0: no limit
-  uint32_t gpu_slots = 4;
+  uint32_t gpu_slots = 4;  // 0 (live, on cuda): one per GPU the run sees, recorded in its start event
   std::vector<std::string> start = {"deltanet"};
   std::string reference = "deltanet";  // fitness is measured against this baseline
   uint32_t pool_size = 50;

@@ -7,7 +7,10 @@
 #include <cmath>
 #include <filesystem>
 
+#include "messages/codec.h"
+#include "scenario/run_header.h"
 #include "scenario/scenario.h"
+#include "storage/run_store.h"
 #include "test_helpers.h"
 #include "training/training.h"
 
@@ -124,4 +127,34 @@ TEST_CASE("a CUDA request that cannot be met exits 2 and writes nothing", "[devi
   CHECK(run.code == 2);
   CHECK_THAT(run.output, Catch::Contains("[live] device = \"cuda\""));
   CHECK(!std::filesystem::exists(out));
+}
+
+TEST_CASE("gpu_slots = 0 is one slot per GPU: only on cuda, and the run's start event keeps the count", "[device]") {
+  const std::string on_cuda = std::string(kTinyLiveScenario) + "device = \"cuda\"\n";
+  const auto with_slots = [](std::string text, const char* slots) { return text.replace(text.find("gpu_slots = 2"), 13, slots); };
+  CHECK(parse_scenario(with_slots(on_cuda, "gpu_slots = 0"), "live.toml").campaign.gpu_slots == 0);
+  CHECK_THROWS_WITH(parse_scenario(with_slots(kTinyLiveScenario, "gpu_slots = 0"), "live.toml"),
+                    Catch::StartsWith("live.toml:5:") && Catch::Contains("one slot per GPU"));
+  CHECK_THROWS_WITH(parse_scenario(testing::edited_text("scenarios/sim-smoke.toml", "gpu_slots = 4", "gpu_slots = 0"), "sim.toml"),
+                    Catch::Contains("needs mode = \"live\""));
+
+  // Replay and resume read the count from the start event, on any machine.
+  const Scenario scenario = parse_scenario(with_slots(on_cuda, "gpu_slots = 0"), "live.toml");
+  const auto dir = fresh_dir("gpu-slots-zero");
+  {
+    auto store = storage::RunStore::create(dir);
+    const std::string header = run_header_bytes(scenario, 3);
+    store->put_meta(meta_key::kHeader, header);
+    store->begin_chain(header);
+    capnp::MallocMessageBuilder message;
+    auto event = message.initRoot<msg::Event>();
+    event.setSeq(1);
+    auto start = event.initPayload().initStart();
+    start.setGpuSlots(3);
+    store->append_event(1, msg::canonical_bytes(event.asReader()));
+    store->commit();
+  }
+  const auto store = storage::RunStore::open(dir, storage::RunStore::Mode::ReadOnly);
+  CHECK(read_recorded_run(*store).scenario.campaign.gpu_slots == 3);
+  std::filesystem::remove_all(dir);
 }

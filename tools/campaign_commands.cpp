@@ -129,7 +129,7 @@ int run(const RunArgs& args) {
                       : args.listen.options() ? "gpu-slots training on remote workers"
                                               : "gpu-slots training on this machine";
   spdlog::info("campaign {} (seed {}): up to {} experiments on {} {} -> {}", scenario.name, seed, scenario.campaign.max_experiments,
-               scenario.campaign.gpu_slots, slots, out);
+               scenario.campaign.gpu_slots == 0 ? std::string("one per GPU:") : std::to_string(scenario.campaign.gpu_slots), slots, out);
   try {
     // The surrogate's live run is input too: a wrong path is refused before the run directory exists.
     if (scenario.oracle.kind == OracleKind::Surrogate && scenario.mode != Mode::Live) SurrogateOracle{scenario.oracle, scenario.file};
