@@ -494,7 +494,7 @@ Scenario parse_scenario(const std::string& text, const std::string& file) {
   if (const toml::table* t = top.subtable("analyst")) read_analyst(*t, s.analyst, file);
   if (const toml::table* t = top.subtable("faults")) read_faults(*t, s.faults, file);
   if (s.campaign.gpu_slots == 0 && (s.mode != Mode::Live || s.live.device != "cuda")) {
-    throw ScenarioError(file + ":" + std::to_string(top.source_of("campaign").begin.line) +
+    throw ScenarioError(file + ":" + std::to_string(campaign->get("gpu_slots")->source().begin.line) +
                         ": gpu_slots = 0 means one slot per GPU, which needs mode = \"live\" and [live] device = \"cuda\"; give a number of slots");
   }
   if (s.mode == Mode::Live && (s.faults.slot_faults_armed() || s.faults.log_write_failure > 0)) {

@@ -134,7 +134,7 @@ TEST_CASE("gpu_slots = 0 is one slot per GPU: only on cuda, and the run's start 
   const auto with_slots = [](std::string text, const char* slots) { return text.replace(text.find("gpu_slots = 2"), 13, slots); };
   CHECK(parse_scenario(with_slots(on_cuda, "gpu_slots = 0"), "live.toml").campaign.gpu_slots == 0);
   CHECK_THROWS_WITH(parse_scenario(with_slots(kTinyLiveScenario, "gpu_slots = 0"), "live.toml"),
-                    Catch::StartsWith("live.toml:5:") && Catch::Contains("one slot per GPU"));
+                    Catch::StartsWith("live.toml:7:") && Catch::Contains("one slot per GPU"));
   CHECK_THROWS_WITH(parse_scenario(testing::edited_text("scenarios/sim-smoke.toml", "gpu_slots = 4", "gpu_slots = 0"), "sim.toml"),
                     Catch::Contains("needs mode = \"live\""));
 
