@@ -105,8 +105,8 @@ uint64_t CoordinatorState::timeout_ns(msg::TrainJob::Reader job) const {
   if (hours <= 0) {
     double cost = settings_.costs.cost.overhead_gpu_hours;  // what a model that cannot be built costs its slot
     try {
-      cost = settings_.costs.job(lang::parse(job.getProgram().cStr(), "job " + std::to_string(job.getRef().getJobId())), job.getRef().getFidelity())
-                 .gpu_hours;
+      const lang::Program program = lang::parse(job.getProgram().cStr(), "job " + std::to_string(job.getRef().getJobId()));
+      cost = settings_.costs.job(program, job.getRef().getFidelity()).gpu_hours;
     } catch (const lang::ProgramError&) {
     }
     hours = faults.job_timeout_factor * cost;

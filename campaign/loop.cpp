@@ -79,7 +79,12 @@ class Loop {
  public:
   Loop(const Scenario& scenario, EventSink& sink, const ProgressFn& progress, const LiveTrainer& trainer, const LlmClient& llm,
        const CommitPolicy& commits)
-      : scenario_(scenario), sink_(sink), progress_(progress), commits_(commits), live_(scenario.mode == Mode::Live), coordinator_(CoordinatorState::Settings::of(scenario)) {
+      : scenario_(scenario),
+        sink_(sink),
+        progress_(progress),
+        commits_(commits),
+        live_(scenario.mode == Mode::Live),
+        coordinator_(CoordinatorState::Settings::of(scenario)) {
     // In the order they are asked: what was recorded is never produced again.
     inputs_.push_back(std::make_unique<RecordedInputs>(sink));
     inputs_.push_back(std::make_unique<ModelReplies>(llm));

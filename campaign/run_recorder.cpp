@@ -48,7 +48,8 @@ void require_device(const Scenario& scenario, const std::optional<ListenOptions>
 Scenario with_slot_count(Scenario scenario, const std::optional<ListenOptions>& listen) {
   if (scenario.campaign.gpu_slots != 0) return scenario;
   if (listen) {
-    throw std::invalid_argument(scenario.file + ": gpu_slots = 0 counts this machine's GPUs, but remote workers train this campaign: set gpu_slots to their slots");
+    throw std::invalid_argument(scenario.file +
+                                ": gpu_slots = 0 counts this machine's GPUs, but remote workers train this campaign: set gpu_slots to their slots");
   }
   scenario.campaign.gpu_slots = static_cast<uint32_t>(training::device_info(scenario.live.device).cuda_devices);
   return scenario;
