@@ -22,6 +22,21 @@ namespace {
 // Whether this build and machine can train on CUDA; most tests below are about when it cannot.
 bool cuda_trains() { return training::device_info("cuda").problem.empty(); }
 
+// DeltaNet, and a short training of it on `task`.
+const lang::Program& deltanet() {
+  static const lang::Program program = lang::parse(lang::find_baseline("deltanet")->text, "deltanet");
+  return program;
+}
+
+training::TrainConfig short_training(training::Task task) {
+  training::TrainConfig config = training::explore_config(task);
+  config.steps = 12;
+  config.warmup_steps = 2;
+  config.mqar.test_examples = 8;
+  config.lm.eval_bytes = 4096;
+  return config;
+}
+
 }  // namespace
 
 TEST_CASE("device_info names the CPU, and says what is wrong with a device it cannot train on", "[device]") {
@@ -56,41 +71,31 @@ TEST_CASE("gpu-slots spread over the visible GPUs", "[device]") {
 }
 
 TEST_CASE("training on a device it cannot use fails with the reason, and on the CPU records where it ran", "[device]") {
-  const lang::Baseline* deltanet = lang::find_baseline("deltanet");
-  const lang::Program program = lang::parse(deltanet->text, deltanet->name);
-  training::TrainConfig config = training::explore_config(training::Task::Mqar);
-  config.steps = 4;
-  config.warmup_steps = 1;
-  config.mqar.test_examples = 8;
-  const training::TrainMetrics on_cpu = training::train_program(program, config);
+  training::TrainConfig config = short_training(training::Task::Mqar);
+  const training::TrainMetrics on_cpu = training::train_program(deltanet(), config);
   REQUIRE(on_cpu.ok);
   CHECK(on_cpu.device_name == "cpu");
   CHECK(!on_cpu.torch_version.empty());
 
   config.device = "tpu";
-  const training::TrainMetrics nowhere = training::train_program(program, config);
+  const training::TrainMetrics nowhere = training::train_program(deltanet(), config);
   CHECK(!nowhere.ok);
   CHECK(nowhere.failure_kind == msg::FailureKind::MODEL);
   CHECK_THAT(nowhere.failure, Catch::StartsWith("device: "));
 }
 
 TEST_CASE("bfloat16 mixed precision trains, bit-identically run to run, on the CPU too", "[device]") {
-  const lang::Baseline* deltanet = lang::find_baseline("deltanet");
-  const lang::Program program = lang::parse(deltanet->text, deltanet->name);
-  training::TrainConfig config = training::explore_config(training::Task::Lm);
-  config.steps = 12;
-  config.warmup_steps = 2;
-  config.lm.eval_bytes = 4096;
-  const training::TrainMetrics full = training::train_program(program, config);
+  training::TrainConfig config = short_training(training::Task::Lm);
+  const training::TrainMetrics full = training::train_program(deltanet(), config);
   config.dtype = "bfloat16";
-  const training::TrainMetrics mixed = training::train_program(program, config), again = training::train_program(program, config);
+  const training::TrainMetrics mixed = training::train_program(deltanet(), config), again = training::train_program(deltanet(), config);
   REQUIRE(full.ok);
   REQUIRE(mixed.ok);
   CHECK(mixed.loss == again.loss);  // bit for bit
   CHECK(mixed.loss != full.loss);   // the products did run in bfloat16
   CHECK(std::abs(mixed.loss - full.loss) < 0.05 * full.loss);
   config.dtype = "float16";
-  CHECK_THAT(training::train_program(program, config).failure, Catch::Contains("neither float32 nor bfloat16"));
+  CHECK_THAT(training::train_program(deltanet(), config).failure, Catch::Contains("neither float32 nor bfloat16"));
 }
 
 TEST_CASE("[live] dtype takes float32 or bfloat16", "[device]") {
