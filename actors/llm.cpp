@@ -6,13 +6,14 @@
 #include <cctype>
 
 #include "actors/actor_state.h"
+#include "common/hex.h"
 #include "lang/program.h"
 #include "storage/run_store.h"
 
 namespace asiarch {
 
 std::string llm_request_hash(msg::LlmRequest::Reader request) {
-  return storage::to_hex(storage::sha256(msg::canonical_bytes(request)));
+  return sha256_hex(msg::canonical_bytes(request));
 }
 
 void fill_llm_request(msg::LlmRequest::Builder request, uint64_t request_id, const std::string& purpose, uint64_t arch_id,
