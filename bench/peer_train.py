@@ -5,18 +5,20 @@ Run it with Debian's PyTorch, /usr/bin/python3 (the `python3` on PATH may lack t
 under a tuned allocator (glibc malloc maps and faults in the pages of large tensors again and
 again; mimalloc or tcmalloc keep them, as asiarch, which links mimalloc; jemalloc was slower):
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/bin/python3 bench/peer_train.py
-    /usr/bin/python3 bench/peer_train.py --check     # chunkwise delta rule vs a token loop
+    /usr/bin/python3 bench/peer_train.py --check [--asiarch build/tools/asiarch]
+                                  # every chunkwise form vs its token loop, [parameter counts]
 Options: --steps N (timed steps, default 100, after --warmup 10), --repeats R (best of R timed
-windows), --models deltanet,softmax_attention, --chunk C (64: 5% faster than 32 under mimalloc,
-a tie under glibc, on a 2-core EPYC), --json. Compare with
-`./build/tools/asiarch train deltanet --task lm --steps 200` on the same machine, same hour.
+windows), --models (default: all seven baselines), --chunk C (default: 16 for gla, 64 for the
+others, the fastest of 16, 32 and 64 on a 2-core EPYC), --json. Compare with
+`./build/tools/asiarch train NAME --task lm --steps 200` on the same machine, same hour.
 
-The model is asiarch's explore LM (training/model.cpp, lang/baselines/{deltanet,
-softmax_attention}.arch, same parameter counts): byte embedding, 2 x (RMSNorm, mixer, residual,
-RMSNorm, SwiGLU MLP, residual), final RMSNorm, tied head; D=64, 4 heads, batch 8 x 128 bytes.
-Written as a careful PyTorch user would: q/k/v/beta and MLP gate/up projections fused into one
-matmul each (the same parameters, concatenated), depthwise conv1d, the delta rule in chunkwise
-(WY/UT) form, AdamW(foreach=True) (1.13's multi-tensor AdamW), clip_grad_norm_.
+The models are asiarch's explore LM (training/model.cpp, lang/baselines/*.arch, with the same
+parameter counts): byte embedding, 2 x (RMSNorm, mixer, residual, RMSNorm, SwiGLU MLP,
+residual), final RMSNorm, tied head; D=64, 4 heads, batch 8 x 128 bytes. Written as a careful
+PyTorch user would: each mixer's projections of x and the MLP's gate/up fused into one matmul
+(the same parameters, concatenated), one depthwise conv1d over the convolved channels, the delta
+rules in chunkwise WY/UT form and the decayed linear attentions (GLA, Mamba-2, RetNet, linear
+attention) in chunkwise form, AdamW(foreach=True) (1.13's multi-tensor AdamW), clip_grad_norm_.
 """
 import os
 
@@ -27,6 +29,7 @@ import argparse
 import gzip
 import json
 import math
+import subprocess
 import time
 
 import torch
@@ -105,6 +108,228 @@ def delta_rule_chunked(q, k, v, beta, chunk):
     return torch.stack(out, 2).reshape(B, H, n * chunk, -1)[:, :, :T]
 
 
+def decay_attn_loop(q, k, v, g):
+    """The definition, token by token: S_t = diag(exp g_t) S_{t-1} + k_t v_t^T, o_t = S_t^T q_t,
+    with g None (linear attention), [B, H, T] (one decay per head) or [B, H, T, dk] (per key)."""
+    S = q.new_zeros(q.size(0), q.size(1), q.size(3), v.size(3))
+    out = []
+    for t in range(q.size(2)):
+        if g is not None:
+            S = S * (g[:, :, t].exp()[..., None] if g.dim() == 4 else g[:, :, t].exp()[..., None, None])
+        S = S + k[:, :, t].unsqueeze(-1) * v[:, :, t].unsqueeze(-2)
+        out.append((q[:, :, t].unsqueeze(-2) @ S).squeeze(-2))
+    return torch.stack(out, 2)
+
+
+def gated_delta_loop(q, k, v, beta, g):
+    """S_t = a_t S_{t-1} - beta_t k_t (a_t k_t^T S_{t-1} - v_t^T) with a_t = exp(g_t), g [B, H, T]."""
+    S = q.new_zeros(q.size(0), q.size(1), q.size(3), v.size(3))
+    out = []
+    for t in range(q.size(2)):
+        k_t, b_t = k[:, :, t], beta[:, :, t, None, None]
+        S = S * g[:, :, t].exp()[..., None, None]
+        error = (k_t.unsqueeze(-2) @ S).squeeze(-2) - v[:, :, t]
+        S = S - b_t * k_t.unsqueeze(-1) * error.unsqueeze(-2)
+        out.append((q[:, :, t].unsqueeze(-2) @ S).squeeze(-2))
+    return torch.stack(out, 2)
+
+
+def to_chunks(chunk, *xs):
+    """Pads the time axis (2) to a multiple of chunk with zeros and splits it: [B, H, n, C, ...]."""
+    T = xs[0].size(2)
+    pad = -T % chunk
+    out = []
+    for x in xs:
+        if pad:
+            x = F.pad(x, (0, 0, 0, pad)) if x.dim() == 4 else F.pad(x, (0, pad))
+        out.append(x.reshape(x.size(0), x.size(1), (T + pad) // chunk, chunk, *x.shape[3:]))
+    return out
+
+
+def decay_attn_chunked(q, k, v, g, chunk):
+    """decay_attn_loop in chunks (the chunkwise form of GLA, Yang et al., 2023, arXiv:2312.06635,
+    and of Mamba-2's SSD, Dao and Gu, 2024): with G the cumulative log decay inside a chunk,
+    O = (Q * exp G) S + (causal mask * decay(t, i) * q_t.k_i) V and
+    S' = exp(G_C) S + (K * exp(G_C - G))^T V. Per-key decays build the [C, C, dk] table of
+    exp(G_t - G_i) for i <= t, which never overflows (fla's kernels use secondary chunks for
+    the same reason). Padding tokens have k = 0 and g = 0."""
+    B, H, T, dk = k.shape
+    if g is None:
+        g = q.new_zeros(B, H, T)
+    q, k, v, g = to_chunks(chunk, q, k, v, g)
+    G = g.cumsum(3)
+    causal = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
+    if G.dim() == 4:  # one decay per head: [B, H, n, C]
+        decay = (G.unsqueeze(-1) - G.unsqueeze(-2)).masked_fill(~causal, float("-inf")).exp()
+        A = (q @ k.transpose(-1, -2)) * decay
+        q_in, k_out, last = q * G.exp().unsqueeze(-1), k * (G[..., -1:] - G).exp().unsqueeze(-1), G[..., -1].exp()[..., None, None]
+    else:  # one per key channel: [B, H, n, C, dk]
+        decay = (G.unsqueeze(-2) - G.unsqueeze(-3)).masked_fill(~causal.unsqueeze(-1), float("-inf")).exp()
+        A = torch.einsum("...tc,...ic,...tic->...ti", q, k, decay)
+        q_in, k_out, last = q * G.exp(), k * (G[..., -1:, :] - G).exp(), G[..., -1, :].exp().unsqueeze(-1)
+    S = q.new_zeros(B, H, dk, v.size(-1))
+    out = []
+    for i in range(q.size(2)):
+        out.append(q_in[:, :, i] @ S + A[:, :, i] @ v[:, :, i])
+        S = last[:, :, i] * S + k_out[:, :, i].transpose(-1, -2) @ v[:, :, i]
+    return torch.stack(out, 2).reshape(B, H, -1, v.size(-1))[:, :, :T]
+
+
+def gated_delta_chunked(q, k, v, beta, g, chunk):
+    """gated_delta_loop in chunks (Gated DeltaNet, Yang, Kautz and Hatamizadeh, 2024,
+    arXiv:2412.06464: the WY form of delta_rule_chunked with decays). With G the cumulative log
+    decay inside a chunk, Gamma[t, j] = exp(G_t - G_j) and w_t = beta_t (v_t - a_t S_{t-1}^T k_t):
+    (I + L) W = diag(beta) V - diag(beta exp G) K S with L = strict_tril(diag(beta) (K K^T * Gamma)),
+    so W = U0 - Wk S; O = diag(exp G) Q S + tril(Q K^T * Gamma) W; S' = exp(G_C) S + (K exp(G_C - G))^T W."""
+    B, H, T, dk = k.shape
+    q, k, v, beta, g = to_chunks(chunk, q, k, v, beta, g)
+    G = g.cumsum(3)
+    upper = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).triu()
+    gamma = (G.unsqueeze(-1) - G.unsqueeze(-2)).masked_fill(upper.triu(1), float("-inf")).exp()
+    b = beta.unsqueeze(-1)
+    L = (b * (k @ k.transpose(-1, -2)) * gamma).masked_fill(upper, 0)
+    rhs = torch.cat([b * G.exp().unsqueeze(-1) * k, b * v], -1)
+    WU = torch.linalg.solve_triangular(L, rhs, upper=False, unitriangular=True)
+    Wk, U0 = WU[..., :dk], WU[..., dk:]
+    QK = (q @ k.transpose(-1, -2)) * gamma
+    q_in, k_out, last = q * G.exp().unsqueeze(-1), k * (G[..., -1:] - G).exp().unsqueeze(-1), G[..., -1].exp()[..., None, None]
+    S = q.new_zeros(B, H, dk, v.size(-1))
+    out = []
+    for i in range(q.size(2)):
+        W = U0[:, :, i] - Wk[:, :, i] @ S
+        out.append(q_in[:, :, i] @ S + QK[:, :, i] @ W)
+        S = last[:, :, i] * S + k_out[:, :, i].transpose(-1, -2) @ W
+    return torch.stack(out, 2).reshape(B, H, -1, v.size(-1))[:, :, :T]
+
+
+def heads(x, count=HEADS):
+    """[B, T, n] -> [B, H, T, n / H]."""
+    return x.view(x.size(0), x.size(1), count, -1).transpose(1, 2)
+
+
+def merge(x):
+    """[B, H, T, m] -> [B, T, H m]."""
+    return x.transpose(1, 2).reshape(x.size(0), x.size(2), -1)
+
+
+class Projections(nn.Module):
+    """Linear maps of x of the given widths as one matmul, and one depthwise causal convolution over
+    the first `convolved` output channels; forward gives the pieces in order."""
+
+    def __init__(self, widths, convolved):
+        super().__init__()
+        self.widths, self.convolved = widths, convolved
+        self.weight = nn.Parameter(torch.cat([xavier(w, D) for w in widths]))
+        self.taps = nn.Parameter(conv_taps(convolved))
+
+    def forward(self, x):
+        y = F.linear(x, self.weight)
+        y = torch.cat([causal_conv(y[..., :self.convolved], self.taps), y[..., self.convolved:]], -1)
+        return y.split(self.widths, -1)
+
+
+class GLA(nn.Module):
+    """lang/baselines/gla.arch: q, k = short_conv(linear(x)) of width D/2, v = linear(x), log decay
+    logsigmoid(low-rank linear(x)) / temperature per head, gated linear attention with per-key
+    decays, RMSNorm gated by silu(linear(x)), output linear."""
+
+    def __init__(self, chunk):
+        super().__init__()
+        self.chunk = chunk
+        self.inputs = Projections([D // 2, D // 2, D, 16, D], D)  # q, k (convolved), v, decay rank 16, gate
+        self.w_decay = nn.Parameter(xavier(D // 2, 16))
+        self.log_temperature = nn.Parameter(torch.zeros(HEADS))
+        self.o_gain = nn.Parameter(torch.ones(D // HEADS))
+        self.w_out = nn.Parameter(torch.zeros(D, D))
+
+    def forward(self, x):
+        q, k, v, low, gate = self.inputs(x)
+        g = heads(F.logsigmoid(F.linear(low, self.w_decay))) * torch.exp(-self.log_temperature).view(-1, 1, 1)
+        o = decay_attn_chunked(heads(q), heads(k), heads(v), g, self.chunk)
+        return F.linear(merge(rms_norm(o, self.o_gain) * F.silu(heads(gate))), self.w_out)
+
+
+class GatedDeltaNet(nn.Module):
+    """lang/baselines/gated_deltanet.arch: DeltaNet's q, k (L2-normalised) and v of width 2D after
+    short_conv and SiLU, beta = sigmoid, log decay -scale * softplus(linear(x)) per head, the gated
+    delta rule, RMSNorm gated by silu(linear(x)), output linear."""
+
+    def __init__(self, chunk):
+        super().__init__()
+        self.chunk = chunk
+        self.inputs = Projections([D, D, 2 * D, HEADS, HEADS, 2 * D], 4 * D)  # q, k, v (convolved), beta, decay, gate
+        self.decay_scale = nn.Parameter(torch.ones(HEADS))
+        self.o_gain = nn.Parameter(torch.ones(2 * D // HEADS))
+        self.w_out = nn.Parameter(torch.zeros(D, 2 * D))
+
+    def forward(self, x):
+        q, k, v, beta, decay, gate = self.inputs(x)
+        q, k, v = (heads(F.silu(a)) for a in (q, k, v))
+        g = -(F.softplus(decay) * self.decay_scale).transpose(1, 2)
+        o = gated_delta_chunked(l2_norm(q), l2_norm(k), v, torch.sigmoid(beta).transpose(1, 2), g, self.chunk)
+        return F.linear(merge(rms_norm(o, self.o_gain) * F.silu(heads(gate))), self.w_out)
+
+
+class Mamba2(nn.Module):
+    """lang/baselines/mamba2.arch: u (width 2D), B and C (width D/4, shared by the heads) after
+    short_conv and SiLU, dt = softplus(linear(x)), log decay -scale * dt, SSD (decay_attn with one
+    decay per head) of dt u, skip D u, gate silu(z), RMSNorm over 2D, output linear."""
+
+    def __init__(self, chunk):
+        super().__init__()
+        self.chunk = chunk
+        self.inputs = Projections([2 * D, D // 4, D // 4, HEADS, 2 * D], 2 * D + D // 2)  # u, B, C (convolved), dt, z
+        self.a_scale = nn.Parameter(torch.ones(HEADS))
+        self.skip = nn.Parameter(torch.ones(HEADS))
+        self.o_gain = nn.Parameter(torch.ones(2 * D))
+        self.w_out = nn.Parameter(torch.zeros(D, 2 * D))
+
+    def forward(self, x):
+        u, b, c, dt, z = self.inputs(x)
+        u = heads(F.silu(u))
+        b, c = (F.silu(a).unsqueeze(1).expand(-1, HEADS, -1, -1) for a in (b, c))
+        dt = F.softplus(dt).transpose(1, 2)
+        o = decay_attn_chunked(c, b, u * dt.unsqueeze(-1), -(dt * self.a_scale.view(-1, 1)), self.chunk)
+        o = merge(o + u * self.skip.view(-1, 1, 1))
+        return F.linear(rms_norm(o * F.silu(z), self.o_gain), self.w_out)
+
+
+class RetNet(nn.Module):
+    """lang/baselines/retnet.arch: q, k = short_conv(linear(x)), v = linear(x) of width 2D, fixed
+    decays log(1 - 2^(-5-h)) per head, retention, RMSNorm gated by silu(linear(x)), output linear."""
+
+    def __init__(self, chunk):
+        super().__init__()
+        self.chunk = chunk
+        self.inputs = Projections([D, D, 2 * D, 2 * D], 2 * D)  # q, k (convolved), v, gate
+        self.log_decay = torch.tensor([math.log1p(-2.0 ** (-5 - h)) for h in range(HEADS)])
+        self.o_gain = nn.Parameter(torch.ones(2 * D // HEADS))
+        self.w_out = nn.Parameter(torch.zeros(D, 2 * D))
+
+    def forward(self, x):
+        q, k, v, gate = self.inputs(x)
+        g = self.log_decay.view(1, -1, 1).expand(x.size(0), -1, x.size(1))
+        o = decay_attn_chunked(heads(q), heads(k), heads(v), g, self.chunk)
+        return F.linear(merge(rms_norm(o, self.o_gain) * F.silu(heads(gate))), self.w_out)
+
+
+class LinearAttention(nn.Module):
+    """lang/baselines/linear_attention.arch: q, k = elu(short_conv(linear(x))) + 1, v = linear(x),
+    causal linear attention, per-head RMSNorm, output linear."""
+
+    def __init__(self, chunk):
+        super().__init__()
+        self.chunk = chunk
+        self.inputs = Projections([D, D, D], 2 * D)  # q, k (convolved), v
+        self.o_gain = nn.Parameter(torch.ones(D // HEADS))
+        self.w_out = nn.Parameter(torch.zeros(D, D))
+
+    def forward(self, x):
+        q, k, v = self.inputs(x)
+        o = decay_attn_chunked(heads(F.elu(q) + 1), heads(F.elu(k) + 1), heads(v), None, self.chunk)
+        return F.linear(merge(rms_norm(o, self.o_gain)), self.w_out)
+
+
 class DeltaNet(nn.Module):
     """lang/baselines/deltanet.arch: q, k, v = silu(short_conv(linear(x))) per head, q and k L2
     normalised, beta = sigmoid(linear(x)) per head, delta rule, per-head RMSNorm, output linear."""
@@ -112,21 +337,15 @@ class DeltaNet(nn.Module):
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
-        # q, k, v and beta projections as one [3D + H, D] matrix: the same parameters, one matmul
-        self.w_in = nn.Parameter(torch.cat([xavier(D, D), xavier(D, D), xavier(D, D), xavier(HEADS, D)]))
-        self.taps = nn.Parameter(conv_taps(3 * D))  # q, k and v convolutions, 3D channels
+        self.inputs = Projections([D, D, D, HEADS], 3 * D)  # q, k, v (convolved), beta
         self.o_gain = nn.Parameter(torch.ones(D // HEADS))
         self.w_out = nn.Parameter(torch.zeros(D, D))  # asiarch starts residual branches at zero
 
     def forward(self, x):
-        B, T, _ = x.shape
-        y = F.linear(x, self.w_in)
-        qkv = F.silu(causal_conv(y[..., :3 * D], self.taps))
-        q, k, v = qkv.view(B, T, 3, HEADS, D // HEADS).permute(2, 0, 3, 1, 4).unbind(0)
-        beta = torch.sigmoid(y[..., 3 * D:]).transpose(1, 2)
-        o = delta_rule_chunked(l2_norm(q), l2_norm(k), v, beta, self.chunk)
-        o = rms_norm(o, self.o_gain).transpose(1, 2).reshape(B, T, D)
-        return F.linear(o, self.w_out)
+        q, k, v, beta = self.inputs(x)
+        q, k, v = (heads(F.silu(a)) for a in (q, k, v))
+        o = delta_rule_chunked(l2_norm(q), l2_norm(k), v, torch.sigmoid(beta).transpose(1, 2), self.chunk)
+        return F.linear(merge(rms_norm(o, self.o_gain)), self.w_out)
 
 
 class SoftmaxAttention(nn.Module):
@@ -135,20 +354,15 @@ class SoftmaxAttention(nn.Module):
 
     def __init__(self, chunk=None):
         super().__init__()
-        self.w_in = nn.Parameter(torch.cat([xavier(D, D), xavier(D, D), xavier(D, D)]))
-        self.taps = nn.Parameter(conv_taps(2 * D))
+        self.inputs = Projections([D, D, D], 2 * D)  # q, k (convolved), v
         self.w_out = nn.Parameter(torch.zeros(D, D))
 
     def forward(self, x):
-        B, T, _ = x.shape
-        y = F.linear(x, self.w_in)
-        qk = causal_conv(y[..., :2 * D], self.taps)
-        q, k = qk.view(B, T, 2, HEADS, D // HEADS).permute(2, 0, 3, 1, 4).unbind(0)
-        v = y[..., 2 * D:].reshape(B, T, HEADS, D // HEADS).transpose(1, 2)
+        q, k, v = (heads(a) for a in self.inputs(x))
         scores = q @ k.transpose(-1, -2) / math.sqrt(D // HEADS)
-        future = torch.ones(T, T, dtype=torch.bool).triu(1)
+        future = torch.ones(x.size(1), x.size(1), dtype=torch.bool).triu(1)
         o = torch.softmax(scores.masked_fill(future, float("-inf")), -1) @ v
-        return F.linear(o.transpose(1, 2).reshape(B, T, D), self.w_out)
+        return F.linear(merge(o), self.w_out)
 
 
 class Block(nn.Module):
@@ -179,7 +393,11 @@ class LanguageModel(nn.Module):
         return F.linear(rms_norm(h, self.final_gain), self.embedding)  # tied head
 
 
-MODELS = {"deltanet": DeltaNet, "softmax_attention": SoftmaxAttention}
+# Chunk sizes measured best for each model (2026-12-07, 2-core EPYC, tokens per CPU second over
+# chunks of 16, 32 and 64): GLA's per-key decay table grows with the chunk's square.
+BEST_CHUNK = {"gla": 16}
+MODELS = {"deltanet": DeltaNet, "gated_deltanet": GatedDeltaNet, "gla": GLA, "linear_attention": LinearAttention,
+          "mamba2": Mamba2, "retnet": RetNet, "softmax_attention": SoftmaxAttention}
 
 
 def load_corpus():
@@ -227,28 +445,54 @@ def train(name, corpus, steps, warmup_steps, repeats, chunk):
         rates.append(steps * BATCH * SEQ / (time.perf_counter() - start))
         cpu_rates.append(steps * BATCH * SEQ / (time.process_time() - cpu_start))  # per CPU second: less hurt by a busy machine
     return {"model": name, "params": params, "tokens_per_second": max(rates), "all_tokens_per_second": rates,
-            "cpu_tokens_per_second": max(cpu_rates), "final_loss": loss, "chunk": chunk if name == "deltanet" else None}
+            "cpu_tokens_per_second": max(cpu_rates), "final_loss": loss, "chunk": None if name == "softmax_attention" else chunk}
 
 
 def check():
-    """Chunkwise vs token loop in float64, values and gradients, at a length that is not a
-    multiple of the chunk size."""
+    """Every chunkwise form against its token loop in float64, values and gradients, at a length
+    that is not a multiple of the chunk size."""
     torch.manual_seed(0)
     B, H, T = 2, 4, 100  # T: not a multiple of 32 or 64
-    q, k, v, target = (torch.randn(B, H, T, 16, dtype=torch.float64) for _ in range(4))
-    inputs = [x.requires_grad_() for x in (l2_norm(q), l2_norm(k), v, torch.rand(B, H, T, dtype=torch.float64))]
-    ref = delta_rule_loop(*inputs)
-    ref_grads = torch.autograd.grad((ref * target).sum(), inputs)
+    q, k, v = (torch.randn(B, H, T, 16, dtype=torch.float64) for _ in range(3))
+    beta = torch.rand(B, H, T, dtype=torch.float64)
+    g_head = -torch.rand(B, H, T, dtype=torch.float64)
+    g_key = -torch.rand(B, H, T, 16, dtype=torch.float64)
+    forms = [("delta rule", delta_rule_loop, delta_rule_chunked, [l2_norm(q), l2_norm(k), v, beta]),
+             ("gated delta rule", gated_delta_loop, gated_delta_chunked, [l2_norm(q), l2_norm(k), v, beta, g_head]),
+             ("linear attention", lambda *x: decay_attn_loop(*x, None), lambda *x: decay_attn_chunked(*x[:3], None, x[3]), [q, k, v]),
+             ("decay per head", decay_attn_loop, decay_attn_chunked, [q, k, v, g_head]),
+             ("decay per key", decay_attn_loop, decay_attn_chunked, [q, k, v, g_key])]
     ok = True
-    for chunk in (32, 64):
-        out = delta_rule_chunked(*inputs, chunk)
-        grads = torch.autograd.grad((out * target).sum(), inputs)
-        value_diff = (out - ref).abs().max().item()
-        grad_diff = max((g - r).abs().max().item() for g, r in zip(grads, ref_grads))
-        passed = value_diff < 1e-10 and grad_diff < 1e-10
-        ok = ok and passed
-        print("check chunk %d, T=%d: max |out diff| %.2e, max |grad diff| %.2e: %s"
-              % (chunk, T, value_diff, grad_diff, "ok" if passed else "FAILED"))
+    for name, loop, chunked, values in forms:
+        inputs = [x.clone().requires_grad_() for x in values]
+        ref = loop(*inputs)
+        target = torch.randn_like(ref)
+        ref_grads = torch.autograd.grad((ref * target).sum(), inputs)
+        for chunk in (32, 64):
+            out = chunked(*inputs, chunk)
+            grads = torch.autograd.grad((out * target).sum(), inputs)
+            value_diff = (out - ref).abs().max().item()
+            grad_diff = max((g - r).abs().max().item() for g, r in zip(grads, ref_grads))
+            passed = value_diff < 1e-10 and grad_diff < 1e-10
+            ok = ok and passed
+            print("check %-16s chunk %d, T=%d: max |out diff| %.2e, max |grad diff| %.2e: %s"
+                  % (name, chunk, T, value_diff, grad_diff, "ok" if passed else "FAILED"))
+    return ok
+
+
+def check_parameter_counts(asiarch):
+    """Each model has the parameter count asiarch's `train` reports for the same baseline."""
+    ok = True
+    for name, mixer in MODELS.items():
+        ours = sum(p.numel() for p in LanguageModel(mixer, 64).parameters())
+        run = subprocess.run([asiarch, "train", name, "--task", "lm", "--steps", "1", "--json"], capture_output=True, text=True)
+        if run.returncode != 0:
+            print("check %-17s: %s train failed: %s" % (name, asiarch, run.stderr.strip()[-300:]))
+            ok = False
+            continue
+        theirs = json.loads(run.stdout.strip().splitlines()[-1])["params"]
+        ok = ok and ours == theirs
+        print("check %-17s: %d parameters, asiarch %d: %s" % (name, ours, theirs, "ok" if ours == theirs else "FAILED"))
     return ok
 
 
@@ -257,15 +501,19 @@ def main():
     parser.add_argument("--steps", type=int, default=100, help="timed steps per repeat")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps first")
     parser.add_argument("--repeats", type=int, default=3, help="timed windows; the best is reported")
-    parser.add_argument("--models", default="deltanet,softmax_attention")
-    parser.add_argument("--chunk", type=int, default=64, help="delta rule chunk size")
-    parser.add_argument("--check", action="store_true", help="check the chunkwise delta rule and exit")
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument("--chunk", type=int, help="chunk size of the recurrences (default: 16 for gla, 64 otherwise)")
+    parser.add_argument("--check", action="store_true", help="check the chunkwise forms against token loops and exit")
+    parser.add_argument("--asiarch", help="with --check: also compare parameter counts with this asiarch binary's")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of text")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.set_num_interop_threads(1)
     if args.check:
-        raise SystemExit(0 if check() else 1)
+        ok = check()
+        if args.asiarch:
+            ok = check_parameter_counts(args.asiarch) and ok
+        raise SystemExit(0 if ok else 1)
     corpus, source = load_corpus()
     with open("/proc/cpuinfo") as f:
         cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), "unknown")
@@ -276,7 +524,10 @@ def main():
         print("torch %(torch)s, %(threads)d thread, %(cpu)s, LD_PRELOAD=%(ld_preload)s, corpus %(corpus)s" % env)
     results = []
     for name in args.models.split(","):
-        r = train(name, corpus, args.steps, args.warmup, args.repeats, args.chunk)
+        if name not in MODELS:
+            parser.error("no model %r; the models are %s" % (name, ", ".join(MODELS)))
+        chunk = args.chunk or BEST_CHUNK.get(name, 64)
+        r = train(name, corpus, args.steps, args.warmup, args.repeats, chunk)
         results.append(r)
         if not args.json:
             print("%-18s %7d params  %8.0f tokens/s (per CPU second %.0f; best of %d x %d steps; chunk %s)"
