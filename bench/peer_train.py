@@ -6,7 +6,7 @@ under a tuned allocator (glibc malloc maps and faults in the pages of large tens
 again; mimalloc or tcmalloc keep them, as asiarch, which links mimalloc; jemalloc was slower):
     LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/bin/python3 bench/peer_train.py
     /usr/bin/python3 bench/peer_train.py --check [--asiarch build/tools/asiarch]
-                                  # every chunkwise form vs its token loop, [parameter counts]
+                                  # every chunkwise form vs its token loop, [logits vs asiarch's]
 Options: --steps N (timed steps, default 100, after --warmup 10), --repeats R (best of R timed
 windows), --models (default: all seven baselines), --chunk C (default: 16 for gla, 64 for the
 others, the fastest of 16, 32 and 64 on a 2-core EPYC), --json. Compare with
@@ -156,7 +156,7 @@ def decay_attn_chunked(q, k, v, g, chunk):
     B, H, T, dk = k.shape
     if g is None:
         g = q.new_zeros(B, H, T)
-    q, k, v, g = to_chunks(chunk, q, k, v, g)
+    q, k, v, g = to_chunks(chunk, q, k, v, g.to(q.dtype))  # float32 tables (RetNet) in q's precision
     G = g.cumsum(3)
     causal = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).tril()
     if G.dim() == 4:  # one decay per head: [B, H, n, C]
@@ -182,7 +182,7 @@ def gated_delta_chunked(q, k, v, beta, g, chunk):
     (I + L) W = diag(beta) V - diag(beta exp G) K S with L = strict_tril(diag(beta) (K K^T * Gamma)),
     so W = U0 - Wk S; O = diag(exp G) Q S + tril(Q K^T * Gamma) W; S' = exp(G_C) S + (K exp(G_C - G))^T W."""
     B, H, T, dk = k.shape
-    q, k, v, beta, g = to_chunks(chunk, q, k, v, beta, g)
+    q, k, v, beta, g = to_chunks(chunk, q, k, v, beta, g.to(q.dtype))
     G = g.cumsum(3)
     upper = torch.ones(chunk, chunk, dtype=torch.bool, device=q.device).triu()
     gamma = (G.unsqueeze(-1) - G.unsqueeze(-2)).masked_fill(upper.triu(1), float("-inf")).exp()
@@ -233,6 +233,11 @@ class GLA(nn.Module):
     logsigmoid(low-rank linear(x)) / temperature per head, gated linear attention with per-key
     decays, RMSNorm gated by silu(linear(x)), output linear."""
 
+    # Each parameter's pieces in `asiarch export`'s module (in order, joined along the first axis).
+    EXPORTED = {"inputs.weight": ["q_proj.weight", "k_proj.weight", "v_proj.weight", "decay_low.weight", "gate_proj.weight"],
+                "inputs.taps": ["q_conv.taps", "k_conv.taps"], "w_decay": ["decay_proj.weight"],
+                "log_temperature": ["g.log_temperature"], "o_gain": ["o_norm.gain"], "w_out": ["y.weight"]}
+
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
@@ -254,6 +259,11 @@ class GatedDeltaNet(nn.Module):
     short_conv and SiLU, beta = sigmoid, log decay -scale * softplus(linear(x)) per head, the gated
     delta rule, RMSNorm gated by silu(linear(x)), output linear."""
 
+    EXPORTED = {"inputs.weight": ["q_proj.weight", "k_proj.weight", "v_proj.weight", "beta_proj.weight", "decay_proj.weight",
+                                  "gate_proj.weight"],
+                "inputs.taps": ["q_conv.taps", "k_conv.taps", "v_conv.taps"], "decay_scale": ["decay_scaled.weight"],
+                "o_gain": ["o_norm.gain"], "w_out": ["y.weight"]}
+
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
@@ -274,6 +284,10 @@ class Mamba2(nn.Module):
     """lang/baselines/mamba2.arch: u (width 2D), B and C (width D/4, shared by the heads) after
     short_conv and SiLU, dt = softplus(linear(x)), log decay -scale * dt, SSD (decay_attn with one
     decay per head) of dt u, skip D u, gate silu(z), RMSNorm over 2D, output linear."""
+
+    EXPORTED = {"inputs.weight": ["u_proj.weight", "b_proj.weight", "c_proj.weight", "dt_proj.weight", "z.weight"],
+                "inputs.taps": ["u_conv.taps", "b_conv.taps", "c_conv.taps"], "a_scale": ["dt_a.weight"], "skip": ["u_skip.weight"],
+                "o_gain": ["o_norm.gain"], "w_out": ["y.weight"]}
 
     def __init__(self, chunk):
         super().__init__()
@@ -298,6 +312,9 @@ class RetNet(nn.Module):
     """lang/baselines/retnet.arch: q, k = short_conv(linear(x)), v = linear(x) of width 2D, fixed
     decays log(1 - 2^(-5-h)) per head, retention, RMSNorm gated by silu(linear(x)), output linear."""
 
+    EXPORTED = {"inputs.weight": ["q_proj.weight", "k_proj.weight", "v_proj.weight", "gate_proj.weight"],
+                "inputs.taps": ["q_conv.taps", "k_conv.taps"], "o_gain": ["o_norm.gain"], "w_out": ["y.weight"]}
+
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
@@ -317,6 +334,9 @@ class LinearAttention(nn.Module):
     """lang/baselines/linear_attention.arch: q, k = elu(short_conv(linear(x))) + 1, v = linear(x),
     causal linear attention, per-head RMSNorm, output linear."""
 
+    EXPORTED = {"inputs.weight": ["q_proj.weight", "k_proj.weight", "v_proj.weight"], "inputs.taps": ["q_conv.taps", "k_conv.taps"],
+                "o_gain": ["o_norm.gain"], "w_out": ["y.weight"]}
+
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
@@ -333,6 +353,9 @@ class LinearAttention(nn.Module):
 class DeltaNet(nn.Module):
     """lang/baselines/deltanet.arch: q, k, v = silu(short_conv(linear(x))) per head, q and k L2
     normalised, beta = sigmoid(linear(x)) per head, delta rule, per-head RMSNorm, output linear."""
+
+    EXPORTED = {"inputs.weight": ["q_proj.weight", "k_proj.weight", "v_proj.weight", "beta_proj.weight"],
+                "inputs.taps": ["q_conv.taps", "k_conv.taps", "v_conv.taps"], "o_gain": ["o_norm.gain"], "w_out": ["y.weight"]}
 
     def __init__(self, chunk):
         super().__init__()
@@ -352,6 +375,9 @@ class SoftmaxAttention(nn.Module):
     """lang/baselines/softmax_attention.arch: q and k = short_conv(linear(x)), v = linear(x),
     causal softmax attention with scores q.k / sqrt(dk), output linear."""
 
+    EXPORTED = {"inputs.weight": ["q_proj.weight", "k_proj.weight", "v_proj.weight"], "inputs.taps": ["q_conv.taps", "k_conv.taps"],
+                "w_out": ["y.weight"]}
+
     def __init__(self, chunk=None):
         super().__init__()
         self.inputs = Projections([D, D, D], 2 * D)  # q, k (convolved), v
@@ -366,6 +392,8 @@ class SoftmaxAttention(nn.Module):
 
 
 class Block(nn.Module):
+    EXPORTED = {"mixer_gain": ["mixer_gain"], "mlp_gain": ["mlp_gain"], "w_gate_up": ["mlp_gate", "mlp_up"], "w_down": ["mlp_down"]}
+
     def __init__(self, mixer):
         super().__init__()
         self.mixer_gain, self.mlp_gain = nn.Parameter(torch.ones(D)), nn.Parameter(torch.ones(D))
@@ -380,6 +408,8 @@ class Block(nn.Module):
 
 
 class LanguageModel(nn.Module):
+    EXPORTED = {"embedding": ["embedding"], "final_gain": ["final_gain"]}
+
     def __init__(self, mixer_class, chunk):
         super().__init__()
         self.embedding = nn.Parameter(torch.randn(VOCAB, D) * 0.02)
@@ -480,19 +510,49 @@ def check():
     return ok
 
 
-def check_parameter_counts(asiarch):
-    """Each model has the parameter count asiarch's `train` reports for the same baseline."""
+def exported_name(name, mixer_class):
+    """The name in `asiarch export`'s module of each piece of the peer's parameter `name`."""
+    parts = name.split(".")
+    if parts[0] != "blocks":
+        return LanguageModel.EXPORTED[name]
+    block = "block%s." % parts[1]
+    if parts[2] == "mixer":
+        return [block + "mixer." + piece for piece in mixer_class.EXPORTED[".".join(parts[3:])]]
+    return [block + piece for piece in Block.EXPORTED[".".join(parts[2:])]]
+
+
+def check_against_asiarch(asiarch):
+    """Each model, given the weights asiarch's `train` wrote, computes the logits of asiarch's
+    exported module (float64, to 1e-12), and so has its parameter count and operators."""
+    import importlib.util
+    import tempfile
+
     ok = True
-    for name, mixer in MODELS.items():
-        ours = sum(p.numel() for p in LanguageModel(mixer, 64).parameters())
-        run = subprocess.run([asiarch, "train", name, "--task", "lm", "--steps", "1", "--json"], capture_output=True, text=True)
-        if run.returncode != 0:
-            print("check %-17s: %s train failed: %s" % (name, asiarch, run.stderr.strip()[-300:]))
-            ok = False
-            continue
-        theirs = json.loads(run.stdout.strip().splitlines()[-1])["params"]
-        ok = ok and ours == theirs
-        print("check %-17s: %d parameters, asiarch %d: %s" % (name, ours, theirs, "ok" if ours == theirs else "FAILED"))
+    torch.manual_seed(2)
+    tokens = torch.randint(0, VOCAB, (2, SEQ))
+    with tempfile.TemporaryDirectory() as directory:
+        for name, mixer_class in MODELS.items():
+            weights, module_file = "%s/%s.safetensors" % (directory, name), "%s/%s.py" % (directory, name)
+            for command in ([asiarch, "train", name, "--task", "lm", "--steps", "1", "--save-weights", weights],
+                            [asiarch, "export", weights, "-o", module_file]):
+                run = subprocess.run(command, capture_output=True, text=True)
+                if run.returncode != 0:
+                    raise SystemExit("%s failed: %s" % (" ".join(command), run.stderr.strip()[-300:]))
+            spec = importlib.util.spec_from_file_location(name, module_file)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            exported = module.build_model(torch.float64).load_weights(weights)
+            theirs = dict(exported.named_parameters())
+            peer = LanguageModel(mixer_class, BEST_CHUNK.get(name, 64)).double()
+            with torch.no_grad():
+                for parameter_name, parameter in peer.named_parameters():
+                    pieces = [theirs.pop(piece) for piece in exported_name(parameter_name, mixer_class)]
+                    parameter.copy_(torch.cat(pieces).reshape(parameter.shape))
+                error = ((peer(tokens) - exported(tokens)).abs().max() / exported(tokens).abs().max()).item()
+            passed = not theirs and error < 1e-12
+            ok = ok and passed
+            print("check %-17s: logits of asiarch's weights to %.1e, %s: %s" % (
+                name, error, "every parameter used" if not theirs else "unused: " + ", ".join(theirs), "ok" if passed else "FAILED"))
     return ok
 
 
@@ -504,7 +564,7 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--chunk", type=int, help="chunk size of the recurrences (default: 16 for gla, 64 otherwise)")
     parser.add_argument("--check", action="store_true", help="check the chunkwise forms against token loops and exit")
-    parser.add_argument("--asiarch", help="with --check: also compare parameter counts with this asiarch binary's")
+    parser.add_argument("--asiarch", help="with --check: also compare each model's logits with this asiarch's exported model's")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of text")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -512,7 +572,7 @@ def main():
     if args.check:
         ok = check()
         if args.asiarch:
-            ok = check_parameter_counts(args.asiarch) and ok
+            ok = check_against_asiarch(args.asiarch) and ok
         raise SystemExit(0 if ok else 1)
     corpus, source = load_corpus()
     with open("/proc/cpuinfo") as f:
