@@ -3,10 +3,12 @@
 
 The folders' direct dependencies are listed here as in docs/ARCHITECTURE.md ("Folders and
 dependencies"); a folder may include from any folder it reaches through them. Every
-`#include "folder/..."` of a C++ file under a listed folder is checked.
+`#include "folder/..."` of a C++ file under a listed folder is checked, and a top-level folder
+with C++ files that the table does not list is reported.
 
   check_include_layers.py SOURCE_DIR   check the repository
-  check_include_layers.py --self-test  check that a planted violation and a cycle are reported
+  check_include_layers.py --self-test  check that a planted include, an unlisted folder and a
+                                       cycle in the table are reported
 """
 import os
 import re
@@ -59,9 +61,22 @@ def reachable(direct):
     return closed
 
 
+def unlisted_folders(root, direct):
+    """Top-level folders with C++ files that the table does not list (build trees aside)."""
+    found = []
+    for folder in sorted(os.listdir(root)):
+        top = os.path.join(root, folder)
+        if folder in direct or folder.startswith((".", "build")) or not os.path.isdir(top):
+            continue
+        if any(name.endswith(SOURCE_SUFFIXES) for _, _, files in os.walk(top) for name in files):
+            found.append(f"{folder}/: C++ files in a folder the table of tests/check_include_layers.py does not list; "
+                         f"add it with its dependencies (docs/ARCHITECTURE.md, \"Folders and dependencies\")")
+    return found
+
+
 def violations(root, direct):
     allowed = reachable(direct)
-    found = []
+    found = unlisted_folders(root, direct)
     for folder in sorted(direct):
         top = os.path.join(root, folder)
         for directory, subdirectories, files in os.walk(top):
@@ -90,6 +105,11 @@ def self_test():
             planted.write('#include "lang/program.h"\n#include "campaign/loop.h"\n')
         found = violations(root, DIRECT)
         assert len(found) == 1 and "actors/planted.cpp:2" in found[0], found
+        os.makedirs(os.path.join(root, "newfolder"))
+        with open(os.path.join(root, "newfolder", "x.h"), "w") as unlisted:
+            unlisted.write("#pragma once\n")
+        found = violations(root, DIRECT)
+        assert len(found) == 2 and found[0].startswith("newfolder/"), found
     try:
         reachable({"a": ["b"], "b": ["a"]})
     except ValueError:
