@@ -62,11 +62,13 @@ def reachable(direct):
 
 
 def unlisted_folders(root, direct):
-    """Top-level folders with C++ files that the table does not list (build trees aside)."""
+    """Top-level folders with C++ files that the table does not list (build trees, which hold a
+    CMakeCache.txt and generated headers, aside)."""
     found = []
     for folder in sorted(os.listdir(root)):
         top = os.path.join(root, folder)
-        if folder in direct or folder.startswith((".", "build")) or not os.path.isdir(top):
+        build_tree = os.path.exists(os.path.join(top, "CMakeCache.txt"))
+        if folder in direct or folder.startswith(".") or not os.path.isdir(top) or build_tree:
             continue
         if any(name.endswith(SOURCE_SUFFIXES) for _, _, files in os.walk(top) for name in files):
             found.append(f"{folder}/: C++ files in a folder the table of tests/check_include_layers.py does not list; "
@@ -110,6 +112,11 @@ def self_test():
             unlisted.write("#pragma once\n")
         found = violations(root, DIRECT)
         assert len(found) == 2 and found[0].startswith("newfolder/"), found
+        os.makedirs(os.path.join(root, "out", "messages"))
+        for name, text in (("CMakeCache.txt", ""), ("messages/schema.capnp.h", "#pragma once\n")):
+            with open(os.path.join(root, "out", name), "w") as generated:
+                generated.write(text)
+        assert violations(root, DIRECT) == found, "a build tree was reported"
     try:
         reachable({"a": ["b"], "b": ["a"]})
     except ValueError:
