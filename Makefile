@@ -36,6 +36,7 @@ bench: build
 	$(BUILD_DIR)/tools/asiarch bench cli
 	$(BUILD_DIR)/tools/asiarch bench kernels
 	$(BUILD_DIR)/tools/asiarch bench train
+	LD_PRELOAD=/usr/lib/x86_64-linux-gnu/libmimalloc.so.2 /usr/bin/python3 bench/peer_train.py --asiarch $(BUILD_DIR)/tools/asiarch
 	$(BUILD_DIR)/bench/asiarch_bench
 
 # Installs only the packages that are missing, so a prepared machine makes no apt calls.

@@ -9,8 +9,8 @@ again; mimalloc or tcmalloc keep them, as asiarch, which links mimalloc; jemallo
                                   # every chunkwise form vs its token loop, [logits vs asiarch's]
 Options: --steps N (timed steps, default 100, after --warmup 10), --repeats R (best of R timed
 windows), --models (default: all seven baselines), --chunk C (default: 16 for gla, 64 for the
-others, the fastest of 16, 32 and 64 on a 2-core EPYC), --json. Compare with
-`./build/tools/asiarch train NAME --task lm --steps 200` on the same machine, same hour.
+others, the fastest of 16, 32 and 64 on a 2-core EPYC), --asiarch BIN (after each model, time
+`BIN train NAME --task lm --steps 200` and print the ratio: both measured in one sitting), --json.
 
 The models are asiarch's explore LM (training/model.cpp, lang/baselines/*.arch, with the same
 parameter counts): byte embedding, 2 x (RMSNorm, mixer, residual, RMSNorm, SwiGLU MLP,
@@ -510,6 +510,15 @@ def check():
     return ok
 
 
+def asiarch_tokens_per_second(asiarch, name):
+    """The training throughput `asiarch train` reports for a baseline, run right after its peer."""
+    command = [asiarch, "train", name, "--task", "lm", "--steps", "200", "--json"]
+    run = subprocess.run(command, capture_output=True, text=True)
+    if run.returncode != 0:
+        raise SystemExit("%s failed: %s" % (" ".join(command), run.stderr.strip()[-300:]))
+    return json.loads(run.stdout.strip().splitlines()[-1])["tokens_per_second"]
+
+
 def exported_name(name, mixer_class):
     """The name in `asiarch export`'s module of each piece of the peer's parameter `name`."""
     parts = name.split(".")
@@ -564,7 +573,8 @@ def main():
     parser.add_argument("--models", default=",".join(MODELS))
     parser.add_argument("--chunk", type=int, help="chunk size of the recurrences (default: 16 for gla, 64 otherwise)")
     parser.add_argument("--check", action="store_true", help="check the chunkwise forms against token loops and exit")
-    parser.add_argument("--asiarch", help="with --check: also compare each model's logits with this asiarch's exported model's")
+    parser.add_argument("--asiarch", help="after each model, time this asiarch's `train` of it and print the ratio; with --check, "
+                                           "compare each model's logits with this asiarch's exported model's instead")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of text")
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -592,6 +602,11 @@ def main():
         if not args.json:
             print("%-18s %7d params  %8.0f tokens/s (per CPU second %.0f; best of %d x %d steps; chunk %s)"
                   % (name, r["params"], r["tokens_per_second"], r["cpu_tokens_per_second"], args.repeats, args.steps, r["chunk"]))
+        if args.asiarch:
+            r["asiarch_tokens_per_second"] = asiarch_tokens_per_second(args.asiarch, name)
+            if not args.json:
+                print("%-18s asiarch %8.0f tokens/s (train --task lm --steps 200), %.2fx the peer"
+                      % ("", r["asiarch_tokens_per_second"], r["asiarch_tokens_per_second"] / r["tokens_per_second"]))
     if args.json:
         print(json.dumps({"env": env, "results": results}))
 
