@@ -218,14 +218,17 @@ class Projections(nn.Module):
 
     def __init__(self, widths, convolved):
         super().__init__()
+        # The convolved channels are the first pieces' whole.
+        self.pieces_convolved = next(i for i in range(len(widths) + 1) if sum(widths[:i]) == convolved)
         self.widths, self.convolved = widths, convolved
         self.weight = nn.Parameter(torch.cat([xavier(w, D) for w in widths]))
         self.taps = nn.Parameter(conv_taps(convolved))
 
     def forward(self, x):
         y = F.linear(x, self.weight)
-        y = torch.cat([causal_conv(y[..., :self.convolved], self.taps), y[..., self.convolved:]], -1)
-        return y.split(self.widths, -1)
+        first, rest = self.widths[:self.pieces_convolved], self.widths[self.pieces_convolved:]
+        convolved = causal_conv(y[..., :self.convolved], self.taps).split(first, -1)
+        return convolved + y[..., self.convolved:].split(rest, -1)
 
 
 class GLA(nn.Module):
