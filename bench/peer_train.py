@@ -214,10 +214,12 @@ def merge(x):
 
 class Projections(nn.Module):
     """Linear maps of x of the given widths as one matmul, and one depthwise causal convolution over
-    the first `convolved` output channels; forward gives the pieces in order."""
+    the first `convolved` output channels, followed by `activation` over them in one call; forward
+    gives the pieces in order."""
 
-    def __init__(self, widths, convolved):
+    def __init__(self, widths, convolved, activation=None):
         super().__init__()
+        self.activation = activation
         # The convolved channels are the first pieces' whole.
         self.pieces_convolved = next(i for i in range(len(widths) + 1) if sum(widths[:i]) == convolved)
         self.widths, self.convolved = widths, convolved
@@ -227,7 +229,10 @@ class Projections(nn.Module):
     def forward(self, x):
         y = F.linear(x, self.weight)
         first, rest = self.widths[:self.pieces_convolved], self.widths[self.pieces_convolved:]
-        convolved = causal_conv(y[..., :self.convolved], self.taps).split(first, -1)
+        convolved = causal_conv(y[..., :self.convolved], self.taps)
+        if self.activation is not None:
+            convolved = self.activation(convolved)
+        convolved = convolved.split(first, -1)
         return convolved + y[..., self.convolved:].split(rest, -1)
 
 
@@ -270,14 +275,14 @@ class GatedDeltaNet(nn.Module):
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
-        self.inputs = Projections([D, D, 2 * D, HEADS, HEADS, 2 * D], 4 * D)  # q, k, v (convolved), beta, decay, gate
+        self.inputs = Projections([D, D, 2 * D, HEADS, HEADS, 2 * D], 4 * D, F.silu)  # q, k, v (convolved), beta, decay, gate
         self.decay_scale = nn.Parameter(torch.ones(HEADS))
         self.o_gain = nn.Parameter(torch.ones(2 * D // HEADS))
         self.w_out = nn.Parameter(torch.zeros(D, 2 * D))
 
     def forward(self, x):
         q, k, v, beta, decay, gate = self.inputs(x)
-        q, k, v = (heads(F.silu(a)) for a in (q, k, v))
+        q, k, v = (heads(a) for a in (q, k, v))
         g = -(F.softplus(decay) * self.decay_scale).transpose(1, 2)
         o = gated_delta_chunked(l2_norm(q), l2_norm(k), v, torch.sigmoid(beta).transpose(1, 2), g, self.chunk)
         return F.linear(merge(rms_norm(o, self.o_gain) * F.silu(heads(gate))), self.w_out)
@@ -295,7 +300,7 @@ class Mamba2(nn.Module):
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
-        self.inputs = Projections([2 * D, D // 4, D // 4, HEADS, 2 * D], 2 * D + D // 2)  # u, B, C (convolved), dt, z
+        self.inputs = Projections([2 * D, D // 4, D // 4, HEADS, 2 * D], 2 * D + D // 2, F.silu)  # u, B, C (convolved), dt, z
         self.a_scale = nn.Parameter(torch.ones(HEADS))
         self.skip = nn.Parameter(torch.ones(HEADS))
         self.o_gain = nn.Parameter(torch.ones(2 * D))
@@ -303,8 +308,8 @@ class Mamba2(nn.Module):
 
     def forward(self, x):
         u, b, c, dt, z = self.inputs(x)
-        u = heads(F.silu(u))
-        b, c = (F.silu(a).unsqueeze(1).expand(-1, HEADS, -1, -1) for a in (b, c))
+        u = heads(u)
+        b, c = (a.unsqueeze(1).expand(-1, HEADS, -1, -1) for a in (b, c))
         dt = F.softplus(dt).transpose(1, 2)
         o = decay_attn_chunked(c, b, u * dt.unsqueeze(-1), -(dt * self.a_scale.view(-1, 1)), self.chunk)
         o = merge(o + u * self.skip.view(-1, 1, 1))
@@ -343,13 +348,13 @@ class LinearAttention(nn.Module):
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
-        self.inputs = Projections([D, D, D], 2 * D)  # q, k (convolved), v
+        self.inputs = Projections([D, D, D], 2 * D, lambda a: F.elu(a) + 1)  # q, k (convolved), v
         self.o_gain = nn.Parameter(torch.ones(D // HEADS))
         self.w_out = nn.Parameter(torch.zeros(D, D))
 
     def forward(self, x):
         q, k, v = self.inputs(x)
-        o = decay_attn_chunked(heads(F.elu(q) + 1), heads(F.elu(k) + 1), heads(v), None, self.chunk)
+        o = decay_attn_chunked(heads(q), heads(k), heads(v), None, self.chunk)
         return F.linear(merge(rms_norm(o, self.o_gain)), self.w_out)
 
 
@@ -363,13 +368,13 @@ class DeltaNet(nn.Module):
     def __init__(self, chunk):
         super().__init__()
         self.chunk = chunk
-        self.inputs = Projections([D, D, D, HEADS], 3 * D)  # q, k, v (convolved), beta
+        self.inputs = Projections([D, D, D, HEADS], 3 * D, F.silu)  # q, k, v (convolved), beta
         self.o_gain = nn.Parameter(torch.ones(D // HEADS))
         self.w_out = nn.Parameter(torch.zeros(D, D))  # asiarch starts residual branches at zero
 
     def forward(self, x):
         q, k, v, beta = self.inputs(x)
-        q, k, v = (heads(F.silu(a)) for a in (q, k, v))
+        q, k, v = (heads(a) for a in (q, k, v))
         o = delta_rule_chunked(l2_norm(q), l2_norm(k), v, torch.sigmoid(beta).transpose(1, 2), self.chunk)
         return F.linear(merge(rms_norm(o, self.o_gain)), self.w_out)
 
