@@ -64,13 +64,16 @@ def causal_conv(x, taps):
     return F.conv1d(x, taps, groups=taps.size(0)).transpose(1, 2)
 
 
-def delta_rule_loop(q, k, v, beta):
-    """The definition, token by token: S_t = S_{t-1} - beta_t k_t (k_t^T S_{t-1} - v_t^T),
-    o_t = S_t^T q_t. q, k [B, H, T, dk], v [B, H, T, dv], beta [B, H, T]."""
+def delta_rule_loop(q, k, v, beta, g=None):
+    """The definition, token by token: S_t = a_t S_{t-1} - beta_t k_t (a_t k_t^T S_{t-1} - v_t^T),
+    o_t = S_t^T q_t, with a_t = exp(g_t) for the gated rule (g [B, H, T]) and 1 without g.
+    q, k [B, H, T, dk], v [B, H, T, dv], beta [B, H, T]."""
     S = q.new_zeros(q.size(0), q.size(1), q.size(3), v.size(3))
     out = []
     for t in range(q.size(2)):
         k_t, b_t = k[:, :, t], beta[:, :, t, None, None]
+        if g is not None:
+            S = S * g[:, :, t].exp()[..., None, None]
         error = (k_t.unsqueeze(-2) @ S).squeeze(-2) - v[:, :, t]
         S = S - b_t * k_t.unsqueeze(-1) * error.unsqueeze(-2)
         out.append((q[:, :, t].unsqueeze(-2) @ S).squeeze(-2))
@@ -121,19 +124,6 @@ def decay_attn_loop(q, k, v, g):
     return torch.stack(out, 2)
 
 
-def gated_delta_loop(q, k, v, beta, g):
-    """S_t = a_t S_{t-1} - beta_t k_t (a_t k_t^T S_{t-1} - v_t^T) with a_t = exp(g_t), g [B, H, T]."""
-    S = q.new_zeros(q.size(0), q.size(1), q.size(3), v.size(3))
-    out = []
-    for t in range(q.size(2)):
-        k_t, b_t = k[:, :, t], beta[:, :, t, None, None]
-        S = S * g[:, :, t].exp()[..., None, None]
-        error = (k_t.unsqueeze(-2) @ S).squeeze(-2) - v[:, :, t]
-        S = S - b_t * k_t.unsqueeze(-1) * error.unsqueeze(-2)
-        out.append((q[:, :, t].unsqueeze(-2) @ S).squeeze(-2))
-    return torch.stack(out, 2)
-
-
 def to_chunks(chunk, *xs):
     """Pads the time axis (2) to a multiple of chunk with zeros and splits it: [B, H, n, C, ...]."""
     T = xs[0].size(2)
@@ -144,6 +134,13 @@ def to_chunks(chunk, *xs):
             x = F.pad(x, (0, 0, 0, pad)) if x.dim() == 4 else F.pad(x, (0, pad))
         out.append(x.reshape(x.size(0), x.size(1), (T + pad) // chunk, chunk, *x.shape[3:]))
     return out
+
+
+def head_decay_factors(q, k, G):
+    """With G [B, H, n, C] the cumulative log decay of one decay per head inside each chunk: the
+    queries decayed from the chunk's start, the keys decayed to its end, and the whole chunk's
+    decay [B, H, n, 1, 1] (the state's factor)."""
+    return q * G.exp().unsqueeze(-1), k * (G[..., -1:] - G).exp().unsqueeze(-1), G[..., -1].exp()[..., None, None]
 
 
 def decay_attn_chunked(q, k, v, g, chunk):
@@ -162,7 +159,7 @@ def decay_attn_chunked(q, k, v, g, chunk):
     if G.dim() == 4:  # one decay per head: [B, H, n, C]
         decay = (G.unsqueeze(-1) - G.unsqueeze(-2)).masked_fill(~causal, float("-inf")).exp()
         A = (q @ k.transpose(-1, -2)) * decay
-        q_in, k_out, last = q * G.exp().unsqueeze(-1), k * (G[..., -1:] - G).exp().unsqueeze(-1), G[..., -1].exp()[..., None, None]
+        q_in, k_out, last = head_decay_factors(q, k, G)
     else:  # one per key channel: [B, H, n, C, dk]
         decay = (G.unsqueeze(-2) - G.unsqueeze(-3)).masked_fill(~causal.unsqueeze(-1), float("-inf")).exp()
         A = torch.einsum("...tc,...ic,...tic->...ti", q, k, decay)
@@ -176,7 +173,7 @@ def decay_attn_chunked(q, k, v, g, chunk):
 
 
 def gated_delta_chunked(q, k, v, beta, g, chunk):
-    """gated_delta_loop in chunks (Gated DeltaNet, Yang, Kautz and Hatamizadeh, 2024,
+    """delta_rule_loop with decays, in chunks (Gated DeltaNet, Yang, Kautz and Hatamizadeh, 2024,
     arXiv:2412.06464: the WY form of delta_rule_chunked with decays). With G the cumulative log
     decay inside a chunk, Gamma[t, j] = exp(G_t - G_j) and w_t = beta_t (v_t - a_t S_{t-1}^T k_t):
     (I + L) W = diag(beta) V - diag(beta exp G) K S with L = strict_tril(diag(beta) (K K^T * Gamma)),
@@ -192,7 +189,7 @@ def gated_delta_chunked(q, k, v, beta, g, chunk):
     WU = torch.linalg.solve_triangular(L, rhs, upper=False, unitriangular=True)
     Wk, U0 = WU[..., :dk], WU[..., dk:]
     QK = (q @ k.transpose(-1, -2)) * gamma
-    q_in, k_out, last = q * G.exp().unsqueeze(-1), k * (G[..., -1:] - G).exp().unsqueeze(-1), G[..., -1].exp()[..., None, None]
+    q_in, k_out, last = head_decay_factors(q, k, G)
     S = q.new_zeros(B, H, dk, v.size(-1))
     out = []
     for i in range(q.size(2)):
@@ -496,7 +493,7 @@ def check():
     g_head = -torch.rand(B, H, T, dtype=torch.float64)
     g_key = -torch.rand(B, H, T, 16, dtype=torch.float64)
     forms = [("delta rule", delta_rule_loop, delta_rule_chunked, [l2_norm(q), l2_norm(k), v, beta]),
-             ("gated delta rule", gated_delta_loop, gated_delta_chunked, [l2_norm(q), l2_norm(k), v, beta, g_head]),
+             ("gated delta rule", delta_rule_loop, gated_delta_chunked, [l2_norm(q), l2_norm(k), v, beta, g_head]),
              ("linear attention", lambda *x: decay_attn_loop(*x, None), lambda *x: decay_attn_chunked(*x[:3], None, x[3]), [q, k, v]),
              ("decay per head", decay_attn_loop, decay_attn_chunked, [q, k, v, g_head]),
              ("decay per key", decay_attn_loop, decay_attn_chunked, [q, k, v, g_key])]
@@ -518,13 +515,18 @@ def check():
     return ok
 
 
-def asiarch_tokens_per_second(asiarch, name):
-    """The training throughput `asiarch train` reports for a baseline, run right after its peer."""
-    command = [asiarch, "train", name, "--task", "lm", "--steps", "200", "--json"]
+def run_asiarch(command):
+    """asiarch's standard output for `command` (its binary first); stops the script when it fails."""
     run = subprocess.run(command, capture_output=True, text=True)
     if run.returncode != 0:
         raise SystemExit("%s failed: %s" % (" ".join(command), run.stderr.strip()[-300:]))
-    return json.loads(run.stdout.strip().splitlines()[-1])["tokens_per_second"]
+    return run.stdout
+
+
+def asiarch_tokens_per_second(asiarch, name):
+    """The training throughput `asiarch train` reports for a baseline, run right after its peer."""
+    output = run_asiarch([asiarch, "train", name, "--task", "lm", "--steps", "200", "--json"])
+    return json.loads(output.strip().splitlines()[-1])["tokens_per_second"]
 
 
 def exported_name(name, mixer_class):
@@ -550,11 +552,8 @@ def check_against_asiarch(asiarch):
     with tempfile.TemporaryDirectory() as directory:
         for name, mixer_class in MODELS.items():
             weights, module_file = "%s/%s.safetensors" % (directory, name), "%s/%s.py" % (directory, name)
-            for command in ([asiarch, "train", name, "--task", "lm", "--steps", "1", "--save-weights", weights],
-                            [asiarch, "export", weights, "-o", module_file]):
-                run = subprocess.run(command, capture_output=True, text=True)
-                if run.returncode != 0:
-                    raise SystemExit("%s failed: %s" % (" ".join(command), run.stderr.strip()[-300:]))
+            run_asiarch([asiarch, "train", name, "--task", "lm", "--steps", "1", "--save-weights", weights])
+            run_asiarch([asiarch, "export", weights, "-o", module_file])
             spec = importlib.util.spec_from_file_location(name, module_file)
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
@@ -565,7 +564,8 @@ def check_against_asiarch(asiarch):
                 for parameter_name, parameter in peer.named_parameters():
                     pieces = [theirs.pop(piece) for piece in exported_name(parameter_name, mixer_class)]
                     parameter.copy_(torch.cat(pieces).reshape(parameter.shape))
-                error = ((peer(tokens) - exported(tokens)).abs().max() / exported(tokens).abs().max()).item()
+                reference = exported(tokens)
+                error = ((peer(tokens) - reference).abs().max() / reference.abs().max()).item()
             passed = not theirs and error < 1e-12
             ok = ok and passed
             print("check %-17s: logits of asiarch's weights to %.1e, %s: %s" % (
