@@ -21,18 +21,13 @@ namespace {
 
 Scenario smoke() { return load_scenario(fs::path(ASIARCH_SOURCE_DIR) / "scenarios/sim-smoke.toml"); }
 
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("asiarch-test-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
-
 bool is_hex_digest(const std::string& s) {
   return s.size() == 64 && s.find_first_not_of("0123456789abcdef") == std::string::npos;
 }
 
 using testing::deliver;
 using testing::Delivery;
+using testing::fresh_dir;
 
 }  // namespace
 
@@ -182,7 +177,7 @@ TEST_CASE("the engineer rejects with the failed check's name", "[actors][enginee
 }
 
 TEST_CASE("the coordinator queues jobs until a slot is idle, lowest slot first", "[actors][coordinator]") {
-  CoordinatorState coordinator({.gpu_slots = 2});
+  CoordinatorState coordinator({.gpu_slots = 2, .faults = {}, .costs = {}});
   auto job = [&](uint64_t id) {
     return deliver(coordinator, [&](msg::Payload::Builder p) { p.initTrainJob().initRef().setJobId(id); });
   };

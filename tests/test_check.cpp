@@ -22,17 +22,13 @@
 #include "campaign/run_recorder.h"
 #include "messages/codec.h"
 #include "storage/run_store.h"
+#include "tests/test_helpers.h"
 
 namespace fs = std::filesystem;
 using namespace asiarch;
+using testing::fresh_dir;
 
 namespace {
-
-fs::path fresh_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("asiarch-check-" + name + "-" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  return dir;
-}
 
 // Records sim-smoke into `dir`, runs it again in memory, and requires the same digest.
 CampaignSummary record_smoke(const fs::path& dir) {

@@ -38,9 +38,28 @@ inline std::string cli(const std::string& args) { return std::string(ASIARCH_BIN
 // A path in the source tree, e.g. source("scenarios/sim-smoke.toml").
 inline std::string source(const std::string& path) { return std::string(ASIARCH_SOURCE_DIR) + "/" + path; }
 
-// A temporary path unique to this test process, removed if it exists.
+// This test process's scratch folder under the system temp folder. It is removed with
+// everything in it when the process exits, so that test runs leave nothing behind; forked
+// children leave with _exit and do not remove it.
+inline const std::filesystem::path& scratch_root() {
+  struct Root {
+    std::filesystem::path path = std::filesystem::temp_directory_path() / ("asiarch-test-" + std::to_string(::getpid()));
+    Root() {
+      std::filesystem::remove_all(path);
+      std::filesystem::create_directories(path);
+    }
+    ~Root() {
+      std::error_code ignored;
+      std::filesystem::remove_all(path, ignored);
+    }
+  };
+  static const Root root;
+  return root.path;
+}
+
+// A path in this process's scratch folder, removed if it exists.
 inline std::filesystem::path fresh_dir(const std::string& name) {
-  const auto dir = std::filesystem::temp_directory_path() / ("asiarch-test-" + name + "-" + std::to_string(::getpid()));
+  const auto dir = scratch_root() / name;
   std::filesystem::remove_all(dir);
   return dir;
 }
