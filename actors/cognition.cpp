@@ -9,7 +9,9 @@ void CognitionState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
   switch (payload.which()) {
     case msg::Payload::INSIGHT_QUERY: {
       auto query = payload.getInsightQuery();
-      const auto hits = index_.query(query.getText().cStr(), static_cast<int>(query.getK()));
+      auto [known, is_new] = answered_.try_emplace({query.getK(), query.getText().cStr()});
+      if (is_new) known->second = index_.query(query.getText().cStr(), static_cast<int>(query.getK()));
+      const std::vector<retrieval::Hit>& hits = known->second;
       auto reply = out.send(event.getFrom()).initInsightReply();
       reply.setRequestId(query.getRequestId());
       auto list = reply.initHits(static_cast<unsigned>(hits.size()));
@@ -33,6 +35,7 @@ void CognitionState::handle(msg::Event::Reader event, msg::OutboxWriter& out) {
       entry.insight = insight.getText();
       for (auto rewrite : insight.getRewrites()) entry.rewrites.push_back(rewrite);
       index_.add(std::move(entry));
+      answered_.clear();
       break;
     }
     default:

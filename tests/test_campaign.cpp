@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <set>
 
+#include "actors/cognition.h"
 #include "actors/coordinator.h"
 #include "actors/engineer.h"
 #include "campaign/campaign.h"
@@ -192,4 +193,34 @@ TEST_CASE("the coordinator queues jobs until a slot is idle, lowest slot first",
   REQUIRE(idle.messages().size() == 1);
   CHECK(std::string(idle.messages()[0].getTo().cStr()) == "gpu-slot-1");
   CHECK(idle.messages()[0].getPayload().getDispatch().getJob().getRef().getJobId() == 12);
+}
+
+TEST_CASE("the cognition actor answers a repeated query alike until an insight is added", "[actors][cognition]") {
+  CognitionState cognition;
+  const std::string text = "the zebra gate forgets quartz keys";  // words no shipped entry uses
+  auto ask = [&](uint32_t k) {
+    Delivery reply = deliver(cognition, [&](msg::Payload::Builder p) {
+      auto query = p.initInsightQuery();
+      query.setRequestId(k);
+      query.setText(text);
+      query.setK(k);
+    });
+    REQUIRE(reply.messages().size() == 1);
+    std::vector<std::string> ids;
+    for (auto hit : reply.messages()[0].getPayload().getInsightReply().getHits()) ids.emplace_back(hit.getEntryId().cStr());
+    return ids;
+  };
+  const std::vector<std::string> before = ask(3);
+  REQUIRE(before.size() == 3);
+  CHECK(ask(3) == before);
+  CHECK(ask(1) == std::vector<std::string>{before[0]});
+  deliver(cognition, [&](msg::Payload::Builder p) {
+    auto insight = p.initInsight();
+    insight.setInsightId(7);
+    insight.setArchId(40);
+    insight.setText(text);
+  });
+  const std::vector<std::string> after = ask(3);
+  CHECK(after[0] == "campaign-insight-7");
+  CHECK(std::vector<std::string>(after.begin() + 1, after.end()) == std::vector<std::string>(before.begin(), before.begin() + 2));
 }
