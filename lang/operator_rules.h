@@ -3,10 +3,11 @@
 // row in the table of lang/operators.cpp; the checker, the figures and the canonical form
 // all read that row, so an operator is described in one place.
 #include <cstdint>
-#include <map>
 #include <optional>
+#include <stdexcept>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "lang/program.h"
@@ -32,18 +33,41 @@ inline bool is_at_most_zero(Sign s) { return s == Sign::NonPositive || s == Sign
 inline bool is_at_least_zero(Sign s) { return s == Sign::NonNegative || s == Sign::Zero; }
 
 // One statement's operands after checking: argument types and evaluated attributes.
+// Attribute values by key. A statement has a few attributes, so a list searched in order costs
+// less than a map's allocations, and programs are checked tens of thousands of times in a
+// campaign. Keys view the names in the operator's row, which lives as long as the program.
+template <typename Value>
+class AttrValues {
+ public:
+  void set(std::string_view key, Value value) { items_.emplace_back(key, value); }
+  bool has(std::string_view key) const { return find(key) != nullptr; }
+  Value at(std::string_view key) const {
+    if (const Value* value = find(key)) return *value;
+    throw std::out_of_range("no attribute '" + std::string(key) + "'");
+  }
+
+ private:
+  const Value* find(std::string_view key) const {
+    for (const auto& [name, value] : items_) {
+      if (name == key) return &value;
+    }
+    return nullptr;
+  }
+  std::vector<std::pair<std::string_view, Value>> items_;
+};
+
 struct Operands {
   std::vector<Type> args;               // a literal argument has the type of the first value argument
-  std::vector<std::string> arg_names;   // for messages
+  const std::vector<std::string>* arg_names = nullptr;  // the statement's, for messages while it is checked
   std::vector<std::optional<double>> literals;  // per argument: its number, if it is a literal
   std::vector<Sign> signs;              // per argument
-  std::map<std::string, int64_t> dims;  // dimension attributes, evaluated at shape.d_model
-  std::map<std::string, double> reals;  // real attributes
+  AttrValues<int64_t> dims;             // dimension attributes, evaluated at shape.d_model
+  AttrValues<double> reals;             // real attributes, optional ones at their default when not given
   ModelShape shape;
 
-  int64_t dim(const std::string& key) const { return dims.at(key); }
-  // A real attribute, or its default when an optional one is not given.
-  double real(const std::string& key) const { return reals.at(key); }
+  int64_t dim(std::string_view key) const { return dims.at(key); }
+  double real(std::string_view key) const { return reals.at(key); }
+  const std::string& arg_name(size_t i) const { return (*arg_names)[i]; }
 };
 
 // Thrown by a typing rule; the message says what is wrong and what to write instead. The

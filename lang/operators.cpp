@@ -23,7 +23,7 @@ std::string kind_pattern(Kind kind) {
 }
 
 std::string describe_arg(const Operands& in, size_t i) {
-  return "argument " + std::to_string(i + 1) + " ('" + in.arg_names[i] + "')";
+  return "argument " + std::to_string(i + 1) + " ('" + in.arg_name(i) + "')";
 }
 
 // How to turn a value of type `from` into one of kind `to`, as advice appended to a message.
@@ -43,7 +43,7 @@ const Type& arg_of_kind(const Operands& in, size_t i, std::initializer_list<Kind
   std::string wanted;
   for (Kind k : kinds) wanted += (wanted.empty() ? "" : " or ") + kind_pattern(k);
   throw RuleError{describe_arg(in, i) + " must be " + wanted + ", got " + to_string(t) +
-                  conversion_hint(t, *kinds.begin(), in.arg_names[i])};
+                  conversion_hint(t, *kinds.begin(), in.arg_name(i))};
 }
 
 // All arguments from `first` on must have one type; returns it.
@@ -108,8 +108,8 @@ Type broadcast_type(const Operands& in) {
   if (a == b) return a;
   if (broadcasts_over(b, a)) return a;
   if (broadcasts_over(a, b)) return b;
-  throw RuleError{"cannot combine " + to_string(a) + " ('" + in.arg_names[0] + "') with " + to_string(b) + " ('" +
-                  in.arg_names[1] + "'); use two values of one type, heads[h, d] with scalars[h] of the same h, or seq[n] with seq[1]"};
+  throw RuleError{"cannot combine " + to_string(a) + " ('" + in.arg_name(0) + "') with " + to_string(b) + " ('" +
+                  in.arg_name(1) + "'); use two values of one type, heads[h, d] with scalars[h] of the same h, or seq[n] with seq[1]"};
 }
 
 // Reductions over the last dimension: seq[n] -> seq[1], heads[h, d] -> scalars[h].
@@ -162,11 +162,11 @@ QkvShape qkv_shape(const Operands& in) {
   const Type& k = arg_of_kind(in, 1, {Kind::Heads});
   const Type& v = arg_of_kind(in, 2, {Kind::Heads});
   if (k != q) {
-    throw RuleError{"q ('" + in.arg_names[0] + "') is " + to_string(q) + " but k ('" + in.arg_names[1] + "') is " +
+    throw RuleError{"q ('" + in.arg_name(0) + "') is " + to_string(q) + " but k ('" + in.arg_name(1) + "') is " +
                     to_string(k) + "; queries and keys must have one type: project and split them alike"};
   }
   if (v.heads != q.heads) {
-    throw RuleError{"v ('" + in.arg_names[2] + "') has " + std::to_string(v.heads) + " heads but q and k have " +
+    throw RuleError{"v ('" + in.arg_name(2) + "') has " + std::to_string(v.heads) + " heads but q and k have " +
                     std::to_string(q.heads) + "; split q, k and v with the same h"};
   }
   return QkvShape{q.heads, q.dim, v.dim};
@@ -186,7 +186,7 @@ Type kernel_output(const QkvShape& s) { return Type{Kind::Heads, s.heads, s.dv};
 // A decay g is a log decay: exp(g) <= 1 keeps the state from growing, so g must be known <= 0.
 void expect_log_decay(const Operands& in, size_t i) {
   if (is_at_most_zero(in.signs[i])) return;
-  const std::string& g = in.arg_names[i];
+  const std::string& g = in.arg_name(i);
   throw RuleError{"the decay g, " + describe_arg(in, i) + ", must be a log decay, <= 0, and nothing makes '" + g +
                   "' so; write logsigmoid(...), neg(softplus(...)), neg(exp(...)) or retnet_decay, or bound it with min(" + g +
                   ", 0.0)"};

@@ -3,7 +3,6 @@
 #include <cmath>
 #include <map>
 #include <optional>
-#include <set>
 
 #include "common/suggest.h"
 #include "lang/program_analysis.h"
@@ -102,7 +101,6 @@ int64_t evaluate_dim(const Attr& attr, const Dim& dim, int64_t d_model) {
 
 // Checks the statement's attributes against the operator's and evaluates them into `operands`.
 void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& operands) {
-  std::set<std::string> seen;
   for (const Attr& attr : s.attrs) {
     const AttrSpec* spec = nullptr;
     for (const auto& candidate : rules.attrs) {
@@ -120,14 +118,16 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
       throw RuleError{"unknown attribute '" + attr.key + "'; " + (guess.empty() ? "" : "did you mean '" + guess + "'? ") +
                       usage_hint(rules)};
     }
-    if (!seen.insert(attr.key).second) throw RuleError{"attribute '" + attr.key + "' is given twice; give it once"};
+    if (operands.dims.has(attr.key) || operands.reals.has(attr.key)) {
+      throw RuleError{"attribute '" + attr.key + "' is given twice; give it once"};
+    }
     if (spec->kind == AttrKind::Dimension) {
       const Dim* dim = std::get_if<Dim>(&attr.value);
       if (!dim) {
         throw RuleError{attr_text(attr) + " is a real number but '" + attr.key +
                         "' takes a dimension; write an integer, D, D*k or D/k (" + usage_hint(rules) + ")"};
       }
-      operands.dims[attr.key] = evaluate_dim(attr, *dim, operands.shape.d_model);
+      operands.dims.set(spec->key, evaluate_dim(attr, *dim, operands.shape.d_model));
     } else {
       const double* real = std::get_if<double>(&attr.value);
       if (!real) {
@@ -141,13 +141,13 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
       if (spec->kind == AttrKind::NonNegativeReal && *real < 0.0) {
         throw RuleError{attr_text(attr) + " must be at least 0; e.g. " + attr.key + "=0.02"};
       }
-      operands.reals[attr.key] = *real;
+      operands.reals.set(spec->key, *real);
     }
   }
   for (const auto& spec : rules.attrs) {
-    if (seen.count(spec.key)) continue;
+    if (operands.dims.has(spec.key) || operands.reals.has(spec.key)) continue;
     if (spec.required()) throw RuleError{"needs the attribute '" + spec.key + "'; " + usage_hint(rules)};
-    operands.reals[spec.key] = *spec.default_real;
+    operands.reals.set(spec.key, *spec.default_real);
   }
 }
 
@@ -164,7 +164,10 @@ CheckedStatement check_call(const Statement& s, const OperatorRules& rules, cons
   }
   Operands operands;
   operands.shape = shape;
-  operands.arg_names = s.args;
+  operands.arg_names = &s.args;
+  operands.args.reserve(arg_indices.size());
+  operands.literals.reserve(arg_indices.size());
+  operands.signs.reserve(arg_indices.size());
   std::optional<Type> value_type;  // of the first argument that is a value: a number takes it
   for (size_t i = 0; i < arg_indices.size(); ++i) {
     const int index = arg_indices[i];

@@ -405,7 +405,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   // The learned factors and offsets start at init=; for scale and temperature on a decay path,
   // the default init gives the decay's own start instead. Written or not, a default is the
   // default: the canonical form does not tell them apart.
-  const double init = s.operands.reals.count("init") ? s.operands.real("init") : 0.0;
+  const double init = s.operands.reals.has("init") ? s.operands.real("init") : 0.0;
   const bool default_init = lang::detail::is_default(*s.rules, "init", init);
   if (op == "scale") {
     const int64_t count = out.kind == Kind::Seq ? out.dim : out.heads;
