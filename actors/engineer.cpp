@@ -11,9 +11,9 @@
 namespace asiarch {
 namespace {
 
-std::map<std::string, int> op_counts(const lang::Program& program) {
+std::map<std::string, int> op_counts(const lang::Program& canonical_program) {
   std::map<std::string, int> counts;
-  for (const auto& s : lang::canonical(program).body) ++counts[s.op];
+  for (const auto& s : canonical_program.body) ++counts[s.op];
   return counts;
 }
 
@@ -28,8 +28,7 @@ std::optional<CheckFailure> static_checks(const lang::Program& program, const la
   try {
     // It must also check at the widths the fidelities train at, or it could not be trained.
     for (int64_t width : widths) lang::check(program, lang::ModelShape{width, shape.context}, file + " at D=" + std::to_string(width));
-    lang::check(program, shape, file);
-    figures = lang::derive(program, shape);
+    figures = lang::derive(program, shape, file);  // checks at the campaign's shape
   } catch (const lang::ProgramError& e) {
     return CheckFailure{"type", e.what()};
   }
@@ -324,10 +323,12 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
                                     std::to_string(std::llround(t / (1.0 + settings_.param_tolerance))) + " to " +
                                     std::to_string(std::llround(t * (1.0 + settings_.param_tolerance))));
   }
-  auto ops = op_counts(program);
+  // The canonical form is computed once for the operator counts and both hashes.
+  const lang::Program canonical = lang::canonical(program);
+  auto ops = op_counts(canonical);
   const double novelty_score = baseline ? 0.0 : novelty(ops, attempt.idea_parents);
   Accepted arch{proposal.getProgram().cStr(), program.name, std::move(ops), proposal.getOperator().cStr(), baseline, parents, figures,
-                lang::structural_hash(program), "", novelty_score, repair_of, ablation_of, attempt.lr_scale};
+                lang::structural_hash_of_canonical(canonical), "", novelty_score, repair_of, ablation_of, attempt.lr_scale};
   // Ablations are measurements of a known program, and a retry at a lower learning rate is the
   // same program again: neither is a duplicate to skip.
   const bool retry = repair_of != 0 && accepted_.count(repair_of) && accepted_.at(repair_of).hash == arch.hash;
@@ -340,7 +341,7 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
       fill_ref(d.initRef(), id, arch, msg::Fidelity::EXPLORE);
     };
     if (auto earlier = seen_.find(arch.hash); earlier != seen_.end()) return duplicate(earlier->second, "structural");
-    arch.functional_hash = functional_hash(program);
+    arch.functional_hash = functional_hash(program, canonical);
     if (auto earlier = functions_seen_.find(arch.functional_hash); !arch.functional_hash.empty() && earlier != functions_seen_.end()) {
       return duplicate(earlier->second, "functional");
     }
@@ -350,8 +351,8 @@ void EngineerState::review(msg::Proposal::Reader proposal, msg::OutboxWriter& ou
   submit(id, accepted_[id] = std::move(arch), msg::Fidelity::EXPLORE, 0, out);
 }
 
-std::string EngineerState::functional_hash(const lang::Program& program) const {
-  if (!settings_.probe) return lang::algebraic_hash(program);
+std::string EngineerState::functional_hash(const lang::Program& program, const lang::Program& canonical) const {
+  if (!settings_.probe) return lang::algebraic_hash_of_canonical(canonical);
   try {
     return training::functional_hash(program, *settings_.probe);
   } catch (const std::exception&) {

@@ -107,7 +107,8 @@ class EngineerState : public ActorState {
   void ablate(uint64_t arch_id, msg::OutboxWriter& out);
   // Proposes `repair` of `arch_id` to itself when attempts remain; false when it cannot.
   bool propose_repair(uint64_t arch_id, const std::optional<Repair>& repair, const std::string& failure, msg::OutboxWriter& out);
-  std::string functional_hash(const lang::Program& program) const;
+  // `canonical` is canonical(program), which the simulated hash starts from.
+  std::string functional_hash(const lang::Program& program, const lang::Program& canonical) const;
   void fill_ref(msg::JobRef::Builder ref, uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity) const;
   // One training job; jobs are numbered 1, 2, ... in the order they are submitted.
   void submit(uint64_t arch_id, const Accepted& arch, msg::Fidelity fidelity, uint32_t replicate, msg::OutboxWriter& out);

@@ -3,12 +3,12 @@
 #include <map>
 
 #include "lang/program.h"
-#include "lang/program_analysis.h"
 
 namespace asiarch::lang {
+namespace {
 
-Program algebraic_normal_form(const Program& program) {
-  Program p = canonical(program);
+// The rewrites, applied to a canonical program until none applies.
+Program normalise(Program p) {
   bool changed = true;
   while (changed) {
     changed = false;
@@ -62,7 +62,15 @@ Program algebraic_normal_form(const Program& program) {
   return p;
 }
 
-// algebraic_normal_form's result is already canonical: hash its text without canonicalising again.
-std::string algebraic_hash(const Program& program) { return detail::canonical_text_hash(algebraic_normal_form(program)); }
+}  // namespace
+
+Program algebraic_normal_form(const Program& program) { return normalise(canonical(program)); }
+
+// The normal form is canonical already: its text is hashed without canonicalising again.
+std::string algebraic_hash_of_canonical(const Program& canonical_program) {
+  return structural_hash_of_canonical(normalise(canonical_program));
+}
+
+std::string algebraic_hash(const Program& program) { return algebraic_hash_of_canonical(canonical(program)); }
 
 }  // namespace asiarch::lang

@@ -157,8 +157,8 @@ class Canonicalizer {
 
 Program canonical(const Program& program) { return Canonicalizer(program).result(); }
 
-std::string detail::canonical_text_hash(const Program& canonical_program) { return sha256_hex(print(canonical_program)); }
+std::string structural_hash_of_canonical(const Program& canonical_program) { return sha256_hex(print(canonical_program)); }
 
-std::string structural_hash(const Program& program) { return detail::canonical_text_hash(canonical(program)); }
+std::string structural_hash(const Program& program) { return structural_hash_of_canonical(canonical(program)); }
 
 }  // namespace asiarch::lang

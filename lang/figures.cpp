@@ -28,8 +28,8 @@ Totals totals_at(const detail::CheckedProgram& checked, int64_t context) {
 
 }  // namespace
 
-Figures derive(const Program& program, const ModelShape& shape) {
-  const detail::CheckedProgram checked = detail::check_program(program, shape, "<program>");
+Figures derive(const Program& program, const ModelShape& shape, std::string_view file) {
+  const detail::CheckedProgram checked = detail::check_program(program, shape, file);
   const Totals at_context = totals_at(checked, shape.context);
   const Totals at_four_times = totals_at(checked, 4 * shape.context);
   Figures figures;

@@ -115,11 +115,16 @@ struct Figures {
   bool causal = true;            // static: no non-causal op reaches the result
   bool subquadratic = true;      // flops at 4T < 2x flops at T
 };
-Figures derive(const Program& program, const ModelShape& shape);
+// `file` names the program in a ProgramError, as check's does.
+Figures derive(const Program& program, const ModelShape& shape, std::string_view file = "<program>");
 
 // Canonical form (LANGUAGE.md) and the structural hash (64 hex chars, SHA-256 of its text).
 Program canonical(const Program& program);
 std::string structural_hash(const Program& program);
+// structural_hash and algebraic_hash from a program's canonical form (canonical(p)), for a
+// caller that has it already: the same values, without canonicalising the program again.
+std::string structural_hash_of_canonical(const Program& canonical_program);
+std::string algebraic_hash_of_canonical(const Program& canonical_program);
 
 // The torch-free stand-in for the functional probe that simulation uses: algebraic identities of
 // the operator set rewritten to one form (mul(a, sigmoid(a)) -> silu(a), exp(logsigmoid(a)) ->

@@ -35,10 +35,6 @@ struct CheckedProgram {
   std::vector<CheckedStatement> statements;  // in body order
 };
 
-// SHA-256 hex of the text of a program already in canonical form: structural_hash without
-// canonicalising again.
-std::string canonical_text_hash(const Program& canonical_program);
-
 // resolve() and then every typing rule; throws ProgramError at the line of the first problem.
 CheckedProgram check_program(const Program& program, const ModelShape& shape, std::string_view file);
 

@@ -301,6 +301,9 @@ TEST_CASE("numbers, width offsets and optional attributes read, print and check"
       INFO(b.name);
       CHECK(canonical(canonical(p)) == canonical(p));
       CHECK(algebraic_hash(p) == structural_hash(algebraic_normal_form(p)));
+      // Callers that have the canonical form hash from it and get the same values.
+      CHECK(structural_hash_of_canonical(canonical(p)) == structural_hash(p));
+      CHECK(algebraic_hash_of_canonical(canonical(p)) == algebraic_hash(p));
     }
   }
 }
