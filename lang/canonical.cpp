@@ -12,9 +12,10 @@ namespace {
 using detail::kInput;
 
 // Same value, one spelling: D*2/4 becomes D/2, an optional attribute at its default is dropped
-// (scale(a, init=1.0) is scale(a)), attributes are sorted by key.
-std::vector<Attr> canonical_attrs(const std::string& op, std::vector<Attr> attrs) {
-  if (const detail::OperatorRules* rules = detail::find_rules(op)) {
+// (scale(a, init=1.0) is scale(a)), attributes are sorted by key. `rules` is the operator's row
+// (nullptr for an unknown operator).
+std::vector<Attr> canonical_attrs(const detail::OperatorRules* rules, std::vector<Attr> attrs) {
+  if (rules) {
     std::erase_if(attrs, [&](const Attr& attr) {
       const double* real = std::get_if<double>(&attr.value);
       return real && detail::is_default(*rules, attr.key, *real);
@@ -29,7 +30,10 @@ std::vector<Attr> canonical_attrs(const std::string& op, std::vector<Attr> attrs
       }
     }
   }
-  std::stable_sort(attrs.begin(), attrs.end(), [](const Attr& a, const Attr& b) { return a.key < b.key; });
+  // A stable insertion sort: a statement has a few attributes, and std::stable_sort allocates.
+  for (size_t i = 1; i < attrs.size(); ++i) {
+    for (size_t j = i; j > 0 && attrs[j].key < attrs[j - 1].key; --j) std::swap(attrs[j], attrs[j - 1]);
+  }
   return attrs;
 }
 
@@ -72,8 +76,9 @@ class Canonicalizer {
   // the structural hash itself is SHA-256 of the canonical text.
   uint64_t fingerprint(int index) const {
     const Statement& s = program_.body[static_cast<size_t>(index)];
+    const detail::OperatorRules* rules = detail::find_rules(s.op);
     uint64_t hash = mix(0, s.op);
-    for (const Attr& attr : canonical_attrs(s.op, s.attrs)) {
+    for (const Attr& attr : canonical_attrs(rules, s.attrs)) {
       hash = mix(hash, attr.key);
       if (const Dim* dim = std::get_if<Dim>(&attr.value)) {
         hash = mix(mix(mix(hash, dim->of_model_width ? 1u : 0u), static_cast<uint64_t>(dim->num)), static_cast<uint64_t>(dim->den));
@@ -86,8 +91,8 @@ class Canonicalizer {
       }
     }
     std::vector<uint64_t> args;
+    args.reserve(s.args.size());
     for (size_t j = 0; j < s.args.size(); ++j) args.push_back(fingerprint_of(static_cast<size_t>(index), j));
-    const detail::OperatorRules* rules = detail::find_rules(s.op);
     if (rules && rules->commutative) std::sort(args.begin(), args.end());
     for (uint64_t arg : args) hash = mix(hash, arg);
     return hash;
@@ -139,7 +144,7 @@ class Canonicalizer {
         const int arg = graph_.args[at][position];
         s.args.push_back(arg == detail::kLiteral ? source.args[position] : name_of(arg));
       }
-      s.attrs = canonical_attrs(source.op, source.attrs);
+      s.attrs = canonical_attrs(detail::find_rules(source.op), source.attrs);
       names[static_cast<size_t>(frame.index)] = s.name;
       out.body.push_back(std::move(s));
       stack.pop_back();

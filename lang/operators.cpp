@@ -4,8 +4,9 @@
 #include <algorithm>
 #include <initializer_list>
 #include <map>
-#include <unordered_map>
+#include <bit>
 
+#include "common/rng.h"
 #include "lang/operator_rules.h"
 #include "lang/program_analysis.h"
 
@@ -624,16 +625,23 @@ const std::vector<OperatorRules>& operator_rules() {
   return table;
 }
 
-// Every statement of every program is looked up here, several times: an index, built once.
+// Every statement of every program is looked up here, several times: an open-addressing table
+// built once, hashed with FNV-1a. An unordered_map's hash and prime-modulo buckets cost more than
+// the rest of a lookup.
 template <typename Row>
 const Row* find_by_name(const std::vector<Row>& rows, std::string_view name) {
-  static const std::unordered_map<std::string_view, const Row*> index = [&rows] {
-    std::unordered_map<std::string_view, const Row*> by_name;
-    for (const Row& row : rows) by_name.emplace(row.name, &row);
-    return by_name;
+  static const std::vector<const Row*> slots = [&rows] {
+    std::vector<const Row*> table(std::bit_ceil(4 * rows.size()), nullptr);
+    for (const Row& row : rows) {
+      size_t at = fnv1a64(row.name) & (table.size() - 1);
+      while (table[at]) at = (at + 1) & (table.size() - 1);
+      table[at] = &row;
+    }
+    return table;
   }();
-  auto it = index.find(name);
-  return it == index.end() ? nullptr : it->second;
+  for (size_t at = fnv1a64(name) & (slots.size() - 1);; at = (at + 1) & (slots.size() - 1)) {
+    if (!slots[at] || slots[at]->name == name) return slots[at];
+  }
 }
 
 const OperatorRules* find_rules(std::string_view name) { return find_by_name(operator_rules(), name); }
