@@ -59,7 +59,7 @@ enum class TokenKind { Name, Number, Symbol, End };
 
 struct Token {
   TokenKind kind;
-  std::string text;
+  std::string_view text;  // into the text being parsed
 };
 
 bool is_name_start(char c) { return std::isalpha(static_cast<unsigned char>(c)) || c == '_'; }
@@ -67,7 +67,7 @@ bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) |
 bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
 
 std::string describe(const Token& token) {
-  return token.kind == TokenKind::End ? "the end of the line" : "'" + token.text + "'";
+  return token.kind == TokenKind::End ? "the end of the line" : "'" + std::string(token.text) + "'";
 }
 
 // Parses one file; `fail` throws at the current line.
@@ -157,7 +157,7 @@ class Parser {
       } else if (is_name_start(c)) {
         const size_t begin = i;
         while (i < line.size() && is_name_char(line[i])) ++i;
-        tokens_.push_back({TokenKind::Name, std::string(line.substr(begin, i - begin))});
+        tokens_.push_back({TokenKind::Name, line.substr(begin, i - begin)});
       } else if (is_digit(c) || (c == '-' && i + 1 < line.size() && is_digit(line[i + 1]))) {
         const size_t begin = i;
         if (c == '-') ++i;
@@ -180,9 +180,9 @@ class Parser {
           const std::string word(line.substr(begin, end - begin));
           fail("'" + word + "' is not a number; write an integer such as 4 or a real such as 1.0 or 1e-3");
         }
-        tokens_.push_back({TokenKind::Number, std::string(line.substr(begin, i - begin))});
+        tokens_.push_back({TokenKind::Number, line.substr(begin, i - begin)});
       } else if (std::string_view("=(),*/+").find(c) != std::string_view::npos) {
-        tokens_.push_back({TokenKind::Symbol, std::string(1, c)});
+        tokens_.push_back({TokenKind::Symbol, line.substr(i, 1)});
         ++i;
       } else {
         fail("unexpected character '" + std::string(1, c) +
@@ -207,15 +207,17 @@ class Parser {
     return true;
   }
 
-  // A name token that must be a valid name; `what` says what it names, for the message.
-  std::string take_name(const std::string& what, const std::string& expected) {
+  // A name token that must be a valid name. `what` says what it names and `expected()` what to
+  // write, for the message: it is built only when there is one, since every line takes names.
+  template <typename Hint>
+  std::string take_name(std::string_view what, Hint expected) {
     const Token token = take();
-    if (token.kind != TokenKind::Name) fail("expected " + what + ", found " + describe(token) + "; " + expected);
+    if (token.kind != TokenKind::Name) fail("expected " + std::string(what) + ", found " + describe(token) + "; " + std::string(expected()));
     if (!detail::valid_name(token.text)) {
-      fail("'" + token.text + "' is not a valid " + what + "; use lowercase letters, digits and '_', e.g. '" +
+      fail("'" + std::string(token.text) + "' is not a valid " + std::string(what) + "; use lowercase letters, digits and '_', e.g. '" +
            detail::suggested_name(token.text) + "'");
     }
-    return token.text;
+    return std::string(token.text);
   }
 
   void expect_end(const std::string& after) {
@@ -228,28 +230,29 @@ class Parser {
       fail("expected `program NAME` before any statement, found " + describe(keyword) +
            "; start the program with `program NAME`");
     }
-    std::string name = take_name("program name", "write `program NAME`");
+    std::string name = take_name("program name", [] { return "write `program NAME`"; });
     expect_end("the program name");
     return name;
   }
 
   std::string parse_return_line() {
     take();
-    std::string name = take_name("value name", "write `return NAME` with the value the mixer outputs");
+    std::string name = take_name("value name", [] { return "write `return NAME` with the value the mixer outputs"; });
     expect_end("`return " + name + "`");
     return name;
   }
 
   Statement parse_statement() {
     Statement s;
-    const std::string form = "write `NAME = OP(ARG, ..., KEY=VALUE)`";
-    s.name = take_name("value name", form);
-    if (!take_symbol('=')) fail("expected '=' after '" + s.name + "', found " + describe(peek()) + "; " + form);
+    const std::string_view form = "write `NAME = OP(ARG, ..., KEY=VALUE)`";
+    s.name = take_name("value name", [&] { return form; });
+    if (!take_symbol('=')) fail("expected '=' after '" + s.name + "', found " + describe(peek()) + "; " + std::string(form));
     if (tokens_.size() == next_ + 1 && peek().kind == TokenKind::Name) {
-      fail("'" + s.name + " = " + peek().text + "' only copies a value, and a copy is not needed: use '" + peek().text +
-           "' where you would use '" + s.name + "'");
+      const std::string value(peek().text);
+      fail("'" + s.name + " = " + value + "' only copies a value, and a copy is not needed: use '" + value + "' where you would use '" +
+           s.name + "'");
     }
-    s.op = take_name("operator name", "write an operator call such as `" + s.name + " = linear(x, out=D)`");
+    s.op = take_name("operator name", [&] { return "write an operator call such as `" + s.name + " = linear(x, out=D)`"; });
     if (!take_symbol('(')) {
       fail("expected '(' after '" + s.op + "', found " + describe(peek()) + "; write " + s.op + "(ARG, ...)");
     }
@@ -273,7 +276,7 @@ class Parser {
     const std::string name = peek().kind == TokenKind::Number
                                  ? literal_text(parse_real(take().text))
                                  : take_name(is_attr ? "attribute name" : "argument",
-                                             "arguments are value names or numbers, attributes are KEY=VALUE");
+                                             [] { return "arguments are value names or numbers, attributes are KEY=VALUE"; });
     if (!is_attr) {
       if (!s.attrs.empty()) {
         fail("argument '" + name + "' follows the attribute '" + s.attrs.back().key +
@@ -289,7 +292,7 @@ class Parser {
   AttrValue parse_value(const std::string& key) {
     const Token token = take();
     if (token.kind == TokenKind::Number) {
-      if (token.text.find_first_of(".eE") != std::string::npos) return parse_real(token.text);
+      if (token.text.find_first_of(".eE") != std::string_view::npos) return parse_real(token.text);
       return Dim{false, parse_integer(token.text), 1};
     }
     if (token.kind != TokenKind::Name || token.text != "D") {
@@ -311,24 +314,24 @@ class Parser {
   // An integer token after `after`; negative only where `negative` allows it.
   int64_t take_integer(const std::string& after, bool negative) {
     const Token token = take();
-    if (token.kind != TokenKind::Number || token.text.find_first_of(".eE") != std::string::npos ||
+    if (token.kind != TokenKind::Number || token.text.find_first_of(".eE") != std::string_view::npos ||
         (!negative && token.text[0] == '-')) {
       fail("expected a whole number after '" + after + "', found " + describe(token) + "; write " + kValueForms);
     }
     return parse_integer(token.text);
   }
 
-  int64_t parse_integer(const std::string& text) {
+  int64_t parse_integer(std::string_view text) {
     int64_t value = 0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size()) fail("integer '" + text + "' is out of range; use a smaller one");
+    if (ec != std::errc() || end != text.data() + text.size()) fail("integer '" + std::string(text) + "' is out of range; use a smaller one");
     return value;
   }
 
-  double parse_real(const std::string& text) {
+  double parse_real(std::string_view text) {
     double value = 0.0;
     const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (ec != std::errc() || end != text.data() + text.size()) fail("number '" + text + "' is out of range; use a smaller one");
+    if (ec != std::errc() || end != text.data() + text.size()) fail("number '" + std::string(text) + "' is out of range; use a smaller one");
     return value;
   }
 
