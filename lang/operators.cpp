@@ -4,9 +4,8 @@
 #include <algorithm>
 #include <initializer_list>
 #include <map>
-#include <bit>
 
-#include "common/rng.h"
+#include "lang/name_table.h"
 #include "lang/operator_rules.h"
 #include "lang/program_analysis.h"
 
@@ -625,23 +624,16 @@ const std::vector<OperatorRules>& operator_rules() {
   return table;
 }
 
-// Every statement of every program is looked up here, several times: an open-addressing table
-// built once, hashed with FNV-1a. An unordered_map's hash and prime-modulo buckets cost more than
-// the rest of a lookup.
+// Every statement of every program is looked up here, several times: an index, built once.
 template <typename Row>
 const Row* find_by_name(const std::vector<Row>& rows, std::string_view name) {
-  static const std::vector<const Row*> slots = [&rows] {
-    std::vector<const Row*> table(std::bit_ceil(4 * rows.size()), nullptr);
-    for (const Row& row : rows) {
-      size_t at = fnv1a64(row.name) & (table.size() - 1);
-      while (table[at]) at = (at + 1) & (table.size() - 1);
-      table[at] = &row;
-    }
-    return table;
+  static const NameTable<const Row*> index = [&rows] {
+    NameTable<const Row*> by_name(rows.size());
+    for (const Row& row : rows) by_name.insert(row.name, &row);
+    return by_name;
   }();
-  for (size_t at = fnv1a64(name) & (slots.size() - 1);; at = (at + 1) & (slots.size() - 1)) {
-    if (!slots[at] || slots[at]->name == name) return slots[at];
-  }
+  const Row* const* row = index.find(name);
+  return row ? *row : nullptr;
 }
 
 const OperatorRules* find_rules(std::string_view name) { return find_by_name(operator_rules(), name); }

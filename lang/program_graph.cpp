@@ -1,9 +1,9 @@
 // Name resolution: SSA scoping of a program, shared by parse(), check() and canonical().
 #include <cctype>
 #include <algorithm>
-#include <unordered_map>
 
 #include "common/suggest.h"
+#include "lang/name_table.h"
 #include "lang/program_analysis.h"
 
 namespace asiarch::lang::detail {
@@ -31,11 +31,11 @@ namespace {
 
 std::string where(int line) { return line > 0 ? "on line " + std::to_string(line) : "by an earlier statement"; }
 
-// " (did you mean 'q_act'?)" when a defined name is close to `name`.
-std::string did_you_mean(const std::string& name, const std::unordered_map<std::string_view, int>& defined) {
-  std::vector<std::string> names;
-  for (const auto& [defined_name, index] : defined) names.emplace_back(defined_name);
-  std::sort(names.begin(), names.end());  // the suggestion must not depend on the hash table's order
+// " (did you mean 'q_act'?)" when x or a name defined before statement `before` is close to `name`.
+std::string did_you_mean(const std::string& name, const Program& program, size_t before) {
+  std::vector<std::string> names{"x"};
+  for (size_t i = 0; i < before; ++i) names.push_back(program.body[i].name);
+  std::sort(names.begin(), names.end());  // the suggestion must not depend on the statements' order
   const std::string guess = closest_match(name, names);
   return guess.empty() ? "" : " (did you mean '" + guess + "'?)";
 }
@@ -51,13 +51,13 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
   }
   ProgramGraph graph;
   graph.args.reserve(program.body.size());
-  // Views of the statements' names: every program is resolved many times in a campaign, and
-  // copying each name into the map cost more than the lookups.
-  std::unordered_map<std::string_view, int> defined;
-  defined.reserve(program.body.size() + 1);
-  defined.emplace("x", kInput);
-  auto lookup = [&](const std::string& name, int line, const char* role) {
-    if (auto it = defined.find(name); it != defined.end()) return it->second;
+  // Every program is resolved many times in a campaign: the names defined so far are views of
+  // the statements' names in a NameTable.
+  NameTable<int> defined(program.body.size() + 1);
+  defined.insert("x", kInput);
+  // The statement defining `name`, used in statement `before` (the body's size: the return).
+  auto lookup = [&](const std::string& name, size_t before, int line, const char* role) {
+    if (const int* index = defined.find(name)) return *index;
     for (const Statement& later : program.body) {
       if (later.name != name) continue;
       throw ProgramError(file_name, line,
@@ -65,14 +65,14 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
                              where(later.line) + ")");
     }
     throw ProgramError(file_name, line,
-                       std::string(role) + " '" + name + "' is not defined; define it on an earlier line" + did_you_mean(name, defined));
+                       std::string(role) + " '" + name + "' is not defined; define it on an earlier line" + did_you_mean(name, program, before));
   };
 
   for (size_t i = 0; i < program.body.size(); ++i) {
     const Statement& s = program.body[i];
     std::vector<int> args;
     args.reserve(s.args.size());
-    for (const auto& arg : s.args) args.push_back(is_literal(arg) ? kLiteral : lookup(arg, s.line, "value"));
+    for (const auto& arg : s.args) args.push_back(is_literal(arg) ? kLiteral : lookup(arg, i, s.line, "value"));
     graph.args.push_back(std::move(args));
     if (!valid_name(s.name)) {
       throw ProgramError(file_name, s.line,
@@ -82,14 +82,13 @@ ProgramGraph resolve(const Program& program, std::string_view file) {
     if (s.name == "x") {
       throw ProgramError(file_name, s.line, "'x' is the program input and cannot be redefined; choose a new name");
     }
-    if (auto it = defined.find(s.name); it != defined.end()) {
+    if (!defined.insert(s.name, static_cast<int>(i))) {
       throw ProgramError(file_name, s.line,
-                         "'" + s.name + "' is already defined " + where(program.body[static_cast<size_t>(it->second)].line) +
+                         "'" + s.name + "' is already defined " + where(program.body[static_cast<size_t>(*defined.find(s.name))].line) +
                              "; SSA values are defined once: choose a new name");
     }
-    defined.emplace(s.name, static_cast<int>(i));
   }
-  graph.result = lookup(program.result, program.return_line, "returned value");
+  graph.result = lookup(program.result, program.body.size(), program.return_line, "returned value");
 
   graph.live.assign(program.body.size(), false);
   if (graph.result != kInput) graph.live[static_cast<size_t>(graph.result)] = true;
