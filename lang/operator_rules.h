@@ -104,7 +104,7 @@ struct OperatorRules {
   bool commutative = false;  // arguments may be swapped (add, mul): the canonical form sorts them
   bool takes_literals = false;  // a number may stand for an argument (add(a, 1.0))
   SignRule sign = nullptr;      // the result's sign; nullptr: Any
-  std::vector<ArgRole> roles;   // see OpInfo
+  std::vector<ArgRole> roles = {};  // see OpInfo
   Memory memory = Memory::None;
 };
 
