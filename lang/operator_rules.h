@@ -32,10 +32,9 @@ enum class Sign { Any, NonNegative, NonPositive, Zero };
 inline bool is_at_most_zero(Sign s) { return s == Sign::NonPositive || s == Sign::Zero; }
 inline bool is_at_least_zero(Sign s) { return s == Sign::NonNegative || s == Sign::Zero; }
 
-// One statement's operands after checking: argument types and evaluated attributes.
 // Attribute values by key. A statement has a few attributes, so a list searched in order costs
 // less than a map's allocations, and programs are checked tens of thousands of times in a
-// campaign. Keys view the names in the operator's row, which lives as long as the program.
+// campaign. Keys view the names in the operator table's rows, which live as long as the process.
 template <typename Value>
 class AttrValues {
  public:
@@ -56,6 +55,7 @@ class AttrValues {
   std::vector<std::pair<std::string_view, Value>> items_;
 };
 
+// One statement's operands after checking: argument types and evaluated attributes.
 struct Operands {
   std::vector<Type> args;               // a literal argument has the type of the first value argument
   const std::vector<std::string>* arg_names = nullptr;  // the statement's, for messages while it is checked
