@@ -67,7 +67,9 @@ bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) |
 bool is_digit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
 
 std::string describe(const Token& token) {
-  return token.kind == TokenKind::End ? "the end of the line" : "'" + std::string(token.text) + "'";
+  if (token.kind == TokenKind::End) return "the end of the line";
+  std::string quoted = "'";
+  return quoted.append(token.text).append("'");
 }
 
 // Parses one file; `fail` throws at the current line.
