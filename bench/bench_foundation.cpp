@@ -81,6 +81,13 @@ void BM_Lang_StructuralHash(benchmark::State& state) {
 }
 BENCHMARK(BM_Lang_StructuralHash);
 
+// Simulation's duplicate key, computed for every child the researcher tries.
+void BM_Lang_AlgebraicHash(benchmark::State& state) {
+  const lang::Program program = lang::parse(lang::find_baseline("gated_deltanet")->text, "gdn");
+  for (auto _ : state) benchmark::DoNotOptimize(lang::algebraic_hash(program));
+}
+BENCHMARK(BM_Lang_AlgebraicHash);
+
 // Console output as usual, then every benchmark's time against its group's reference.
 class RatioReporter : public benchmark::ConsoleReporter {
  public:
@@ -91,7 +98,8 @@ class RatioReporter : public benchmark::ConsoleReporter {
   void Finalize() override {
     ConsoleReporter::Finalize();
     const std::map<std::string, std::string> reference_of = {
-        {"BM_Log_LmdbAppend", "BM_Log_ChainOnly"}, {"BM_Lang_Check", "BM_Lang_Parse"}, {"BM_Lang_StructuralHash", "BM_Lang_Parse"}};
+        {"BM_Log_LmdbAppend", "BM_Log_ChainOnly"}, {"BM_Lang_Check", "BM_Lang_Parse"}, {"BM_Lang_StructuralHash", "BM_Lang_Parse"},
+        {"BM_Lang_AlgebraicHash", "BM_Lang_Parse"}};
     std::printf("\nratio to the reference measured in this run:\n");
     for (const auto& [name, reference] : reference_of) {
       if (seconds_.count(name) && seconds_.count(reference)) {

@@ -71,6 +71,6 @@ std::string algebraic_hash_of_canonical(const Program& canonical_program) {
   return structural_hash_of_canonical(normalise(canonical_program));
 }
 
-std::string algebraic_hash(const Program& program) { return algebraic_hash_of_canonical(canonical(program)); }
+std::string algebraic_hash(const Program& program) { return structural_hash_of_canonical(normalise(canonical(program))); }
 
 }  // namespace asiarch::lang
