@@ -1,7 +1,6 @@
 // The algebraic normal form (lang/program.h): identities of the operator set rewritten to one
 // form, then the canonical form. Simulation's stand-in for the functional probe.
-#include <map>
-
+#include "lang/name_table.h"
 #include "lang/program.h"
 
 namespace asiarch::lang {
@@ -12,20 +11,21 @@ Program normalise(Program p) {
   bool changed = true;
   while (changed) {
     changed = false;
-    std::map<std::string, const Statement*> defined;
-    std::map<std::string, std::string> alias;  // value -> the earlier value it equals
+    // A canonical program defines each name once (v0, v1, ...), so both tables only insert.
+    detail::NameTable<const Statement*> defined(p.body.size());
+    detail::NameTable<std::string> alias(p.body.size());  // value -> the earlier value it equals
     for (auto& s : p.body) {
       for (auto& arg : s.args) {
-        if (auto a = alias.find(arg); a != alias.end()) arg = a->second;
+        if (const std::string* earlier = alias.find(arg)) arg = *earlier;
       }
       auto def = [&](const std::string& name, const char* op) -> const Statement* {
-        auto d = defined.find(name);
-        return d != defined.end() && d->second->op == op ? d->second : nullptr;
+        const Statement* const* d = defined.find(name);
+        return d && (*d)->op == op ? *d : nullptr;
       };
       // A neutral number: mul(a, 1.0), add(a, 0.0) and sub(a, 0.0) are a.
       const char* neutral = s.op == "mul" ? "1.0" : s.op == "add" || s.op == "sub" ? "0.0" : nullptr;
       if (neutral && s.args.size() == 2 && (s.args[1] == neutral || (s.op != "sub" && s.args[0] == neutral))) {
-        alias[s.name] = s.args[1] == neutral ? s.args[0] : s.args[1];
+        alias.insert(s.name, s.args[1] == neutral ? s.args[0] : s.args[1]);
         changed = true;
       } else if (s.op == "mul" && s.args.size() == 2) {
         for (int side = 0; side < 2; ++side) {
@@ -51,12 +51,12 @@ Program normalise(Program p) {
         s.op = "sigmoid";
         changed = true;
       } else if (s.op == "neg" && def(s.args[0], "neg")) {
-        alias[s.name] = def(s.args[0], "neg")->args[0];
+        alias.insert(s.name, def(s.args[0], "neg")->args[0]);
         changed = true;
       }
-      defined[s.name] = &s;
+      defined.insert(s.name, &s);
     }
-    if (auto a = alias.find(p.result); a != alias.end()) p.result = a->second;
+    if (const std::string* earlier = alias.find(p.result)) p.result = *earlier;
     if (changed) p = canonical(p);
   }
   return p;
