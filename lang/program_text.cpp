@@ -356,26 +356,28 @@ void print_comments(std::string& out, const std::vector<std::string>& comments, 
 
 Program parse(std::string_view text, std::string_view file) { return Parser(text, file).parse(); }
 
+// Appended piece by piece: every structural hash prints a program, and `a + b` makes a
+// temporary string each time.
 std::string print(const Program& program) {
   std::string out;
   print_comments(out, program.comments, "");
-  out += "program " + program.name + "\n";
+  out.append("program ").append(program.name).append("\n");
   for (const Statement& s : program.body) {
     print_comments(out, s.comments, "  ");
-    out += "  " + s.name + " = " + s.op + "(";
-    std::string separator;
+    out.append("  ").append(s.name).append(" = ").append(s.op).append("(");
+    const char* separator = "";
     for (const auto& arg : s.args) {
-      out += separator + arg;
+      out.append(separator).append(arg);
       separator = ", ";
     }
     for (const auto& attr : s.attrs) {
-      out += separator + attr.key + "=" + detail::format_attr_value(attr.value);
+      out.append(separator).append(attr.key).append("=").append(detail::format_attr_value(attr.value));
       separator = ", ";
     }
-    out += ")\n";
+    out.append(")\n");
   }
   print_comments(out, program.return_comments, "  ");
-  out += "  return " + program.result + "\n";
+  out.append("  return ").append(program.result).append("\n");
   return out;
 }
 
