@@ -15,6 +15,7 @@
 #endif
 
 namespace asiarch::training {
+#if ASIARCH_TORCH_CUDA
 namespace {
 
 // cuBLAS is deterministic only with a fixed workspace (NVIDIA's cuBLAS docs, "Results
@@ -30,6 +31,7 @@ void make_cuda_deterministic() {
 }
 
 }  // namespace
+#endif
 
 DeviceInfo device_info(const std::string& name) {
   DeviceInfo info;

@@ -31,7 +31,8 @@ std::string header_json(const std::vector<TensorBytes>& tensors, const std::map<
     json += "\"__metadata__\":{";
     bool first = true;
     for (const auto& [key, value] : metadata) {
-      json += (first ? "" : ",") + json_string(key) + ":" + json_string(value);
+      if (!first) json += ',';
+      json.append(json_string(key)).append(":").append(json_string(value));
       first = false;
     }
     json += "}";
@@ -42,7 +43,8 @@ std::string header_json(const std::vector<TensorBytes>& tensors, const std::map<
     std::string shape;
     for (const int64_t d : t.shape) {
       elements *= static_cast<uint64_t>(d);
-      shape += (shape.empty() ? "" : ",") + std::to_string(d);
+      if (!shape.empty()) shape += ',';
+      shape += std::to_string(d);
     }
     if (elements * dtype_bytes(t.dtype) != t.data.size()) {
       throw std::logic_error("safetensors: tensor " + t.name + " has " + std::to_string(t.data.size()) + " bytes for its shape");
