@@ -1,6 +1,7 @@
 // Name resolution: SSA scoping of a program, shared by parse(), check() and canonical().
 #include <cctype>
 #include <algorithm>
+#include <array>
 
 #include "common/suggest.h"
 #include "lang/name_table.h"
@@ -8,13 +9,23 @@
 
 namespace asiarch::lang::detail {
 
+namespace {
+
+// The characters of a name, by byte: ASCII ranges, not std::islower, so that the language's names
+// do not depend on the locale; a table, since every statement's name is checked at every resolve.
+constexpr std::array<bool, 256> kNameCharacters = [] {
+  std::array<bool, 256> table{};
+  table['_'] = true;
+  for (char c = 'a'; c <= 'z'; ++c) table[static_cast<unsigned char>(c)] = true;
+  for (char c = '0'; c <= '9'; ++c) table[static_cast<unsigned char>(c)] = true;
+  return table;
+}();
+
+}  // namespace
+
 bool valid_name(std::string_view name) {
-  if (name.empty() || std::isdigit(static_cast<unsigned char>(name[0]))) return false;
-  for (char c : name) {
-    // ASCII ranges, not std::islower: the language's names do not depend on the locale.
-    if (!(c == '_' || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
-  }
-  return true;
+  if (name.empty() || (name[0] >= '0' && name[0] <= '9')) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) { return kNameCharacters[static_cast<unsigned char>(c)]; });
 }
 
 std::string suggested_name(std::string_view name) {
