@@ -197,7 +197,7 @@ TEST_CASE("the coordinator queues jobs until a slot is idle, lowest slot first",
 
 TEST_CASE("the cognition actor answers a repeated query alike until an insight is added", "[actors][cognition]") {
   CognitionState cognition;
-  const std::string text = "the zebra gate forgets quartz keys";  // words no shipped entry uses
+  const std::string text = "the zebra gate forgets quartz keys";  // an insight of this very text will rank first
   auto ask = [&](uint32_t k) {
     Delivery reply = deliver(cognition, [&](msg::Payload::Builder p) {
       auto query = p.initInsightQuery();
