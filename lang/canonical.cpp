@@ -41,9 +41,12 @@ class Canonicalizer {
  public:
   explicit Canonicalizer(const Program& program) : program_(program), graph_(detail::resolve(program, "<program>")) {
     // Arguments come before their uses, so every argument's fingerprint is ready when needed.
+    rules_.resize(program.body.size());
     fingerprint_.resize(program.body.size());
     for (size_t i = 0; i < program.body.size(); ++i) {
-      if (graph_.live[i]) fingerprint_[i] = fingerprint(static_cast<int>(i));
+      if (!graph_.live[i]) continue;
+      rules_[i] = detail::find_rules(program.body[i].op);
+      fingerprint_[i] = fingerprint(static_cast<int>(i));
     }
   }
 
@@ -76,7 +79,7 @@ class Canonicalizer {
   // the structural hash itself is SHA-256 of the canonical text.
   uint64_t fingerprint(int index) const {
     const Statement& s = program_.body[static_cast<size_t>(index)];
-    const detail::OperatorRules* rules = detail::find_rules(s.op);
+    const detail::OperatorRules* rules = rules_[static_cast<size_t>(index)];
     uint64_t hash = mix(0, s.op);
     for (const Attr& attr : canonical_attrs(rules, s.attrs)) {
       hash = mix(hash, attr.key);
@@ -104,7 +107,7 @@ class Canonicalizer {
     const auto at = static_cast<size_t>(index);
     std::vector<size_t> positions(graph_.args[at].size());
     std::iota(positions.begin(), positions.end(), size_t{0});
-    const detail::OperatorRules* rules = detail::find_rules(program_.body[at].op);
+    const detail::OperatorRules* rules = rules_[at];
     if (rules && rules->commutative) {
       std::stable_sort(positions.begin(), positions.end(),
                        [&](size_t a, size_t b) { return fingerprint_of(at, a) < fingerprint_of(at, b); });
@@ -144,7 +147,7 @@ class Canonicalizer {
         const int arg = graph_.args[at][position];
         s.args.push_back(arg == detail::kLiteral ? source.args[position] : name_of(arg));
       }
-      s.attrs = canonical_attrs(detail::find_rules(source.op), source.attrs);
+      s.attrs = canonical_attrs(rules_[at], source.attrs);
       names[static_cast<size_t>(frame.index)] = s.name;
       out.body.push_back(std::move(s));
       stack.pop_back();
@@ -155,6 +158,7 @@ class Canonicalizer {
 
   const Program& program_;
   detail::ProgramGraph graph_;
+  std::vector<const detail::OperatorRules*> rules_;  // per live statement; nullptr for an unknown operator
   std::vector<uint64_t> fingerprint_;
 };
 

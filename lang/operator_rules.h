@@ -65,6 +65,7 @@ struct Operands {
   AttrValues<double> reals;             // real attributes, optional ones at their default when not given
   ModelShape shape;
 
+  bool has_attr(std::string_view key) const { return dims.has(key) || reals.has(key); }
   int64_t dim(std::string_view key) const { return dims.at(key); }
   double real(std::string_view key) const { return reals.at(key); }
   const std::string& arg_name(size_t i) const { return (*arg_names)[i]; }

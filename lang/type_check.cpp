@@ -118,9 +118,7 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
       throw RuleError{"unknown attribute '" + attr.key + "'; " + (guess.empty() ? "" : "did you mean '" + guess + "'? ") +
                       usage_hint(rules)};
     }
-    if (operands.dims.has(attr.key) || operands.reals.has(attr.key)) {
-      throw RuleError{"attribute '" + attr.key + "' is given twice; give it once"};
-    }
+    if (operands.has_attr(attr.key)) throw RuleError{"attribute '" + attr.key + "' is given twice; give it once"};
     if (spec->kind == AttrKind::Dimension) {
       const Dim* dim = std::get_if<Dim>(&attr.value);
       if (!dim) {
@@ -145,7 +143,7 @@ void evaluate_attrs(const Statement& s, const OperatorRules& rules, Operands& op
     }
   }
   for (const auto& spec : rules.attrs) {
-    if (operands.dims.has(spec.key) || operands.reals.has(spec.key)) continue;
+    if (operands.has_attr(spec.key)) continue;
     if (spec.required()) throw RuleError{"needs the attribute '" + spec.key + "'; " + usage_hint(rules)};
     operands.reals.set(spec.key, *spec.default_real);
   }
