@@ -1,6 +1,6 @@
 #pragma once
 // Layers that every model runs many times per step, as single kernels with autograd: the depthwise
-// convolution over time (short_conv, fir), RMSNorm and L2 normalisation. Built from libtorch ops,
+// convolution over time (short_conv, fir), RMSNorm, L2 normalisation, SiLU and SwiGLU. Built from libtorch ops,
 // each is a dozen small operations forward and more backward (a short convolution of k taps is k
 // slices whose backward each writes a zero tensor of the full size); on the explore model they took
 // about a third of a training step. Internal to kernels/: it includes torch.
@@ -23,10 +23,18 @@ torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double
 // epsilon / width, run by its kernel.
 torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
 
+// a * sigmoid(a) (activations.cpp). The forward keeps the sigmoid, so the backward needs no exp.
+torch::Tensor silu(const torch::Tensor& a);
+
+// silu(a) * b for a and b of one shape: the gated product of a SwiGLU layer.
+torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b);
+
 namespace reference {
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
 torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
+torch::Tensor silu(const torch::Tensor& a);
+torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b);
 }  // namespace reference
 
 }  // namespace asiarch::kernels

@@ -59,6 +59,24 @@ Layer l2_norm(std::vector<int64_t> shape, uint64_t seed) {
           }};
 }
 
+// Inputs of scale 4, so that the sigmoid's tails are reached.
+Layer silu(std::vector<int64_t> shape, uint64_t seed) {
+  torch::manual_seed(seed);
+  return {"silu " + std::to_string(shape.back()),
+          {torch::randn(shape, torch::dtype(torch::kDouble)) * 4.0},
+          [](const std::vector<torch::Tensor>& x, bool reference) { return reference ? kernels::reference::silu(x[0]) : kernels::silu(x[0]); }};
+}
+
+Layer swiglu(std::vector<int64_t> shape, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto f64 = torch::dtype(torch::kDouble);
+  return {"swiglu " + std::to_string(shape.back()),
+          {torch::randn(shape, f64) * 4.0, torch::randn(shape, f64)},
+          [](const std::vector<torch::Tensor>& x, bool reference) {
+            return reference ? kernels::reference::swiglu(x[0], x[1]) : kernels::swiglu(x[0], x[1]);
+          }};
+}
+
 std::vector<Layer> layers() {
   std::vector<Layer> out;
   // Lengths shorter than, equal to and longer than the taps; causal, centred and look-ahead.
@@ -73,6 +91,11 @@ std::vector<Layer> layers() {
   out.push_back(rms_norm({3, 45, 24}, 6));
   out.push_back(l2_norm({2, 4, 33, 16}, 11));
   out.push_back(l2_norm({5, 3}, 12));
+  // Sizes below, at and above one parallel chunk of the activations (16,384 elements).
+  out.push_back(silu({3, 7}, 15));
+  out.push_back(silu({2, 100, 176}, 16));
+  out.push_back(swiglu({1, 5}, 17));
+  out.push_back(swiglu({2, 64, 128}, 18));
   return out;
 }
 
@@ -99,7 +122,7 @@ TEST_CASE("fused layers match their op forms in float64 to rounding and in float
 }
 
 TEST_CASE("fused layer gradients match central finite differences in float64", "[kernels][layers]") {
-  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8), l2_norm({2, 6}, 13)}) {
+  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8), l2_norm({2, 6}, 13), silu({2, 5}, 19), swiglu({3, 4}, 20)}) {
     INFO(layer.name);
     const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes(), torch::dtype(torch::kDouble));
     const auto analytic = evaluate(layer, layer.inputs, upstream, false).grads;
@@ -123,7 +146,8 @@ TEST_CASE("fused layer gradients match central finite differences in float64", "
 
 TEST_CASE("fused layers are bit-identical across thread counts and take strided inputs", "[kernels][layers]") {
   const int threads = at::get_num_threads();
-  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14)}) {
+  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14),
+                            silu({4, 50, 200}, 21), swiglu({4, 50, 200}, 22)}) {
     INFO(layer.name);
     const auto inputs = cast(layer.inputs, torch::kFloat);
     const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes());
@@ -149,6 +173,23 @@ TEST_CASE("fused layers reject mismatched shapes", "[kernels][layers]") {
   REQUIRE_THROWS(kernels::depthwise_conv(a, torch::randn({4, 4}), 2, 0));
   REQUIRE_THROWS(kernels::depthwise_conv(torch::randn({5, 4}), torch::randn({4, 4}), 3, 0));
   REQUIRE_THROWS(kernels::rms_norm(a, torch::ones({5}), kEpsilon));
+}
+
+TEST_CASE("the float32 activations hold their accuracy and stay finite far into the sigmoid's tails", "[kernels][layers]") {
+  // Every float32 from -200 to 200 in steps of 1/64: past +-87 the exp inside is clamped.
+  const auto a = torch::arange(-200.0, 200.0, 1.0 / 64, torch::dtype(torch::kDouble));
+  const auto b = torch::full_like(a, 0.75);
+  const auto exact_silu = a * torch::sigmoid(a);
+  const auto fused_silu = kernels::silu(a.to(torch::kFloat)).to(torch::kDouble);
+  const auto fused_swiglu = kernels::swiglu(a.to(torch::kFloat), b.to(torch::kFloat)).to(torch::kDouble);
+  REQUIRE(torch::isfinite(fused_silu).all().item<bool>());
+  // A few float32 roundings: 4e-7 relative, and a floor for the underflowing negative tail.
+  const auto bound = exact_silu.abs() * 4e-7 + 1e-30;
+  REQUIRE(((fused_silu - exact_silu).abs() <= bound).all().item<bool>());
+  REQUIRE(((fused_swiglu - exact_silu * 0.75).abs() <= bound).all().item<bool>());
+  // Float32 inputs beyond the clamp: the tails are 0 and the identity.
+  const auto extreme = torch::tensor({-1e30f, -100.0f, 100.0f, 1e30f});
+  REQUIRE(torch::equal(kernels::silu(extreme), torch::tensor({-0.0f, -0.0f, 100.0f, 1e30f})));
 }
 
 TEST_CASE("norms of bfloat16 inputs are computed in float32 and returned in bfloat16", "[kernels][layers]") {

@@ -365,7 +365,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   if (op == "head_scalars") return [](const Values& a) { return a[0].transpose(1, 2); };
   if (op == "concat") return [](const Values& a) { return torch::cat({a[0], a[1]}, -1); };
 
-  if (op == "silu") return unary(torch::silu);
+  if (op == "silu") return unary(kernels::silu);
   if (op == "sigmoid") return unary(torch::sigmoid);
   if (op == "softplus") return [](const Values& a) { return torch::softplus(a[0]); };
   if (op == "logsigmoid") return unary(torch::log_sigmoid);
@@ -452,7 +452,7 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
   }
   if (op == "gated_rmsnorm") {
     torch::Tensor gain = params().ones("gain", {out.dim});
-    return [gain](const Values& a) { return rms_norm(a[0], gain) * torch::silu(a[1]); };
+    return [gain](const Values& a) { return rms_norm(a[0], gain) * kernels::silu(a[1]); };
   }
 
   if (op == "short_conv" || op == "noncausal_conv") {
@@ -649,7 +649,7 @@ struct LanguageModelImpl::Block : torch::nn::Module {
   torch::Tensor forward(torch::Tensor h) {
     h = h + mixer(rms_norm(h, mixer_gain));
     const auto normed = rms_norm(h, mlp_gain);
-    return h + project(torch::silu(project(normed, mlp_gate, bfloat16)) * project(normed, mlp_up, bfloat16), mlp_down, bfloat16);
+    return h + project(kernels::swiglu(project(normed, mlp_gate, bfloat16), project(normed, mlp_up, bfloat16)), mlp_down, bfloat16);
   }
 
   torch::Tensor mixer_gain, mlp_gain, mlp_gate, mlp_up, mlp_down;
