@@ -1,6 +1,7 @@
 #pragma once
 // Layers that every model runs many times per step, as single kernels with autograd: the depthwise
-// convolution over time (short_conv, fir), RMSNorm, L2 normalisation, SiLU and SwiGLU. Built from libtorch ops,
+// convolution over time (short_conv, fir), RMSNorm, L2 normalisation, SiLU, SwiGLU and the
+// cross-entropy. Built from libtorch ops,
 // each is a dozen small operations forward and more backward (a short convolution of k taps is k
 // slices whose backward each writes a zero tensor of the full size); on the explore model they took
 // about a third of a training step. Internal to kernels/: it includes torch.
@@ -29,12 +30,17 @@ torch::Tensor silu(const torch::Tensor& a);
 // silu(a) * b for a and b of one shape: the gated product of a SwiGLU layer.
 torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b);
 
+// The mean over rows of -log softmax(logits)[target], logits [N, V] and targets [N] (integers),
+// rows whose target is ignore_index left out (cross_entropy.cpp).
+torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index);
+
 namespace reference {
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
 torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
 torch::Tensor silu(const torch::Tensor& a);
 torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b);
+torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index);
 }  // namespace reference
 
 }  // namespace asiarch::kernels

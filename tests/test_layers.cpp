@@ -5,7 +5,9 @@
 
 #include <ATen/Parallel.h>
 
+#include <cmath>
 #include <functional>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -77,6 +79,18 @@ Layer swiglu(std::vector<int64_t> shape, uint64_t seed) {
           }};
 }
 
+// Logits of scale 3 and targets with every fifth row ignored (-100).
+Layer cross_entropy(int64_t rows, int64_t width, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto targets = torch::randint(0, width, {rows}, torch::dtype(torch::kLong));
+  targets.index_put_({torch::arange(0, rows, 5)}, -100);
+  return {"cross_entropy rows " + std::to_string(rows) + " width " + std::to_string(width),
+          {torch::randn({rows, width}, torch::dtype(torch::kDouble)) * 3.0},
+          [targets](const std::vector<torch::Tensor>& x, bool reference) {
+            return reference ? kernels::reference::cross_entropy(x[0], targets, -100) : kernels::cross_entropy(x[0], targets, -100);
+          }};
+}
+
 std::vector<Layer> layers() {
   std::vector<Layer> out;
   // Lengths shorter than, equal to and longer than the taps; causal, centred and look-ahead.
@@ -96,6 +110,10 @@ std::vector<Layer> layers() {
   out.push_back(silu({2, 100, 176}, 16));
   out.push_back(swiglu({1, 5}, 17));
   out.push_back(swiglu({2, 64, 128}, 18));
+  // Widths below, at and above the 16 lanes of a row's maximum and sum.
+  out.push_back(cross_entropy(7, 3, 23));
+  out.push_back(cross_entropy(40, 16, 24));
+  out.push_back(cross_entropy(300, 257, 25));
   return out;
 }
 
@@ -122,7 +140,8 @@ TEST_CASE("fused layers match their op forms in float64 to rounding and in float
 }
 
 TEST_CASE("fused layer gradients match central finite differences in float64", "[kernels][layers]") {
-  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8), l2_norm({2, 6}, 13), silu({2, 5}, 19), swiglu({3, 4}, 20)}) {
+  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8), l2_norm({2, 6}, 13), silu({2, 5}, 19), swiglu({3, 4}, 20),
+                          cross_entropy(6, 5, 26)}) {
     INFO(layer.name);
     const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes(), torch::dtype(torch::kDouble));
     const auto analytic = evaluate(layer, layer.inputs, upstream, false).grads;
@@ -147,7 +166,7 @@ TEST_CASE("fused layer gradients match central finite differences in float64", "
 TEST_CASE("fused layers are bit-identical across thread counts and take strided inputs", "[kernels][layers]") {
   const int threads = at::get_num_threads();
   for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14),
-                            silu({4, 50, 200}, 21), swiglu({4, 50, 200}, 22)}) {
+                            silu({4, 50, 200}, 21), swiglu({4, 50, 200}, 22), cross_entropy(400, 64, 27)}) {
     INFO(layer.name);
     const auto inputs = cast(layer.inputs, torch::kFloat);
     const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes());
@@ -190,6 +209,18 @@ TEST_CASE("the float32 activations hold their accuracy and stay finite far into 
   // Float32 inputs beyond the clamp: the tails are 0 and the identity.
   const auto extreme = torch::tensor({-1e30f, -100.0f, 100.0f, 1e30f});
   REQUIRE(torch::equal(kernels::silu(extreme), torch::tensor({-0.0f, -0.0f, 100.0f, 1e30f})));
+}
+
+TEST_CASE("the fused cross-entropy rejects targets outside the vocabulary and gives NaN when every row is ignored", "[kernels][layers]") {
+  const auto logits = torch::randn({3, 4});
+  REQUIRE_THROWS(kernels::cross_entropy(logits, torch::tensor({0, 4, 1}), -100));
+  REQUIRE_THROWS(kernels::cross_entropy(logits, torch::tensor({0, -1, 1}), -100));
+  REQUIRE_THROWS(kernels::cross_entropy(logits, torch::tensor({0, 1}), -100));
+  REQUIRE(std::isnan(kernels::cross_entropy(logits, torch::tensor({-100, -100, -100}), -100).item<double>()));
+  // A NaN logit makes the loss NaN, which the trainer stops on.
+  auto with_nan = logits.clone();
+  with_nan[1][2] = std::numeric_limits<float>::quiet_NaN();
+  REQUIRE(std::isnan(kernels::cross_entropy(with_nan, torch::tensor({0, 1, 2}), -100).item<double>()));
 }
 
 TEST_CASE("norms of bfloat16 inputs are computed in float32 and returned in bfloat16", "[kernels][layers]") {

@@ -7,6 +7,7 @@
 #include <numbers>
 #include <thread>
 
+#include "kernels/layers.h"
 #include "kernels/optimizer.h"
 #include "training/device.h"
 #include "training/model.h"
@@ -33,9 +34,15 @@ double learning_rate(const TrainConfig& config, int64_t step) {
   return config.lr * (kFinalLrFraction + (1.0 - kFinalLrFraction) * 0.5 * (1.0 + std::cos(std::numbers::pi * progress)));
 }
 
-torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, torch::nn::functional::CrossEntropyFuncOptions::reduction_t reduction) {
+// The cross-entropy of logits [.., V] against targets [..], ignored targets left out: the sum
+// (evaluation) or, with autograd through the fused kernel, the mean (the training loss).
+torch::Tensor summed_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
   return torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}),
-                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnored).reduction(reduction));
+                                              torch::nn::functional::CrossEntropyFuncOptions().ignore_index(kIgnored).reduction(torch::kSum));
+}
+
+torch::Tensor mean_cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  return kernels::cross_entropy(logits.reshape({-1, logits.size(-1)}), targets.reshape({-1}), kIgnored);
 }
 
 // AdamW with weight decay on matrices only, not on gains, scales and temperatures.
@@ -70,7 +77,7 @@ Evaluation evaluate(model::LanguageModel& net, const TaskData& task, int64_t bat
     const auto g = static_cast<size_t>(b.group);
     const auto inputs = b.inputs.to(device), targets = b.targets.to(device);
     const auto logits = net->forward(inputs);
-    loss_sum[g] += cross_entropy(logits, targets, torch::kSum).item<double>();
+    loss_sum[g] += summed_cross_entropy(logits, targets).item<double>();
     const auto counts = targets.ne(kIgnored);
     correct[g] += logits.argmax(-1).eq(targets).logical_and(counts).sum().item<int64_t>();
     counted[g] += counts.sum().item<int64_t>();
@@ -156,7 +163,7 @@ TrainMetrics train_program(const lang::Program& program, const TrainConfig& conf
       const Batch batch = task->train_batch(step, config.batch);
       tokens += batch.inputs.numel();
       // What is minimised: the cross-entropy and the program's auxiliary losses (penalty), if any.
-      torch::Tensor loss = cross_entropy(net->forward(batch.inputs.to(device)), batch.targets.to(device), torch::kMean);
+      torch::Tensor loss = mean_cross_entropy(net->forward(batch.inputs.to(device)), batch.targets.to(device));
       if (net->auxiliary_loss().defined()) loss = loss + net->auxiliary_loss();
       const double value = loss.item<double>();
       if (!std::isfinite(value)) return fail(Kind::NUMERICAL, "nan_loss: step " + std::to_string(step + 1), step + 1);
