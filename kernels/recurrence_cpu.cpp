@@ -463,6 +463,7 @@ bool supports(const torch::Tensor& q) {
 
 const char* instruction_set() {
 #if defined(__x86_64__)
+  if (__builtin_cpu_supports("avx512f")) return "avx512f";
   return __builtin_cpu_supports("avx2") ? "avx2" : "baseline";
 #else
   return "baseline";

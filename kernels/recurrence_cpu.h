@@ -9,7 +9,8 @@ namespace asiarch::kernels::cpu {
 
 // Whether the fused kernels take inputs like this one: on the CPU, float32 or float64.
 bool supports(const torch::Tensor& q);
-// The instruction set the hot loops were dispatched to on this machine: "avx2" or "baseline".
+// The instruction set the hot loops were dispatched to on this machine: "avx512f", "avx2" or
+// "baseline".
 const char* instruction_set();
 
 // Linear attention (g undefined) and decayed linear attention (g [B,H,T] or [B,H,T,dk]).
