@@ -154,6 +154,24 @@ class DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFunc
 
 // ---- RMSNorm ----
 
+// RMSNorm reads its rows where they lie, in memory order, when the input is dense with a
+// contiguous last dimension: the heads of split_heads are such a [B, H, T, d] view of a [B, T, D]
+// activation, and a contiguous copy (and a copy of the gradient back) cost more than the norm.
+// Each row's output and input gradient are the same bits in any layout; the gain's gradient adds
+// the rows in memory order, so for permuted rows it can differ in the last bits from that of a
+// contiguous copy. Any other layout is copied.
+torch::Tensor rows_in_place(const torch::Tensor& a) {
+  return a.stride(-1) == 1 && a.is_non_overlapping_and_dense() ? a : a.contiguous();
+}
+
+// grad with the strides of like (a copy only when they differ), so that its rows lie as like's.
+torch::Tensor in_layout_of(const torch::Tensor& grad, const torch::Tensor& like) {
+  if (grad.strides() == like.strides()) return grad;
+  auto out = torch::empty_like(like);
+  out.copy_(grad);
+  return out;
+}
+
 // Rows are taken kRowGroup at a time, each step for the whole group before the next: a row's
 // dot product, square root and division form a chain of long latencies, which one row at a time
 // left the core waiting on (narrow rows, as L2 normalisation's 16 per head, are mostly that
@@ -236,7 +254,7 @@ void rms_backward(const T* a, const T* gain, const T* inverse_rms, const T* grad
 class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {
-    const auto input = a.contiguous();
+    const auto input = rows_in_place(a);
     const auto g = gain.contiguous();
     const int64_t width = input.size(-1), rows = input.numel() / std::max<int64_t>(width, 1);
     auto out = torch::empty_like(input);
@@ -254,7 +272,7 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const auto& input = saved[0];
     const auto& gain = saved[1];
     const auto& inverse_rms = saved[2];
-    const auto grad = grads[0].contiguous();
+    const auto grad = in_layout_of(grads[0], input);
     const int64_t width = input.size(-1), rows = inverse_rms.numel();
     auto grad_a = torch::empty_like(input);
     auto partial = torch::empty({row_blocks(rows), width}, input.options());

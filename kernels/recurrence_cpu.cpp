@@ -56,6 +56,26 @@ torch::Tensor unpadded(const torch::Tensor& x, int64_t width) {
   return x.size(-1) == width ? x : x.narrow(-1, 0, width).contiguous();
 }
 
+// The delta rules read and write [B, H, T, width] in place wherever the last dimension is
+// contiguous: split_heads gives the heads of a [B, T, D] activation as such a view, and copying
+// them to [B, H, T, width] and the results back (merge_heads) took a copy per tensor each way.
+torch::Tensor rows_in_place(const torch::Tensor& x) { return x.stride(-1) == 1 ? x : x.contiguous(); }
+
+// v or do for the delta rules: in place when the width fills whole strips, else padded.
+torch::Tensor lanes_in_place(const torch::Tensor& x) { return x.size(-1) % kLanes == 0 ? rows_in_place(x) : padded_lanes(x); }
+
+// Where (batch, head) bh of a [B, H, T, width] tensor starts.
+template <typename T>
+T* head_start(const torch::Tensor& x, int64_t bh) {
+  return x.data_ptr<T>() + bh / x.size(1) * x.stride(0) + bh % x.size(1) * x.stride(1);
+}
+
+// Elements between one token and the next in each head the delta rules read or write: q, k, v,
+// the output (forward) or its gradient (backward), and the gradients of q, k and v.
+struct TokenSteps {
+  int64_t q, k, v, out, dq = 0, dk = 0, dv = 0;
+};
+
 // The sum of kLanes values in a fixed pairwise order, spelled out: written as a loop over halving
 // widths gcc compiles it to scalar code (the delta rules' backward ran 4x slower).
 template <typename T>
@@ -149,10 +169,10 @@ void scan(Decay decay_kind, const T* x, const T* y, const T* z, const T* pairing
 
 // out[t] = a_t . b_t for rows of `width`.
 template <typename T>
-void row_dots(const T* a, const T* b, int64_t steps, int64_t width, T* out) {
+void row_dots(const T* a, const T* b, int64_t steps, int64_t width, T* out, int64_t a_step, int64_t b_step) {
   for (int64_t t = 0; t < steps; ++t) {
     T sum = 0;
-    for (int64_t i = 0; i < width; ++i) sum = sum + a[t * width + i] * b[t * width + i];
+    for (int64_t i = 0; i < width; ++i) sum = sum + a[t * a_step + i] * b[t * b_step + i];
     out[t] = sum;
   }
 }
@@ -197,7 +217,7 @@ template <typename T, bool kGated>
 ASIARCH_VECTOR_CLONES void delta_rule_forward_head(const T* __restrict q, const T* __restrict k, const T* __restrict v,
                                                    const T* __restrict beta, const T* __restrict decay, T* __restrict out,
                                                    T* __restrict checkpoints, int64_t steps, int64_t rows, int64_t lanes,
-                                                   T* __restrict strip) {
+                                                   const TokenSteps& step, T* __restrict strip) {
   const int64_t strip_size = rows * kLanes;
   for (int64_t lane0 = 0; lane0 < lanes; lane0 += kLanes) {
     std::fill(strip, strip + strip_size, T(0));
@@ -207,9 +227,9 @@ ASIARCH_VECTOR_CLONES void delta_rule_forward_head(const T* __restrict q, const 
         std::copy(strip, strip + strip_size, checkpoints + index * strip_size);
       }
       const T a = kGated ? decay[t] : T(1);
-      const T* q_t = q + t * rows;
-      const T* k_t = k + t * rows;
-      const T* v_t = v + t * lanes + lane0;
+      const T* q_t = q + t * step.q;
+      const T* k_t = k + t * step.k;
+      const T* v_t = v + t * step.v + lane0;
       T predicted[kLanes] = {};
       for (int64_t r = 0; r < rows; ++r) {
         const T k_r = k_t[r];
@@ -234,7 +254,7 @@ ASIARCH_VECTOR_CLONES void delta_rule_forward_head(const T* __restrict q, const 
           acc[l] = acc[l] + q_r * next;
         }
       }
-      T* out_t = out + t * lanes + lane0;
+      T* out_t = out + t * step.out + lane0;
       for (int64_t l = 0; l < kLanes; ++l) out_t[l] = acc[l];
     }
   }
@@ -263,14 +283,14 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
                                                     const T* __restrict checkpoints, const T* __restrict grad_out,
                                                     T* __restrict dq, T* __restrict dk, T* __restrict dv, T* __restrict dbeta,
                                                     T* __restrict dg, int64_t steps, int64_t rows, int64_t lanes,
-                                                    DeltaScratch<T>& scratch) {
+                                                    const TokenSteps& step, DeltaScratch<T>& scratch) {
   const int64_t strip_size = rows * kLanes;
   T* __restrict states = scratch.states.data();
   T* __restrict predicted = scratch.predicted.data();
   T* __restrict update = scratch.update.data();
   T* __restrict grad_state = scratch.grad_state.data();
   T* __restrict qk = scratch.qk.data();
-  row_dots(q, k, steps, rows, qk);
+  row_dots(q, k, steps, rows, qk, step.q, step.k);
   for (int64_t lane0 = 0; lane0 < lanes; lane0 += kLanes) {
     std::fill(grad_state, grad_state + strip_size, T(0));
     for (int64_t interval = checkpoint_count(steps) - 1; interval >= 0; --interval) {
@@ -281,8 +301,8 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
       // Recompute S_first .. S_{end-1} into states[1..], with each token's p and w.
       for (int64_t t = first; t < end; ++t) {
         const T a = kGated ? decay[t] : T(1);
-        const T* k_t = k + t * rows;
-        const T* v_t = v + t * lanes + lane0;
+        const T* k_t = k + t * step.k;
+        const T* v_t = v + t * step.v + lane0;
         const T* previous = states + (t - first) * strip_size;
         T* __restrict next = states + (t - first + 1) * strip_size;
         T* __restrict p = predicted + (t - first) * kLanes;
@@ -308,16 +328,16 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
       }
       for (int64_t t = end - 1; t >= first; --t) {
         const T a = kGated ? decay[t] : T(1);
-        const T* q_t = q + t * rows;
-        const T* k_t = k + t * rows;
-        const T* v_t = v + t * lanes + lane0;
-        const T* do_t = grad_out + t * lanes + lane0;
+        const T* q_t = q + t * step.q;
+        const T* k_t = k + t * step.k;
+        const T* v_t = v + t * step.v + lane0;
+        const T* do_t = grad_out + t * step.out + lane0;
         const T* previous = states + (t - first) * strip_size;
         const T* current = states + (t - first + 1) * strip_size;
         const T* p = predicted + (t - first) * kLanes;
         const T* w = update + (t - first) * kLanes;
-        T* dq_t = dq + t * rows;
-        T* dk_t = dk + t * rows;
+        T* dq_t = dq + t * step.dq;
+        T* dk_t = dk + t * step.dk;
         // dw = H^T k_t + (q_t . k_t) do_t; dq_t += S_t do_t.
         T dw[kLanes] = {};
         for (int64_t r = 0; r < rows; ++r) {
@@ -332,7 +352,7 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
         }
         T dp[kLanes];
         T beta_terms[kLanes];
-        T* dv_t = dv + t * lanes + lane0;
+        T* dv_t = dv + t * step.dv + lane0;
         for (int64_t l = 0; l < kLanes; ++l) {
           dw[l] = dw[l] + qk[t] * do_t[l];
           dv_t[l] = beta[t] * dw[l];
@@ -486,7 +506,7 @@ torch::Tensor decay_attn_forward(const torch::Tensor& q, const torch::Tensor& k,
       if (gc.defined()) exp_into(gc.data_ptr<T>() + bh * decay_width, decay_width, multipliers.data());
       const T* q_h = qc.data_ptr<T>() + bh * steps * dk;
       const T* k_h = kc.data_ptr<T>() + bh * steps * dk;
-      row_dots(q_h, k_h, steps, dk, qk.data());
+      row_dots(q_h, k_h, steps, dk, qk.data(), dk, dk);
       scan<T, false>(decay, k_h, vp.data_ptr<T>() + bh * steps * lanes, q_h, qk.data(), multipliers.data(),
                      out.data_ptr<T>() + bh * steps * lanes, nullptr, steps, dk, lanes, strip.data());
     });
@@ -517,8 +537,8 @@ DecayAttnGrads decay_attn_backward(const torch::Tensor& q, const torch::Tensor& 
       const T* do_h = dop.data_ptr<T>() + bh * steps * dv;
       T* dq_h = dq.data_ptr<T>() + bh * steps * dk;
       T* dk_h = dk_grad.data_ptr<T>() + bh * steps * dk;
-      row_dots(q_h, k_h, steps, dk, qk.data());
-      row_dots(v_h, do_h, steps, dv, vdo.data());
+      row_dots(q_h, k_h, steps, dk, qk.data(), dk, dk);
+      row_dots(v_h, do_h, steps, dv, vdo.data(), dv, dv);
       T* dq_exclusive_h = g.defined() ? dq_exclusive.data() : nullptr;
       T* dk_exclusive_h = g.defined() ? dk_exclusive.data() : nullptr;
       // dq_t = S_t do_t: the forward scan of S_t^T (rows dv, lanes dk).
@@ -537,27 +557,30 @@ DecayAttnGrads decay_attn_backward(const torch::Tensor& q, const torch::Tensor& 
 
 DeltaRuleForward delta_rule_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& beta,
                                     const torch::Tensor& g, bool keep_checkpoints) {
-  const auto qc = q.contiguous(), kc = k.contiguous(), vp = padded_lanes(v), bc = beta.contiguous();
+  const auto qc = rows_in_place(q), kc = rows_in_place(k), vp = lanes_in_place(v), bc = beta.contiguous();
   const auto gc = g.defined() ? g.contiguous() : g;
   const int64_t heads = q.size(0) * q.size(1), steps = q.size(2), dk = q.size(3), lanes = vp.size(3);
   const int64_t checkpoint_size = lanes * checkpoint_count(steps) * dk;
-  auto out = torch::empty({q.size(0), q.size(1), steps, lanes}, qc.options());
+  // In v's layout (a view of split_heads stays one, and merge_heads then needs no copy).
+  auto out = torch::empty_like(vp);
+  const TokenSteps step{qc.stride(2), kc.stride(2), vp.stride(2), out.stride(2)};
   auto checkpoints = keep_checkpoints ? torch::empty({heads, checkpoint_size}, qc.options()) : torch::Tensor();
   AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "delta_rule_forward", [&] {
     using T = scalar_t;
     for_each_head(heads, [&](int64_t bh) {
       std::vector<T> strip(dk * kLanes), multipliers(gc.defined() ? steps : 0);
       T* checkpoints_h = keep_checkpoints ? checkpoints.data_ptr<T>() + bh * checkpoint_size : nullptr;
-      const T* q_h = qc.data_ptr<T>() + bh * steps * dk;
-      const T* k_h = kc.data_ptr<T>() + bh * steps * dk;
-      const T* v_h = vp.data_ptr<T>() + bh * steps * lanes;
+      const T* q_h = head_start<T>(qc, bh);
+      const T* k_h = head_start<T>(kc, bh);
+      const T* v_h = head_start<T>(vp, bh);
       const T* beta_h = bc.data_ptr<T>() + bh * steps;
-      T* out_h = out.data_ptr<T>() + bh * steps * lanes;
+      T* out_h = head_start<T>(out, bh);
       if (gc.defined()) {
         exp_into(gc.data_ptr<T>() + bh * steps, steps, multipliers.data());
-        delta_rule_forward_head<T, true>(q_h, k_h, v_h, beta_h, multipliers.data(), out_h, checkpoints_h, steps, dk, lanes, strip.data());
+        delta_rule_forward_head<T, true>(q_h, k_h, v_h, beta_h, multipliers.data(), out_h, checkpoints_h, steps, dk, lanes, step,
+                                         strip.data());
       } else {
-        delta_rule_forward_head<T, false>(q_h, k_h, v_h, beta_h, nullptr, out_h, checkpoints_h, steps, dk, lanes, strip.data());
+        delta_rule_forward_head<T, false>(q_h, k_h, v_h, beta_h, nullptr, out_h, checkpoints_h, steps, dk, lanes, step, strip.data());
       }
     });
   });
@@ -566,35 +589,37 @@ DeltaRuleForward delta_rule_forward(const torch::Tensor& q, const torch::Tensor&
 
 DeltaRuleGrads delta_rule_backward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& beta,
                                    const torch::Tensor& g, const torch::Tensor& checkpoints, const torch::Tensor& grad_out) {
-  const auto qc = q.contiguous(), kc = k.contiguous(), vp = padded_lanes(v), bc = beta.contiguous(), dop = padded_lanes(grad_out);
+  const auto qc = rows_in_place(q), kc = rows_in_place(k), vp = lanes_in_place(v), bc = beta.contiguous(), dop = lanes_in_place(grad_out);
   const auto gc = g.defined() ? g.contiguous() : g;
   const int64_t heads = q.size(0) * q.size(1), steps = q.size(2), dk = q.size(3), lanes = vp.size(3);
   const int64_t checkpoint_size = lanes * checkpoint_count(steps) * dk;
   TORCH_CHECK(checkpoints.defined() && checkpoints.numel() == heads * checkpoint_size, "delta_rule_backward: checkpoints do not match");
+  // Each gradient in its input's layout.
   auto dq = torch::zeros_like(qc), dk_grad = torch::zeros_like(kc), dv_grad = torch::empty_like(vp), dbeta = torch::zeros_like(bc);
   auto dg = g.defined() ? torch::zeros_like(gc) : torch::Tensor();
+  const TokenSteps step{qc.stride(2), kc.stride(2), vp.stride(2), dop.stride(2), dq.stride(2), dk_grad.stride(2), dv_grad.stride(2)};
   AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "delta_rule_backward", [&] {
     using T = scalar_t;
     for_each_head(heads, [&](int64_t bh) {
       DeltaScratch<T> scratch(steps, dk);
       std::vector<T> multipliers(gc.defined() ? steps : 0);
-      const T* q_h = qc.data_ptr<T>() + bh * steps * dk;
-      const T* k_h = kc.data_ptr<T>() + bh * steps * dk;
-      const T* v_h = vp.data_ptr<T>() + bh * steps * lanes;
+      const T* q_h = head_start<T>(qc, bh);
+      const T* k_h = head_start<T>(kc, bh);
+      const T* v_h = head_start<T>(vp, bh);
       const T* beta_h = bc.data_ptr<T>() + bh * steps;
       const T* checkpoints_h = checkpoints.data_ptr<T>() + bh * checkpoint_size;
-      const T* do_h = dop.data_ptr<T>() + bh * steps * lanes;
-      T* dq_h = dq.data_ptr<T>() + bh * steps * dk;
-      T* dk_h = dk_grad.data_ptr<T>() + bh * steps * dk;
-      T* dv_h = dv_grad.data_ptr<T>() + bh * steps * lanes;
+      const T* do_h = head_start<T>(dop, bh);
+      T* dq_h = head_start<T>(dq, bh);
+      T* dk_h = head_start<T>(dk_grad, bh);
+      T* dv_h = head_start<T>(dv_grad, bh);
       T* dbeta_h = dbeta.data_ptr<T>() + bh * steps;
       if (gc.defined()) {
         exp_into(gc.data_ptr<T>() + bh * steps, steps, multipliers.data());
         delta_rule_backward_head<T, true>(q_h, k_h, v_h, beta_h, multipliers.data(), checkpoints_h, do_h, dq_h, dk_h, dv_h, dbeta_h,
-                                          dg.data_ptr<T>() + bh * steps, steps, dk, lanes, scratch);
+                                          dg.data_ptr<T>() + bh * steps, steps, dk, lanes, step, scratch);
       } else {
         delta_rule_backward_head<T, false>(q_h, k_h, v_h, beta_h, nullptr, checkpoints_h, do_h, dq_h, dk_h, dv_h, dbeta_h, nullptr,
-                                           steps, dk, lanes, scratch);
+                                           steps, dk, lanes, step, scratch);
       }
     });
   });

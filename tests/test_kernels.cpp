@@ -243,27 +243,36 @@ TEST_CASE("kernels are bit-identical run to run, across thread counts and withou
 }
 
 TEST_CASE("kernels take non-contiguous inputs and inputs of other dtypes", "[kernels]") {
-  const Sizes s{2, 3, 21, 16, 8};
   std::vector<Case> cases = kRecurrences;
   cases.push_back({Kernel::Swa, 6});
-  for (const auto& c : cases) {
-    INFO(name_of(c));
-    const auto inputs = cast(make_inputs(c, s, 41), torch::kFloat);
-    // The same values behind [B, T, H, d] strides.
-    std::vector<torch::Tensor> strided;
-    for (const auto& x : inputs) strided.push_back(x.transpose(1, 2).contiguous().transpose(1, 2));
-    REQUIRE_FALSE(strided[0].is_contiguous());
-    const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv});
-    const auto plain = evaluate(c, Form::Fused, inputs, upstream);
-    const auto from_strided = evaluate(c, Form::Fused, strided, upstream);
-    REQUIRE(torch::equal(plain.out, from_strided.out));
-    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(plain.grads[i], from_strided.grads[i]));
-    // Every input other than q in float64: computed in q's dtype, gradients in each input's own.
-    std::vector<torch::Tensor> mixed = inputs;
-    for (size_t i = 1; i < mixed.size(); ++i) mixed[i] = mixed[i].to(torch::kDouble);
-    const auto from_mixed = evaluate(c, Form::Fused, mixed, upstream);
-    REQUIRE(torch::equal(plain.out, from_mixed.out));
-    REQUIRE(from_mixed.grads[1].scalar_type() == torch::kDouble);
+  // dv = 8 is padded to a strip; the delta rules read and write dv = 16 in place.
+  for (const Sizes& s : {Sizes{2, 3, 21, 16, 8}, Sizes{2, 3, 21, 12, 16}}) {
+    for (const auto& c : cases) {
+      INFO(name_of(c) << " dk=" << s.dk << " dv=" << s.dv);
+      const auto inputs = cast(make_inputs(c, s, 41), torch::kFloat);
+      // The same values behind [B, T, H, d] strides, as split_heads gives them, and an upstream
+      // gradient in that layout too, as merge_heads gives it.
+      std::vector<torch::Tensor> strided;
+      for (const auto& x : inputs) strided.push_back(x.transpose(1, 2).contiguous().transpose(1, 2));
+      REQUIRE_FALSE(strided[0].is_contiguous());
+      const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv});
+      const auto plain = evaluate(c, Form::Fused, inputs, upstream);
+      const auto from_strided = evaluate(c, Form::Fused, strided, upstream.transpose(1, 2).contiguous().transpose(1, 2));
+      REQUIRE(torch::equal(plain.out, from_strided.out));
+      for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(plain.grads[i], from_strided.grads[i]));
+      const bool in_place = (c.kernel == Kernel::Delta || c.kernel == Kernel::GatedDelta) && s.dv % 16 == 0;
+      if (in_place) {
+        // Output and gradients keep the [B, T, H, d] layout: merge_heads and split_heads' backward copy nothing.
+        REQUIRE(from_strided.out.transpose(1, 2).is_contiguous());
+        for (size_t i = 0; i < 3; ++i) REQUIRE(from_strided.grads[i].transpose(1, 2).is_contiguous());
+      }
+      // Every input other than q in float64: computed in q's dtype, gradients in each input's own.
+      std::vector<torch::Tensor> mixed = inputs;
+      for (size_t i = 1; i < mixed.size(); ++i) mixed[i] = mixed[i].to(torch::kDouble);
+      const auto from_mixed = evaluate(c, Form::Fused, mixed, upstream);
+      REQUIRE(torch::equal(plain.out, from_mixed.out));
+      REQUIRE(from_mixed.grads[1].scalar_type() == torch::kDouble);
+    }
   }
 }
 

@@ -176,14 +176,35 @@ TEST_CASE("fused layers are bit-identical across thread counts and take strided 
     at::set_num_threads(threads);
     REQUIRE(torch::equal(first.out, second.out));
     for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], second.grads[i]));
-    // The same values behind transposed strides.
+    // The same values behind transposed strides, with the upstream gradient in the input's
+    // layout or not. Outputs and input gradients are the same bits; RMSNorm's gain gradient
+    // adds rows in memory order, so it only has to agree to rounding.
     std::vector<torch::Tensor> strided = inputs;
     strided[0] = inputs[0].transpose(0, 1).contiguous().transpose(0, 1);
     REQUIRE_FALSE(strided[0].is_contiguous());
-    const auto from_strided = evaluate(layer, strided, upstream, false);
-    REQUIRE(torch::equal(first.out, from_strided.out));
-    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], from_strided.grads[i]));
+    std::vector<torch::Tensor> upstreams = {upstream};
+    if (upstream.dim() >= 2) upstreams.push_back(upstream.transpose(0, 1).contiguous().transpose(0, 1));
+    for (const auto& gradient : upstreams) {
+      const auto from_strided = evaluate(layer, strided, gradient, false);
+      REQUIRE(torch::equal(first.out, from_strided.out));
+      REQUIRE(torch::equal(first.grads[0], from_strided.grads[0]));
+      for (size_t i = 1; i < inputs.size(); ++i) {
+        if (layer.name.rfind("rms_norm", 0) == 0) REQUIRE(relative_error(from_strided.grads[i], first.grads[i]) < 1e-6);
+        else REQUIRE(torch::equal(first.grads[i], from_strided.grads[i]));
+      }
+    }
   }
+}
+
+TEST_CASE("the norms read the heads of split_heads where they lie and keep their layout", "[kernels][layers]") {
+  torch::manual_seed(28);
+  // [B, T, H, d] seen as [B, H, T, d], as split_heads gives it.
+  const auto heads = torch::randn({2, 9, 3, 16}).transpose(1, 2);
+  const auto gain = torch::rand({16}) + 0.5;
+  for (const auto& out : {kernels::rms_norm(heads, gain, kEpsilon), kernels::l2_norm(heads, kEpsilon)}) {
+    REQUIRE(out.strides() == heads.strides());
+  }
+  REQUIRE(torch::equal(kernels::rms_norm(heads, gain, kEpsilon), kernels::rms_norm(heads.contiguous(), gain, kEpsilon)));
 }
 
 TEST_CASE("fused layers reject mismatched shapes", "[kernels][layers]") {
