@@ -134,7 +134,9 @@ torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& ta
 torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index) {
   TORCH_CHECK(logits.dim() == 2 && targets.dim() == 1 && targets.size(0) == logits.size(0) && logits.size(1) > 0,
               "cross_entropy: logits must be [N, V] and targets [N], got ", logits.sizes(), " and ", targets.sizes());
-  if (!cpu::supports(logits) || !targets.device().is_cpu() || logits.size(0) == 0) return reference::cross_entropy(logits, targets, ignore_index);
+  if (!cpu::supports(logits) || !targets.device().is_cpu() || logits.size(0) == 0) {
+    return reference::cross_entropy(logits, targets, ignore_index);
+  }
   return CrossEntropyFunction::apply(logits, targets, ignore_index);
 }
 

@@ -160,7 +160,7 @@ class DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFunc
 // Each row's output and input gradient are the same bits in any layout; the gain's gradient adds
 // the rows in memory order, so for permuted rows it can differ in the last bits from that of a
 // contiguous copy. Any other layout is copied.
-torch::Tensor rows_in_place(const torch::Tensor& a) {
+torch::Tensor dense_rows(const torch::Tensor& a) {
   return a.stride(-1) == 1 && a.is_non_overlapping_and_dense() ? a : a.contiguous();
 }
 
@@ -188,7 +188,9 @@ ASIARCH_VECTOR_CLONES void rms_forward_rows(const T* __restrict a, const T* __re
   for (int64_t r0 = first; r0 < last; r0 += kRowGroup) {
     const int64_t rows = std::min(kRowGroup, last - r0);
     for (int64_t i = 0; i < rows; ++i) squares[i] = ordered_dot(a + (r0 + i) * width, a + (r0 + i) * width, width);
-    for (int64_t i = 0; i < rows; ++i) inverse_rms[r0 + i] = static_cast<T>(1.0 / std::sqrt(squares[i] / static_cast<double>(width) + epsilon));
+    for (int64_t i = 0; i < rows; ++i) {
+      inverse_rms[r0 + i] = static_cast<T>(1.0 / std::sqrt(squares[i] / static_cast<double>(width) + epsilon));
+    }
     for (int64_t r = r0; r < r0 + rows; ++r) {
       const T* __restrict x = a + r * width;
       const T scale = inverse_rms[r];
@@ -254,7 +256,7 @@ void rms_backward(const T* a, const T* gain, const T* inverse_rms, const T* grad
 class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {
-    const auto input = rows_in_place(a);
+    const auto input = dense_rows(a);
     const auto g = gain.contiguous();
     const int64_t width = input.size(-1), rows = input.numel() / std::max<int64_t>(width, 1);
     auto out = torch::empty_like(input);

@@ -59,10 +59,12 @@ torch::Tensor unpadded(const torch::Tensor& x, int64_t width) {
 // The delta rules read and write [B, H, T, width] in place wherever the last dimension is
 // contiguous: split_heads gives the heads of a [B, T, D] activation as such a view, and copying
 // them to [B, H, T, width] and the results back (merge_heads) took a copy per tensor each way.
-torch::Tensor rows_in_place(const torch::Tensor& x) { return x.stride(-1) == 1 ? x : x.contiguous(); }
+torch::Tensor with_contiguous_rows(const torch::Tensor& x) { return x.stride(-1) == 1 ? x : x.contiguous(); }
 
 // v or do for the delta rules: in place when the width fills whole strips, else padded.
-torch::Tensor lanes_in_place(const torch::Tensor& x) { return x.size(-1) % kLanes == 0 ? rows_in_place(x) : padded_lanes(x); }
+torch::Tensor lanes_in_place(const torch::Tensor& x) {
+  return x.size(-1) % kLanes == 0 ? with_contiguous_rows(x) : padded_lanes(x);
+}
 
 // Where (batch, head) bh of a [B, H, T, width] tensor starts.
 template <typename T>
@@ -557,7 +559,7 @@ DecayAttnGrads decay_attn_backward(const torch::Tensor& q, const torch::Tensor& 
 
 DeltaRuleForward delta_rule_forward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& beta,
                                     const torch::Tensor& g, bool keep_checkpoints) {
-  const auto qc = rows_in_place(q), kc = rows_in_place(k), vp = lanes_in_place(v), bc = beta.contiguous();
+  const auto qc = with_contiguous_rows(q), kc = with_contiguous_rows(k), vp = lanes_in_place(v), bc = beta.contiguous();
   const auto gc = g.defined() ? g.contiguous() : g;
   const int64_t heads = q.size(0) * q.size(1), steps = q.size(2), dk = q.size(3), lanes = vp.size(3);
   const int64_t checkpoint_size = lanes * checkpoint_count(steps) * dk;
@@ -589,7 +591,8 @@ DeltaRuleForward delta_rule_forward(const torch::Tensor& q, const torch::Tensor&
 
 DeltaRuleGrads delta_rule_backward(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v, const torch::Tensor& beta,
                                    const torch::Tensor& g, const torch::Tensor& checkpoints, const torch::Tensor& grad_out) {
-  const auto qc = rows_in_place(q), kc = rows_in_place(k), vp = lanes_in_place(v), bc = beta.contiguous(), dop = lanes_in_place(grad_out);
+  const auto qc = with_contiguous_rows(q), kc = with_contiguous_rows(k), vp = lanes_in_place(v), bc = beta.contiguous();
+  const auto dop = lanes_in_place(grad_out);
   const auto gc = g.defined() ? g.contiguous() : g;
   const int64_t heads = q.size(0) * q.size(1), steps = q.size(2), dk = q.size(3), lanes = vp.size(3);
   const int64_t checkpoint_size = lanes * checkpoint_count(steps) * dk;

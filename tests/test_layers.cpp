@@ -66,7 +66,9 @@ Layer silu(std::vector<int64_t> shape, uint64_t seed) {
   torch::manual_seed(seed);
   return {"silu " + std::to_string(shape.back()),
           {torch::randn(shape, torch::dtype(torch::kDouble)) * 4.0},
-          [](const std::vector<torch::Tensor>& x, bool reference) { return reference ? kernels::reference::silu(x[0]) : kernels::silu(x[0]); }};
+          [](const std::vector<torch::Tensor>& x, bool reference) {
+            return reference ? kernels::reference::silu(x[0]) : kernels::silu(x[0]);
+          }};
 }
 
 Layer swiglu(std::vector<int64_t> shape, uint64_t seed) {
