@@ -1,7 +1,7 @@
-// The fused cross-entropy (kernels/layers.h). libtorch's cross_entropy is a log-softmax and a
-// gather forward, and their two backward kernels, each a pass over the logits with an exp in
-// the log-softmax's both ways. Here the forward writes the softmax once and keeps it in place of
-// the logits, and the backward subtracts the targets' ones from it.
+// The fused cross-entropy (kernels/layers.h). libtorch's cross_entropy runs a log-softmax and a
+// gather, forward and backward: four passes over the logits, two of them with an exp per element.
+// Here the forward writes the softmax once and keeps it in place of the logits, and the backward
+// subtracts the targets' ones from it.
 //
 // Rows run in parallel and each row's sums have a fixed order; the mean adds the rows' losses
 // in row order. No result depends on the thread count.

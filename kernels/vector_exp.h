@@ -5,7 +5,7 @@
 // every instruction set gives the same bits. Internal to kernels/.
 //
 // float: x = n ln2 + r with n = round(x / ln2) and |r| <= ln2 / 2 (ln2 in two parts, Cody and
-// Waite), exp(r) by the degree-6 polynomial of the Cephes library's expf (S. L. Moshier), and 2^n
+// Waite), exp(r) by the degree-7 polynomial of the Cephes library's expf (S. L. Moshier), and 2^n
 // written into the exponent bits: a few float32 roundings from the exact value (the tests hold the
 // activations to 4e-7 relative).
 // double (the tests' precision): std::exp.
