@@ -17,7 +17,9 @@ namespace asiarch::kernels {
 // t - before ... t + after (K = before + after + 1), zero beyond the sequence.
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
 
-// a * rsqrt(mean(a^2 over the last dimension) + epsilon) * gain, gain [last dimension].
+// a * rsqrt(mean(a^2 over the last dimension) + epsilon) * gain, gain [last dimension]. A dense
+// input whose last dimension is contiguous is read in place (the heads of split_heads), and the
+// output keeps its layout; the gain's gradient then adds the rows in memory order.
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
 
 // a * rsqrt(sum(a^2 over the last dimension) + epsilon): RMSNorm with gain 1 / sqrt(width) and
