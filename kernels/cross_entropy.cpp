@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/layers.h"
+#include "kernels/ordered_dot.h"
 #include "kernels/recurrence_cpu.h"
 #include "kernels/vector_clones.h"
 #include "kernels/vector_exp.h"
@@ -21,9 +22,9 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// Lanes of the running maximum and sum of one row, combined in a fixed order at the end.
-// `#pragma GCC unroll 1` on the loops over lanes keeps gcc from unrolling them into scalars before
-// its vectoriser sees them.
+// Lanes of the running maximum of one row, combined in a fixed order at the end. `#pragma GCC
+// unroll 1` on the loop over lanes keeps gcc from unrolling it into scalars before its vectoriser
+// sees it.
 constexpr int64_t kLanes = 16;
 
 // One row: softmax[j] = exp(x[j] - max) / sum_j exp(x[j] - max); returns max + log(sum), the
@@ -44,14 +45,7 @@ ASIARCH_VECTOR_CLONES double softmax_row(const T* __restrict x, T* __restrict so
   T largest = lane_max[0];
   for (int64_t l = 1; l < kLanes; ++l) largest = largest > lane_max[l] ? largest : lane_max[l];
   for (j = 0; j < width; ++j) softmax[j] = vector_exp(x[j] - largest, range);
-  double lane_sum[kLanes] = {};
-  for (j = 0; j + kLanes <= width; j += kLanes) {
-#pragma GCC unroll 1
-    for (int64_t l = 0; l < kLanes; ++l) lane_sum[l] += static_cast<double>(softmax[j + l]);
-  }
-  for (; j < width; ++j) lane_sum[0] += static_cast<double>(softmax[j]);
-  double sum = 0;
-  for (int64_t l = 0; l < kLanes; ++l) sum += lane_sum[l];
+  const double sum = ordered_sum(width, [&](int64_t i) { return static_cast<double>(softmax[i]); });
   const T total = static_cast<T>(sum);
   for (j = 0; j < width; ++j) softmax[j] = softmax[j] / total;
   return static_cast<double>(largest) + std::log(sum);
