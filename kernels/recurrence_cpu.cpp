@@ -26,6 +26,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <type_traits>
 #include <vector>
 
@@ -89,6 +90,91 @@ inline T lane_sum(const T* x) {
   T quarter[4];
   for (int64_t l = 0; l < 4; ++l) quarter[l] = half[l] + half[l + 4];
   return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+}
+
+// lane_sum of 16 rows at once, as one vector of 16 sums: pairs of rows are combined by shuffles
+// level by level (halves, quarters, pairs, singles), each level adding what lane_sum adds at that
+// level, so every sum has lane_sum's order and bits. It replaces 16 scalar tails (extracts,
+// shuffles and a scalar store per row) by 15 vector additions. GCC vector extensions, so every
+// clone compiles them for its own instruction set; passed by reference, as vectors in a
+// signature change the ABI between clones.
+template <typename T>
+struct LaneVector;
+template <>
+struct LaneVector<float> {
+  typedef float type __attribute__((vector_size(kLanes * sizeof(float))));
+};
+template <>
+struct LaneVector<double> {
+  typedef double type __attribute__((vector_size(kLanes * sizeof(double))));
+};
+template <typename T>
+using Lanes = typename LaneVector<T>::type;
+
+template <typename T>
+inline void load_lanes(const T* x, Lanes<T>& v) {
+  std::memcpy(&v, x, sizeof v);
+}
+
+template <typename T>
+inline void store_lanes(const Lanes<T>& v, T* x) {
+  std::memcpy(x, &v, sizeof v);
+}
+
+// Element i of x and of y: lane_sum's first level, x[l] + x[l + 8], for the rows in x and then in y.
+template <typename T>
+inline void add_halves(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
+  out = __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
+        __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+}
+
+template <typename T>
+inline void add_quarters(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
+  out = __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
+        __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+}
+
+// (quarter[0] + quarter[2]) and (quarter[1] + quarter[3]) of each row.
+template <typename T>
+inline void add_pairs(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
+  out = __builtin_shufflevector(x, y, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
+        __builtin_shufflevector(x, y, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
+}
+
+template <typename T>
+inline void add_singles(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
+  out = __builtin_shufflevector(x, y, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
+        __builtin_shufflevector(x, y, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+}
+
+template <typename T>
+inline T lanes_sum(const Lanes<T>& v) {
+  T x[kLanes];
+  store_lanes(v, x);
+  return lane_sum(x);
+}
+
+// out[r] += lane_sum(terms + r * kLanes) for r < rows.
+template <typename T>
+inline void add_lane_sums(const T* __restrict terms, int64_t rows, T* __restrict out) {
+  static_assert(kLanes == 16);
+  int64_t r = 0;
+  for (; r + 16 <= rows; r += 16) {
+    const T* x = terms + r * kLanes;
+    Lanes<T> a, b, halves[8], quarters[4], pairs[2], sums, previous;
+    for (int i = 0; i < 8; ++i) {
+      load_lanes(x + 2 * i * kLanes, a);
+      load_lanes(x + (2 * i + 1) * kLanes, b);
+      add_halves<T>(a, b, halves[i]);
+    }
+    for (int i = 0; i < 4; ++i) add_quarters<T>(halves[2 * i], halves[2 * i + 1], quarters[i]);
+    add_pairs<T>(quarters[0], quarters[1], pairs[0]);
+    add_pairs<T>(quarters[2], quarters[3], pairs[1]);
+    add_singles<T>(pairs[0], pairs[1], sums);
+    load_lanes(out + r, previous);
+    store_lanes(previous + sums, out + r);
+  }
+  for (; r < rows; ++r) out[r] = out[r] + lane_sum(terms + r * kLanes);
 }
 
 template <typename T>
@@ -214,12 +300,15 @@ int64_t checkpoint_count(int64_t steps) { return (steps + kCheckpointInterval - 
 // One (batch, head), strip by strip: with a_t = exp(g_t) (1 ungated), the predicted values
 // p_t = a_t S_{t-1}^T k_t, the update w_t = beta_t (v_t - p_t), S_t = a_t S_{t-1} + k_t w_t^T and
 // o_t = S_t^T q_t. checkpoints (null: none kept) receives the strip entering each interval:
-// [lanes / kLanes][checkpoint_count][rows][kLanes].
+// [lanes / kLanes][checkpoint_count][rows][kLanes]. A strip's rows and the per-token vectors are
+// Lanes: as arrays, gcc kept the sums over rows (p, o) in memory, a store and a load in every
+// link of their chains.
 template <typename T, bool kGated>
 ASIARCH_VECTOR_CLONES void delta_rule_forward_head(const T* __restrict q, const T* __restrict k, const T* __restrict v,
                                                    const T* __restrict beta, const T* __restrict decay, T* __restrict out,
                                                    T* __restrict checkpoints, int64_t steps, int64_t rows, int64_t lanes,
                                                    const TokenSteps& step, T* __restrict strip) {
+  using V = Lanes<T>;
   const int64_t strip_size = rows * kLanes;
   for (int64_t lane0 = 0; lane0 < lanes; lane0 += kLanes) {
     std::fill(strip, strip + strip_size, T(0));
@@ -231,33 +320,22 @@ ASIARCH_VECTOR_CLONES void delta_rule_forward_head(const T* __restrict q, const 
       const T a = kGated ? decay[t] : T(1);
       const T* q_t = q + t * step.q;
       const T* k_t = k + t * step.k;
-      const T* v_t = v + t * step.v + lane0;
-      T predicted[kLanes] = {};
+      V predicted = {}, value, row;
       for (int64_t r = 0; r < rows; ++r) {
-        const T k_r = k_t[r];
-#pragma GCC unroll 1
-        for (int64_t l = 0; l < kLanes; ++l) predicted[l] = predicted[l] + k_r * strip[r * kLanes + l];
+        load_lanes(strip + r * kLanes, row);
+        predicted = predicted + k_t[r] * row;
       }
-      T update[kLanes];
-      for (int64_t l = 0; l < kLanes; ++l) {
-        if constexpr (kGated) predicted[l] = a * predicted[l];
-        update[l] = beta[t] * (v_t[l] - predicted[l]);
-      }
-      T acc[kLanes] = {};
+      if constexpr (kGated) predicted = a * predicted;
+      load_lanes(v + t * step.v + lane0, value);
+      const V update = beta[t] * (value - predicted);
+      V acc = {};
       for (int64_t r = 0; r < rows; ++r) {
-        T* __restrict s = strip + r * kLanes;
-        const T k_r = k_t[r];
-        const T q_r = q_t[r];
-#pragma GCC unroll 1
-        for (int64_t l = 0; l < kLanes; ++l) {
-          const T kept = kGated ? a * s[l] : s[l];
-          const T next = kept + k_r * update[l];
-          s[l] = next;
-          acc[l] = acc[l] + q_r * next;
-        }
+        load_lanes(strip + r * kLanes, row);
+        const V next = (kGated ? a * row : row) + k_t[r] * update;
+        store_lanes(next, strip + r * kLanes);
+        acc = acc + q_t[r] * next;
       }
-      T* out_t = out + t * step.out + lane0;
-      for (int64_t l = 0; l < kLanes; ++l) out_t[l] = acc[l];
+      store_lanes(acc, out + t * step.out + lane0);
     }
   }
 }
@@ -265,12 +343,13 @@ ASIARCH_VECTOR_CLONES void delta_rule_forward_head(const T* __restrict q, const 
 // Scratch of one delta-rule backward task.
 template <typename T>
 struct DeltaScratch {
-  std::vector<T> states, predicted, update, grad_state, qk;
+  std::vector<T> states, predicted, update, grad_state, row_terms, qk;
   DeltaScratch(int64_t steps, int64_t rows)
       : states((kCheckpointInterval + 1) * rows * kLanes),
         predicted(kCheckpointInterval * kLanes),
         update(kCheckpointInterval * kLanes),
         grad_state(rows * kLanes),
+        row_terms(rows * kLanes),
         qk(steps) {}
 };
 
@@ -286,11 +365,13 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
                                                     T* __restrict dq, T* __restrict dk, T* __restrict dv, T* __restrict dbeta,
                                                     T* __restrict dg, int64_t steps, int64_t rows, int64_t lanes,
                                                     const TokenSteps& step, DeltaScratch<T>& scratch) {
+  using V = Lanes<T>;
   const int64_t strip_size = rows * kLanes;
   T* __restrict states = scratch.states.data();
   T* __restrict predicted = scratch.predicted.data();
   T* __restrict update = scratch.update.data();
   T* __restrict grad_state = scratch.grad_state.data();
+  T* __restrict row_terms = scratch.row_terms.data();
   T* __restrict qk = scratch.qk.data();
   row_dots(q, k, steps, rows, qk, step.q, step.k);
   for (int64_t lane0 = 0; lane0 < lanes; lane0 += kLanes) {
@@ -300,87 +381,64 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
       const int64_t end = std::min(steps, first + kCheckpointInterval);
       const T* checkpoint = checkpoints + (lane0 / kLanes * checkpoint_count(steps) + interval) * strip_size;
       std::copy(checkpoint, checkpoint + strip_size, states);
-      // Recompute S_first .. S_{end-1} into states[1..], with each token's p and w.
+      // Recompute S_first .. S_{end-1} into states[1..], with each token's p and w, as the forward.
       for (int64_t t = first; t < end; ++t) {
         const T a = kGated ? decay[t] : T(1);
         const T* k_t = k + t * step.k;
-        const T* v_t = v + t * step.v + lane0;
         const T* previous = states + (t - first) * strip_size;
         T* __restrict next = states + (t - first + 1) * strip_size;
-        T* __restrict p = predicted + (t - first) * kLanes;
-        T* __restrict w = update + (t - first) * kLanes;
-        T acc[kLanes] = {};
+        V p = {}, value, row;
         for (int64_t r = 0; r < rows; ++r) {
-          const T k_r = k_t[r];
-#pragma GCC unroll 1
-          for (int64_t l = 0; l < kLanes; ++l) acc[l] = acc[l] + k_r * previous[r * kLanes + l];
+          load_lanes(previous + r * kLanes, row);
+          p = p + k_t[r] * row;
         }
-        for (int64_t l = 0; l < kLanes; ++l) {
-          p[l] = kGated ? a * acc[l] : acc[l];
-          w[l] = beta[t] * (v_t[l] - p[l]);
-        }
+        if constexpr (kGated) p = a * p;
+        load_lanes(v + t * step.v + lane0, value);
+        const V w = beta[t] * (value - p);
+        store_lanes(p, predicted + (t - first) * kLanes);
+        store_lanes(w, update + (t - first) * kLanes);
         for (int64_t r = 0; r < rows; ++r) {
-          const T k_r = k_t[r];
-#pragma GCC unroll 1
-          for (int64_t l = 0; l < kLanes; ++l) {
-            const T kept = kGated ? a * previous[r * kLanes + l] : previous[r * kLanes + l];
-            next[r * kLanes + l] = kept + k_r * w[l];
-          }
+          load_lanes(previous + r * kLanes, row);
+          store_lanes((kGated ? a * row : row) + k_t[r] * w, next + r * kLanes);
         }
       }
       for (int64_t t = end - 1; t >= first; --t) {
         const T a = kGated ? decay[t] : T(1);
         const T* q_t = q + t * step.q;
         const T* k_t = k + t * step.k;
-        const T* v_t = v + t * step.v + lane0;
-        const T* do_t = grad_out + t * step.out + lane0;
         const T* previous = states + (t - first) * strip_size;
         const T* current = states + (t - first + 1) * strip_size;
-        const T* p = predicted + (t - first) * kLanes;
-        const T* w = update + (t - first) * kLanes;
-        T* dq_t = dq + t * step.dq;
-        T* dk_t = dk + t * step.dk;
+        V value, grad, p, w, h, row;
+        load_lanes(v + t * step.v + lane0, value);
+        load_lanes(grad_out + t * step.out + lane0, grad);
+        load_lanes(predicted + (t - first) * kLanes, p);
+        load_lanes(update + (t - first) * kLanes, w);
         // dw = H^T k_t + (q_t . k_t) do_t; dq_t += S_t do_t.
-        T dw[kLanes] = {};
+        V dw = {};
         for (int64_t r = 0; r < rows; ++r) {
-          const T k_r = k_t[r];
-          T product[kLanes];
-#pragma GCC unroll 1
-          for (int64_t l = 0; l < kLanes; ++l) {
-            dw[l] = dw[l] + k_r * grad_state[r * kLanes + l];
-            product[l] = current[r * kLanes + l] * do_t[l];
-          }
-          dq_t[r] = dq_t[r] + lane_sum(product);
+          load_lanes(grad_state + r * kLanes, h);
+          dw = dw + k_t[r] * h;
+          load_lanes(current + r * kLanes, row);
+          store_lanes(row * grad, row_terms + r * kLanes);
         }
-        T dp[kLanes];
-        T beta_terms[kLanes];
-        T* dv_t = dv + t * step.dv + lane0;
-        for (int64_t l = 0; l < kLanes; ++l) {
-          dw[l] = dw[l] + qk[t] * do_t[l];
-          dv_t[l] = beta[t] * dw[l];
-          dp[l] = -(beta[t] * dw[l]);
-          beta_terms[l] = dw[l] * (v_t[l] - p[l]);
-        }
-        dbeta[t] = dbeta[t] + lane_sum(beta_terms);
-        T decay_terms[kLanes] = {};
+        add_lane_sums(row_terms, rows, dq + t * step.dq);
+        dw = dw + qk[t] * grad;
+        store_lanes(beta[t] * dw, dv + t * step.dv + lane0);
+        const V dp = -(beta[t] * dw);
+        const V beta_terms = dw * (value - p);
+        dbeta[t] = dbeta[t] + lanes_sum<T>(beta_terms);
+        V decay_terms = {};
         for (int64_t r = 0; r < rows; ++r) {
-          T* __restrict h = grad_state + r * kLanes;
-          const T q_r = q_t[r];
-          const T k_r = k_t[r];
-          T product[kLanes];
-#pragma GCC unroll 1
-          for (int64_t l = 0; l < kLanes; ++l) {
-            const T g_state = h[l] + q_r * do_t[l];
-            const T g_decayed = g_state + k_r * dp[l];
-            const T s_previous = previous[r * kLanes + l];
-            const T decayed_previous = kGated ? a * s_previous : s_previous;
-            product[l] = g_state * w[l] + decayed_previous * dp[l];
-            if constexpr (kGated) decay_terms[l] = decay_terms[l] + g_decayed * s_previous;
-            h[l] = kGated ? a * g_decayed : g_decayed;
-          }
-          dk_t[r] = dk_t[r] + lane_sum(product);
+          load_lanes(grad_state + r * kLanes, h);
+          load_lanes(previous + r * kLanes, row);
+          const V g_state = h + q_t[r] * grad;
+          const V g_decayed = g_state + k_t[r] * dp;
+          store_lanes(g_state * w + (kGated ? a * row : row) * dp, row_terms + r * kLanes);
+          if constexpr (kGated) decay_terms = decay_terms + g_decayed * row;
+          store_lanes(kGated ? a * g_decayed : g_decayed, grad_state + r * kLanes);
         }
-        if constexpr (kGated) dg[t] = dg[t] + a * lane_sum(decay_terms);
+        add_lane_sums(row_terms, rows, dk + t * step.dk);
+        if constexpr (kGated) dg[t] = dg[t] + a * lanes_sum<T>(decay_terms);
       }
     }
   }
