@@ -154,9 +154,10 @@ inline T lanes_sum(const Lanes<T>& v) {
   return lane_sum(x);
 }
 
-// out[r] += lane_sum(terms + r * kLanes) for r < rows.
+// out[r] += lane_sum(terms + r * kLanes) for r < rows. Always inlined: a call would run the
+// baseline instruction set's shuffles from every clone.
 template <typename T>
-inline void add_lane_sums(const T* __restrict terms, int64_t rows, T* __restrict out) {
+__attribute__((always_inline)) inline void add_lane_sums(const T* __restrict terms, int64_t rows, T* __restrict out) {
   static_assert(kLanes == 16);
   int64_t r = 0;
   for (; r + 16 <= rows; r += 16) {
