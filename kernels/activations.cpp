@@ -7,6 +7,8 @@
 // thread count changes a bit.
 #include <ATen/Parallel.h>
 
+#include <algorithm>
+
 #include "kernels/layers.h"
 #include "kernels/recurrence_cpu.h"
 #include "kernels/vector_clones.h"
@@ -44,25 +46,36 @@ ASIARCH_VECTOR_CLONES void silu_backward_loop(const T* __restrict out, const T* 
   for (int64_t i = 0; i < n; ++i) grad_a[i] = grad[i] * (sigmoid[i] + out[i] * (T(1) - sigmoid[i]));
 }
 
-// s = sigmoid(a), out = a s b.
+// Rows of [gate | value], each 2 * width: s = sigmoid(gate), out = gate s value, row by row.
 template <typename T>
-ASIARCH_VECTOR_CLONES void swiglu_forward_loop(const T* __restrict a, const T* __restrict b, T* __restrict out, T* __restrict sigmoid,
-                                               int64_t n, ExpRange range) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T s = vector_sigmoid(a[i], range);
-    sigmoid[i] = s;
-    out[i] = a[i] * s * b[i];
+ASIARCH_VECTOR_CLONES void swiglu_forward_rows(const T* __restrict gate_value, T* __restrict out, T* __restrict sigmoid, int64_t rows,
+                                               int64_t width, ExpRange range) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict a = gate_value + r * 2 * width;
+    const T* __restrict b = a + width;
+    T* __restrict s_row = sigmoid + r * width;
+    T* __restrict out_row = out + r * width;
+    for (int64_t i = 0; i < width; ++i) {
+      const T s = vector_sigmoid(a[i], range);
+      s_row[i] = s;
+      out_row[i] = a[i] * s * b[i];
+    }
   }
 }
 
-// With y = a s: db = g y, da = g b (s + y (1 - s)).
+// With y = gate s: dvalue = g y, dgate = g value (s + y (1 - s)), into rows of [dgate | dvalue].
 template <typename T>
-ASIARCH_VECTOR_CLONES void swiglu_backward_loop(const T* __restrict a, const T* __restrict b, const T* __restrict sigmoid,
-                                                const T* __restrict grad, T* __restrict grad_a, T* __restrict grad_b, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) {
-    const T y = a[i] * sigmoid[i];
-    grad_b[i] = grad[i] * y;
-    grad_a[i] = grad[i] * b[i] * (sigmoid[i] + y * (T(1) - sigmoid[i]));
+ASIARCH_VECTOR_CLONES void swiglu_backward_rows(const T* __restrict gate_value, const T* __restrict sigmoid, const T* __restrict grad,
+                                                T* __restrict grad_gate_value, int64_t rows, int64_t width) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T* __restrict a = gate_value + r * 2 * width;
+    const T* __restrict b = a + width;
+    const T* __restrict s_row = sigmoid + r * width;
+    const T* __restrict g = grad + r * width;
+    T* __restrict grad_a = grad_gate_value + r * 2 * width;
+    T* __restrict grad_b = grad_a + width;
+    for (int64_t i = 0; i < width; ++i) grad_b[i] = g[i] * (a[i] * s_row[i]);
+    for (int64_t i = 0; i < width; ++i) grad_a[i] = g[i] * b[i] * (s_row[i] + a[i] * s_row[i] * (T(1) - s_row[i]));
   }
 }
 
@@ -98,38 +111,46 @@ class SiluFunction : public torch::autograd::Function<SiluFunction> {
   }
 };
 
+// body(first, count) over the rows of a [rows, width] activation, in chunks of about kChunk elements.
+template <typename Body>
+void for_each_row_chunk(int64_t rows, int64_t width, const Body& body) {
+  at::parallel_for(0, rows, std::max<int64_t>(1, kChunk / std::max<int64_t>(width, 1)),
+                   [&](int64_t first, int64_t last) { body(first, last - first); });
+}
+
 class SwigluFunction : public torch::autograd::Function<SwigluFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& b) {
-    const auto gate = a.contiguous(), value = b.contiguous();
-    auto out = torch::empty_like(gate);
-    auto sigmoid = torch::empty_like(gate);
-    AT_DISPATCH_FLOATING_TYPES(gate.scalar_type(), "swiglu", [&] {
-      for_each_chunk(gate.numel(), [&](int64_t first, int64_t count) {
-        swiglu_forward_loop(gate.data_ptr<scalar_t>() + first, value.data_ptr<scalar_t>() + first, out.data_ptr<scalar_t>() + first,
-                            sigmoid.data_ptr<scalar_t>() + first, count, ExpRange{});
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& gate_value) {
+    const auto input = gate_value.contiguous();
+    const int64_t width = input.size(-1) / 2, rows = input.numel() / std::max<int64_t>(2 * width, 1);
+    auto out_shape = input.sizes().vec();
+    out_shape.back() = width;
+    auto out = torch::empty(out_shape, input.options());
+    auto sigmoid = torch::empty(out_shape, input.options());
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "swiglu", [&] {
+      for_each_row_chunk(rows, width, [&](int64_t first, int64_t count) {
+        swiglu_forward_rows(input.data_ptr<scalar_t>() + first * 2 * width, out.data_ptr<scalar_t>() + first * width,
+                            sigmoid.data_ptr<scalar_t>() + first * width, count, width, ExpRange{});
       });
     });
-    ctx->save_for_backward({gate, value, sigmoid});
+    ctx->save_for_backward({input, sigmoid});
     return out;
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const auto saved = ctx->get_saved_variables();
-    const auto& gate = saved[0];
-    const auto& value = saved[1];
-    const auto& sigmoid = saved[2];
+    const auto& input = saved[0];
+    const auto& sigmoid = saved[1];
     const auto grad = grads[0].contiguous();
-    auto grad_a = torch::empty_like(gate);
-    auto grad_b = torch::empty_like(gate);
-    AT_DISPATCH_FLOATING_TYPES(gate.scalar_type(), "swiglu_backward", [&] {
-      for_each_chunk(gate.numel(), [&](int64_t first, int64_t count) {
-        swiglu_backward_loop(gate.data_ptr<scalar_t>() + first, value.data_ptr<scalar_t>() + first, sigmoid.data_ptr<scalar_t>() + first,
-                             grad.data_ptr<scalar_t>() + first, grad_a.data_ptr<scalar_t>() + first, grad_b.data_ptr<scalar_t>() + first,
-                             count);
+    const int64_t width = sigmoid.size(-1), rows = sigmoid.numel() / std::max<int64_t>(width, 1);
+    auto grad_input = torch::empty_like(input);
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "swiglu_backward", [&] {
+      for_each_row_chunk(rows, width, [&](int64_t first, int64_t count) {
+        swiglu_backward_rows(input.data_ptr<scalar_t>() + first * 2 * width, sigmoid.data_ptr<scalar_t>() + first * width,
+                             grad.data_ptr<scalar_t>() + first * width, grad_input.data_ptr<scalar_t>() + first * 2 * width, count, width);
       });
     });
-    return {grad_a, grad_b};
+    return {grad_input};
   }
 };
 
@@ -139,7 +160,10 @@ namespace reference {
 
 torch::Tensor silu(const torch::Tensor& a) { return torch::silu(a); }
 
-torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b) { return torch::silu(a) * b; }
+torch::Tensor swiglu(const torch::Tensor& gate_value) {
+  const auto halves = gate_value.chunk(2, -1);
+  return torch::silu(halves[0]) * halves[1];
+}
 
 }  // namespace reference
 
@@ -148,10 +172,11 @@ torch::Tensor silu(const torch::Tensor& a) {
   return SiluFunction::apply(a);
 }
 
-torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b) {
-  TORCH_CHECK(a.sizes() == b.sizes(), "swiglu: a and b must have one shape, got ", a.sizes(), " and ", b.sizes());
-  if (!cpu::supports(a) || b.scalar_type() != a.scalar_type() || !b.device().is_cpu() || a.numel() == 0) return reference::swiglu(a, b);
-  return SwigluFunction::apply(a, b);
+torch::Tensor swiglu(const torch::Tensor& gate_value) {
+  TORCH_CHECK(gate_value.dim() >= 1 && gate_value.size(-1) % 2 == 0, "swiglu: the last dimension must hold a gate and a value of one width, got ",
+              gate_value.sizes());
+  if (!cpu::supports(gate_value) || gate_value.numel() == 0) return reference::swiglu(gate_value);
+  return SwigluFunction::apply(gate_value);
 }
 
 }  // namespace asiarch::kernels

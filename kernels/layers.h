@@ -29,8 +29,10 @@ torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
 // a * sigmoid(a) (activations.cpp). The forward keeps the sigmoid, so the backward needs no exp.
 torch::Tensor silu(const torch::Tensor& a);
 
-// silu(a) * b for a and b of one shape: the gated product of a SwiGLU layer.
-torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b);
+// silu(gate) * value, the gated product of a SwiGLU layer, from [..., 2n] = [gate | value]: the
+// MLP's gate and value are one matrix product, and the gradient is one tensor again, so neither
+// direction splits or joins the halves.
+torch::Tensor swiglu(const torch::Tensor& gate_value);
 
 // The mean over rows of -log softmax(logits)[target], logits [N, V] and targets [N] (integers),
 // rows whose target is ignore_index left out (cross_entropy.cpp).
@@ -41,7 +43,7 @@ torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, 
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
 torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
 torch::Tensor silu(const torch::Tensor& a);
-torch::Tensor swiglu(const torch::Tensor& a, const torch::Tensor& b);
+torch::Tensor swiglu(const torch::Tensor& gate_value);
 torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index);
 }  // namespace reference
 

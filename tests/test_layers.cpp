@@ -71,13 +71,14 @@ Layer silu(std::vector<int64_t> shape, uint64_t seed) {
           }};
 }
 
+// [gate | value], each of `shape`; the gate of scale 4.
 Layer swiglu(std::vector<int64_t> shape, uint64_t seed) {
   torch::manual_seed(seed);
   const auto f64 = torch::dtype(torch::kDouble);
   return {"swiglu " + std::to_string(shape.back()),
-          {torch::randn(shape, f64) * 4.0, torch::randn(shape, f64)},
+          {torch::cat({torch::randn(shape, f64) * 4.0, torch::randn(shape, f64)}, -1)},
           [](const std::vector<torch::Tensor>& x, bool reference) {
-            return reference ? kernels::reference::swiglu(x[0], x[1]) : kernels::swiglu(x[0], x[1]);
+            return reference ? kernels::reference::swiglu(x[0]) : kernels::swiglu(x[0]);
           }};
 }
 
@@ -223,7 +224,7 @@ TEST_CASE("the float32 activations hold their accuracy and stay finite far into 
   const auto b = torch::full_like(a, 0.75);
   const auto exact_silu = a * torch::sigmoid(a);
   const auto fused_silu = kernels::silu(a.to(torch::kFloat)).to(torch::kDouble);
-  const auto fused_swiglu = kernels::swiglu(a.to(torch::kFloat), b.to(torch::kFloat)).to(torch::kDouble);
+  const auto fused_swiglu = kernels::swiglu(torch::cat({a, b}).to(torch::kFloat)).to(torch::kDouble);
   REQUIRE(torch::isfinite(fused_silu).all().item<bool>());
   // A few float32 roundings: 4e-7 relative, and a floor for the underflowing negative tail.
   const auto bound = exact_silu.abs() * 4e-7 + 1e-30;

@@ -649,7 +649,9 @@ struct LanguageModelImpl::Block : torch::nn::Module {
   torch::Tensor forward(torch::Tensor h) {
     h = h + mixer(rms_norm(h, mixer_gain));
     const auto normed = rms_norm(h, mlp_gain);
-    return h + project(kernels::swiglu(project(normed, mlp_gate, bfloat16), project(normed, mlp_up, bfloat16)), mlp_down, bfloat16);
+    // The gate and the value are one matrix product; kernels::swiglu takes [gate | value].
+    const auto gate_value = project(normed, torch::cat({mlp_gate, mlp_up}), bfloat16);
+    return h + project(kernels::swiglu(gate_value), mlp_down, bfloat16);
   }
 
   torch::Tensor mixer_gain, mlp_gain, mlp_gate, mlp_up, mlp_down;
