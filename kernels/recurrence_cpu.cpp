@@ -209,6 +209,7 @@ ASIARCH_VECTOR_CLONES void outer_product_scan(const T* __restrict x, const T* __
                                               const T* __restrict pairing, const T* __restrict decay, T* __restrict out,
                                               T* __restrict out_exclusive, int64_t steps, int64_t rows, int64_t lanes,
                                               T* __restrict strip) {
+  using V = Lanes<T>;
   const int64_t decay_stride = kDecay == Decay::Rows ? rows : kDecay == Decay::Lanes ? lanes : 1;
   for (int64_t lane0 = 0; lane0 < lanes; lane0 += kLanes) {
     std::fill(strip, strip + rows * kLanes, T(0));
@@ -219,25 +220,22 @@ ASIARCH_VECTOR_CLONES void outer_product_scan(const T* __restrict x, const T* __
       const T* a = kDecay == Decay::None ? nullptr : decay + decay_step * decay_stride;
       const T* x_t = x + t * rows;
       const T* z_t = z + t * rows;
-      const T* y_t = y + t * lanes + lane0;
-      T acc[kLanes] = {};
+      V y_t, lane_decay, row;
+      load_lanes(y + t * lanes + lane0, y_t);
+      if constexpr (kDecay == Decay::Lanes) load_lanes(a + lane0, lane_decay);
+      // Lanes, not arrays: gcc kept an array accumulator in memory (see delta_rule_forward_head).
+      V acc = {};
       for (int64_t r = 0; r < rows; ++r) {
-        T* __restrict s = strip + r * kLanes;
-        const T x_r = x_t[r];
-        const T z_r = z_t[r];
-        const T a_r = kDecay == Decay::Scalar ? a[0] : kDecay == Decay::Rows ? a[r] : T(1);
-#pragma GCC unroll 1
-        for (int64_t l = 0; l < kLanes; ++l) {
-          T kept = s[l];
-          if constexpr (kDecay == Decay::Scalar || kDecay == Decay::Rows) kept = a_r * kept;
-          if constexpr (kDecay == Decay::Lanes) kept = a[lane0 + l] * kept;
-          s[l] = kept + x_r * y_t[l];
-          acc[l] = acc[l] + z_r * kept;
-        }
+        load_lanes(strip + r * kLanes, row);
+        V kept = row;
+        if constexpr (kDecay == Decay::Scalar) kept = a[0] * kept;
+        if constexpr (kDecay == Decay::Rows) kept = a[r] * kept;
+        if constexpr (kDecay == Decay::Lanes) kept = lane_decay * kept;
+        store_lanes(kept + x_t[r] * y_t, strip + r * kLanes);
+        acc = acc + z_t[r] * kept;
       }
-      if (out_exclusive != nullptr) std::copy(acc, acc + kLanes, out_exclusive + t * lanes + lane0);
-      T* out_t = out + t * lanes + lane0;
-      for (int64_t l = 0; l < kLanes; ++l) out_t[l] = acc[l] + pairing[t] * y_t[l];
+      if (out_exclusive != nullptr) store_lanes(acc, out_exclusive + t * lanes + lane0);
+      store_lanes(acc + pairing[t] * y_t, out + t * lanes + lane0);
     }
   }
 }
