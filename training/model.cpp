@@ -335,6 +335,13 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, bool 
   return torch::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
 }
 
+// residual + project(x, weight): one matrix product that starts from a copy of the residual
+// (addmm), in place of a product into zeros (OpenBLAS clears its output first) and an addition.
+torch::Tensor add_projection(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight, bool bfloat16) {
+  if (bfloat16) return residual + project(x, weight, bfloat16);
+  return torch::addmm(residual.reshape({-1, residual.size(-1)}), x.reshape({-1, x.size(-1)}), weight.t()).view(residual.sizes());
+}
+
 // How a statement's parameters start, beyond its operator.
 struct InitRole {
   bool on_decay_path = false;    // see decay_paths()
@@ -651,7 +658,7 @@ struct LanguageModelImpl::Block : torch::nn::Module {
     const auto normed = rms_norm(h, mlp_gain);
     // The gate and the value are one matrix product; kernels::swiglu takes [gate | value].
     const auto gate_value = project(normed, torch::cat({mlp_gate, mlp_up}), bfloat16);
-    return h + project(kernels::swiglu(gate_value), mlp_down, bfloat16);
+    return add_projection(h, kernels::swiglu(gate_value), mlp_down, bfloat16);
   }
 
   torch::Tensor mixer_gain, mlp_gain, mlp_gate, mlp_up, mlp_down;
