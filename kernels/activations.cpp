@@ -9,6 +9,7 @@
 
 #include <algorithm>
 
+#include "kernels/activation_loops.h"
 #include "kernels/layers.h"
 #include "kernels/recurrence_cpu.h"
 #include "kernels/vector_clones.h"
@@ -155,6 +156,21 @@ class SwigluFunction : public torch::autograd::Function<SwigluFunction> {
 };
 
 }  // namespace
+
+template <typename T>
+void silu_forward(const T* a, T* out, T* sigmoid, int64_t n) {
+  silu_forward_loop(a, out, sigmoid, n, ExpRange{});
+}
+
+template <typename T>
+void silu_backward(const T* out, const T* sigmoid, const T* grad, T* grad_a, int64_t n) {
+  silu_backward_loop(out, sigmoid, grad, grad_a, n);
+}
+
+template void silu_forward<float>(const float*, float*, float*, int64_t);
+template void silu_forward<double>(const double*, double*, double*, int64_t);
+template void silu_backward<float>(const float*, const float*, const float*, float*, int64_t);
+template void silu_backward<double>(const double*, const double*, const double*, double*, int64_t);
 
 namespace reference {
 

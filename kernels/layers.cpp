@@ -12,6 +12,7 @@
 #include <cmath>
 #include <vector>
 
+#include "kernels/activation_loops.h"
 #include "kernels/ordered_dot.h"
 #include "kernels/recurrence_cpu.h"
 #include "kernels/vector_clones.h"
@@ -100,39 +101,60 @@ ASIARCH_VECTOR_CLONES void conv_backward_sequence(const T* __restrict a, const T
   }
 }
 
+// With a sigmoid buffer (not null), each sequence's convolution goes through SiLU while it is still
+// in cache: out = c s, s = sigmoid(c), the sigmoid kept for the backward as SiLU keeps it. Against
+// a convolution and then SiLU, that is one write and one read of the activation fewer each way.
 template <typename T>
-void conv_forward(const T* a, const T* w_by_tap, T* out, const ConvShape& s) {
+void conv_forward(const T* a, const T* w_by_tap, T* out, T* sigmoid, const ConvShape& s) {
   at::parallel_for(0, s.batch, 1, [&](int64_t first, int64_t last) {
+    std::vector<T> convolved(sigmoid != nullptr ? s.length * s.channels : 0);
     for (int64_t b = first; b < last; ++b) {
       const int64_t offset = b * s.length * s.channels;
-      conv_forward_sequence(a + offset, w_by_tap, out + offset, s.length, s.channels, s.taps, s.before);
+      if (sigmoid == nullptr) {
+        conv_forward_sequence(a + offset, w_by_tap, out + offset, s.length, s.channels, s.taps, s.before);
+        continue;
+      }
+      conv_forward_sequence(a + offset, w_by_tap, convolved.data(), s.length, s.channels, s.taps, s.before);
+      silu_forward(convolved.data(), out + offset, sigmoid + offset, s.length * s.channels);
     }
   });
 }
 
-// The taps' gradient is summed per sequence into partial [B, K, n], then over sequences.
+// The taps' gradient is summed per sequence into partial [B, K, n], then over sequences. With the
+// forward's SiLU output and sigmoid (not null), a sequence's gradient passes SiLU's backward first.
 template <typename T>
-void conv_backward(const T* a, const T* w_by_tap, const T* grad, T* grad_a, T* partial, const ConvShape& s) {
+void conv_backward(const T* a, const T* w_by_tap, const T* silu_out, const T* sigmoid, const T* grad, T* grad_a, T* partial,
+                   const ConvShape& s) {
   at::parallel_for(0, s.batch, 1, [&](int64_t first, int64_t last) {
+    std::vector<T> convolved_grad(sigmoid != nullptr ? s.length * s.channels : 0);
     for (int64_t b = first; b < last; ++b) {
       const int64_t offset = b * s.length * s.channels;
-      conv_backward_sequence(a + offset, w_by_tap, grad + offset, grad_a + offset, partial + b * s.taps * s.channels, s.length, s.channels,
-                             s.taps, s.before);
+      const T* g = grad + offset;
+      if (sigmoid != nullptr) {
+        silu_backward(silu_out + offset, sigmoid + offset, g, convolved_grad.data(), s.length * s.channels);
+        g = convolved_grad.data();
+      }
+      conv_backward_sequence(a + offset, w_by_tap, g, grad_a + offset, partial + b * s.taps * s.channels, s.length, s.channels, s.taps,
+                             s.before);
     }
   });
 }
 
 class DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& taps, int64_t before) {
+  // With `silu`, the output is silu(convolution).
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& taps, int64_t before, bool silu) {
     const auto input = a.contiguous();
     const auto by_tap = taps.t().contiguous();
-    ctx->save_for_backward({input, by_tap});
-    ctx->saved_data["before"] = before;
     auto out = torch::empty_like(input);
+    auto sigmoid = silu ? torch::empty_like(input) : torch::Tensor();
     const ConvShape s = conv_shape(input, taps, before);
-    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv",
-                               [&] { conv_forward(input.data_ptr<scalar_t>(), by_tap.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s); });
+    AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv", [&] {
+      conv_forward(input.data_ptr<scalar_t>(), by_tap.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(),
+                   silu ? sigmoid.data_ptr<scalar_t>() : nullptr, s);
+    });
+    ctx->save_for_backward(silu ? tensor_list{input, by_tap, out, sigmoid} : tensor_list{input, by_tap});
+    ctx->saved_data["before"] = before;
     return out;
   }
 
@@ -140,15 +162,17 @@ class DepthwiseConvFunction : public torch::autograd::Function<DepthwiseConvFunc
     const auto saved = ctx->get_saved_variables();
     const auto& input = saved[0];
     const auto& by_tap = saved[1];
+    const bool silu = saved.size() == 4;
     const auto grad = grads[0].contiguous();
     const ConvShape s{input.size(0), input.size(1), input.size(2), by_tap.size(0), ctx->saved_data["before"].toInt()};
     auto grad_a = torch::empty_like(input);
     auto partial = torch::empty({s.batch, s.taps, s.channels}, input.options());
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "depthwise_conv_backward", [&] {
-      conv_backward(input.data_ptr<scalar_t>(), by_tap.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(), grad_a.data_ptr<scalar_t>(),
+      conv_backward(input.data_ptr<scalar_t>(), by_tap.data_ptr<scalar_t>(), silu ? saved[2].data_ptr<scalar_t>() : nullptr,
+                    silu ? saved[3].data_ptr<scalar_t>() : nullptr, grad.data_ptr<scalar_t>(), grad_a.data_ptr<scalar_t>(),
                     partial.data_ptr<scalar_t>(), s);
     });
-    return {grad_a, sum_in_order(partial).t().contiguous(), torch::Tensor()};
+    return {grad_a, sum_in_order(partial).t().contiguous(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -306,12 +330,27 @@ torch::Tensor l2_norm(const torch::Tensor& a, double epsilon) { return a * torch
 
 }  // namespace reference
 
-torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after) {
+namespace {
+
+torch::Tensor checked_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after, bool silu) {
   TORCH_CHECK(a.dim() == 3 && taps.dim() == 2 && taps.size(0) == a.size(2) && before >= 0 && after >= 0 &&
                   taps.size(1) == before + after + 1,
               "depthwise_conv: a must be [B, T, n] and taps [n, before + after + 1], got ", a.sizes(), " and ", taps.sizes());
-  if (!fused_kernels_take(a, taps)) return reference::depthwise_conv(a, taps, before, after);
-  return DepthwiseConvFunction::apply(a, taps, before);
+  if (!fused_kernels_take(a, taps)) {
+    const auto out = reference::depthwise_conv(a, taps, before, after);
+    return silu ? reference::silu(out) : out;
+  }
+  return DepthwiseConvFunction::apply(a, taps, before, silu);
+}
+
+}  // namespace
+
+torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after) {
+  return checked_conv(a, taps, before, after, false);
+}
+
+torch::Tensor depthwise_conv_silu(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after) {
+  return checked_conv(a, taps, before, after, true);
 }
 
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {

@@ -17,6 +17,10 @@ namespace asiarch::kernels {
 // t - before ... t + after (K = before + after + 1), zero beyond the sequence.
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
 
+// silu(depthwise_conv(a, taps, before, after)) in one pass each way (the q, k and v of DeltaNet and
+// Mamba-2 pass a short convolution and then SiLU): the same bits as the two.
+torch::Tensor depthwise_conv_silu(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);
+
 // a * rsqrt(mean(a^2 over the last dimension) + epsilon) * gain, gain [last dimension]. A dense
 // input whose last dimension is contiguous is read in place (the heads of split_heads), and the
 // output keeps its layout; the gain's gradient then adds the rows in memory order.

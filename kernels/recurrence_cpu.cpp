@@ -18,8 +18,8 @@
 //   recomputes one interval's states from its checkpoint and runs the reverse recurrence of dS
 //   through them.
 // - One (batch, head) is one task of at::parallel_for, and every sum has a fixed order, so the
-//   results do not depend on the thread count, nor on which of the two compiled instruction sets
-//   runs the loops (vector lanes never mix, and no FMA is formed).
+//   results do not depend on the thread count, nor on which of the compiled instruction sets
+//   runs the loops (sums across lanes have one order, and no FMA is formed).
 #include "kernels/recurrence_cpu.h"
 
 #include <ATen/Parallel.h>

@@ -29,15 +29,19 @@ struct Layer {
   std::function<torch::Tensor(const std::vector<torch::Tensor>&, bool reference)> run;
 };
 
-Layer convolution(int64_t batch, int64_t length, int64_t channels, int64_t before, int64_t after, uint64_t seed) {
+// With `silu`, the convolution followed by SiLU (kernels::depthwise_conv_silu).
+Layer convolution(int64_t batch, int64_t length, int64_t channels, int64_t before, int64_t after, uint64_t seed, bool silu = false) {
   torch::manual_seed(seed);
   const auto f64 = torch::dtype(torch::kDouble);
-  return {"depthwise_conv B=" + std::to_string(batch) + " T=" + std::to_string(length) + " n=" + std::to_string(channels) +
-              " before=" + std::to_string(before) + " after=" + std::to_string(after),
+  return {std::string(silu ? "depthwise_conv_silu" : "depthwise_conv") + " B=" + std::to_string(batch) + " T=" + std::to_string(length) +
+              " n=" + std::to_string(channels) + " before=" + std::to_string(before) + " after=" + std::to_string(after),
           {torch::randn({batch, length, channels}, f64), torch::randn({channels, before + after + 1}, f64)},
-          [before, after](const std::vector<torch::Tensor>& x, bool reference) {
-            return reference ? kernels::reference::depthwise_conv(x[0], x[1], before, after)
-                             : kernels::depthwise_conv(x[0], x[1], before, after);
+          [before, after, silu](const std::vector<torch::Tensor>& x, bool reference) {
+            if (reference) {
+              const auto out = kernels::reference::depthwise_conv(x[0], x[1], before, after);
+              return silu ? kernels::reference::silu(out) : out;
+            }
+            return silu ? kernels::depthwise_conv_silu(x[0], x[1], before, after) : kernels::depthwise_conv(x[0], x[1], before, after);
           }};
 }
 
@@ -101,6 +105,7 @@ std::vector<Layer> layers() {
     out.push_back(convolution(2, length, 5, 3, 0, 1));
     out.push_back(convolution(3, length, 8, 2, 2, 2));
     out.push_back(convolution(1, length, 3, 0, 1, 3));
+    out.push_back(convolution(2, length, 6, 3, 0, 28, true));
   }
   // Row counts that do and do not fill the blocks of the gain's gradient (64 rows).
   out.push_back(rms_norm({1, 7}, 4));
@@ -143,7 +148,7 @@ TEST_CASE("fused layers match their op forms in float64 to rounding and in float
 }
 
 TEST_CASE("fused layer gradients match central finite differences in float64", "[kernels][layers]") {
-  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), rms_norm({3, 5}, 8), l2_norm({2, 6}, 13), silu({2, 5}, 19), swiglu({3, 4}, 20),
+  for (const auto& layer : {convolution(2, 6, 3, 2, 1, 7), convolution(2, 6, 3, 3, 0, 29, true), rms_norm({3, 5}, 8), l2_norm({2, 6}, 13), silu({2, 5}, 19), swiglu({3, 4}, 20),
                           cross_entropy(6, 5, 26)}) {
     INFO(layer.name);
     const auto upstream = torch::randn(layer.run(layer.inputs, true).sizes(), torch::dtype(torch::kDouble));
@@ -168,7 +173,7 @@ TEST_CASE("fused layer gradients match central finite differences in float64", "
 
 TEST_CASE("fused layers are bit-identical across thread counts and take strided inputs", "[kernels][layers]") {
   const int threads = at::get_num_threads();
-  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14),
+  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), convolution(4, 50, 16, 3, 0, 30, true), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14),
                             silu({4, 50, 200}, 21), swiglu({4, 50, 200}, 22), cross_entropy(400, 64, 27)}) {
     INFO(layer.name);
     const auto inputs = cast(layer.inputs, torch::kFloat);
@@ -216,6 +221,19 @@ TEST_CASE("fused layers reject mismatched shapes", "[kernels][layers]") {
   REQUIRE_THROWS(kernels::depthwise_conv(a, torch::randn({4, 4}), 2, 0));
   REQUIRE_THROWS(kernels::depthwise_conv(torch::randn({5, 4}), torch::randn({4, 4}), 3, 0));
   REQUIRE_THROWS(kernels::rms_norm(a, torch::ones({5}), kEpsilon));
+}
+
+TEST_CASE("the convolution with SiLU gives the bits of the convolution and then SiLU", "[kernels][layers]") {
+  torch::manual_seed(31);
+  const auto a = torch::randn({3, 40, 24});
+  const auto taps = torch::randn({24, 4});
+  const auto upstream = torch::randn({3, 40, 24});
+  const auto fused = asiarch::testing::evaluate(
+      [](const std::vector<torch::Tensor>& x) { return kernels::depthwise_conv_silu(x[0], x[1], 3, 0); }, {a, taps}, upstream);
+  const auto two = asiarch::testing::evaluate(
+      [](const std::vector<torch::Tensor>& x) { return kernels::silu(kernels::depthwise_conv(x[0], x[1], 3, 0)); }, {a, taps}, upstream);
+  REQUIRE(torch::equal(fused.out, two.out));
+  for (size_t i = 0; i < fused.grads.size(); ++i) REQUIRE(torch::equal(fused.grads[i], two.grads[i]));
 }
 
 TEST_CASE("the float32 activations hold their accuracy and stay finite far into the sigmoid's tails", "[kernels][layers]") {

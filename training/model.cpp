@@ -11,6 +11,7 @@
 #include <mutex>
 #include <optional>
 #include <unordered_map>
+#include <utility>
 
 #include "common/rng.h"
 #include "lang/program_analysis.h"
@@ -342,6 +343,12 @@ torch::Tensor add_projection(const torch::Tensor& residual, const torch::Tensor&
   return torch::addmm(residual.reshape({-1, residual.size(-1)}), x.reshape({-1, x.size(-1)}), weight.t()).view(residual.sizes());
 }
 
+// The tokens before and after the current one that a convolution of `taps` reads.
+std::pair<int64_t, int64_t> conv_reach(const std::string& op, int64_t taps) {
+  const int64_t after = op == "short_conv" ? 0 : taps / 2;
+  return {taps - 1 - after, after};
+}
+
 // How a statement's parameters start, beyond its operator.
 struct InitRole {
   bool on_decay_path = false;    // see decay_paths()
@@ -468,9 +475,8 @@ Operation build_operation(const lang::detail::CheckedStatement& s, const InitRol
     // short convolutions of Mamba2 and flash-linear-attention keep.
     Rng stream = params().stream("taps");
     torch::Tensor weight = params().make("taps", {out.dim, taps}, uniform_values(stream, out.dim * taps, 1.0 / std::sqrt(static_cast<double>(taps))));
-    const int64_t after = op == "short_conv" ? 0 : taps / 2;
-    const int64_t before = taps - 1 - after;
-    return [weight, before, after](const Values& a) { return kernels::depthwise_conv(a[0], weight, before, after); };
+    const auto [before, after] = conv_reach(op, taps);
+    return [weight, before = before, after = after](const Values& a) { return kernels::depthwise_conv(a[0], weight, before, after); };
   }
   if (op == "fir") {
     const int64_t taps = s.operands.dim("k");
@@ -581,6 +587,7 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
   const lang::detail::CheckedProgram checked = lang::detail::check_program(program, lang::ModelShape{d_model, 1}, program.name);
   const std::vector<bool> decay = decay_paths(checked);
   std::vector<int> node_of(checked.statements.size(), -1);
+  std::vector<std::string> names, ops;  // of each node
   for (size_t i = 0; i < checked.statements.size(); ++i) {
     if (!checked.graph.live[i]) continue;
     const std::string& name = program.body[i].name;
@@ -596,9 +603,12 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
     if (checked.statements[i].rules->op_class == lang::OpClass::Auxiliary) node->penalty_weight = checked.statements[i].operands.real("weight");
     node_of[i] = static_cast<int>(nodes_.size());
     nodes_.push_back(std::move(node));
+    names.push_back(name);
+    ops.push_back(checked.statements[i].rules->name);
   }
   const int result = checked.graph.result == lang::detail::kInput ? lang::detail::kInput : node_of[static_cast<size_t>(checked.graph.result)];
   result_ = result == lang::detail::kInput ? nodes_.size() : static_cast<size_t>(result);
+  fuse_conv_silu(names, ops);
   // Release each value after its last reader, so a forward holds only what is still needed.
   std::vector<size_t> last_reader(nodes_.size(), 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -608,6 +618,28 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
   }
   for (size_t v = 0; v < nodes_.size(); ++v) {
     if (v != result_ && last_reader[v] > v) nodes_[last_reader[v]]->last_uses.push_back(v);
+  }
+}
+
+// A short convolution whose one reader is a SiLU (DeltaNet's and Mamba-2's q, k and v) runs as
+// one kernel, kernels::depthwise_conv_silu, with the same bits; the SiLU then passes its input on.
+void MixerImpl::fuse_conv_silu(const std::vector<std::string>& names, const std::vector<std::string>& ops) {
+  std::vector<int> readers(nodes_.size(), 0);
+  for (const auto& node : nodes_) {
+    for (int arg : node->args) {
+      if (arg >= 0) ++readers[static_cast<size_t>(arg)];
+    }
+  }
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    if (ops[i] != "silu" || nodes_[i]->args[0] < 0) continue;
+    const auto conv = static_cast<size_t>(nodes_[i]->args[0]);
+    if ((ops[conv] != "short_conv" && ops[conv] != "noncausal_conv") || readers[conv] != 1 || conv == result_) continue;
+    const torch::Tensor taps = *named_parameters().find(names[conv] + ".taps");
+    const auto [before, after] = conv_reach(ops[conv], taps.size(1));
+    nodes_[conv]->run = [taps, before = before, after = after](const Values& a) {
+      return kernels::depthwise_conv_silu(a[0], taps, before, after);
+    };
+    nodes_[i]->run = [](const Values& a) { return a[0]; };
   }
 }
 

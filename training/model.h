@@ -57,6 +57,7 @@ class MixerImpl : public torch::nn::Module {
 
  private:
   struct Node;
+  void fuse_conv_silu(const std::vector<std::string>& names, const std::vector<std::string>& ops);
   torch::Tensor auxiliary_loss_;
   std::vector<std::shared_ptr<Node>> nodes_;  // live statements, in body order
   size_t result_ = 0;                         // index in nodes_ of the returned value
