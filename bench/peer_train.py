@@ -10,7 +10,9 @@ again; mimalloc or tcmalloc keep them, as asiarch, which links mimalloc; jemallo
 Options: --steps N (timed steps, default 100, after --warmup 10), --repeats R (best of R timed
 windows), --models (default: all seven baselines), --chunk C (default: 16 for gla, 64 for the
 others, the fastest of 16, 32 and 64 on a 2-core EPYC), --asiarch BIN (after each model, time
-`BIN train NAME --task lm --steps 200` and print the ratio: both measured in one sitting), --json.
+`BIN train NAME --task lm` as the peer is timed, steps x repeats steps after --warmup steps: from
+runs of --warmup and of --warmup + steps x repeats steps, since `train` reports one figure per
+run; also the longer run's figure over all its steps; both measured in one sitting), --json.
 
 The models are asiarch's explore LM (training/model.cpp, lang/baselines/*.arch, with the same
 parameter counts): byte embedding, 2 x (RMSNorm, mixer, residual, RMSNorm, SwiGLU MLP,
@@ -523,10 +525,20 @@ def run_asiarch(command):
     return run.stdout
 
 
-def asiarch_tokens_per_second(asiarch, name):
-    """The training throughput `asiarch train` reports for a baseline, run right after its peer."""
-    output = run_asiarch([asiarch, "train", name, "--task", "lm", "--steps", "200", "--json"])
-    return json.loads(output.strip().splitlines()[-1])["tokens_per_second"]
+def asiarch_training_seconds(asiarch, name, steps):
+    """The seconds of training (as `asiarch train --json` reports them) of `steps` LM steps of a baseline."""
+    output = run_asiarch([asiarch, "train", name, "--task", "lm", "--steps", str(steps), "--json"])
+    return steps * BATCH * SEQ / json.loads(output.strip().splitlines()[-1])["tokens_per_second"]
+
+
+def asiarch_tokens_per_second(asiarch, name, warmup_steps, steps):
+    """asiarch's throughput for a baseline, run right after its peer and measured as the peer is:
+    `steps` steps after `warmup_steps` of warm-up, from the difference of two runs (`train` reports
+    one figure per run, for all its steps). Also the figure of the longer run over all its steps,
+    the first ones included."""
+    short = asiarch_training_seconds(asiarch, name, warmup_steps)
+    long = asiarch_training_seconds(asiarch, name, warmup_steps + steps)
+    return steps * BATCH * SEQ / (long - short), (warmup_steps + steps) * BATCH * SEQ / long
 
 
 def exported_name(name, mixer_class):
@@ -611,10 +623,13 @@ def main():
             print("%-18s %7d params  %8.0f tokens/s (per CPU second %.0f; best of %d x %d steps; chunk %s)"
                   % (name, r["params"], r["tokens_per_second"], r["cpu_tokens_per_second"], args.repeats, args.steps, r["chunk"]))
         if args.asiarch:
-            r["asiarch_tokens_per_second"] = asiarch_tokens_per_second(args.asiarch, name)
+            timed = args.steps * args.repeats
+            after_warmup, all_steps = asiarch_tokens_per_second(args.asiarch, name, args.warmup, timed)
+            r["asiarch_tokens_per_second"], r["asiarch_all_steps_tokens_per_second"] = after_warmup, all_steps
             if not args.json:
-                print("%-18s asiarch %8.0f tokens/s (train --task lm --steps 200), %.2fx the peer"
-                      % ("", r["asiarch_tokens_per_second"], r["asiarch_tokens_per_second"] / r["tokens_per_second"]))
+                print("%-18s asiarch %8.0f tokens/s (%d steps after %d of warm-up), %.2fx the peer; over all %d steps %.0f, %.2fx"
+                      % ("", after_warmup, timed, args.warmup, after_warmup / r["tokens_per_second"], args.warmup + timed, all_steps,
+                         all_steps / r["tokens_per_second"]))
     if args.json:
         print(json.dumps({"env": env, "results": results}))
 
