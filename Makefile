@@ -10,7 +10,7 @@ JOBS ?= $(shell nproc)
 DEBIAN_PACKAGES := build-essential cmake ninja-build ccache pkg-config \
   libcaf-dev capnproto libcapnp-dev liblmdb-dev lmdb-utils libfaiss-dev libspdlog-dev \
   catch2 libcli11-dev libtomlplusplus-dev libmimalloc-dev libssl-dev libcurl4-openssl-dev nlohmann-json3-dev libbenchmark-dev \
-  libtorch-dev libopenblas0-openmp zlib1g-dev dict-gcide gnuplot-nox graphviz chromium clang libclang-rt-14-dev python3-torch
+  libtorch-dev libdnnl-dev libopenblas0-openmp zlib1g-dev dict-gcide gnuplot-nox graphviz chromium clang libclang-rt-14-dev python3-torch
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 TORCH_DIR ?=
 CMAKE_TORCH := $(if $(TORCH_DIR),-DTorch_DIR=$(TORCH_DIR))

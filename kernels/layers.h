@@ -1,7 +1,7 @@
 #pragma once
-// Layers that every model runs many times per step, as single kernels with autograd: the depthwise
-// convolution over time (short_conv, fir), RMSNorm, L2 normalisation, SiLU, SwiGLU and the
-// cross-entropy. Built from libtorch ops,
+// Layers that every model runs many times per step, as single kernels with autograd: the linear
+// maps, the depthwise convolution over time (short_conv, fir), RMSNorm, L2 normalisation, SiLU,
+// SwiGLU and the cross-entropy. Built from libtorch ops,
 // each is a dozen small operations forward and more backward (a short convolution of k taps is k
 // slices whose backward each writes a zero tensor of the full size); on the explore model they took
 // about a third of a training step. Internal to kernels/: it includes torch.
@@ -41,6 +41,14 @@ torch::Tensor swiglu(const torch::Tensor& gate_value);
 // The mean over rows of -log softmax(logits)[target], logits [N, V] and targets [N] (integers),
 // rows whose target is ignore_index left out (cross_entropy.cpp).
 torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index);
+
+// x W^T over the last dimension of x, weight [out, in] (linear.cpp). CPU float32 runs oneDNN's
+// sgemm; anything else torch::linear.
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight);
+
+// residual + x W^T, the product added onto a copy of the residual in one sgemm (beta 1), where a
+// product and an addition would write and read the activation once more.
+torch::Tensor add_linear(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight);
 
 namespace reference {
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);

@@ -86,6 +86,21 @@ Layer swiglu(std::vector<int64_t> shape, uint64_t seed) {
           }};
 }
 
+// x [..., in] W^T for W [out, in]; with `residual`, added onto a residual [..., out].
+Layer linear(std::vector<int64_t> shape, int64_t out, uint64_t seed, bool residual = false) {
+  torch::manual_seed(seed);
+  const auto f64 = torch::dtype(torch::kDouble);
+  std::vector<torch::Tensor> inputs = {torch::randn(shape, f64), torch::randn({out, shape.back()}, f64)};
+  auto out_shape = shape;
+  out_shape.back() = out;
+  if (residual) inputs.push_back(torch::randn(out_shape, f64));
+  return {std::string(residual ? "add_linear" : "linear") + " in " + std::to_string(shape.back()) + " out " + std::to_string(out), inputs,
+          [residual](const std::vector<torch::Tensor>& x, bool reference) {
+            if (reference) return residual ? x[2] + torch::linear(x[0], x[1]) : torch::linear(x[0], x[1]);
+            return residual ? kernels::add_linear(x[2], x[0], x[1]) : kernels::linear(x[0], x[1]);
+          }};
+}
+
 // Logits of scale 3 and targets with every fifth row ignored (-100).
 Layer cross_entropy(int64_t rows, int64_t width, uint64_t seed) {
   torch::manual_seed(seed);
@@ -118,6 +133,9 @@ std::vector<Layer> layers() {
   out.push_back(silu({2, 100, 176}, 16));
   out.push_back(swiglu({1, 5}, 17));
   out.push_back(swiglu({2, 64, 128}, 18));
+  out.push_back(linear({5, 7}, 3, 32));
+  out.push_back(linear({2, 33, 64}, 48, 33));
+  out.push_back(linear({2, 33, 64}, 48, 34, true));
   // Widths below, at and above the 16 lanes of a row's maximum and sum.
   out.push_back(cross_entropy(7, 3, 23));
   out.push_back(cross_entropy(40, 16, 24));
@@ -221,6 +239,29 @@ TEST_CASE("fused layers reject mismatched shapes", "[kernels][layers]") {
   REQUIRE_THROWS(kernels::depthwise_conv(a, torch::randn({4, 4}), 2, 0));
   REQUIRE_THROWS(kernels::depthwise_conv(torch::randn({5, 4}), torch::randn({4, 4}), 3, 0));
   REQUIRE_THROWS(kernels::rms_norm(a, torch::ones({5}), kEpsilon));
+}
+
+TEST_CASE("the linear maps give the same bits run to run and for any layout of x, and check their shapes", "[kernels][layers]") {
+  torch::manual_seed(35);
+  const auto x = torch::randn({4, 40, 24});
+  const auto weight = torch::randn({56, 24});
+  const auto residual = torch::randn({4, 40, 56});
+  const auto upstream = torch::randn({4, 40, 56});
+  const auto run = [](const std::vector<torch::Tensor>& v) { return kernels::add_linear(v[2], v[0], v[1]); };
+  const auto first = asiarch::testing::evaluate(run, {x, weight, residual}, upstream);
+  const auto again = asiarch::testing::evaluate(run, {x, weight, residual}, upstream);
+  const auto strided = asiarch::testing::evaluate(run, {x.transpose(0, 1).contiguous().transpose(0, 1), weight, residual}, upstream);
+  for (const auto& other : {again, strided}) {
+    REQUIRE(torch::equal(first.out, other.out));
+    for (size_t i = 0; i < first.grads.size(); ++i) REQUIRE(torch::equal(first.grads[i], other.grads[i]));
+  }
+  // The residual's gradient is the upstream one; only the grads asked for are computed.
+  REQUIRE(torch::equal(first.grads[2], upstream));
+  const auto leaf = weight.clone().requires_grad_(true);
+  kernels::linear(x, leaf).sum().backward();
+  REQUIRE(leaf.grad().defined());
+  REQUIRE_THROWS(kernels::linear(x, torch::randn({56, 23})));
+  REQUIRE_THROWS(kernels::add_linear(torch::randn({4, 40, 55}), x, weight));
 }
 
 TEST_CASE("the convolution with SiLU gives the bits of the convolution and then SiLU", "[kernels][layers]") {

@@ -332,15 +332,14 @@ std::vector<bool> decay_paths(const lang::detail::CheckedProgram& checked) {
 // A linear map; with `bfloat16`, its matrix product runs in bfloat16 and returns bfloat16. The
 // weight stays float32 (autograd casts its gradient back), so the optimiser updates full precision.
 torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, bool bfloat16) {
-  if (!bfloat16) return torch::linear(x, weight);
+  if (!bfloat16) return kernels::linear(x, weight);
   return torch::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
 }
 
-// residual + project(x, weight): one matrix product that starts from a copy of the residual
-// (addmm), in place of a product into zeros (OpenBLAS clears its output first) and an addition.
+// residual + project(x, weight), the product added onto the residual (kernels::add_linear).
 torch::Tensor add_projection(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight, bool bfloat16) {
   if (bfloat16) return residual + project(x, weight, bfloat16);
-  return torch::addmm(residual.reshape({-1, residual.size(-1)}), x.reshape({-1, x.size(-1)}), weight.t()).view(residual.sizes());
+  return kernels::add_linear(residual, x, weight);
 }
 
 // The tokens before and after the current one that a convolution of `taps` reads.
@@ -715,7 +714,7 @@ torch::Tensor LanguageModelImpl::forward(const torch::Tensor& tokens) {
     h = block->forward(h);
     if (block->mixer->auxiliary_loss().defined()) add_term(auxiliary_loss_, block->mixer->auxiliary_loss());
   }
-  return torch::linear(rms_norm(h, final_gain_), embedding_);
+  return kernels::linear(rms_norm(h, final_gain_), embedding_);
 }
 
 std::vector<safetensors::TensorBytes> parameter_tensors(const torch::nn::Module& module) {
