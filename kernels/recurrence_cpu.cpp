@@ -92,12 +92,10 @@ inline T lane_sum(const T* x) {
   return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
 }
 
-// lane_sum of 16 rows at once, as one vector of 16 sums: pairs of rows are combined by shuffles
-// level by level (halves, quarters, pairs, singles), each level adding what lane_sum adds at that
-// level, so every sum has lane_sum's order and bits. It replaces 16 scalar tails (extracts,
-// shuffles and a scalar store per row) by 15 vector additions. GCC vector extensions, so every
-// clone compiles them for its own instruction set; passed by reference, as vectors in a
-// signature change the ABI between clones.
+// kLanes values as one GCC vector: a strip's row or a per-token vector. Each clone compiles their
+// operations for its own instruction set, elementwise and without FMA, so all give the same bits;
+// an accumulator of this type stays in registers, where gcc kept an array in memory. Passed by
+// reference: vectors in a signature change the ABI between clones.
 template <typename T>
 struct LaneVector;
 template <>
@@ -121,6 +119,11 @@ inline void store_lanes(const Lanes<T>& v, T* x) {
   std::memcpy(x, &v, sizeof v);
 }
 
+// lane_sum of 16 rows at once, as one vector of 16 sums: pairs of rows are combined by shuffles
+// level by level (halves, quarters, pairs, singles), each level adding what lane_sum adds at that
+// level, so every sum has lane_sum's order and bits. It replaces 16 scalar tails (extracts,
+// shuffles and a scalar store per row) by 15 vector additions.
+//
 // Element i of x and of y: lane_sum's first level, x[l] + x[l + 8], for the rows in x and then in y.
 template <typename T>
 inline void add_halves(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
@@ -148,7 +151,7 @@ inline void add_singles(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
 }
 
 template <typename T>
-inline T lanes_sum(const Lanes<T>& v) {
+inline T lane_sum_of_vector(const Lanes<T>& v) {
   T x[kLanes];
   store_lanes(v, x);
   return lane_sum(x);
@@ -425,7 +428,7 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
         store_lanes(beta[t] * dw, dv + t * step.dv + lane0);
         const V dp = -(beta[t] * dw);
         const V beta_terms = dw * (value - p);
-        dbeta[t] = dbeta[t] + lanes_sum<T>(beta_terms);
+        dbeta[t] = dbeta[t] + lane_sum_of_vector<T>(beta_terms);
         V decay_terms = {};
         for (int64_t r = 0; r < rows; ++r) {
           load_lanes(grad_state + r * kLanes, h);
@@ -437,7 +440,7 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
           store_lanes(kGated ? a * g_decayed : g_decayed, grad_state + r * kLanes);
         }
         add_lane_sums(row_terms, rows, dk + t * step.dk);
-        if constexpr (kGated) dg[t] = dg[t] + a * lanes_sum<T>(decay_terms);
+        if constexpr (kGated) dg[t] = dg[t] + a * lane_sum_of_vector<T>(decay_terms);
       }
     }
   }
