@@ -219,6 +219,7 @@ struct MixerImpl::Node {
   Operation run;
   std::vector<size_t> last_uses;  // values no later node reads: released after this one
   double penalty_weight = 0.0;    // penalty(a, p, weight=W): W, and mean(p) joins the auxiliary loss
+  torch::Tensor projection;       // a linear's weight [out, in]; undefined for other operators
 };
 
 namespace {
@@ -604,10 +605,19 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
     nodes_.push_back(std::move(node));
     names.push_back(name);
     ops.push_back(checked.statements[i].rules->name);
+    if (ops.back() == "linear") nodes_.back()->projection = *named_parameters().find(name + ".weight");
   }
+  bfloat16_matmuls_ = bfloat16_matmuls;
   const int result = checked.graph.result == lang::detail::kInput ? lang::detail::kInput : node_of[static_cast<size_t>(checked.graph.result)];
   result_ = result == lang::detail::kInput ? nodes_.size() : static_cast<size_t>(result);
   fuse_conv_silu(names, ops);
+  // A returned linear map that no statement reads can take the residual into its product.
+  result_is_added_onto_ = result_ < nodes_.size() && nodes_[result_]->projection.defined();
+  for (const auto& node : nodes_) {
+    for (int arg : node->args) {
+      if (arg >= 0 && static_cast<size_t>(arg) == result_) result_is_added_onto_ = false;
+    }
+  }
   // Release each value after its last reader, so a forward holds only what is still needed.
   std::vector<size_t> last_reader(nodes_.size(), 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -642,9 +652,16 @@ void MixerImpl::fuse_conv_silu(const std::vector<std::string>& names, const std:
   }
 }
 
-torch::Tensor MixerImpl::forward(const torch::Tensor& x) {
+torch::Tensor MixerImpl::forward(const torch::Tensor& x) { return run(x, nullptr); }
+
+torch::Tensor MixerImpl::forward_onto(const torch::Tensor& residual, const torch::Tensor& x) { return run(x, &residual); }
+
+// The mixer's value, or with a residual residual + value: when the returned statement is a linear
+// map, its product is added onto the residual in the same call.
+torch::Tensor MixerImpl::run(const torch::Tensor& x, const torch::Tensor* residual) {
   auxiliary_loss_ = torch::Tensor();
-  if (result_ == nodes_.size()) return x;  // `return x`: the identity
+  if (result_ == nodes_.size()) return residual != nullptr ? *residual + x : x;  // `return x`: the identity
+  const bool onto_residual = residual != nullptr && result_is_added_onto_;
   Values values(nodes_.size());
   Values args;
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -653,12 +670,12 @@ torch::Tensor MixerImpl::forward(const torch::Tensor& x) {
     for (int arg : node.args) {
       args.push_back(arg == lang::detail::kInput ? x : arg == lang::detail::kLiteral ? torch::Tensor() : values[static_cast<size_t>(arg)]);
     }
-    values[i] = node.run(args);
+    values[i] = onto_residual && i == result_ ? add_projection(*residual, args[0], node.projection, bfloat16_matmuls_) : node.run(args);
     if (node.penalty_weight != 0.0) add_term(auxiliary_loss_, node.penalty_weight * args[1].mean());
     args.clear();
     for (size_t done : node.last_uses) values[done] = torch::Tensor();
   }
-  return values[result_];
+  return residual != nullptr && !onto_residual ? *residual + values[result_] : values[result_];
 }
 
 // ---- the fixed model ----
@@ -685,7 +702,7 @@ struct LanguageModelImpl::Block : torch::nn::Module {
   }
 
   torch::Tensor forward(torch::Tensor h) {
-    h = h + mixer(rms_norm(h, mixer_gain));
+    h = mixer->forward_onto(h, rms_norm(h, mixer_gain));
     const auto normed = rms_norm(h, mlp_gain);
     // The gate and the value are one matrix product; kernels::swiglu takes [gate | value].
     const auto gate_value = project(normed, torch::cat({mlp_gate, mlp_up}), bfloat16);

@@ -52,12 +52,18 @@ class MixerImpl : public torch::nn::Module {
   MixerImpl(const lang::Program& program, int64_t d_model, uint64_t seed, const std::string& prefix, bool zero_output = false,
             bool bfloat16_matmuls = false);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] -> [B, T, D]
+  // residual + forward(x); a mixer that returns a linear map adds its product onto the residual
+  // in the same call (kernels::add_linear).
+  torch::Tensor forward_onto(const torch::Tensor& residual, const torch::Tensor& x);
   // The sum of the program's penalty terms in the last forward (undefined without any).
   const torch::Tensor& auxiliary_loss() const { return auxiliary_loss_; }
 
  private:
   struct Node;
   void fuse_conv_silu(const std::vector<std::string>& names, const std::vector<std::string>& ops);
+  torch::Tensor run(const torch::Tensor& x, const torch::Tensor* residual);
+  bool bfloat16_matmuls_ = false;
+  bool result_is_added_onto_ = false;  // see forward_onto
   torch::Tensor auxiliary_loss_;
   std::vector<std::shared_ptr<Node>> nodes_;  // live statements, in body order
   size_t result_ = 0;                         // index in nodes_ of the returned value
