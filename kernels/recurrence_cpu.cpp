@@ -28,6 +28,7 @@
 #include <cmath>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "kernels/vector_clones.h"
@@ -124,31 +125,19 @@ inline void store_lanes(const Lanes<T>& v, T* x) {
 // level, so every sum has lane_sum's order and bits. It replaces 16 scalar tails (extracts,
 // shuffles and a scalar store per row) by 15 vector additions.
 //
-// Element i of x and of y: lane_sum's first level, x[l] + x[l + 8], for the rows in x and then in y.
-template <typename T>
-inline void add_halves(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
-  out = __builtin_shufflevector(x, y, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23) +
-        __builtin_shufflevector(x, y, 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+// One level: lane i of out adds lane I_i of x and y's 32 lanes (y's numbered from 16) and the lane
+// kStep after it. lane_sum's levels add lanes 8, 4, 2 and 1 apart; each level's first lanes
+// (kHalves ... kSingles) keep the rows of x before those of y.
+template <int kStep, typename T, int... I>
+inline void add_lanes_apart(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out, std::integer_sequence<int, I...>) {
+  out = __builtin_shufflevector(x, y, I...) + __builtin_shufflevector(x, y, (I + kStep)...);
 }
 
-template <typename T>
-inline void add_quarters(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
-  out = __builtin_shufflevector(x, y, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27) +
-        __builtin_shufflevector(x, y, 4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
-}
-
+constexpr std::integer_sequence<int, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23> kHalves;
+constexpr std::integer_sequence<int, 0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27> kQuarters;
 // (quarter[0] + quarter[2]) and (quarter[1] + quarter[3]) of each row.
-template <typename T>
-inline void add_pairs(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
-  out = __builtin_shufflevector(x, y, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29) +
-        __builtin_shufflevector(x, y, 2, 3, 6, 7, 10, 11, 14, 15, 18, 19, 22, 23, 26, 27, 30, 31);
-}
-
-template <typename T>
-inline void add_singles(const Lanes<T>& x, const Lanes<T>& y, Lanes<T>& out) {
-  out = __builtin_shufflevector(x, y, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30) +
-        __builtin_shufflevector(x, y, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-}
+constexpr std::integer_sequence<int, 0, 1, 4, 5, 8, 9, 12, 13, 16, 17, 20, 21, 24, 25, 28, 29> kPairs;
+constexpr std::integer_sequence<int, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30> kSingles;
 
 template <typename T>
 inline T lane_sum_of_vector(const Lanes<T>& v) {
@@ -169,12 +158,12 @@ __attribute__((always_inline)) inline void add_lane_sums(const T* __restrict ter
     for (int i = 0; i < 8; ++i) {
       load_lanes(x + 2 * i * kLanes, a);
       load_lanes(x + (2 * i + 1) * kLanes, b);
-      add_halves<T>(a, b, halves[i]);
+      add_lanes_apart<8, T>(a, b, halves[i], kHalves);
     }
-    for (int i = 0; i < 4; ++i) add_quarters<T>(halves[2 * i], halves[2 * i + 1], quarters[i]);
-    add_pairs<T>(quarters[0], quarters[1], pairs[0]);
-    add_pairs<T>(quarters[2], quarters[3], pairs[1]);
-    add_singles<T>(pairs[0], pairs[1], sums);
+    for (int i = 0; i < 4; ++i) add_lanes_apart<4, T>(halves[2 * i], halves[2 * i + 1], quarters[i], kQuarters);
+    add_lanes_apart<2, T>(quarters[0], quarters[1], pairs[0], kPairs);
+    add_lanes_apart<2, T>(quarters[2], quarters[3], pairs[1], kPairs);
+    add_lanes_apart<1, T>(pairs[0], pairs[1], sums, kSingles);
     load_lanes(out + r, previous);
     store_lanes(previous + sums, out + r);
   }
