@@ -610,14 +610,15 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
   bfloat16_matmuls_ = bfloat16_matmuls;
   const int result = checked.graph.result == lang::detail::kInput ? lang::detail::kInput : node_of[static_cast<size_t>(checked.graph.result)];
   result_ = result == lang::detail::kInput ? nodes_.size() : static_cast<size_t>(result);
-  fuse_conv_silu(names, ops);
-  // A returned linear map that no statement reads can take the residual into its product.
-  result_is_added_onto_ = result_ < nodes_.size() && nodes_[result_]->projection.defined();
+  std::vector<int> readers(nodes_.size(), 0);  // of each node's value
   for (const auto& node : nodes_) {
     for (int arg : node->args) {
-      if (arg >= 0 && static_cast<size_t>(arg) == result_) result_is_added_onto_ = false;
+      if (arg >= 0) ++readers[static_cast<size_t>(arg)];
     }
   }
+  fuse_conv_silu(names, ops, readers);
+  // A returned linear map that no statement reads can take the residual into its product.
+  result_is_added_onto_ = result_ < nodes_.size() && nodes_[result_]->projection.defined() && readers[result_] == 0;
   // Release each value after its last reader, so a forward holds only what is still needed.
   std::vector<size_t> last_reader(nodes_.size(), 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -632,13 +633,8 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
 
 // A short convolution whose one reader is a SiLU (DeltaNet's and Mamba-2's q, k and v) runs as
 // one kernel, kernels::depthwise_conv_silu, with the same bits; the SiLU then passes its input on.
-void MixerImpl::fuse_conv_silu(const std::vector<std::string>& names, const std::vector<std::string>& ops) {
-  std::vector<int> readers(nodes_.size(), 0);
-  for (const auto& node : nodes_) {
-    for (int arg : node->args) {
-      if (arg >= 0) ++readers[static_cast<size_t>(arg)];
-    }
-  }
+void MixerImpl::fuse_conv_silu(const std::vector<std::string>& names, const std::vector<std::string>& ops,
+                               const std::vector<int>& readers) {
   for (size_t i = 0; i < nodes_.size(); ++i) {
     if (ops[i] != "silu" || nodes_[i]->args[0] < 0) continue;
     const auto conv = static_cast<size_t>(nodes_[i]->args[0]);
