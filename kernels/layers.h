@@ -46,6 +46,11 @@ torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& ta
 // sgemm; anything else torch::linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight);
 
+// x W_i^T for each weight, as one autograd node: its backward adds x's gradients up inside the
+// products (sgemm's beta 1), where a node per product would leave autograd an addition of the
+// activation's size per further weight (DeltaNet's q, k, v and beta all read x).
+std::vector<torch::Tensor> linears(const torch::Tensor& x, const std::vector<torch::Tensor>& weights);
+
 // residual + x W^T, the product added onto a copy of the residual in one sgemm (beta 1), where a
 // product and an addition would write and read the activation once more.
 torch::Tensor add_linear(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight);

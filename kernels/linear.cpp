@@ -23,59 +23,75 @@ void sgemm(char transpose_a, char transpose_b, int64_t m, int64_t n, int64_t k, 
               " x ", n, ")");
 }
 
-// residual + x W^T (residual null: x W^T) over the last dimension of x.
-torch::Tensor linear_forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight, const torch::Tensor* residual) {
-  const int64_t in = weight.size(1), out_width = weight.size(0);
+// residual + x W^T for each weight (residual null: x W^T) over the last dimension of x; x as rows
+// and the weights are saved for linear_backward.
+tensor_list linear_forward(AutogradContext* ctx, const torch::Tensor& x, torch::TensorList weights, const torch::Tensor* residual) {
+  const int64_t in = weights[0].size(1);
   const auto rows_of_x = x.reshape({-1, in}).contiguous();
-  const auto w = weight.contiguous();
   const int64_t rows = rows_of_x.size(0);
-  auto out = residual != nullptr ? residual->reshape({rows, out_width}).clone(torch::MemoryFormat::Contiguous)
-                                 : torch::empty({rows, out_width}, rows_of_x.options());
-  sgemm('N', 'T', rows, out_width, in, rows_of_x.data_ptr<float>(), in, w.data_ptr<float>(), in, residual != nullptr,
-        out.data_ptr<float>(), out_width);
-  ctx->save_for_backward({rows_of_x, w});
+  tensor_list saved = {rows_of_x}, outputs;
+  for (const auto& weight : weights) {
+    const auto w = weight.contiguous();
+    const int64_t out_width = w.size(0);
+    auto out = residual != nullptr ? residual->reshape({rows, out_width}).clone(torch::MemoryFormat::Contiguous)
+                                   : torch::empty({rows, out_width}, rows_of_x.options());
+    sgemm('N', 'T', rows, out_width, in, rows_of_x.data_ptr<float>(), in, w.data_ptr<float>(), in, residual != nullptr,
+          out.data_ptr<float>(), out_width);
+    auto sizes = x.sizes().vec();
+    sizes.back() = out_width;
+    outputs.push_back(out.view(sizes));
+    saved.push_back(w);
+  }
+  ctx->save_for_backward(saved);
   ctx->saved_data["x_sizes"] = x.sizes();
-  auto sizes = x.sizes().vec();
-  sizes.back() = out_width;
-  return out.view(sizes);
+  ctx->set_materialize_grads(false);  // a product nothing read has no gradient to multiply
+  return outputs;
 }
 
-// The gradients of x and W, x being input `x_input` of the function (W the next).
-tensor_list linear_backward(AutogradContext* ctx, const torch::Tensor& grad_out, size_t x_input) {
+// The gradients of x (input `x_input` of the function) and of each weight (the inputs after it),
+// from the gradients of the products. x's gradient is added up inside the products (sgemm's
+// beta 1), where separate nodes would leave autograd an addition per further weight.
+tensor_list linear_backward(AutogradContext* ctx, const tensor_list& grads_out, size_t x_input) {
   const auto saved = ctx->get_saved_variables();
   const auto& rows_of_x = saved[0];
-  const auto& w = saved[1];
-  const int64_t in = w.size(1), out_width = w.size(0), rows = rows_of_x.size(0);
-  const auto grad = grad_out.reshape({rows, out_width}).contiguous();
-  torch::Tensor grad_x, grad_w;
-  if (ctx->needs_input_grad(x_input)) {
-    grad_x = torch::empty({rows, in}, rows_of_x.options());
-    sgemm('N', 'N', rows, in, out_width, grad.data_ptr<float>(), out_width, w.data_ptr<float>(), in, false, grad_x.data_ptr<float>(), in);
-    grad_x = grad_x.view(ctx->saved_data["x_sizes"].toIntVector());
+  const int64_t in = rows_of_x.size(1), rows = rows_of_x.size(0);
+  tensor_list grads(1 + grads_out.size());
+  for (size_t i = 0; i < grads_out.size(); ++i) {
+    if (!grads_out[i].defined()) continue;
+    const auto& w = saved[1 + i];
+    const int64_t out_width = w.size(0);
+    const auto grad = grads_out[i].reshape({rows, out_width}).contiguous();
+    if (ctx->needs_input_grad(x_input)) {
+      const bool accumulate = grads[0].defined();
+      if (!accumulate) grads[0] = torch::empty({rows, in}, rows_of_x.options());
+      sgemm('N', 'N', rows, in, out_width, grad.data_ptr<float>(), out_width, w.data_ptr<float>(), in, accumulate,
+            grads[0].data_ptr<float>(), in);
+    }
+    if (ctx->needs_input_grad(x_input + 1 + i)) {
+      grads[1 + i] = torch::empty({out_width, in}, rows_of_x.options());
+      sgemm('T', 'N', out_width, in, rows, grad.data_ptr<float>(), out_width, rows_of_x.data_ptr<float>(), in, false,
+            grads[1 + i].data_ptr<float>(), in);
+    }
   }
-  if (ctx->needs_input_grad(x_input + 1)) {
-    grad_w = torch::empty({out_width, in}, rows_of_x.options());
-    sgemm('T', 'N', out_width, in, rows, grad.data_ptr<float>(), out_width, rows_of_x.data_ptr<float>(), in, false,
-          grad_w.data_ptr<float>(), in);
-  }
-  return {grad_x, grad_w};
+  if (grads[0].defined()) grads[0] = grads[0].view(ctx->saved_data["x_sizes"].toIntVector());
+  return grads;
 }
 
-class LinearFunction : public torch::autograd::Function<LinearFunction> {
+class LinearsFunction : public torch::autograd::Function<LinearsFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& weight) {
-    return linear_forward(ctx, x, weight, nullptr);
+  static tensor_list forward(AutogradContext* ctx, const torch::Tensor& x, torch::TensorList weights) {
+    return linear_forward(ctx, x, weights, nullptr);
   }
-  static tensor_list backward(AutogradContext* ctx, tensor_list grads) { return linear_backward(ctx, grads[0], 0); }
+  static tensor_list backward(AutogradContext* ctx, tensor_list grads) { return linear_backward(ctx, grads, 0); }
 };
 
 class AddLinearFunction : public torch::autograd::Function<AddLinearFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight) {
-    return linear_forward(ctx, x, weight, &residual);
+    return linear_forward(ctx, x, {weight}, &residual)[0];
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
-    const tensor_list x_and_weight = linear_backward(ctx, grads[0], 1);
+    const tensor_list x_and_weight = linear_backward(ctx, grads, 1);
     return {ctx->needs_input_grad(0) ? grads[0] : torch::Tensor(), x_and_weight[0], x_and_weight[1]};
   }
 };
@@ -92,10 +108,19 @@ void check_shapes(const torch::Tensor& x, const torch::Tensor& weight) {
 
 }  // namespace
 
-torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight) {
-  check_shapes(x, weight);
-  if (!runs_sgemm(x, weight)) return torch::linear(x, weight);
-  return LinearFunction::apply(x, weight);
+torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight) { return linears(x, {weight})[0]; }
+
+std::vector<torch::Tensor> linears(const torch::Tensor& x, const std::vector<torch::Tensor>& weights) {
+  TORCH_CHECK(!weights.empty(), "linears: no weight");
+  bool fused = true;
+  for (const auto& weight : weights) {
+    check_shapes(x, weight);
+    fused = fused && runs_sgemm(x, weight);
+  }
+  if (fused) return LinearsFunction::apply(x, torch::TensorList(weights));
+  std::vector<torch::Tensor> products;
+  for (const auto& weight : weights) products.push_back(torch::linear(x, weight));
+  return products;
 }
 
 torch::Tensor add_linear(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight) {

@@ -101,6 +101,23 @@ Layer linear(std::vector<int64_t> shape, int64_t out, uint64_t seed, bool residu
           }};
 }
 
+// x [..., in] W_i^T for weights [out_i, in] in one node (kernels::linears), the products joined
+// along the last dimension.
+Layer linears(std::vector<int64_t> shape, std::vector<int64_t> outs, uint64_t seed) {
+  torch::manual_seed(seed);
+  const auto f64 = torch::dtype(torch::kDouble);
+  std::vector<torch::Tensor> inputs = {torch::randn(shape, f64)};
+  for (int64_t out : outs) inputs.push_back(torch::randn({out, shape.back()}, f64));
+  return {"linears in " + std::to_string(shape.back()), inputs, [](const std::vector<torch::Tensor>& x, bool reference) {
+            const std::vector<torch::Tensor> weights(x.begin() + 1, x.end());
+            std::vector<torch::Tensor> products;
+            if (reference) {
+              for (const auto& w : weights) products.push_back(torch::linear(x[0], w));
+            } else products = kernels::linears(x[0], weights);
+            return torch::cat(products, -1);
+          }};
+}
+
 // Logits of scale 3 and targets with every fifth row ignored (-100).
 Layer cross_entropy(int64_t rows, int64_t width, uint64_t seed) {
   torch::manual_seed(seed);
@@ -136,6 +153,7 @@ std::vector<Layer> layers() {
   out.push_back(linear({5, 7}, 3, 32));
   out.push_back(linear({2, 33, 64}, 48, 33));
   out.push_back(linear({2, 33, 64}, 48, 34, true));
+  out.push_back(linears({2, 33, 64}, {48, 64, 4}, 36));
   // Widths below, at and above the 16 lanes of a row's maximum and sum.
   out.push_back(cross_entropy(7, 3, 23));
   out.push_back(cross_entropy(40, 16, 24));
@@ -260,7 +278,20 @@ TEST_CASE("the linear maps give the same bits run to run and for any layout of x
   const auto leaf = weight.clone().requires_grad_(true);
   kernels::linear(x, leaf).sum().backward();
   REQUIRE(leaf.grad().defined());
+  // Of products computed in one node, one that is never read gets no gradient, and x's gradient
+  // is that of the others.
+  const auto x_leaf = x.clone().requires_grad_(true);
+  const std::vector<torch::Tensor> weights = {leaf, torch::randn({8, 24}).requires_grad_(true), torch::randn({3, 24}).requires_grad_(true)};
+  const auto products = kernels::linears(x_leaf, weights);
+  (products[0].sum() + products[2].sum()).backward();
+  REQUIRE_FALSE(weights[1].grad().defined());
+  REQUIRE(weights[2].grad().defined());
+  const auto x_other = x.clone().requires_grad_(true);
+  (torch::linear(x_other, weights[0]).sum() + torch::linear(x_other, weights[2]).sum()).backward();
+  REQUIRE(torch::allclose(x_leaf.grad(), x_other.grad(), 1e-5, 1e-4));
   REQUIRE_THROWS(kernels::linear(x, torch::randn({56, 23})));
+  REQUIRE_THROWS(kernels::linears(x, {weight, torch::randn({5, 23})}));
+  REQUIRE_THROWS(kernels::linears(x, {}));
   REQUIRE_THROWS(kernels::add_linear(torch::randn({4, 40, 55}), x, weight));
 }
 

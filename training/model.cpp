@@ -220,6 +220,10 @@ struct MixerImpl::Node {
   std::vector<size_t> last_uses;  // values no later node reads: released after this one
   double penalty_weight = 0.0;    // penalty(a, p, weight=W): W, and mean(p) joins the auxiliary loss
   torch::Tensor projection;       // a linear's weight [out, in]; undefined for other operators
+  // A linear whose input later linears read as well computes their products with its own
+  // (share_input_linears): those nodes, in order; each of them then has `made_by_sibling`.
+  std::vector<size_t> siblings;
+  bool made_by_sibling = false;
 };
 
 namespace {
@@ -619,6 +623,7 @@ MixerImpl::MixerImpl(const lang::Program& program, int64_t d_model, uint64_t see
   fuse_conv_silu(names, ops, readers);
   // A returned linear map that no statement reads can take the residual into its product.
   result_is_added_onto_ = result_ < nodes_.size() && nodes_[result_]->projection.defined() && readers[result_] == 0;
+  if (!bfloat16_matmuls) share_input_linears();
   // Release each value after its last reader, so a forward holds only what is still needed.
   std::vector<size_t> last_reader(nodes_.size(), 0);
   for (size_t i = 0; i < nodes_.size(); ++i) {
@@ -648,6 +653,22 @@ void MixerImpl::fuse_conv_silu(const std::vector<std::string>& names, const std:
   }
 }
 
+// Linears that read the same value (DeltaNet's q, k, v and beta read x) run as one node,
+// kernels::linears, whose backward adds their gradients of the input inside the products instead
+// of leaving autograd an addition per further linear. A returned linear that takes the residual
+// runs on its own.
+void MixerImpl::share_input_linears() {
+  std::map<int, size_t> first_reader;  // of each value that linears read
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node& node = *nodes_[i];
+    if (!node.projection.defined() || node.args[0] == lang::detail::kLiteral || (result_is_added_onto_ && i == result_)) continue;
+    const auto [first, inserted] = first_reader.emplace(node.args[0], i);
+    if (inserted) continue;
+    nodes_[first->second]->siblings.push_back(i);
+    node.made_by_sibling = true;
+  }
+}
+
 torch::Tensor MixerImpl::forward(const torch::Tensor& x) { return run(x, nullptr); }
 
 torch::Tensor MixerImpl::forward_onto(const torch::Tensor& residual, const torch::Tensor& x) { return run(x, &residual); }
@@ -666,7 +687,15 @@ torch::Tensor MixerImpl::run(const torch::Tensor& x, const torch::Tensor* residu
     for (int arg : node.args) {
       args.push_back(arg == lang::detail::kInput ? x : arg == lang::detail::kLiteral ? torch::Tensor() : values[static_cast<size_t>(arg)]);
     }
-    values[i] = onto_residual && i == result_ ? add_projection(*residual, args[0], node.projection, bfloat16_matmuls_) : node.run(args);
+    if (!node.siblings.empty()) {
+      std::vector<torch::Tensor> weights = {node.projection};
+      for (size_t sibling : node.siblings) weights.push_back(nodes_[sibling]->projection);
+      const std::vector<torch::Tensor> products = kernels::linears(args[0], weights);
+      values[i] = products[0];
+      for (size_t j = 0; j < node.siblings.size(); ++j) values[node.siblings[j]] = products[j + 1];
+    } else if (!node.made_by_sibling) {
+      values[i] = onto_residual && i == result_ ? add_projection(*residual, args[0], node.projection, bfloat16_matmuls_) : node.run(args);
+    }
     if (node.penalty_weight != 0.0) add_term(auxiliary_loss_, node.penalty_weight * args[1].mean());
     args.clear();
     for (size_t done : node.last_uses) values[done] = torch::Tensor();

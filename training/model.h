@@ -61,6 +61,7 @@ class MixerImpl : public torch::nn::Module {
  private:
   struct Node;
   void fuse_conv_silu(const std::vector<std::string>& names, const std::vector<std::string>& ops, const std::vector<int>& readers);
+  void share_input_linears();
   torch::Tensor run(const torch::Tensor& x, const torch::Tensor* residual);
   bool bfloat16_matmuls_ = false;
   bool result_is_added_onto_ = false;  // see forward_onto
