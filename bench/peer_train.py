@@ -10,9 +10,11 @@ again; mimalloc or tcmalloc keep them, as asiarch, which links mimalloc; jemallo
 Options: --steps N (timed steps, default 100, after --warmup 10), --repeats R (best of R timed
 windows), --models (default: all seven baselines), --chunk C (default: 16 for gla, 64 for the
 others, the fastest of 16, 32 and 64 on a 2-core EPYC), --asiarch BIN (after each model, time
-`BIN train NAME --task lm` as the peer is timed, steps x repeats steps after --warmup steps: from
-runs of --warmup and of --warmup + steps x repeats steps, since `train` reports one figure per
-run; also the longer run's figure over all its steps; both measured in one sitting), --json.
+`BIN train NAME --task lm` as the peer is timed: after each of the peer's timed windows, a window
+of asiarch's, steps steps after --warmup steps, from runs of --warmup and of --warmup + steps
+steps since `train` reports one figure per run; best of the repeats for both, so that a busy
+spell of the machine hurts neither more; also the longer runs' best figure over all their
+steps), --json.
 
 The models are asiarch's explore LM (training/model.cpp, lang/baselines/*.arch, with the same
 parameter counts): byte embedding, 2 x (RMSNorm, mixer, residual, RMSNorm, SwiGLU MLP,
@@ -445,7 +447,9 @@ def load_corpus():
     return torch.randint(0, 256, (1 << 20,), dtype=torch.uint8), "random bytes (no GCIDE)"
 
 
-def train(name, corpus, steps, warmup_steps, repeats, chunk):
+def train(name, corpus, steps, warmup_steps, repeats, chunk, after_window=lambda: None):
+    """The peer's best tokens per second over `repeats` windows of `steps` steps; after_window()
+    runs after each window, outside the timing."""
     torch.manual_seed(1)
     model = LanguageModel(MODELS[name], chunk)
     params = sum(p.numel() for p in model.parameters())
@@ -481,6 +485,7 @@ def train(name, corpus, steps, warmup_steps, repeats, chunk):
             i += 1
         rates.append(steps * BATCH * SEQ / (time.perf_counter() - start))
         cpu_rates.append(steps * BATCH * SEQ / (time.process_time() - cpu_start))  # per CPU second: less hurt by a busy machine
+        after_window()
     return {"model": name, "params": params, "tokens_per_second": max(rates), "all_tokens_per_second": rates,
             "cpu_tokens_per_second": max(cpu_rates), "final_loss": loss, "chunk": None if name == "softmax_attention" else chunk}
 
@@ -532,7 +537,7 @@ def asiarch_training_seconds(asiarch, name, steps):
 
 
 def asiarch_tokens_per_second(asiarch, name, warmup_steps, steps):
-    """asiarch's throughput for a baseline, run right after its peer and measured as the peer is:
+    """asiarch's throughput for a baseline in one window, measured as the peer's windows are:
     `steps` steps after `warmup_steps` of warm-up, from the difference of two runs (`train` reports
     one figure per run, for all its steps). Also the figure of the longer run over all its steps,
     the first ones included."""
@@ -617,19 +622,21 @@ def main():
         if name not in MODELS:
             parser.error("no model %r; the models are %s" % (name, ", ".join(MODELS)))
         chunk = args.chunk or BEST_CHUNK.get(name, 64)
-        r = train(name, corpus, args.steps, args.warmup, args.repeats, chunk)
+        asiarch_windows = []
+        time_asiarch = lambda: asiarch_windows.append(asiarch_tokens_per_second(args.asiarch, name, args.warmup, args.steps))
+        r = train(name, corpus, args.steps, args.warmup, args.repeats, chunk, time_asiarch if args.asiarch else lambda: None)
         results.append(r)
         if not args.json:
             print("%-18s %7d params  %8.0f tokens/s (per CPU second %.0f; best of %d x %d steps; chunk %s)"
                   % (name, r["params"], r["tokens_per_second"], r["cpu_tokens_per_second"], args.repeats, args.steps, r["chunk"]))
         if args.asiarch:
-            timed = args.steps * args.repeats
-            after_warmup, all_steps = asiarch_tokens_per_second(args.asiarch, name, args.warmup, timed)
+            after_warmup, all_steps = (max(window[i] for window in asiarch_windows) for i in (0, 1))
             r["asiarch_tokens_per_second"], r["asiarch_all_steps_tokens_per_second"] = after_warmup, all_steps
+            r["asiarch_all_windows"] = [window[0] for window in asiarch_windows]
             if not args.json:
-                print("%-18s asiarch %8.0f tokens/s (%d steps after %d of warm-up), %.2fx the peer; over all %d steps %.0f, %.2fx"
-                      % ("", after_warmup, timed, args.warmup, after_warmup / r["tokens_per_second"], args.warmup + timed, all_steps,
-                         all_steps / r["tokens_per_second"]))
+                print("%-18s asiarch %8.0f tokens/s (best of %d x %d steps after %d of warm-up), %.2fx the peer; over all %d steps %.0f, %.2fx"
+                      % ("", after_warmup, args.repeats, args.steps, args.warmup, after_warmup / r["tokens_per_second"],
+                         args.warmup + args.steps, all_steps, all_steps / r["tokens_per_second"]))
     if args.json:
         print(json.dumps({"env": env, "results": results}))
 
