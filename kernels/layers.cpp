@@ -204,10 +204,10 @@ torch::Tensor in_layout_of(const torch::Tensor& grad, const torch::Tensor& like)
 constexpr int64_t kRowGroup = 16;
 
 // Rows first .. last - 1: y = a r gain with r = 1 / sqrt(mean(a^2) + epsilon) per row, r kept
-// for the backward.
+// for the backward; with `copy` (else null), a copied there too.
 template <typename T>
 ASIARCH_VECTOR_CLONES void rms_forward_rows(const T* __restrict a, const T* __restrict gain, T* __restrict out, T* __restrict inverse_rms,
-                                            int64_t first, int64_t last, int64_t width, double epsilon) {
+                                            T* __restrict copy, int64_t first, int64_t last, int64_t width, double epsilon) {
   double squares[kRowGroup];
   for (int64_t r0 = first; r0 < last; r0 += kRowGroup) {
     const int64_t rows = std::min(kRowGroup, last - r0);
@@ -220,16 +220,18 @@ ASIARCH_VECTOR_CLONES void rms_forward_rows(const T* __restrict a, const T* __re
       const T scale = inverse_rms[r];
       T* __restrict y = out + r * width;
       for (int64_t c = 0; c < width; ++c) y[c] = x[c] * scale * gain[c];
+      if (copy != nullptr) std::copy(x, x + width, copy + r * width);
     }
   }
 }
 
-// Rows first .. last - 1, with u = gain * dy: da = r u - a r^3 (u . a) / width, and sums[c] =
-// sum over these rows of dy a r (their share of the gain's gradient).
+// Rows first .. last - 1, with u = gain * dy: da = r u - a r^3 (u . a) / width (plus the copy's
+// gradient, when `copy_grad` is not null), and sums[c] = sum over these rows of dy a r (their
+// share of the gain's gradient).
 template <typename T>
 ASIARCH_VECTOR_CLONES void rms_backward_rows(const T* __restrict a, const T* __restrict gain, const T* __restrict inverse_rms,
-                                             const T* __restrict grad, T* __restrict grad_a, T* __restrict sums, int64_t first,
-                                             int64_t last, int64_t width) {
+                                             const T* __restrict grad, const T* __restrict copy_grad, T* __restrict grad_a,
+                                             T* __restrict sums, int64_t first, int64_t last, int64_t width) {
   for (int64_t c = 0; c < width; ++c) sums[c] = 0;
   double dots[kRowGroup];
   T corrections[kRowGroup];
@@ -255,42 +257,52 @@ ASIARCH_VECTOR_CLONES void rms_backward_rows(const T* __restrict a, const T* __r
         gx[c] = scale * (gain[c] * g[c]) - x[c] * correction;
         sums[c] += g[c] * x[c] * scale;
       }
+      if (copy_grad != nullptr) {
+        const T* __restrict h = copy_grad + r * width;
+        for (int64_t c = 0; c < width; ++c) gx[c] = gx[c] + h[c];
+      }
     }
   }
 }
 
 template <typename T>
-void rms_forward(const T* a, const T* gain, T* out, T* inverse_rms, int64_t rows, int64_t width, double epsilon) {
+void rms_forward(const T* a, const T* gain, T* out, T* inverse_rms, T* copy, int64_t rows, int64_t width, double epsilon) {
   at::parallel_for(0, rows, kRowsPerBlock, [&](int64_t first, int64_t last) {
-    rms_forward_rows(a, gain, out, inverse_rms, first, last, width, epsilon);
+    rms_forward_rows(a, gain, out, inverse_rms, copy, first, last, width, epsilon);
   });
 }
 
 // The gain's gradient is summed per block of kRowsPerBlock rows into partial [blocks, width].
 template <typename T>
-void rms_backward(const T* a, const T* gain, const T* inverse_rms, const T* grad, T* grad_a, T* partial, int64_t rows, int64_t width) {
+void rms_backward(const T* a, const T* gain, const T* inverse_rms, const T* grad, const T* copy_grad, T* grad_a, T* partial, int64_t rows,
+                  int64_t width) {
   at::parallel_for(0, row_blocks(rows), 1, [&](int64_t first, int64_t last) {
     for (int64_t block = first; block < last; ++block) {
-      rms_backward_rows(a, gain, inverse_rms, grad, grad_a, partial + block * width, block * kRowsPerBlock,
+      rms_backward_rows(a, gain, inverse_rms, grad, copy_grad, grad_a, partial + block * width, block * kRowsPerBlock,
                         std::min(rows, (block + 1) * kRowsPerBlock), width);
     }
   });
 }
 
+// The norm, and with `copy` a copy of the input as a second output (pre_norm): the copy is
+// written in the norm's pass, and its gradient is added to the input's in the backward's pass.
+// a + b is b + a in floating point, so that sum has the bits of autograd's.
 class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& gain, double epsilon) {
+  static tensor_list forward(AutogradContext* ctx, const torch::Tensor& a, const torch::Tensor& gain, double epsilon, bool copy) {
     const auto input = dense_rows(a);
     const auto g = gain.contiguous();
     const int64_t width = input.size(-1), rows = input.numel() / std::max<int64_t>(width, 1);
     auto out = torch::empty_like(input);
+    auto copied = copy ? torch::empty_like(input) : torch::Tensor();
     auto inverse_rms = torch::empty({rows}, input.options());
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rms_norm", [&] {
-      rms_forward(input.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), inverse_rms.data_ptr<scalar_t>(), rows,
-                  width, epsilon);
+      rms_forward(input.data_ptr<scalar_t>(), g.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), inverse_rms.data_ptr<scalar_t>(),
+                  copy ? copied.data_ptr<scalar_t>() : nullptr, rows, width, epsilon);
     });
     ctx->save_for_backward({input, g, inverse_rms});
-    return out;
+    ctx->set_materialize_grads(false);
+    return copy ? tensor_list{out, copied} : tensor_list{out};
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
@@ -298,15 +310,17 @@ class RmsNormFunction : public torch::autograd::Function<RmsNormFunction> {
     const auto& input = saved[0];
     const auto& gain = saved[1];
     const auto& inverse_rms = saved[2];
-    const auto grad = in_layout_of(grads[0], input);
     const int64_t width = input.size(-1), rows = inverse_rms.numel();
+    const auto grad = grads[0].defined() ? in_layout_of(grads[0], input) : torch::zeros_like(input);
+    const auto copy_grad = grads.size() > 1 && grads[1].defined() ? in_layout_of(grads[1], input) : torch::Tensor();
     auto grad_a = torch::empty_like(input);
     auto partial = torch::empty({row_blocks(rows), width}, input.options());
     AT_DISPATCH_FLOATING_TYPES(input.scalar_type(), "rms_norm_backward", [&] {
       rms_backward(input.data_ptr<scalar_t>(), gain.data_ptr<scalar_t>(), inverse_rms.data_ptr<scalar_t>(), grad.data_ptr<scalar_t>(),
-                   grad_a.data_ptr<scalar_t>(), partial.data_ptr<scalar_t>(), rows, width);
+                   copy_grad.defined() ? copy_grad.data_ptr<scalar_t>() : nullptr, grad_a.data_ptr<scalar_t>(),
+                   partial.data_ptr<scalar_t>(), rows, width);
     });
-    return {grad_a, sum_in_order(partial), torch::Tensor()};
+    return {grad_a, sum_in_order(partial), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -358,7 +372,15 @@ torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double
               gain.sizes());
   if (reduced_precision(a)) return rms_norm(a.to(torch::kFloat), gain.to(torch::kFloat), epsilon).to(a.scalar_type());
   if (!fused_kernels_take(a, gain) || a.numel() == 0) return reference::rms_norm(a, gain, epsilon);
-  return RmsNormFunction::apply(a, gain, epsilon);
+  return RmsNormFunction::apply(a, gain, epsilon, false)[0];
+}
+
+PreNorm pre_norm(const torch::Tensor& h, const torch::Tensor& gain, double epsilon) {
+  TORCH_CHECK(h.dim() >= 1 && gain.dim() == 1 && gain.size(0) == h.size(-1), "pre_norm: gain must be [", h.size(-1), "], got ",
+              gain.sizes());
+  if (!fused_kernels_take(h, gain) || h.numel() == 0 || !h.is_contiguous()) return {rms_norm(h, gain, epsilon), h.clone()};
+  const auto outputs = RmsNormFunction::apply(h, gain, epsilon, true);
+  return {outputs[0], outputs[1]};
 }
 
 torch::Tensor l2_norm(const torch::Tensor& a, double epsilon) {
@@ -367,7 +389,7 @@ torch::Tensor l2_norm(const torch::Tensor& a, double epsilon) {
   if (!fused_kernels_take(a, a) || a.numel() == 0) return reference::l2_norm(a, epsilon);
   const int64_t width = a.size(-1);
   const auto gain = torch::full({width}, 1.0 / std::sqrt(static_cast<double>(width)), a.options());
-  return RmsNormFunction::apply(a, gain, epsilon / static_cast<double>(width));
+  return RmsNormFunction::apply(a, gain, epsilon / static_cast<double>(width), false)[0];
 }
 
 }  // namespace asiarch::kernels

@@ -26,6 +26,16 @@ torch::Tensor depthwise_conv_silu(const torch::Tensor& a, const torch::Tensor& t
 // output keeps its layout; the gain's gradient then adds the rows in memory order.
 torch::Tensor rms_norm(const torch::Tensor& a, const torch::Tensor& gain, double epsilon);
 
+// The input of a pre-norm residual block: h's RMSNorm, and a copy of h for the block to add its
+// branch onto in place (add_linear_). The copy is written in the norm's pass over h, and its
+// gradient is added to h's in the norm's backward pass; a block that added onto h itself would
+// leave autograd that addition as one more pass, and need a copy of h all the same (the norm
+// keeps h for its backward).
+struct PreNorm {
+  torch::Tensor normed, residual;
+};
+PreNorm pre_norm(const torch::Tensor& h, const torch::Tensor& gain, double epsilon);
+
 // a * rsqrt(sum(a^2 over the last dimension) + epsilon): RMSNorm with gain 1 / sqrt(width) and
 // epsilon / width, run by its kernel.
 torch::Tensor l2_norm(const torch::Tensor& a, double epsilon);
@@ -51,9 +61,10 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight);
 // activation's size per further weight (DeltaNet's q, k, v and beta all read x).
 std::vector<torch::Tensor> linears(const torch::Tensor& x, const std::vector<torch::Tensor>& weights);
 
-// residual + x W^T, the product added onto a copy of the residual in one sgemm (beta 1), where a
-// product and an addition would write and read the activation once more.
-torch::Tensor add_linear(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight);
+// residual += x W^T in place, the product added onto the residual in one sgemm (beta 1), where a
+// product and an addition would write and read the activation once more. The residual must be
+// a tensor nothing else reads, as pre_norm's copy; returns it.
+torch::Tensor add_linear_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight);
 
 namespace reference {
 torch::Tensor depthwise_conv(const torch::Tensor& a, const torch::Tensor& taps, int64_t before, int64_t after);

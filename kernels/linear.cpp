@@ -23,8 +23,8 @@ void sgemm(char transpose_a, char transpose_b, int64_t m, int64_t n, int64_t k, 
               " x ", n, ")");
 }
 
-// residual + x W^T for each weight (residual null: x W^T) over the last dimension of x; x as rows
-// and the weights are saved for linear_backward.
+// x W^T for each weight over the last dimension of x, or with a residual (one weight) residual +=
+// x W^T in place; x as rows and the weights are saved for linear_backward.
 tensor_list linear_forward(AutogradContext* ctx, const torch::Tensor& x, torch::TensorList weights, const torch::Tensor* residual) {
   const int64_t in = weights[0].size(1);
   const auto rows_of_x = x.reshape({-1, in}).contiguous();
@@ -33,8 +33,7 @@ tensor_list linear_forward(AutogradContext* ctx, const torch::Tensor& x, torch::
   for (const auto& weight : weights) {
     const auto w = weight.contiguous();
     const int64_t out_width = w.size(0);
-    auto out = residual != nullptr ? residual->reshape({rows, out_width}).clone(torch::MemoryFormat::Contiguous)
-                                   : torch::empty({rows, out_width}, rows_of_x.options());
+    auto out = residual != nullptr ? residual->view({rows, out_width}) : torch::empty({rows, out_width}, rows_of_x.options());
     sgemm('N', 'T', rows, out_width, in, rows_of_x.data_ptr<float>(), in, w.data_ptr<float>(), in, residual != nullptr,
           out.data_ptr<float>(), out_width);
     auto sizes = x.sizes().vec();
@@ -87,8 +86,10 @@ class LinearsFunction : public torch::autograd::Function<LinearsFunction> {
 
 class AddLinearFunction : public torch::autograd::Function<AddLinearFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight) {
-    return linear_forward(ctx, x, {weight}, &residual)[0];
+  static torch::Tensor forward(AutogradContext* ctx, torch::Tensor residual, const torch::Tensor& x, const torch::Tensor& weight) {
+    linear_forward(ctx, x, {weight}, &residual);
+    ctx->mark_dirty({residual});
+    return residual;
   }
   static tensor_list backward(AutogradContext* ctx, tensor_list grads) {
     const tensor_list x_and_weight = linear_backward(ctx, grads, 1);
@@ -123,14 +124,14 @@ std::vector<torch::Tensor> linears(const torch::Tensor& x, const std::vector<tor
   return products;
 }
 
-torch::Tensor add_linear(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight) {
+torch::Tensor add_linear_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight) {
   check_shapes(x, weight);
   auto out_sizes = x.sizes().vec();
   out_sizes.back() = weight.size(0);
-  TORCH_CHECK(residual.sizes() == torch::IntArrayRef(out_sizes), "add_linear: the residual must be ", torch::IntArrayRef(out_sizes),
+  TORCH_CHECK(residual.sizes() == torch::IntArrayRef(out_sizes), "add_linear_: the residual must be ", torch::IntArrayRef(out_sizes),
               ", got ", residual.sizes());
-  if (!runs_sgemm(x, weight) || residual.scalar_type() != torch::kFloat || !residual.device().is_cpu()) {
-    return residual + torch::linear(x, weight);
+  if (!runs_sgemm(x, weight) || residual.scalar_type() != torch::kFloat || !residual.device().is_cpu() || !residual.is_contiguous()) {
+    return residual.add_(torch::linear(x, weight));
   }
   return AddLinearFunction::apply(residual, x, weight);
 }

@@ -97,7 +97,9 @@ Layer linear(std::vector<int64_t> shape, int64_t out, uint64_t seed, bool residu
   return {std::string(residual ? "add_linear" : "linear") + " in " + std::to_string(shape.back()) + " out " + std::to_string(out), inputs,
           [residual](const std::vector<torch::Tensor>& x, bool reference) {
             if (reference) return residual ? x[2] + torch::linear(x[0], x[1]) : torch::linear(x[0], x[1]);
-            return residual ? kernels::add_linear(x[2], x[0], x[1]) : kernels::linear(x[0], x[1]);
+            if (!residual) return kernels::linear(x[0], x[1]);
+            auto sum = x[2].clone();
+            return kernels::add_linear_(sum, x[0], x[1]);
           }};
 }
 
@@ -265,7 +267,10 @@ TEST_CASE("the linear maps give the same bits run to run and for any layout of x
   const auto weight = torch::randn({56, 24});
   const auto residual = torch::randn({4, 40, 56});
   const auto upstream = torch::randn({4, 40, 56});
-  const auto run = [](const std::vector<torch::Tensor>& v) { return kernels::add_linear(v[2], v[0], v[1]); };
+  const auto run = [](const std::vector<torch::Tensor>& v) {
+    auto sum = v[2].clone();
+    return kernels::add_linear_(sum, v[0], v[1]);
+  };
   const auto first = asiarch::testing::evaluate(run, {x, weight, residual}, upstream);
   const auto again = asiarch::testing::evaluate(run, {x, weight, residual}, upstream);
   const auto strided = asiarch::testing::evaluate(run, {x.transpose(0, 1).contiguous().transpose(0, 1), weight, residual}, upstream);
@@ -292,7 +297,38 @@ TEST_CASE("the linear maps give the same bits run to run and for any layout of x
   REQUIRE_THROWS(kernels::linear(x, torch::randn({56, 23})));
   REQUIRE_THROWS(kernels::linears(x, {weight, torch::randn({5, 23})}));
   REQUIRE_THROWS(kernels::linears(x, {}));
-  REQUIRE_THROWS(kernels::add_linear(torch::randn({4, 40, 55}), x, weight));
+  auto wrong_residual = torch::randn({4, 40, 55});
+  REQUIRE_THROWS(kernels::add_linear_(wrong_residual, x, weight));
+}
+
+TEST_CASE("pre_norm gives the bits of RMSNorm and a copy of its input, forward and backward", "[kernels][layers]") {
+  torch::manual_seed(37);
+  const auto h = torch::randn({3, 40, 24});
+  const auto gain = torch::randn({24});
+  const auto weight = torch::randn({24, 24});
+  const auto upstream = torch::randn({3, 40, 24});
+  // A residual block: h + normed W^T, with the residual pre_norm's copy or a clone of h.
+  const auto fused = asiarch::testing::evaluate(
+      [](const std::vector<torch::Tensor>& v) {
+        auto [normed, residual] = kernels::pre_norm(v[0], v[1], kEpsilon);
+        REQUIRE(torch::equal(residual, v[0]));
+        return kernels::add_linear_(residual, normed, v[2]);
+      },
+      {h, gain, weight}, upstream);
+  const auto separate = asiarch::testing::evaluate(
+      [](const std::vector<torch::Tensor>& v) {
+        auto residual = v[0].clone();
+        return kernels::add_linear_(residual, kernels::rms_norm(v[0], v[1], kEpsilon), v[2]);
+      },
+      {h, gain, weight}, upstream);
+  REQUIRE(torch::equal(fused.out, separate.out));
+  for (size_t i = 0; i < fused.grads.size(); ++i) REQUIRE(torch::equal(fused.grads[i], separate.grads[i]));
+  // The copy is h's own: adding onto it leaves h as it was.
+  const auto h_before = h.clone();
+  auto [normed, residual] = kernels::pre_norm(h, gain, kEpsilon);
+  kernels::add_linear_(residual, normed, weight);
+  REQUIRE(torch::equal(h, h_before));
+  REQUIRE_THROWS(kernels::pre_norm(h, torch::ones({5}), kEpsilon));
 }
 
 TEST_CASE("the convolution with SiLU gives the bits of the convolution and then SiLU", "[kernels][layers]") {

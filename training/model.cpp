@@ -341,10 +341,11 @@ torch::Tensor project(const torch::Tensor& x, const torch::Tensor& weight, bool 
   return torch::linear(x.to(torch::kBFloat16), weight.to(torch::kBFloat16));
 }
 
-// residual + project(x, weight), the product added onto the residual (kernels::add_linear).
-torch::Tensor add_projection(const torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight, bool bfloat16) {
+// residual + project(x, weight): in float32 the product is added onto the residual in place
+// (kernels::add_linear_), so the residual must be pre_norm's copy.
+torch::Tensor add_projection(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight, bool bfloat16) {
   if (bfloat16) return residual + project(x, weight, bfloat16);
-  return kernels::add_linear(residual, x, weight);
+  return kernels::add_linear_(residual, x, weight);
 }
 
 // The tokens before and after the current one that a convolution of `taps` reads.
@@ -671,11 +672,11 @@ void MixerImpl::share_input_linears() {
 
 torch::Tensor MixerImpl::forward(const torch::Tensor& x) { return run(x, nullptr); }
 
-torch::Tensor MixerImpl::forward_onto(const torch::Tensor& residual, const torch::Tensor& x) { return run(x, &residual); }
+torch::Tensor MixerImpl::forward_onto(torch::Tensor& residual, const torch::Tensor& x) { return run(x, &residual); }
 
 // The mixer's value, or with a residual residual + value: when the returned statement is a linear
 // map, its product is added onto the residual in the same call.
-torch::Tensor MixerImpl::run(const torch::Tensor& x, const torch::Tensor* residual) {
+torch::Tensor MixerImpl::run(const torch::Tensor& x, torch::Tensor* residual) {
   auxiliary_loss_ = torch::Tensor();
   if (result_ == nodes_.size()) return residual != nullptr ? *residual + x : x;  // `return x`: the identity
   const bool onto_residual = residual != nullptr && result_is_added_onto_;
@@ -727,11 +728,12 @@ struct LanguageModelImpl::Block : torch::nn::Module {
   }
 
   torch::Tensor forward(torch::Tensor h) {
-    h = mixer->forward_onto(h, rms_norm(h, mixer_gain));
-    const auto normed = rms_norm(h, mlp_gain);
+    auto [mixer_input, mixer_residual] = kernels::pre_norm(h, mixer_gain, kNormEpsilon);
+    h = mixer->forward_onto(mixer_residual, mixer_input);
+    auto [normed, mlp_residual] = kernels::pre_norm(h, mlp_gain, kNormEpsilon);
     // The gate and the value are one matrix product; kernels::swiglu takes [gate | value].
     const auto gate_value = project(normed, torch::cat({mlp_gate, mlp_up}), bfloat16);
-    return add_projection(h, kernels::swiglu(gate_value), mlp_down, bfloat16);
+    return add_projection(mlp_residual, kernels::swiglu(gate_value), mlp_down, bfloat16);
   }
 
   torch::Tensor mixer_gain, mlp_gain, mlp_gate, mlp_up, mlp_down;

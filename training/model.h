@@ -53,8 +53,9 @@ class MixerImpl : public torch::nn::Module {
             bool bfloat16_matmuls = false);
   torch::Tensor forward(const torch::Tensor& x);  // [B, T, D] -> [B, T, D]
   // residual + forward(x); a mixer that returns a linear map adds its product onto the residual
-  // in the same call (kernels::add_linear).
-  torch::Tensor forward_onto(const torch::Tensor& residual, const torch::Tensor& x);
+  // in place, in the same call (kernels::add_linear_), so the residual must be a tensor nothing
+  // else reads (kernels::pre_norm's copy).
+  torch::Tensor forward_onto(torch::Tensor& residual, const torch::Tensor& x);
   // The sum of the program's penalty terms in the last forward (undefined without any).
   const torch::Tensor& auxiliary_loss() const { return auxiliary_loss_; }
 
@@ -62,7 +63,7 @@ class MixerImpl : public torch::nn::Module {
   struct Node;
   void fuse_conv_silu(const std::vector<std::string>& names, const std::vector<std::string>& ops, const std::vector<int>& readers);
   void share_input_linears();
-  torch::Tensor run(const torch::Tensor& x, const torch::Tensor* residual);
+  torch::Tensor run(const torch::Tensor& x, torch::Tensor* residual);
   bool bfloat16_matmuls_ = false;
   bool result_is_added_onto_ = false;  // see forward_onto
   torch::Tensor auxiliary_loss_;
