@@ -53,16 +53,16 @@ torch::Tensor swiglu(const torch::Tensor& gate_value);
 torch::Tensor cross_entropy(const torch::Tensor& logits, const torch::Tensor& targets, int64_t ignore_index);
 
 // x W^T over the last dimension of x, weight [out, in] (linear.cpp). CPU float32 runs oneDNN's
-// sgemm; anything else torch::linear.
+// matmul primitive; anything else torch::linear.
 torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight);
 
 // x W_i^T for each weight, as one autograd node: its backward adds x's gradients up inside the
-// products (sgemm's beta 1), where a node per product would leave autograd an addition of the
-// activation's size per further weight (DeltaNet's q, k, v and beta all read x).
+// products (each after the first adds onto it), where a node per product would leave autograd an
+// addition of the activation's size per further weight (DeltaNet's q, k, v and beta all read x).
 std::vector<torch::Tensor> linears(const torch::Tensor& x, const std::vector<torch::Tensor>& weights);
 
-// residual += x W^T in place, the product added onto the residual in one sgemm (beta 1), where a
-// product and an addition would write and read the activation once more. The residual must be
+// residual += x W^T in place, added inside the product, where a product and an addition would
+// write and read the activation once more. The residual must be
 // a tensor nothing else reads, as pre_norm's copy; returns it.
 torch::Tensor add_linear_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight);
 

@@ -1,11 +1,19 @@
 // Linear maps for training on the CPU in float32 (kernels/layers.h), forward and backward, through
-// oneDNN's sgemm. oneDNN is the library libtorch itself links for its CPU primitives; its sgemm
-// writes a product with beta 0 without clearing the output first (OpenBLAS, behind torch::mm,
-// clears it with a memset) and ran the explore model's products in 7.06 ms a step against
-// OpenBLAS's 7.50 (hot caches, one thread, the same preallocated outputs). oneDNN uses OpenMP's
-// thread count, which set_torch_threads fixes for the thread that trains, and gives the same bits
-// at a fixed count, as the rest of training does.
-#include <oneapi/dnnl/dnnl.h>
+// oneDNN's matmul primitive. oneDNN is the library libtorch itself links for its CPU primitives.
+// Measured on the explore model's products (one thread, 2-core EPYC, best of 7 x 2,000 calls):
+// - its sgemm wrote a product with beta 0 without clearing the output first, where OpenBLAS,
+//   behind torch::mm, clears it with a memset: 7.06 ms a step against OpenBLAS's 7.50;
+// - the matmul primitive (brgemm kernels) took 3.20 ms for one of each of the step's 17 shapes
+//   against sgemm's 3.38: 6 to 30% less for the forward and input-gradient products, the same
+//   for the weight gradients. A primitive is built once per shape and thread and kept, and runs
+//   with a scratchpad the thread owns, where sgemm allocates its buffers in every call.
+// oneDNN uses OpenMP's thread count, which set_torch_threads fixes for the thread that trains, and
+// gives the same bits at a fixed count, as the rest of training does.
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <map>
+#include <tuple>
+#include <vector>
 
 #include "kernels/layers.h"
 
@@ -15,12 +23,76 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::tensor_list;
 
-// C = A op(B) (+ C with accumulate), row-major, op transposing when asked.
-void sgemm(char transpose_a, char transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+// A product's shape: C [m, n] (leading dimension ldc) = op(A) [m, k] op(B) [k, n], row-major, op
+// transposing where asked, the product added onto C with `accumulate`.
+struct ProductShape {
+  char transpose_a, transpose_b;
+  int64_t m, n, k, lda, ldb, ldc;
+  bool accumulate;
+  auto key() const { return std::tie(transpose_a, transpose_b, m, n, k, lda, ldb, ldc, accumulate); }
+  bool operator<(const ProductShape& other) const { return key() < other.key(); }
+};
+
+// The matmul primitive of one shape, with memory objects whose data pointers each call sets.
+struct MatmulPrimitive {
+  dnnl::matmul primitive;
+  dnnl::memory a, b, c, scratchpad;
+};
+
+// Each thread's primitives: oneDNN's engine and stream are for one thread at a time.
+struct ThreadProducts {
+  dnnl::engine engine{dnnl::engine::kind::cpu, 0};
+  dnnl::stream stream{engine};
+  std::map<ProductShape, MatmulPrimitive> by_shape;
+  std::vector<char> scratchpad;
+};
+
+// A search campaign trains programs of many widths in one thread; past this many shapes the
+// primitives are built again as they are needed.
+constexpr size_t kMaxKeptShapes = 256;
+
+MatmulPrimitive& primitive_for(ThreadProducts& products, const ProductShape& shape) {
+  const auto found = products.by_shape.find(shape);
+  if (found != products.by_shape.end()) return found->second;
+  if (products.by_shape.size() >= kMaxKeptShapes) products.by_shape.clear();
+  using dims = dnnl::memory::dims;
+  const auto f32 = dnnl::memory::data_type::f32;
+  const dnnl::memory::desc a({shape.m, shape.k}, f32, shape.transpose_a == 'N' ? dims{shape.lda, 1} : dims{1, shape.lda});
+  const dnnl::memory::desc b({shape.k, shape.n}, f32, shape.transpose_b == 'N' ? dims{shape.ldb, 1} : dims{1, shape.ldb});
+  const dnnl::memory::desc c({shape.m, shape.n}, f32, dims{shape.ldc, 1});
+  dnnl::primitive_attr attributes;
+  attributes.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  if (shape.accumulate) {
+    dnnl::post_ops sum;
+    sum.append_sum(1.0f);
+    attributes.set_post_ops(sum);
+  }
+  const dnnl::matmul::primitive_desc description(dnnl::matmul::desc(a, b, c), attributes, products.engine);
+  const dnnl::memory::desc scratchpad = description.scratchpad_desc();
+  if (products.scratchpad.size() < scratchpad.get_size()) products.scratchpad.resize(scratchpad.get_size());
+  MatmulPrimitive made{dnnl::matmul(description), dnnl::memory(a, products.engine, DNNL_MEMORY_NONE),
+               dnnl::memory(b, products.engine, DNNL_MEMORY_NONE), dnnl::memory(c, products.engine, DNNL_MEMORY_NONE),
+               dnnl::memory(scratchpad, products.engine, DNNL_MEMORY_NONE)};
+  return products.by_shape.emplace(shape, std::move(made)).first->second;
+}
+
+// C = op(A) op(B) (+ C with accumulate), row-major.
+void multiply(char transpose_a, char transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
            int64_t ldb, bool accumulate, float* c, int64_t ldc) {
-  const dnnl_status_t status = dnnl_sgemm(transpose_a, transpose_b, m, n, k, 1.0f, a, lda, b, ldb, accumulate ? 1.0f : 0.0f, c, ldc);
-  TORCH_CHECK(status == dnnl_success, "oneDNN's sgemm failed with status ", static_cast<int>(status), " (", m, " x ", k, " by ", k,
-              " x ", n, ")");
+  thread_local ThreadProducts products;
+  try {
+    MatmulPrimitive& product = primitive_for(products, {transpose_a, transpose_b, m, n, k, lda, ldb, ldc, accumulate});
+    product.a.set_data_handle(const_cast<float*>(a));
+    product.b.set_data_handle(const_cast<float*>(b));
+    product.c.set_data_handle(c);
+    product.scratchpad.set_data_handle(products.scratchpad.data());
+    product.primitive.execute(products.stream, {{DNNL_ARG_SRC, product.a},
+                                                {DNNL_ARG_WEIGHTS, product.b},
+                                                {DNNL_ARG_DST, product.c},
+                                                {DNNL_ARG_SCRATCHPAD, product.scratchpad}});
+  } catch (const dnnl::error& e) {
+    TORCH_CHECK(false, "oneDNN's matmul failed (", m, " x ", k, " by ", k, " x ", n, "): ", e.what());
+  }
 }
 
 // x W^T for each weight over the last dimension of x, or with a residual (one weight) residual +=
@@ -34,7 +106,7 @@ tensor_list linear_forward(AutogradContext* ctx, const torch::Tensor& x, torch::
     const auto w = weight.contiguous();
     const int64_t out_width = w.size(0);
     auto out = residual != nullptr ? residual->view({rows, out_width}) : torch::empty({rows, out_width}, rows_of_x.options());
-    sgemm('N', 'T', rows, out_width, in, rows_of_x.data_ptr<float>(), in, w.data_ptr<float>(), in, residual != nullptr,
+    multiply('N', 'T', rows, out_width, in, rows_of_x.data_ptr<float>(), in, w.data_ptr<float>(), in, residual != nullptr,
           out.data_ptr<float>(), out_width);
     auto sizes = x.sizes().vec();
     sizes.back() = out_width;
@@ -48,8 +120,8 @@ tensor_list linear_forward(AutogradContext* ctx, const torch::Tensor& x, torch::
 }
 
 // The gradients of x (input `x_input` of the function) and of each weight (the inputs after it),
-// from the gradients of the products. x's gradient is added up inside the products (sgemm's
-// beta 1), where separate nodes would leave autograd an addition per further weight.
+// from the gradients of the products. x's gradient is added up inside the products (each after
+// the first adds onto it), where separate nodes would leave autograd an addition per further weight.
 tensor_list linear_backward(AutogradContext* ctx, const tensor_list& grads_out, size_t x_input) {
   const auto saved = ctx->get_saved_variables();
   const auto& rows_of_x = saved[0];
@@ -63,12 +135,12 @@ tensor_list linear_backward(AutogradContext* ctx, const tensor_list& grads_out, 
     if (ctx->needs_input_grad(x_input)) {
       const bool accumulate = grads[0].defined();
       if (!accumulate) grads[0] = torch::empty({rows, in}, rows_of_x.options());
-      sgemm('N', 'N', rows, in, out_width, grad.data_ptr<float>(), out_width, w.data_ptr<float>(), in, accumulate,
+      multiply('N', 'N', rows, in, out_width, grad.data_ptr<float>(), out_width, w.data_ptr<float>(), in, accumulate,
             grads[0].data_ptr<float>(), in);
     }
     if (ctx->needs_input_grad(x_input + 1 + i)) {
       grads[1 + i] = torch::empty({out_width, in}, rows_of_x.options());
-      sgemm('T', 'N', out_width, in, rows, grad.data_ptr<float>(), out_width, rows_of_x.data_ptr<float>(), in, false,
+      multiply('T', 'N', out_width, in, rows, grad.data_ptr<float>(), out_width, rows_of_x.data_ptr<float>(), in, false,
             grads[1 + i].data_ptr<float>(), in);
     }
   }
@@ -97,7 +169,7 @@ class AddLinearFunction : public torch::autograd::Function<AddLinearFunction> {
   }
 };
 
-bool runs_sgemm(const torch::Tensor& x, const torch::Tensor& weight) {
+bool runs_onednn(const torch::Tensor& x, const torch::Tensor& weight) {
   return x.device().is_cpu() && weight.device().is_cpu() && x.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
          x.numel() > 0;
 }
@@ -116,7 +188,7 @@ std::vector<torch::Tensor> linears(const torch::Tensor& x, const std::vector<tor
   bool fused = true;
   for (const auto& weight : weights) {
     check_shapes(x, weight);
-    fused = fused && runs_sgemm(x, weight);
+    fused = fused && runs_onednn(x, weight);
   }
   if (fused) return LinearsFunction::apply(x, torch::TensorList(weights));
   std::vector<torch::Tensor> products;
@@ -130,7 +202,7 @@ torch::Tensor add_linear_(torch::Tensor& residual, const torch::Tensor& x, const
   out_sizes.back() = weight.size(0);
   TORCH_CHECK(residual.sizes() == torch::IntArrayRef(out_sizes), "add_linear_: the residual must be ", torch::IntArrayRef(out_sizes),
               ", got ", residual.sizes());
-  if (!runs_sgemm(x, weight) || residual.scalar_type() != torch::kFloat || !residual.device().is_cpu() || !residual.is_contiguous()) {
+  if (!runs_onednn(x, weight) || residual.scalar_type() != torch::kFloat || !residual.device().is_cpu() || !residual.is_contiguous()) {
     return residual.add_(torch::linear(x, weight));
   }
   return AddLinearFunction::apply(residual, x, weight);

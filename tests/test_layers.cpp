@@ -301,6 +301,18 @@ TEST_CASE("the linear maps give the same bits run to run and for any layout of x
   REQUIRE_THROWS(kernels::add_linear_(wrong_residual, x, weight));
 }
 
+TEST_CASE("the linear maps stay right past the shapes a thread keeps primitives for", "[kernels][layers]") {
+  torch::manual_seed(38);
+  const auto weight = torch::randn({5, 3});
+  const auto first = kernels::linear(torch::ones({1, 3}), weight);
+  // 300 shapes, more than the 256 kept, and then the first shape again.
+  for (int64_t rows = 1; rows <= 300; ++rows) {
+    const auto x = torch::randn({rows, 3});
+    REQUIRE(torch::allclose(kernels::linear(x, weight), torch::linear(x, weight), 1e-5, 1e-5));
+  }
+  REQUIRE(torch::equal(kernels::linear(torch::ones({1, 3}), weight), first));
+}
+
 TEST_CASE("pre_norm gives the bits of RMSNorm and a copy of its input, forward and backward", "[kernels][layers]") {
   torch::manual_seed(37);
   const auto h = torch::randn({3, 40, 24});
