@@ -219,8 +219,16 @@ ASIARCH_VECTOR_CLONES void rms_forward_rows(const T* __restrict a, const T* __re
       const T* __restrict x = a + r * width;
       const T scale = inverse_rms[r];
       T* __restrict y = out + r * width;
-      for (int64_t c = 0; c < width; ++c) y[c] = x[c] * scale * gain[c];
-      if (copy != nullptr) std::copy(x, x + width, copy + r * width);
+      if (copy == nullptr) {
+        for (int64_t c = 0; c < width; ++c) y[c] = x[c] * scale * gain[c];
+      } else {
+        // In the same loop: std::copy would be a call to memmove per row.
+        T* __restrict x_copy = copy + r * width;
+        for (int64_t c = 0; c < width; ++c) {
+          y[c] = x[c] * scale * gain[c];
+          x_copy[c] = x[c];
+        }
+      }
     }
   }
 }

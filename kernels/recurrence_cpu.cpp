@@ -146,10 +146,10 @@ inline T lane_sum_of_vector(const Lanes<T>& v) {
   return lane_sum(x);
 }
 
-// out[r] += lane_sum(terms + r * kLanes) for r < rows. Always inlined: a call would run the
-// baseline instruction set's shuffles from every clone.
+// out[r] += lane_sum(terms + r * kLanes) for r < rows, or out[r] = ... without `accumulate`.
+// Always inlined: a call would run the baseline instruction set's shuffles from every clone.
 template <typename T>
-__attribute__((always_inline)) inline void add_lane_sums(const T* __restrict terms, int64_t rows, T* __restrict out) {
+__attribute__((always_inline)) inline void add_lane_sums(const T* __restrict terms, int64_t rows, T* __restrict out, bool accumulate) {
   static_assert(kLanes == 16);
   int64_t r = 0;
   for (; r + 16 <= rows; r += 16) {
@@ -164,10 +164,13 @@ __attribute__((always_inline)) inline void add_lane_sums(const T* __restrict ter
     add_lanes_apart<2, T>(quarters[0], quarters[1], pairs[0], kPairs);
     add_lanes_apart<2, T>(quarters[2], quarters[3], pairs[1], kPairs);
     add_lanes_apart<1, T>(pairs[0], pairs[1], sums, kSingles);
-    load_lanes(out + r, previous);
-    store_lanes(previous + sums, out + r);
+    if (accumulate) {
+      load_lanes(out + r, previous);
+      sums = previous + sums;
+    }
+    store_lanes(sums, out + r);
   }
-  for (; r < rows; ++r) out[r] = out[r] + lane_sum(terms + r * kLanes);
+  for (; r < rows; ++r) out[r] = accumulate ? out[r] + lane_sum(terms + r * kLanes) : lane_sum(terms + r * kLanes);
 }
 
 template <typename T>
@@ -175,12 +178,20 @@ void exp_into(const T* log_values, int64_t count, T* out) {
   for (int64_t i = 0; i < count; ++i) out[i] = std::exp(log_values[i]);
 }
 
+// Runs body(bh, scratch) for every (batch, head) in parallel tasks; the heads of one task share
+// one scratch, from make_scratch(), instead of each allocating and clearing its own.
+template <typename MakeScratch, typename Body>
+void for_each_head_sharing(int64_t heads, const MakeScratch& make_scratch, const Body& body) {
+  at::parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
+    auto scratch = make_scratch();
+    for (int64_t bh = begin; bh < end; ++bh) body(bh, scratch);
+  });
+}
+
 // Runs body(bh) for every (batch, head) in parallel.
 template <typename Body>
 void for_each_head(int64_t heads, const Body& body) {
-  at::parallel_for(0, heads, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t bh = begin; bh < end; ++bh) body(bh);
-  });
+  for_each_head_sharing(heads, [] { return nullptr; }, [&](int64_t bh, std::nullptr_t) { body(bh); });
 }
 
 // ---- Linear and decayed attention: one scan kernel, four uses -------------------------------
@@ -334,21 +345,23 @@ ASIARCH_VECTOR_CLONES void delta_rule_forward_head(const T* __restrict q, const 
 // Scratch of one delta-rule backward task.
 template <typename T>
 struct DeltaScratch {
-  std::vector<T> states, predicted, update, grad_state, row_terms, qk;
-  DeltaScratch(int64_t steps, int64_t rows)
+  std::vector<T> states, predicted, update, grad_state, row_terms, qk, multipliers;
+  DeltaScratch(int64_t steps, int64_t rows, bool gated)
       : states((kCheckpointInterval + 1) * rows * kLanes),
         predicted(kCheckpointInterval * kLanes),
         update(kCheckpointInterval * kLanes),
         grad_state(rows * kLanes),
         row_terms(rows * kLanes),
-        qk(steps) {}
+        qk(steps),
+        multipliers(gated ? steps : 0) {}
 };
 
 // The backward of delta_rule_forward_head. Per token, from G = dL/dS_t (the carried gradient H
 // plus q_t do_t^T) and P = a_t S_{t-1}:
 //   dq_t = S_t do_t, dw = G^T k_t, dv_t = beta_t dw, dp = -beta_t dw, dbeta_t = dw . (v_t - p_t),
 //   dk_t = G w_t + P dp, dP = G + k_t dp^T, dg_t = a_t sum(dP (.) S_{t-1}), H <- a_t dP.
-// dq, dk, dbeta, dg accumulate over strips and must start at zero.
+// dq, dk, dbeta and dg are written by the first strip and accumulate over the others, so they
+// need no zeroing first.
 template <typename T, bool kGated>
 ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const T* __restrict k, const T* __restrict v,
                                                     const T* __restrict beta, const T* __restrict decay,
@@ -366,6 +379,7 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
   T* __restrict qk = scratch.qk.data();
   row_dots(q, k, steps, rows, qk, step.q, step.k);
   for (int64_t lane0 = 0; lane0 < lanes; lane0 += kLanes) {
+    const bool accumulate = lane0 > 0;
     std::fill(grad_state, grad_state + strip_size, T(0));
     for (int64_t interval = checkpoint_count(steps) - 1; interval >= 0; --interval) {
       const int64_t first = interval * kCheckpointInterval;
@@ -412,12 +426,12 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
           load_lanes(current + r * kLanes, row);
           store_lanes(row * grad, row_terms + r * kLanes);
         }
-        add_lane_sums(row_terms, rows, dq + t * step.dq);
+        add_lane_sums(row_terms, rows, dq + t * step.dq, accumulate);
         dw = dw + qk[t] * grad;
         store_lanes(beta[t] * dw, dv + t * step.dv + lane0);
         const V dp = -(beta[t] * dw);
         const V beta_terms = dw * (value - p);
-        dbeta[t] = dbeta[t] + lane_sum_of_vector<T>(beta_terms);
+        dbeta[t] = accumulate ? dbeta[t] + lane_sum_of_vector<T>(beta_terms) : lane_sum_of_vector<T>(beta_terms);
         V decay_terms = {};
         for (int64_t r = 0; r < rows; ++r) {
           load_lanes(grad_state + r * kLanes, h);
@@ -428,8 +442,8 @@ ASIARCH_VECTOR_CLONES void delta_rule_backward_head(const T* __restrict q, const
           if constexpr (kGated) decay_terms = decay_terms + g_decayed * row;
           store_lanes(kGated ? a * g_decayed : g_decayed, grad_state + r * kLanes);
         }
-        add_lane_sums(row_terms, rows, dk + t * step.dk);
-        if constexpr (kGated) dg[t] = dg[t] + a * lane_sum_of_vector<T>(decay_terms);
+        add_lane_sums(row_terms, rows, dk + t * step.dk, accumulate);
+        if constexpr (kGated) dg[t] = accumulate ? dg[t] + a * lane_sum_of_vector<T>(decay_terms) : a * lane_sum_of_vector<T>(decay_terms);
       }
     }
   }
@@ -647,14 +661,13 @@ DeltaRuleGrads delta_rule_backward(const torch::Tensor& q, const torch::Tensor& 
   const int64_t checkpoint_size = lanes * checkpoint_count(steps) * dk;
   TORCH_CHECK(checkpoints.defined() && checkpoints.numel() == heads * checkpoint_size, "delta_rule_backward: checkpoints do not match");
   // Each gradient in its input's layout.
-  auto dq = torch::zeros_like(qc), dk_grad = torch::zeros_like(kc), dv_grad = torch::empty_like(vp), dbeta = torch::zeros_like(bc);
-  auto dg = g.defined() ? torch::zeros_like(gc) : torch::Tensor();
+  auto dq = torch::empty_like(qc), dk_grad = torch::empty_like(kc), dv_grad = torch::empty_like(vp), dbeta = torch::empty_like(bc);
+  auto dg = g.defined() ? torch::empty_like(gc) : torch::Tensor();
   const TokenSteps step{qc.stride(2), kc.stride(2), vp.stride(2), dop.stride(2), dq.stride(2), dk_grad.stride(2), dv_grad.stride(2)};
   AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "delta_rule_backward", [&] {
     using T = scalar_t;
-    for_each_head(heads, [&](int64_t bh) {
-      DeltaScratch<T> scratch(steps, dk);
-      std::vector<T> multipliers(gc.defined() ? steps : 0);
+    const auto make_scratch = [&] { return DeltaScratch<T>(steps, dk, gc.defined()); };
+    for_each_head_sharing(heads, make_scratch, [&](int64_t bh, DeltaScratch<T>& scratch) {
       const T* q_h = head_start<T>(qc, bh);
       const T* k_h = head_start<T>(kc, bh);
       const T* v_h = head_start<T>(vp, bh);
@@ -666,8 +679,8 @@ DeltaRuleGrads delta_rule_backward(const torch::Tensor& q, const torch::Tensor& 
       T* dv_h = head_start<T>(dv_grad, bh);
       T* dbeta_h = dbeta.data_ptr<T>() + bh * steps;
       if (gc.defined()) {
-        exp_into(gc.data_ptr<T>() + bh * steps, steps, multipliers.data());
-        delta_rule_backward_head<T, true>(q_h, k_h, v_h, beta_h, multipliers.data(), checkpoints_h, do_h, dq_h, dk_h, dv_h, dbeta_h,
+        exp_into(gc.data_ptr<T>() + bh * steps, steps, scratch.multipliers.data());
+        delta_rule_backward_head<T, true>(q_h, k_h, v_h, beta_h, scratch.multipliers.data(), checkpoints_h, do_h, dq_h, dk_h, dv_h, dbeta_h,
                                           dg.data_ptr<T>() + bh * steps, steps, dk, lanes, step, scratch);
       } else {
         delta_rule_backward_head<T, false>(q_h, k_h, v_h, beta_h, nullptr, checkpoints_h, do_h, dq_h, dk_h, dv_h, dbeta_h, nullptr,
