@@ -71,14 +71,14 @@ MatmulPrimitive& primitive_for(ThreadProducts& products, const ProductShape& sha
   const dnnl::memory::desc scratchpad = description.scratchpad_desc();
   if (products.scratchpad.size() < scratchpad.get_size()) products.scratchpad.resize(scratchpad.get_size());
   MatmulPrimitive made{dnnl::matmul(description), dnnl::memory(a, products.engine, DNNL_MEMORY_NONE),
-               dnnl::memory(b, products.engine, DNNL_MEMORY_NONE), dnnl::memory(c, products.engine, DNNL_MEMORY_NONE),
-               dnnl::memory(scratchpad, products.engine, DNNL_MEMORY_NONE)};
+                       dnnl::memory(b, products.engine, DNNL_MEMORY_NONE), dnnl::memory(c, products.engine, DNNL_MEMORY_NONE),
+                       dnnl::memory(scratchpad, products.engine, DNNL_MEMORY_NONE)};
   return products.by_shape.emplace(shape, std::move(made)).first->second;
 }
 
 // C = op(A) op(B) (+ C with accumulate), row-major.
 void multiply(char transpose_a, char transpose_b, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-           int64_t ldb, bool accumulate, float* c, int64_t ldc) {
+              int64_t ldb, bool accumulate, float* c, int64_t ldc) {
   thread_local ThreadProducts products;
   try {
     MatmulPrimitive& product = primitive_for(products, {transpose_a, transpose_b, m, n, k, lda, ldb, ldc, accumulate});
@@ -107,7 +107,7 @@ tensor_list linear_forward(AutogradContext* ctx, const torch::Tensor& x, torch::
     const int64_t out_width = w.size(0);
     auto out = residual != nullptr ? residual->view({rows, out_width}) : torch::empty({rows, out_width}, rows_of_x.options());
     multiply('N', 'T', rows, out_width, in, rows_of_x.data_ptr<float>(), in, w.data_ptr<float>(), in, residual != nullptr,
-          out.data_ptr<float>(), out_width);
+             out.data_ptr<float>(), out_width);
     auto sizes = x.sizes().vec();
     sizes.back() = out_width;
     outputs.push_back(out.view(sizes));
@@ -121,7 +121,8 @@ tensor_list linear_forward(AutogradContext* ctx, const torch::Tensor& x, torch::
 
 // The gradients of x (input `x_input` of the function) and of each weight (the inputs after it),
 // from the gradients of the products. x's gradient is added up inside the products (each after
-// the first adds onto it), where separate nodes would leave autograd an addition per further weight.
+// the first adds onto it), where a node per product would leave autograd an addition per further
+// weight.
 tensor_list linear_backward(AutogradContext* ctx, const tensor_list& grads_out, size_t x_input) {
   const auto saved = ctx->get_saved_variables();
   const auto& rows_of_x = saved[0];
@@ -136,12 +137,12 @@ tensor_list linear_backward(AutogradContext* ctx, const tensor_list& grads_out, 
       const bool accumulate = grads[0].defined();
       if (!accumulate) grads[0] = torch::empty({rows, in}, rows_of_x.options());
       multiply('N', 'N', rows, in, out_width, grad.data_ptr<float>(), out_width, w.data_ptr<float>(), in, accumulate,
-            grads[0].data_ptr<float>(), in);
+               grads[0].data_ptr<float>(), in);
     }
     if (ctx->needs_input_grad(x_input + 1 + i)) {
       grads[1 + i] = torch::empty({out_width, in}, rows_of_x.options());
       multiply('T', 'N', out_width, in, rows, grad.data_ptr<float>(), out_width, rows_of_x.data_ptr<float>(), in, false,
-            grads[1 + i].data_ptr<float>(), in);
+               grads[1 + i].data_ptr<float>(), in);
     }
   }
   if (grads[0].defined()) grads[0] = grads[0].view(ctx->saved_data["x_sizes"].toIntVector());
