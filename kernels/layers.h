@@ -1,7 +1,7 @@
 #pragma once
-// Layers that every model runs many times per step, as single kernels with autograd: the linear
-// maps, the depthwise convolution over time (short_conv, fir), RMSNorm, L2 normalisation, SiLU,
-// SwiGLU and the cross-entropy. Built from libtorch ops,
+// Layers that every model runs many times per step, as single kernels with autograd: the token
+// embedding, the linear maps, the depthwise convolution over time (short_conv, fir), RMSNorm, L2
+// normalisation, SiLU, SwiGLU and the cross-entropy. Built from libtorch ops,
 // each is a dozen small operations forward and more backward (a short convolution of k taps is k
 // slices whose backward each writes a zero tensor of the full size); on the explore model they took
 // about a third of a training step. Internal to kernels/: it includes torch.
@@ -12,6 +12,11 @@
 #include <torch/torch.h>
 
 namespace asiarch::kernels {
+
+// weight[tokens]: the rows of weight [vocab, width] for integer tokens [...], [..., width]
+// (embedding.cpp). The backward adds the rows' gradients in token order, as libtorch does, in a
+// loop instead of an iterator per token.
+torch::Tensor embedding(const torch::Tensor& weight, const torch::Tensor& tokens);
 
 // Depthwise convolution over time of a [B, T, n] with taps [n, K]: output t reads the inputs
 // t - before ... t + after (K = before + after + 1), zero beyond the sequence.

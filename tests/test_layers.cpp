@@ -313,6 +313,22 @@ TEST_CASE("the linear maps stay right past the shapes a thread keeps primitives 
   REQUIRE(torch::equal(kernels::linear(torch::ones({1, 3}), weight), first));
 }
 
+TEST_CASE("the embedding gives libtorch's bits forward and backward, and refuses a token outside the vocabulary", "[kernels][layers]") {
+  torch::manual_seed(39);
+  const auto weight = torch::randn({11, 24});
+  // Repeated tokens, so that the backward adds several rows' gradients into one.
+  const auto tokens = torch::randint(0, 11, {3, 40}, torch::dtype(torch::kLong));
+  const auto upstream = torch::randn({3, 40, 24});
+  const auto ours = asiarch::testing::evaluate([&](const std::vector<torch::Tensor>& v) { return kernels::embedding(v[0], tokens); },
+                                               {weight}, upstream);
+  const auto theirs = asiarch::testing::evaluate([&](const std::vector<torch::Tensor>& v) { return torch::embedding(v[0], tokens); },
+                                                 {weight}, upstream);
+  REQUIRE(torch::equal(ours.out, theirs.out));
+  REQUIRE(torch::equal(ours.grads[0], theirs.grads[0]));
+  REQUIRE_THROWS(kernels::embedding(weight, torch::full({2}, 11, torch::dtype(torch::kLong))));
+  REQUIRE_THROWS(kernels::embedding(weight, torch::full({2}, -1, torch::dtype(torch::kLong))));
+}
+
 TEST_CASE("pre_norm gives the bits of RMSNorm and a copy of its input, forward and backward", "[kernels][layers]") {
   torch::manual_seed(37);
   const auto h = torch::randn({3, 40, 24});

@@ -752,7 +752,7 @@ LanguageModelImpl::LanguageModelImpl(const lang::Program& program, const ModelCo
 }
 
 torch::Tensor LanguageModelImpl::forward(const torch::Tensor& tokens) {
-  torch::Tensor h = torch::embedding(embedding_, tokens);
+  torch::Tensor h = kernels::embedding(embedding_, tokens);
   auxiliary_loss_ = torch::Tensor();
   for (const auto& block : blocks_) {
     h = block->forward(h);
