@@ -10,9 +10,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "kernels/activation_loops.h"
+#include "kernels/lanes.h"
 #include "kernels/ordered_dot.h"
 #include "kernels/recurrence_cpu.h"
 #include "kernels/vector_clones.h"
@@ -61,43 +63,104 @@ ConvShape conv_shape(const torch::Tensor& a, const torch::Tensor& taps, int64_t 
   return {a.size(0), a.size(1), a.size(2), taps.size(1), before};
 }
 
+// Channels [c0, c0 + kBlocks kLanes) of sum_of_products, their sums in kBlocks registers: chains
+// of additions that do not wait on each other.
+template <int kBlocks, typename T, typename Term>
+__attribute__((always_inline)) inline void sum_of_products_in_registers(T* __restrict out, int64_t c0, int64_t count, const Term& term) {
+  Lanes<T> sums[kBlocks] = {}, u, v;
+  for (int64_t i = 0; i < count; ++i) {
+    const auto [u_i, v_i] = term(i);
+    for (int b = 0; b < kBlocks; ++b) {
+      load_lanes(u_i + c0 + b * kLanes, u);
+      load_lanes(v_i + c0 + b * kLanes, v);
+      sums[b] = sums[b] + u * v;
+    }
+  }
+  for (int b = 0; b < kBlocks; ++b) store_lanes(sums[b], out + c0 + b * kLanes);
+}
+
+// out[c] = the sum over i < count of u_i[c] v_i[c], added from zero in the order of i, where
+// term(i) gives {u_i, v_i}: in registers, four blocks of kLanes channels at a time and then one,
+// then the channels left over one by one. The convolution's loops first added each term onto the
+// output row in memory, and waited on the last store before every addition; one register per sum
+// then waited on the last addition (the taps' gradient sums 128 tokens). The same additions in
+// independent registers give the same bits.
+template <typename T, typename Term>
+__attribute__((always_inline)) inline void sum_of_products(T* __restrict out, int64_t channels, int64_t count, const Term& term) {
+  constexpr int kBlocks = 4;
+  int64_t c0 = 0;
+  for (; c0 + kBlocks * kLanes <= channels; c0 += kBlocks * kLanes) sum_of_products_in_registers<kBlocks>(out, c0, count, term);
+  for (; c0 + kLanes <= channels; c0 += kLanes) sum_of_products_in_registers<1>(out, c0, count, term);
+  for (int64_t c = c0; c < channels; ++c) {
+    T sum = 0;
+    for (int64_t i = 0; i < count; ++i) {
+      const auto [u_i, v_i] = term(i);
+      sum = sum + u_i[c] * v_i[c];
+    }
+    out[c] = sum;
+  }
+}
+
 // One sequence: out[t, c] = sum_j w[c, j] a[t - before + j, c], summed in the order of j;
 // w_by_tap is w transposed to [K, n] so the channel loop reads it contiguously.
 template <typename T>
 ASIARCH_VECTOR_CLONES void conv_forward_sequence(const T* __restrict a, const T* __restrict w_by_tap, T* __restrict out, int64_t length,
                                                  int64_t channels, int64_t taps, int64_t before) {
   for (int64_t t = 0; t < length; ++t) {
-    T* __restrict row = out + t * channels;
-    for (int64_t c = 0; c < channels; ++c) row[c] = 0;
-    for (int64_t j = std::max<int64_t>(0, before - t); j < std::min(taps, length + before - t); ++j) {
-      const T* __restrict x = a + (t - before + j) * channels;
-      const T* __restrict w = w_by_tap + j * channels;
-      for (int64_t c = 0; c < channels; ++c) row[c] += w[c] * x[c];
-    }
+    const int64_t first_tap = std::max<int64_t>(0, before - t), end_tap = std::min(taps, length + before - t);
+    sum_of_products(out + t * channels, channels, std::max<int64_t>(0, end_tap - first_tap), [&](int64_t i) {
+      const int64_t j = first_tap + i;
+      return std::pair{w_by_tap + j * channels, a + (t - before + j) * channels};
+    });
   }
 }
 
 // One sequence: grad_a[s, c] = sum_j w[c, j] g[s + before - j, c], and sums[j, c] = sum over t
-// of g[t, c] a[t - before + j, c] (this sequence's share of the taps' gradient).
+// of g[t, c] a[t - before + j, c] (this sequence's share of the taps' gradient), each summed in
+// the order of t.
 template <typename T>
 ASIARCH_VECTOR_CLONES void conv_backward_sequence(const T* __restrict a, const T* __restrict w_by_tap, const T* __restrict grad,
                                                   T* __restrict grad_a, T* __restrict sums, int64_t length, int64_t channels,
                                                   int64_t taps, int64_t before) {
-  for (int64_t i = 0; i < taps * channels; ++i) sums[i] = 0;
-  for (int64_t i = 0; i < length * channels; ++i) grad_a[i] = 0;
-  for (int64_t t = 0; t < length; ++t) {
-    const T* __restrict g = grad + t * channels;
-    for (int64_t j = std::max<int64_t>(0, before - t); j < std::min(taps, length + before - t); ++j) {
-      const int64_t source = t - before + j;
-      const T* __restrict x = a + source * channels;
-      const T* __restrict w = w_by_tap + j * channels;
-      T* __restrict gx = grad_a + source * channels;
-      T* __restrict gw = sums + j * channels;
-      for (int64_t c = 0; c < channels; ++c) {
-        gx[c] += w[c] * g[c];
-        gw[c] += g[c] * x[c];
+  for (int64_t s = 0; s < length; ++s) {
+    // The taps that read s, in the order of their t = s + before - j.
+    const int64_t last_tap = std::min(taps - 1, s + before), first_tap = std::max<int64_t>(0, s + before - (length - 1));
+    sum_of_products(grad_a + s * channels, channels, std::max<int64_t>(0, last_tap - first_tap + 1), [&](int64_t i) {
+      const int64_t j = last_tap - i;
+      return std::pair{w_by_tap + j * channels, grad + (s + before - j) * channels};
+    });
+  }
+  // Up to kRegisterTaps taps, the sums of every tap over four channel blocks stay in registers
+  // through one pass over the tokens (16 chains that do not wait on each other); the channels
+  // left over, and more taps, take one tap at a time.
+  constexpr int64_t kRegisterTaps = 4, kBlocks = 4;
+  int64_t c0 = 0;
+  if (taps <= kRegisterTaps) {
+    for (; c0 + kBlocks * kLanes <= channels; c0 += kBlocks * kLanes) {
+      Lanes<T> tap_sums[kRegisterTaps][kBlocks] = {}, g[kBlocks], x;
+      for (int64_t t = 0; t < length; ++t) {
+        for (int64_t b = 0; b < kBlocks; ++b) load_lanes(grad + t * channels + c0 + b * kLanes, g[b]);
+        for (int64_t j = 0; j < kRegisterTaps; ++j) {
+          const int64_t source = t - before + j;
+          if (j >= taps || source < 0 || source >= length) continue;
+          for (int64_t b = 0; b < kBlocks; ++b) {
+            load_lanes(a + source * channels + c0 + b * kLanes, x);
+            tap_sums[j][b] = tap_sums[j][b] + g[b] * x;
+          }
+        }
+      }
+      for (int64_t j = 0; j < taps; ++j) {
+        for (int64_t b = 0; b < kBlocks; ++b) store_lanes(tap_sums[j][b], sums + j * channels + c0 + b * kLanes);
       }
     }
+  }
+  for (int64_t j = 0; j < taps; ++j) {
+    // The tokens whose tap j reads inside the sequence.
+    const int64_t first_t = std::max<int64_t>(0, before - j), end_t = std::min(length, length + before - j);
+    sum_of_products(sums + j * channels + c0, channels - c0, std::max<int64_t>(0, end_t - first_t), [&](int64_t i) {
+      const int64_t t = first_t + i;
+      return std::pair{grad + t * channels + c0, a + (t - before + j) * channels + c0};
+    });
   }
 }
 

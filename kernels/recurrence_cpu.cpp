@@ -31,12 +31,13 @@
 #include <utility>
 #include <vector>
 
+#include "kernels/lanes.h"
 #include "kernels/vector_clones.h"
 
 namespace asiarch::kernels::cpu {
 namespace {
 
-constexpr int64_t kLanes = 16;
+// A strip's rows and the per-token vectors are Lanes (kernels/lanes.h).
 // Measured on the delta rules' forward + backward (batch 4, heads 4, length 1024, head size 64):
 // intervals of 8 and 16 tokens lose 2-4x in the forward, which writes their checkpoints (32 and
 // 16 MB) to fresh pages; 32, 64 and 128 are within noise of each other. 32 keeps the backward's
@@ -91,33 +92,6 @@ inline T lane_sum(const T* x) {
   T quarter[4];
   for (int64_t l = 0; l < 4; ++l) quarter[l] = half[l] + half[l + 4];
   return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
-}
-
-// kLanes values as one GCC vector: a strip's row or a per-token vector. Each clone compiles their
-// operations for its own instruction set, elementwise and without FMA, so all give the same bits;
-// an accumulator of this type stays in registers, where gcc kept an array in memory. Passed by
-// reference: vectors in a signature change the ABI between clones.
-template <typename T>
-struct LaneVector;
-template <>
-struct LaneVector<float> {
-  typedef float type __attribute__((vector_size(kLanes * sizeof(float))));
-};
-template <>
-struct LaneVector<double> {
-  typedef double type __attribute__((vector_size(kLanes * sizeof(double))));
-};
-template <typename T>
-using Lanes = typename LaneVector<T>::type;
-
-template <typename T>
-inline void load_lanes(const T* x, Lanes<T>& v) {
-  std::memcpy(&v, x, sizeof v);
-}
-
-template <typename T>
-inline void store_lanes(const Lanes<T>& v, T* x) {
-  std::memcpy(x, &v, sizeof v);
 }
 
 // lane_sum of 16 rows at once, as one vector of 16 sums: pairs of rows are combined by shuffles

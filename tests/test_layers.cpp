@@ -141,6 +141,11 @@ std::vector<Layer> layers() {
     out.push_back(convolution(1, length, 3, 0, 1, 3));
     out.push_back(convolution(2, length, 6, 3, 0, 28, true));
   }
+  // Channel counts that fill the four register blocks of 16 and then one (80), and leave some
+  // over (24 + 8 = 88 with more taps than the registers take): every path of the sums.
+  out.push_back(convolution(2, 37, 80, 3, 0, 40));
+  out.push_back(convolution(2, 37, 88, 3, 2, 41, true));
+  out.push_back(convolution(1, 3, 80, 3, 0, 42));
   // Row counts that do and do not fill the blocks of the gain's gradient (64 rows).
   out.push_back(rms_norm({1, 7}, 4));
   out.push_back(rms_norm({2, 3, 64, 16}, 5));
@@ -211,7 +216,7 @@ TEST_CASE("fused layer gradients match central finite differences in float64", "
 
 TEST_CASE("fused layers are bit-identical across thread counts and take strided inputs", "[kernels][layers]") {
   const int threads = at::get_num_threads();
-  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), convolution(4, 50, 16, 3, 0, 30, true), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14),
+  for (const auto& layer : {convolution(4, 50, 16, 3, 0, 9), convolution(4, 50, 72, 3, 0, 43), convolution(4, 50, 16, 3, 0, 30, true), rms_norm({4, 2, 50, 32}, 10), l2_norm({4, 2, 50, 32}, 14),
                             silu({4, 50, 200}, 21), swiglu({4, 50, 200}, 22), cross_entropy(400, 64, 27)}) {
     INFO(layer.name);
     const auto inputs = cast(layer.inputs, torch::kFloat);
