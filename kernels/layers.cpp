@@ -63,6 +63,10 @@ ConvShape conv_shape(const torch::Tensor& a, const torch::Tensor& taps, int64_t 
   return {a.size(0), a.size(1), a.size(2), taps.size(1), before};
 }
 
+// Channel blocks of kLanes whose sums the convolution keeps in registers at once: 64 channels,
+// and with the taps' gradient's 4 taps 16 of AVX-512's 32 registers.
+constexpr int kRegisterBlocks = 4;
+
 // Channels [c0, c0 + kBlocks kLanes) of sum_of_products, their sums in kBlocks registers: chains
 // of additions that do not wait on each other.
 template <int kBlocks, typename T, typename Term>
@@ -87,9 +91,10 @@ __attribute__((always_inline)) inline void sum_of_products_in_registers(T* __res
 // independent registers give the same bits.
 template <typename T, typename Term>
 __attribute__((always_inline)) inline void sum_of_products(T* __restrict out, int64_t channels, int64_t count, const Term& term) {
-  constexpr int kBlocks = 4;
   int64_t c0 = 0;
-  for (; c0 + kBlocks * kLanes <= channels; c0 += kBlocks * kLanes) sum_of_products_in_registers<kBlocks>(out, c0, count, term);
+  for (; c0 + kRegisterBlocks * kLanes <= channels; c0 += kRegisterBlocks * kLanes) {
+    sum_of_products_in_registers<kRegisterBlocks>(out, c0, count, term);
+  }
   for (; c0 + kLanes <= channels; c0 += kLanes) sum_of_products_in_registers<1>(out, c0, count, term);
   for (int64_t c = c0; c < channels; ++c) {
     T sum = 0;
@@ -130,27 +135,27 @@ ASIARCH_VECTOR_CLONES void conv_backward_sequence(const T* __restrict a, const T
       return std::pair{w_by_tap + j * channels, grad + (s + before - j) * channels};
     });
   }
-  // Up to kRegisterTaps taps, the sums of every tap over four channel blocks stay in registers
-  // through one pass over the tokens (16 chains that do not wait on each other); the channels
-  // left over, and more taps, take one tap at a time.
-  constexpr int64_t kRegisterTaps = 4, kBlocks = 4;
+  // Up to kRegisterTaps taps, the sums of every tap over kRegisterBlocks channel blocks stay in
+  // registers through one pass over the tokens (16 chains that do not wait on each other); the
+  // channels left over, and more taps, take one tap at a time.
+  constexpr int64_t kRegisterTaps = 4;
   int64_t c0 = 0;
   if (taps <= kRegisterTaps) {
-    for (; c0 + kBlocks * kLanes <= channels; c0 += kBlocks * kLanes) {
-      Lanes<T> tap_sums[kRegisterTaps][kBlocks] = {}, g[kBlocks], x;
+    for (; c0 + kRegisterBlocks * kLanes <= channels; c0 += kRegisterBlocks * kLanes) {
+      Lanes<T> tap_sums[kRegisterTaps][kRegisterBlocks] = {}, g[kRegisterBlocks], x;
       for (int64_t t = 0; t < length; ++t) {
-        for (int64_t b = 0; b < kBlocks; ++b) load_lanes(grad + t * channels + c0 + b * kLanes, g[b]);
+        for (int64_t b = 0; b < kRegisterBlocks; ++b) load_lanes(grad + t * channels + c0 + b * kLanes, g[b]);
         for (int64_t j = 0; j < kRegisterTaps; ++j) {
           const int64_t source = t - before + j;
           if (j >= taps || source < 0 || source >= length) continue;
-          for (int64_t b = 0; b < kBlocks; ++b) {
+          for (int64_t b = 0; b < kRegisterBlocks; ++b) {
             load_lanes(a + source * channels + c0 + b * kLanes, x);
             tap_sums[j][b] = tap_sums[j][b] + g[b] * x;
           }
         }
       }
       for (int64_t j = 0; j < taps; ++j) {
-        for (int64_t b = 0; b < kBlocks; ++b) store_lanes(tap_sums[j][b], sums + j * channels + c0 + b * kLanes);
+        for (int64_t b = 0; b < kRegisterBlocks; ++b) store_lanes(tap_sums[j][b], sums + j * channels + c0 + b * kLanes);
       }
     }
   }
