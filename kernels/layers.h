@@ -67,8 +67,8 @@ torch::Tensor linear(const torch::Tensor& x, const torch::Tensor& weight);
 std::vector<torch::Tensor> linears(const torch::Tensor& x, const std::vector<torch::Tensor>& weights);
 
 // residual += x W^T in place, added inside the product, where a product and an addition would
-// write and read the activation once more. The residual must be
-// a tensor nothing else reads, as pre_norm's copy; returns it.
+// write and read the activation once more. The residual must be a tensor nothing else reads, as
+// pre_norm's copy; returns it.
 torch::Tensor add_linear_(torch::Tensor& residual, const torch::Tensor& x, const torch::Tensor& weight);
 
 namespace reference {

@@ -59,4 +59,14 @@ inline void require_close(const Evaluation& tested, const Evaluation& reference,
   }
 }
 
+// `a` and `b` are the same bits: the output and the gradient of every input.
+inline void require_identical(const Evaluation& a, const Evaluation& b) {
+  REQUIRE(torch::equal(a.out, b.out));
+  REQUIRE(a.grads.size() == b.grads.size());
+  for (size_t i = 0; i < a.grads.size(); ++i) {
+    INFO("gradient of input " << i);
+    REQUIRE(torch::equal(a.grads[i], b.grads[i]));
+  }
+}
+
 }  // namespace asiarch::testing

@@ -235,8 +235,7 @@ TEST_CASE("kernels are bit-identical run to run, across thread counts and withou
     at::set_num_threads(threads == 1 ? 2 : 1);
     const auto second = evaluate(c, Form::Fused, inputs, upstream);
     at::set_num_threads(threads);
-    REQUIRE(torch::equal(first.out, second.out));
-    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], second.grads[i]));
+    require_identical(first, second);
     torch::NoGradGuard no_grad;
     REQUIRE(torch::equal(run(c, Form::Fused, inputs), first.out));
   }
@@ -258,8 +257,7 @@ TEST_CASE("kernels take non-contiguous inputs and inputs of other dtypes", "[ker
       const auto upstream = torch::randn({s.batch, s.heads, s.steps, s.dv});
       const auto plain = evaluate(c, Form::Fused, inputs, upstream);
       const auto from_strided = evaluate(c, Form::Fused, strided, upstream.transpose(1, 2).contiguous().transpose(1, 2));
-      REQUIRE(torch::equal(plain.out, from_strided.out));
-      for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(plain.grads[i], from_strided.grads[i]));
+      require_identical(plain, from_strided);
       const bool in_place = (c.kernel == Kernel::Delta || c.kernel == Kernel::GatedDelta) && s.dv % 16 == 0;
       if (in_place) {
         // Output and gradients keep the [B, T, H, d] layout: merge_heads and split_heads' backward copy nothing.

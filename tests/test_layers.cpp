@@ -225,8 +225,7 @@ TEST_CASE("fused layers are bit-identical across thread counts and take strided 
     at::set_num_threads(threads == 1 ? 2 : 1);
     const auto second = evaluate(layer, inputs, upstream, false);
     at::set_num_threads(threads);
-    REQUIRE(torch::equal(first.out, second.out));
-    for (size_t i = 0; i < inputs.size(); ++i) REQUIRE(torch::equal(first.grads[i], second.grads[i]));
+    require_identical(first, second);
     // The same values behind transposed strides, with the upstream gradient in the input's
     // layout or not. Outputs and input gradients are the same bits; RMSNorm's gain gradient
     // adds rows in memory order, so it only has to agree to rounding.
@@ -279,10 +278,7 @@ TEST_CASE("the linear maps give the same bits run to run and for any layout of x
   const auto first = asiarch::testing::evaluate(run, {x, weight, residual}, upstream);
   const auto again = asiarch::testing::evaluate(run, {x, weight, residual}, upstream);
   const auto strided = asiarch::testing::evaluate(run, {x.transpose(0, 1).contiguous().transpose(0, 1), weight, residual}, upstream);
-  for (const auto& other : {again, strided}) {
-    REQUIRE(torch::equal(first.out, other.out));
-    for (size_t i = 0; i < first.grads.size(); ++i) REQUIRE(torch::equal(first.grads[i], other.grads[i]));
-  }
+  for (const auto& other : {again, strided}) require_identical(first, other);
   // The residual's gradient is the upstream one; only the grads asked for are computed.
   REQUIRE(torch::equal(first.grads[2], upstream));
   const auto leaf = weight.clone().requires_grad_(true);
@@ -328,8 +324,7 @@ TEST_CASE("the embedding gives libtorch's bits forward and backward, and refuses
                                                {weight}, upstream);
   const auto theirs = asiarch::testing::evaluate([&](const std::vector<torch::Tensor>& v) { return torch::embedding(v[0], tokens); },
                                                  {weight}, upstream);
-  REQUIRE(torch::equal(ours.out, theirs.out));
-  REQUIRE(torch::equal(ours.grads[0], theirs.grads[0]));
+  require_identical(ours, theirs);
   REQUIRE_THROWS(kernels::embedding(weight, torch::full({2}, 11, torch::dtype(torch::kLong))));
   REQUIRE_THROWS(kernels::embedding(weight, torch::full({2}, -1, torch::dtype(torch::kLong))));
 }
@@ -354,8 +349,7 @@ TEST_CASE("pre_norm gives the bits of RMSNorm and a copy of its input, forward a
         return kernels::add_linear_(residual, kernels::rms_norm(v[0], v[1], kEpsilon), v[2]);
       },
       {h, gain, weight}, upstream);
-  REQUIRE(torch::equal(fused.out, separate.out));
-  for (size_t i = 0; i < fused.grads.size(); ++i) REQUIRE(torch::equal(fused.grads[i], separate.grads[i]));
+  require_identical(fused, separate);
   // The copy is h's own: adding onto it leaves h as it was.
   const auto h_before = h.clone();
   auto [normed, residual] = kernels::pre_norm(h, gain, kEpsilon);
@@ -373,8 +367,7 @@ TEST_CASE("the convolution with SiLU gives the bits of the convolution and then 
       [](const std::vector<torch::Tensor>& x) { return kernels::depthwise_conv_silu(x[0], x[1], 3, 0); }, {a, taps}, upstream);
   const auto two = asiarch::testing::evaluate(
       [](const std::vector<torch::Tensor>& x) { return kernels::silu(kernels::depthwise_conv(x[0], x[1], 3, 0)); }, {a, taps}, upstream);
-  REQUIRE(torch::equal(fused.out, two.out));
-  for (size_t i = 0; i < fused.grads.size(); ++i) REQUIRE(torch::equal(fused.grads[i], two.grads[i]));
+  require_identical(fused, two);
 }
 
 TEST_CASE("the float32 activations hold their accuracy and stay finite far into the sigmoid's tails", "[kernels][layers]") {
